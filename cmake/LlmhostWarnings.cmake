@@ -1,0 +1,18 @@
+# Warnings on everywhere; third-party headers come in as SYSTEM so they stay quiet.
+function(llmhost_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+  if(LLMHOST_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# Reuse the SDK's precompiled LibTorch header. GCC accepts a PCH only when -fPIC/-fPIE and the
+# pedantic setting match, so executables are compiled -fPIC (valid in a PIE) instead of -fPIE.
+function(llmhost_use_pch target)
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "EXECUTABLE")
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
+  endif()
+  target_precompile_headers(${target} REUSE_FROM llmsdk_pch)
+endfunction()

@@ -1,0 +1,55 @@
+#pragma once
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "llm/export.hpp"
+
+namespace llm {
+
+// What an adapter (LoRA, ...) adds to a frozen linear layer's output.
+class LLM_API LinearAdapter : public torch::nn::Module {
+ public:
+  ~LinearAdapter() override;
+  // x [..., in] -> delta [..., out], added to x W^T + b.
+  virtual torch::Tensor delta(const torch::Tensor& x) = 0;
+};
+
+// A linear layer (Hugging Face names: `weight` [out, in], optional `bias` [out]) with one adapter
+// slot. Parameters are allocated uninitialised with the given options, so building a 7B model does
+// not initialise 7B parameters that the checkpoint overwrites anyway.
+class LLM_API AdaptableLinearImpl : public torch::nn::Module {
+ public:
+  AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool bias,
+                      const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // Registers the adapter as submodule `name` (its parameters appear under this layer's name).
+  void set_adapter(std::shared_ptr<LinearAdapter> adapter, const std::string& name);
+  void clear_adapter();
+  const std::shared_ptr<LinearAdapter>& adapter() const { return adapter_; }
+
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+
+  torch::Tensor weight;
+  torch::Tensor bias;  // undefined when the layer has none
+
+ private:
+  int64_t in_features_;
+  int64_t out_features_;
+  std::shared_ptr<LinearAdapter> adapter_;
+  std::string adapter_name_;
+};
+TORCH_MODULE(AdaptableLinear);
+
+// Token embedding with Hugging Face's `weight` [vocab, hidden].
+class LLM_API EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t vocab_size, int64_t dim, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+}  // namespace llm

@@ -1,0 +1,39 @@
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace llm::test {
+
+// tests/data in the source tree (fixtures copied from shared/fixtures).
+std::filesystem::path data_dir();
+std::filesystem::path source_dir();
+// The build tree's plugin directory (the real plugins).
+std::filesystem::path plugin_dir();
+// tests/test_plugins/<case> in the build tree (loader test plugins).
+std::filesystem::path test_plugin_dir(const std::string& test_case);
+
+// A fresh empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the real llmhost binary with `args` (no shell); captures stdout and stderr.
+CommandResult run_llmhost(const std::vector<std::string>& args,
+                          const std::vector<std::string>& extra_env = {});
+
+}  // namespace llm::test

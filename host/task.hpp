@@ -1,0 +1,69 @@
+#pragma once
+// A --task is one file under host/tasks/ that registers itself:
+//
+//   namespace {
+//   void declare(po::options_description& o) {
+//     o.add_options()("prompt", po::value<std::string>()->required(), "text to continue");
+//   }
+//   int run(llmhost::TaskContext& ctx) { ... return llm::kExitOk; }
+//   const bool registered = llmhost::register_task({"generate", "continue a prompt", declare, run});
+//   }
+//
+// Values come from the command line, then from --config FILE (a JSON object whose keys are option
+// names); the command line wins. Bad values become UserError naming the flag (exit 2).
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "llm/json_file.hpp"
+#include "plugin_registry.hpp"
+
+namespace llmhost {
+
+namespace po = boost::program_options;
+
+class TaskContext {
+ public:
+  TaskContext(const po::variables_map& values, PluginRegistry& registry, bool json_output,
+              std::ostream& out, std::ostream& err);
+
+  bool has(const std::string& key) const;  // given on the command line, in --config, or defaulted
+  template <typename T>
+  T get(const std::string& key) const {
+    return values_[key].as<T>();
+  }
+  // The --plugin value; UserError naming --plugin when it is required and absent.
+  std::string plugin(bool required) const;
+
+  PluginRegistry& registry() const { return registry_; }
+  bool json_output() const { return json_output_; }  // --format json: print one JSON object
+  std::ostream& out() const { return out_; }         // results (stdout)
+  std::ostream& err() const { return err_; }         // progress and diagnostics (stderr)
+
+ private:
+  const po::variables_map& values_;
+  PluginRegistry& registry_;
+  bool json_output_;
+  std::ostream& out_;
+  std::ostream& err_;
+};
+
+struct TaskSpec {
+  std::string name;
+  std::string summary;  // one line, for --help
+  std::function<void(po::options_description&)> declare_options;
+  std::function<int(TaskContext&)> run;
+};
+
+// Called from a static initialiser in the task's file; returns true.
+bool register_task(TaskSpec spec);
+const std::vector<TaskSpec>& registered_tasks();
+
+// Options several tasks share, declared identically everywhere.
+void add_device_options(po::options_description& options);      // --device, --precision
+void add_checkpoint_option(po::options_description& options);    // --checkpoint_dir (required)
+
+}  // namespace llmhost

@@ -157,6 +157,7 @@ FileReport HubDownloader::download(const HubFile& file, const fs::path& destinat
       failure = "HTTP " + std::to_string(result.status);
     } else if (!is_success(result.status)) {
       bar.abandon();
+      if (size_or_zero(partial) == 0) fs::remove(partial, ec);  // nothing worth resuming
       throw_http_error(result, options_.repo, options_.endpoint, "'" + file.name + "'",
                        token_sent());
     } else if (!file.size || now_on_disk == *file.size) {

@@ -3,6 +3,8 @@
 // gated repos with and without a token, 404s, network failure, disk full, path safety.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <filesystem>
 
 #include "host/download/fake_hub_server.hpp"
@@ -34,7 +36,14 @@ std::string error_line(const std::string& err) {
 
 class DownloadTask : public ::testing::Test {
  protected:
-  void SetUp() override { hub_.add_repo(kRepoKey, data_dir() / "tiny-pythia"); }
+  void SetUp() override {
+    // llmhost inherits this process's environment, and the first definition of a variable wins:
+    // a developer's token or mirror must not leak into (or redirect) these runs.
+    for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"}) {
+      ::unsetenv(name);
+    }
+    hub_.add_repo(kRepoKey, data_dir() / "tiny-pythia");
+  }
 
   llm::test::CommandResult download(std::vector<std::string> extra_args = {},
                                     std::vector<std::string> extra_env = {}) {
@@ -42,9 +51,7 @@ class DownloadTask : public ::testing::Test {
         "--task",           "download",           "--repo_id",        kRepo,
         "--checkpoint_dir", out_.path().string(), "--retry_delay_ms", "1"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    // An empty HF_TOKEN counts as none, whatever the developer's shell exports.
-    std::vector<std::string> env{"HF_ENDPOINT=" + hub_.endpoint(),
-                                 "HF_TOKEN=", "HUGGING_FACE_HUB_TOKEN="};
+    std::vector<std::string> env{"HF_ENDPOINT=" + hub_.endpoint()};
     env.insert(env.end(), extra_env.begin(), extra_env.end());
     return run_llmhost(args, env);
   }
@@ -119,7 +126,9 @@ TEST_F(DownloadTask, ResumesACutTransferWithARangeRequest) {
       << "the second run continues where the first stopped";
   const auto report = llm::Json::parse(second.out);
   for (const auto& file : report["files"]) {
-    if (file["name"] == "model.safetensors") EXPECT_EQ(file["status"], "resumed");
+    if (file["name"] == "model.safetensors") {
+      EXPECT_EQ(file["status"], "resumed");
+    }
   }
 }
 
@@ -164,6 +173,7 @@ TEST_F(DownloadTask, GatedRepoWithoutTokenSaysGatedAndHowToPassOne) {
   EXPECT_TRUE(contains(line, "--access_token")) << r.err;
   EXPECT_TRUE(contains(line, "HF_TOKEN")) << r.err;
   EXPECT_FALSE(fs::exists(destination() / "config.json"));
+  EXPECT_FALSE(fs::exists(destination() / "config.json.incomplete")) << "an empty partial file";
 }
 
 TEST_F(DownloadTask, GatedRepoWithAWrongTokenNeverPrintsIt) {
@@ -199,7 +209,7 @@ TEST_F(DownloadTask, GatedRepoWithTokenDownloadsAndTheTokenStaysOffTheCdnHost) {
   TempDir other;
   const auto with_flag = run_llmhost({"--task", "download", "--repo_id", kRepo, "--checkpoint_dir",
                                       other.path().string(), "--access_token", kToken},
-                                     {"HF_ENDPOINT=" + hub_.endpoint(), "HF_TOKEN="});
+                                     {"HF_ENDPOINT=" + hub_.endpoint()});
   EXPECT_EQ(with_flag.exit_code, 0) << with_flag.err;
 }
 

@@ -1,14 +1,215 @@
 #include "cli.hpp"
 
+#include <algorithm>
 #include <iostream>
+#include <set>
+
+#include <c10/util/Exception.h>
+
+#include "llm/error.hpp"
+#include "llm/json_file.hpp"
+#include "plugin_registry.hpp"
+#include "task.hpp"
 
 namespace llmhost {
 
+namespace {
+
+const char* kUsage =
+    "usage: llmhost --task TASK [--plugin NAME] [--config FILE.json] [--key value ...]\n"
+    "       llmhost --task TASK --help     options of one task\n";
+
+po::options_description common_options() {
+  po::options_description options("Common options");
+  options.add_options()                                                                      //
+      ("task", po::value<std::string>(), "what to do (see the list below)")                  //
+      ("plugin", po::value<std::string>(), "plugin the task uses (e.g. lora, dolly)")        //
+      ("config", po::value<std::string>(), "JSON file of option values; flags override it")  //
+      ("plugin_dir", po::value<std::vector<std::string>>()->composing(),
+       "extra plugin directory, searched first (repeatable)")                             //
+      ("format", po::value<std::string>()->default_value("text"), "output: text | json")  //
+      ("help", "show help");
+  return options;
+}
+
+const TaskSpec* find_task(const std::string& name) {
+  for (const auto& task : registered_tasks()) {
+    if (task.name == name) return &task;
+  }
+  return nullptr;
+}
+
+std::string task_names() {
+  std::vector<std::string> names;
+  for (const auto& task : registered_tasks()) names.push_back(task.name);
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+void print_general_help(std::ostream& out) {
+  out << kUsage << "\nTasks:\n";
+  auto tasks = registered_tasks();
+  std::sort(tasks.begin(), tasks.end(),
+            [](const TaskSpec& a, const TaskSpec& b) { return a.name < b.name; });
+  for (const auto& task : tasks) out << "  " << task.name << "\t" << task.summary << "\n";
+  out << "\n" << common_options();
+}
+
+bool is_bool_option(const po::option_description& option) {
+  return dynamic_cast<const po::typed_value<bool>*>(option.semantic().get()) != nullptr;
+}
+
+const po::option_description* find_option(const po::options_description& all,
+                                          const std::string& name) {
+  return all.find_nothrow(name, /*approx=*/false);
+}
+
+// "--flag true" and "--flag" both work for boolean flags: join "--flag value" into "--flag=value".
+std::vector<std::string> join_bool_values(const std::vector<std::string>& args,
+                                          const po::options_description& all) {
+  static const std::set<std::string> kBoolWords{"true", "false", "1",   "0",    "yes",
+                                                "no",   "on",    "off", "True", "False"};
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) == 0 && arg.find('=') == std::string::npos && i + 1 < args.size()) {
+      const auto* option = find_option(all, arg.substr(2));
+      if (option != nullptr && is_bool_option(*option) && kBoolWords.count(args[i + 1]) > 0) {
+        std::string value = args[i + 1];
+        std::transform(value.begin(), value.end(), value.begin(), ::tolower);
+        out.push_back(arg + "=" + value);
+        ++i;
+        continue;
+      }
+    }
+    out.push_back(arg);
+  }
+  return out;
+}
+
+// A --config JSON object becomes "--key=value" tokens parsed like the command line.
+std::vector<std::string> config_tokens(const std::string& file, const po::options_description& all,
+                                       const std::string& task) {
+  const llm::Json config = llm::read_json_file(file);
+  if (!config.is_object()) throw llm::UserError(file + ": expected a JSON object of option values");
+  std::vector<std::string> tokens;
+  for (const auto& [key, value] : config.items()) {
+    if (!key.empty() && key[0] == '_') continue;  // "_comment" and friends
+    if (key == "task") continue;
+    if (find_option(all, key) == nullptr) {
+      throw llm::UserError(file + ": unknown key '" + key + "' for --task " + task +
+                           " (see llmhost --task " + task + " --help)");
+    }
+    auto scalar = [&](const llm::Json& v) -> std::string {
+      if (v.is_string()) return v.get<std::string>();
+      if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+      if (v.is_number()) return v.dump();
+      throw llm::UserError(file + ": key '" + key + "' must be a string, number or boolean");
+    };
+    if (value.is_array()) {
+      std::string joined;
+      for (const auto& item : value) joined += (joined.empty() ? "" : ",") + scalar(item);
+      tokens.push_back("--" + key + "=" + joined);
+    } else if (!value.is_null()) {
+      tokens.push_back("--" + key + "=" + scalar(value));
+    }
+  }
+  return tokens;
+}
+
+int run_task(const std::vector<std::string>& raw_args) {
+  // First pass: only --task and --help, to know which options to declare.
+  po::options_description common = common_options();
+  po::variables_map first;
+  po::store(po::command_line_parser(raw_args).options(common).allow_unregistered().run(), first);
+  if (!first.count("task")) {
+    if (first.count("help")) {
+      print_general_help(std::cout);
+      return llm::kExitOk;
+    }
+    throw llm::UserError("--task is required (one of: " + task_names() + ")");
+  }
+  const std::string task_name = first["task"].as<std::string>();
+  const TaskSpec* task = find_task(task_name);
+  if (task == nullptr) {
+    throw llm::UserError("unknown --task '" + task_name + "' (one of: " + task_names() + ")");
+  }
+
+  po::options_description task_options("Options of --task " + task_name);
+  task->declare_options(task_options);
+  po::options_description all;
+  all.add(common).add(task_options);
+  if (first.count("help")) {
+    std::cout << kUsage << "\n" << task->summary << "\n\n" << task_options << "\n" << common;
+    return llm::kExitOk;
+  }
+
+  const auto style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
+  po::variables_map values;
+  po::store(
+      po::command_line_parser(join_bool_values(raw_args, all)).options(all).style(style).run(),
+      values);
+  if (values.count("config")) {
+    const auto file = values["config"].as<std::string>();
+    po::store(po::command_line_parser(config_tokens(file, all, task_name))
+                  .options(all)
+                  .style(style)
+                  .run(),
+              values);
+  }
+  po::notify(values);
+
+  const std::string format = values["format"].as<std::string>();
+  if (std::find(task->formats.begin(), task->formats.end(), format) == task->formats.end()) {
+    std::string allowed;
+    for (const auto& f : task->formats) allowed += (allowed.empty() ? "" : " | ") + f;
+    throw llm::UserError("--format '" + format + "' is not one of " + allowed);
+  }
+
+  // The registry outlives every object the task creates from plugin code.
+  PluginRegistry registry;
+  std::vector<std::filesystem::path> explicit_dirs;
+  if (values.count("plugin_dir")) {
+    for (const auto& dir : values["plugin_dir"].as<std::vector<std::string>>()) {
+      if (!std::filesystem::is_directory(dir)) {
+        throw llm::UserError("--plugin_dir '" + dir + "' is not a directory");
+      }
+      explicit_dirs.emplace_back(dir);
+    }
+  }
+  registry.load_directories(PluginRegistry::default_search_path(explicit_dirs));
+  if (task_name != "list") {
+    for (const auto& refused : registry.refused()) {
+      std::cerr << "llmhost: warning: plugin " << refused.path.string()
+                << " refused: " << refused.reason << "\n";
+    }
+  }
+
+  TaskContext context(values, registry, format == "json", std::cout, std::cerr);
+  return task->run(context);
+}
+
+}  // namespace
+
 int run_cli(int argc, char** argv) {
-  (void)argc;
-  (void)argv;
-  std::cerr << "llmhost: not implemented yet\n";
-  return 1;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    return run_task(args);
+  } catch (const llm::UserError& e) {
+    std::cerr << "llmhost: error: " << e.what() << "\n";
+    return llm::kExitBadInput;
+  } catch (const po::error& e) {
+    std::cerr << "llmhost: error: " << e.what() << " (see llmhost --help)\n";
+    return llm::kExitBadInput;
+  } catch (const c10::Error& e) {
+    std::cerr << "llmhost: internal error: " << e.what_without_backtrace() << "\n";
+    return llm::kExitInternal;
+  } catch (const std::exception& e) {
+    std::cerr << "llmhost: internal error: " << e.what() << "\n";
+    return llm::kExitInternal;
+  }
 }
 
 }  // namespace llmhost

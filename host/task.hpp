@@ -6,7 +6,8 @@
 //     o.add_options()("prompt", po::value<std::string>()->required(), "text to continue");
 //   }
 //   int run(llmhost::TaskContext& ctx) { ... return llm::kExitOk; }
-//   const bool registered = llmhost::register_task({"generate", "continue a prompt", declare, run});
+//   const bool registered = llmhost::register_task({"generate", "continue a prompt", declare,
+//   run});
 //   }
 //
 // Values come from the command line, then from --config FILE (a JSON object whose keys are option
@@ -40,6 +41,7 @@ class TaskContext {
 
   PluginRegistry& registry() const { return registry_; }
   bool json_output() const { return json_output_; }  // --format json: print one JSON object
+  std::string format() const;                        // the --format value
   std::ostream& out() const { return out_; }         // results (stdout)
   std::ostream& err() const { return err_; }         // progress and diagnostics (stderr)
 
@@ -56,6 +58,7 @@ struct TaskSpec {
   std::string summary;  // one line, for --help
   std::function<void(po::options_description&)> declare_options;
   std::function<int(TaskContext&)> run;
+  std::vector<std::string> formats = {"text", "json"};  // accepted --format values
 };
 
 // Called from a static initialiser in the task's file; returns true.
@@ -63,7 +66,7 @@ bool register_task(TaskSpec spec);
 const std::vector<TaskSpec>& registered_tasks();
 
 // Options several tasks share, declared identically everywhere.
-void add_device_options(po::options_description& options);      // --device, --precision
-void add_checkpoint_option(po::options_description& options);    // --checkpoint_dir (required)
+void add_device_options(po::options_description& options);     // --device, --precision
+void add_checkpoint_option(po::options_description& options);  // --checkpoint_dir (required)
 
 }  // namespace llmhost

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages llmhost builds against, only those missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache
+  libtorch-dev
+  libboost-dev libboost-program-options-dev libboost-filesystem-dev
+  libsentencepiece-dev nlohmann-json3-dev libgtest-dev libgloo-dev
+  libutf8proc-dev libpcre2-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,6 +1,7 @@
 // llmhost --task download end to end, against fake_hub.py on 127.0.0.1 (never the internet):
 // full download, resume after a cut, a server that ignores Range, SHA-256 and size checks,
-// gated repos with and without a token, 404s, network failure, disk full, path safety.
+// gated repos with and without a token, 404s, network failure, disk full, path safety; then
+// generate on the downloaded model.
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -294,6 +295,21 @@ TEST_F(DownloadTask, IncludeMatchingNothingListsTheRepoFiles) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(contains(error_line(r.err), "*.gguf")) << r.err;
   EXPECT_TRUE(contains(error_line(r.err), "model.safetensors")) << r.err;
+}
+
+// The point of downloading: the model plugin loads what came over the wire and generates what
+// transformers generates from the original files.
+TEST_F(DownloadTask, GenerateRunsOnTheDownloadedModelLikeOnTheOriginal) {
+  ASSERT_EQ(download().exit_code, 0);
+  const auto golden = llm::read_json_file(data_dir() / "golden" / "summary.json")["tiny-pythia"];
+  const auto r =
+      run_llmhost({"--task", "generate", "--checkpoint_dir", destination().string(), "--prompt",
+                   "Tell me an interesting fun fact about earth:", "--temperature", "0",
+                   "--max_new_tokens", "12", "--ignore_eos", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = llm::Json::parse(r.out);
+  EXPECT_EQ(out["prompt_ids"], golden["greedy_prompt"]);
+  EXPECT_EQ(out["output_ids"], golden["greedy_out"]);
 }
 
 }  // namespace

@@ -67,6 +67,17 @@ TEST(TokenizerBadInput, UnsupportedPreTokenizerIsRejected) {
   EXPECT_TRUE(mentions(message, "pre_tokenizer")) << message;
 }
 
+TEST(TokenizerBadInput, MetaspaceTokenizerJsonDefersToTokenizerModel) {
+  // Llama checkpoints ship both files; the sentencepiece model is the one this SDK runs.
+  nlohmann::json metaspace = llm::test::pythia_tokenizer_json();
+  metaspace["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}};
+  llm::test::TempDir dir;
+  llm::test::write_json(dir.path() / "tokenizer.json", metaspace);
+  EXPECT_TRUE(mentions(load_error(dir.path()), "pre_tokenizer 'Metaspace'"));
+  fs::copy_file(data_dir() / "tiny-llama" / "tokenizer.model", dir.path() / "tokenizer.model");
+  EXPECT_EQ(llm::load_tokenizer(dir.path())->kind(), "sentencepiece");
+}
+
 TEST(TokenizerBadInput, MergeReferringToUnknownTokenIsRejected) {
   nlohmann::json tokenizer_json = llm::test::pythia_tokenizer_json();
   tokenizer_json["model"]["merges"].push_back({"no-such-token", "x"});

@@ -1,6 +1,7 @@
 // Byte-level BPE behaviour beyond the golden strings: merge spellings, added tokens, Unicode
 // handling, the prefix-space option, and speed with the per-word cache.
 #include <chrono>
+#include <iostream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -35,6 +36,49 @@ TEST(TokenizerByteLevelBpe, MergesAsStringsAndAsPairsGiveTheSameIds) {
     EXPECT_EQ(from_pairs->encode(golden.at("text")), expected);
     EXPECT_EQ(from_strings->encode(golden.at("text")), expected);
   }
+}
+
+// Merges in the ["left", "right"] spelling (a braced list alone would read as a JSON object).
+nlohmann::json pairs(const std::vector<std::pair<std::string, std::string>>& merges) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [left, right] : merges) out.push_back(nlohmann::json::array({left, right}));
+  return out;
+}
+
+// A hand-made three-letter vocabulary whose merge order decides the split of "abc".
+nlohmann::json tiny_tokenizer_json(const nlohmann::json& merges) {
+  return {{"version", "1.0"},
+          {"added_tokens", nlohmann::json::array()},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+          {"decoder", {{"type", "ByteLevel"}}},
+          {"model",
+           {{"type", "BPE"},
+            {"vocab", {{"a", 0}, {"b", 1}, {"c", 2}, {"ab", 3}, {"bc", 4}, {"abc", 5}}},
+            {"merges", merges}}}};
+}
+
+TEST(TokenizerByteLevelBpe, LowerRankedMergeWinsInEitherSpelling) {
+  llm::test::TempDir ab_first_pairs, ab_first_strings, bc_first_pairs, bc_first_strings;
+  const std::vector<int64_t> ab_then_c{3, 2}, a_then_bc{0, 4};
+  EXPECT_EQ(load_from_json(ab_first_pairs, tiny_tokenizer_json(pairs({{"a", "b"}, {"b", "c"}})))
+                ->encode("abc"),
+            ab_then_c);
+  EXPECT_EQ(
+      load_from_json(ab_first_strings, tiny_tokenizer_json(nlohmann::json::array({"a b", "b c"})))
+          ->encode("abc"),
+      ab_then_c);
+  EXPECT_EQ(load_from_json(bc_first_pairs, tiny_tokenizer_json(pairs({{"b", "c"}, {"a", "b"}})))
+                ->encode("abc"),
+            a_then_bc);
+  EXPECT_EQ(
+      load_from_json(bc_first_strings, tiny_tokenizer_json(nlohmann::json::array({"b c", "a b"})))
+          ->encode("abc"),
+      a_then_bc);
+  llm::test::TempDir chained;
+  EXPECT_EQ(load_from_json(chained, tiny_tokenizer_json(nlohmann::json::array({"a b", "ab c"})))
+                ->encode("abc"),
+            std::vector<int64_t>{5});
 }
 
 TEST(TokenizerByteLevelBpe, NormalizedAddedTokenIsSplitOutBeforeBpe) {

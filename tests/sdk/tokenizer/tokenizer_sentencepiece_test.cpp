@@ -1,5 +1,7 @@
 // Sentencepiece (Llama) behaviour beyond the golden strings, especially what lm-eval's separate
 // encoding of context and continuation relies on.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "llm/error.hpp"

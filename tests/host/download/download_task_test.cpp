@@ -297,6 +297,23 @@ TEST_F(DownloadTask, IncludeMatchingNothingListsTheRepoFiles) {
   EXPECT_TRUE(contains(error_line(r.err), "model.safetensors")) << r.err;
 }
 
+// The downloaded tokenizer encodes like the reference tokenizer (first and last golden strings).
+TEST_F(DownloadTask, TokenizeOnTheDownloadedModelMatchesTheGolden) {
+  ASSERT_EQ(download().exit_code, 0);
+  const auto golden = llm::read_json_file(data_dir() / "golden" / "tokenizers.json");
+  const auto& cases = golden["bpe_tiny_pythia"];
+  ASSERT_GE(cases.size(), 2u);
+  for (const auto* expected : {&cases.front(), &cases.back()}) {
+    const auto r =
+        run_llmhost({"--task", "tokenize", "--checkpoint_dir", destination().string(), "--text",
+                     (*expected)["text"].get<std::string>(), "--format", "json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto out = llm::Json::parse(r.out);
+    EXPECT_EQ(out["ids"], (*expected)["ids"]);
+    EXPECT_EQ(out["decoded"], (*expected)["decoded"]);
+  }
+}
+
 // The point of downloading: the model plugin loads what came over the wire and generates what
 // transformers generates from the original files.
 TEST_F(DownloadTask, GenerateRunsOnTheDownloadedModelLikeOnTheOriginal) {

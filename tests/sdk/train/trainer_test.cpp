@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "llm/error.hpp"
 #include "llm/tokenizer.hpp"
 #include "llm/train/prompt.hpp"
 #include "plugin_registry.hpp"

@@ -109,7 +109,9 @@ TEST(Trainer, MicroBatch2WithAccumulation2EqualsMicroBatch4) {
   train(*four, settings, out_a.path(), false);
   settings.micro_batch_size = 2;
   train(*two_by_two, settings, out_b.path(), false);
-  EXPECT_LE(max_param_diff(*four, *two_by_two), 1e-6);
+  // Adam normalises each update (about lr per element early on), so fp32 summation-order noise in
+  // near-zero gradients shows up as ~1e-5 in the parameters after 4 steps at lr 1e-2.
+  EXPECT_LE(max_param_diff(*four, *two_by_two), 1e-4);
   // The runs moved the adapter: equality is not two untouched zero B matrices.
   EXPECT_GT(four->trainable[1].second.abs().max().item<double>(), 1e-4);
 }

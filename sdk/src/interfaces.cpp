@@ -1,5 +1,5 @@
-// Out-of-line virtual destructors ("key functions"): each interface's vtable and typeinfo live once,
-// in libllmsdk, so dynamic_cast and catch work across plugin boundaries.
+// Out-of-line virtual destructors ("key functions"): each interface's vtable and typeinfo live
+// once, in libllmsdk, so dynamic_cast and catch work across plugin boundaries.
 #include "llm/adapter.hpp"
 #include "llm/dataset.hpp"
 #include "llm/error.hpp"

@@ -33,6 +33,7 @@ struct LLM_API ModelConfig {
   bool attention_bias = false;
   bool mlp_bias = false;
   double initializer_range = 0.02;
+  std::string dtype;  // stored weights: "float32", "bfloat16"... ("" if unset)
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config may give one id or a list
   Json raw;                            // the file as read

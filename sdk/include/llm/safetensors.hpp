@@ -60,8 +60,12 @@ class LLM_API SafetensorsCheckpoint {
   const TensorInfo& info(const std::string& name) const;
   torch::Tensor tensor(const std::string& name) const;  // zero-copy view (CPU)
   const std::filesystem::path& file_of(const std::string& name) const;
+  const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  size_t owner_index(const std::string& name) const;  // UserError naming the dir if absent
+
+  std::filesystem::path dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> owner_;
 };

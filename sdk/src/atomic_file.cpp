@@ -1,0 +1,123 @@
+// Crash-safe file replacement: write a temporary sibling, fsync, rename over the target, fsync the
+// directory. rename(2) within one directory is atomic, so readers never see a half-written file.
+#include "llm/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "llm/error.hpp"
+
+namespace llm {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Unique per process, per call and per clock tick, so concurrent writers (threads, ranks sharing
+// a file system) never collide; O_EXCL catches the rest.
+std::filesystem::path unique_temp_sibling(const std::filesystem::path& path, int attempt) {
+  static std::atomic<uint64_t> counter{0};
+  const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
+  const std::string name = "." + path.filename().string() + ".tmp." + std::to_string(::getpid()) +
+                           "." + std::to_string(counter++) + "." +
+                           std::to_string(static_cast<uint64_t>(ticks) % 1000000007ULL) + "." +
+                           std::to_string(attempt);
+  return path.parent_path() / name;
+}
+
+void fsync_directory(const std::filesystem::path& dir, const std::filesystem::path& target) {
+  const std::string dir_name = dir.empty() ? std::string(".") : dir.string();
+  const int fd = ::open(dir_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    throw UserError(target.string() + ": cannot open directory for fsync: " + errno_text(errno));
+  }
+  // Some file systems (e.g. certain network mounts) refuse fsync on directories: EINVAL is benign.
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL && err != EROFS) {
+    throw UserError(target.string() + ": fsync of the directory failed: " + errno_text(err));
+  }
+}
+
+}  // namespace
+
+AtomicFileWriter::AtomicFileWriter(std::filesystem::path path) : path_(std::move(path)) {
+  if (path_.filename().empty()) {
+    throw UserError(path_.string() + ": expected a file path, got a directory path");
+  }
+  std::error_code ec;
+  const auto dir = path_.parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+    throw UserError(path_.string() + ": cannot write, directory '" + dir.string() +
+                    "' does not exist");
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    temp_path_ = unique_temp_sibling(path_, attempt);
+    fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd_ >= 0) return;
+    if (errno != EEXIST) {
+      const int err = errno;
+      temp_path_.clear();
+      throw UserError(path_.string() + ": cannot create a file in '" +
+                      (dir.empty() ? std::string(".") : dir.string()) + "': " + errno_text(err));
+    }
+  }
+  temp_path_.clear();
+  throw UserError(path_.string() + ": cannot find a free temporary file name");
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+void AtomicFileWriter::write(std::string_view bytes) {
+  if (fd_ < 0) throw UserError(path_.string() + ": write after commit");
+  const char* data = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    // Linux caps one write at ~2 GiB; larger tensors go in several calls.
+    const size_t chunk = left < (size_t{1} << 30) ? left : (size_t{1} << 30);
+    const ssize_t n = ::write(fd_, data, chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw UserError(path_.string() + ": write failed: " + errno_text(errno));
+    }
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+void AtomicFileWriter::commit() {
+  if (fd_ < 0) throw UserError(path_.string() + ": commit called twice");
+  if (::fsync(fd_) != 0) {
+    throw UserError(path_.string() + ": fsync failed: " + errno_text(errno));
+  }
+  const int fd = fd_;
+  fd_ = -1;
+  // close() can report deferred write errors (NFS, quotas); treat them as failures.
+  if (::close(fd) != 0) {
+    throw UserError(path_.string() + ": close failed: " + errno_text(errno));
+  }
+  if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    throw UserError(path_.string() +
+                    ": cannot rename the temporary file into place: " + errno_text(errno));
+  }
+  temp_path_.clear();  // it is the real file now; the destructor must not remove it
+  fsync_directory(path_.parent_path(), path_);
+}
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  AtomicFileWriter writer(path);
+  writer.write(bytes);
+  writer.commit();
+}
+
+}  // namespace llm

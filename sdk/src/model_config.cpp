@@ -1,0 +1,193 @@
+// config.json -> ModelConfig, for the published key layouts (GPT-NeoX `rotary_pct` /
+// `rotary_emb_base`, Llama `rope_theta`) and the transformers-5 one (`rope_parameters`, `dtype`).
+// Defaults follow the transformers config classes of each model type.
+#include "llm/model_config.hpp"
+
+#include <cmath>
+
+#include "llm/error.hpp"
+
+namespace llm {
+
+namespace {
+
+// Far above any real model; values past them are corrupt files, and would drive huge allocations.
+constexpr int64_t kMaxVocab = 10'000'000;
+constexpr int64_t kMaxHidden = 1 << 20;
+constexpr int64_t kMaxLayers = 1000;
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxHeadDim = 4096;
+constexpr int64_t kMaxIntermediate = 1 << 22;
+constexpr int64_t kMaxPositions = 1 << 24;
+
+int64_t checked_size(int64_t value, const char* key, int64_t max, const std::string& source) {
+  if (value <= 0) {
+    throw UserError(source + ": '" + key + "' must be a positive integer, got " +
+                    std::to_string(value));
+  }
+  if (value > max) {
+    throw UserError(source + ": '" + key + "' = " + std::to_string(value) +
+                    " is implausibly large (limit " + std::to_string(max) + ")");
+  }
+  return value;
+}
+
+int64_t required_size(const Json& j, const char* key, int64_t max, const std::string& source) {
+  return checked_size(json_int(j, key, source), key, max, source);
+}
+
+// A token id field: an integer, a list of integers, or null/absent.
+std::vector<int64_t> token_ids(const Json& j, const char* key, const std::string& source) {
+  std::vector<int64_t> ids;
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return ids;
+  if (it->is_array()) {
+    for (const auto& id : *it) {
+      const Json single = {{key, id}};
+      ids.push_back(json_int(single, key, source));
+    }
+  } else {
+    ids.push_back(json_int(j, key, source));
+  }
+  return ids;
+}
+
+// RoPE variants other than the plain one (linear, dynamic, yarn, llama3...) change the model's
+// outputs; refusing them beats generating silently wrong text.
+void require_default_rope(const Json& rope, const char* key, const std::string& source) {
+  if (rope.is_null()) return;
+  if (!rope.is_object()) throw UserError(source + ": '" + key + "' must be an object or null");
+  std::string type = json_string_or(rope, "rope_type", "", source);
+  if (type.empty()) type = json_string_or(rope, "type", "default", source);
+  if (type != "default") {
+    throw UserError(source + ": '" + key + "' of type '" + type +
+                    "' is not supported (only unscaled RoPE, type 'default')");
+  }
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) {
+  if (!json.is_object()) throw UserError(source + ": expected a JSON object");
+  ModelConfig c;
+  c.raw = json;
+  c.source = source;
+  c.model_type = json_string_or(json, "model_type", "", source);
+  const bool neox = c.model_type == "gpt_neox";
+  const bool llama = c.model_type == "llama";
+
+  if (const auto it = json.find("architectures"); it != json.end() && !it->is_null()) {
+    if (!it->is_array()) throw UserError(source + ": 'architectures' must be a list of strings");
+    for (const auto& name : *it) {
+      if (!name.is_string()) {
+        throw UserError(source + ": 'architectures' must be a list of strings");
+      }
+      c.architectures.push_back(name.get<std::string>());
+    }
+  }
+
+  c.vocab_size = required_size(json, "vocab_size", kMaxVocab, source);
+  c.hidden_size = required_size(json, "hidden_size", kMaxHidden, source);
+  c.num_layers = required_size(json, "num_hidden_layers", kMaxLayers, source);
+  c.num_heads = required_size(json, "num_attention_heads", kMaxHeads, source);
+  c.num_kv_heads = checked_size(json_int_or(json, "num_key_value_heads", c.num_heads, source),
+                                "num_key_value_heads", kMaxHeads, source);
+  c.intermediate_size = required_size(json, "intermediate_size", kMaxIntermediate, source);
+  c.max_position_embeddings =
+      checked_size(json_int_or(json, "max_position_embeddings", 2048, source),
+                   "max_position_embeddings", kMaxPositions, source);
+
+  if (json.contains("head_dim") && !json["head_dim"].is_null()) {
+    c.head_dim = required_size(json, "head_dim", kMaxHeadDim, source);
+  } else {
+    if (c.hidden_size % c.num_heads != 0) {
+      throw UserError(source + ": 'hidden_size' " + std::to_string(c.hidden_size) +
+                      " is not divisible by 'num_attention_heads' " + std::to_string(c.num_heads));
+    }
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  if (c.num_heads % c.num_kv_heads != 0) {
+    throw UserError(source + ": 'num_attention_heads' " + std::to_string(c.num_heads) +
+                    " is not divisible by 'num_key_value_heads' " + std::to_string(c.num_kv_heads));
+  }
+
+  // RoPE: transformers 5 nests it in rope_parameters; older files keep it at the top level.
+  const Json no_rope_parameters = Json::object();
+  const Json* rope_parameters = &no_rope_parameters;
+  if (const auto it = json.find("rope_parameters"); it != json.end() && !it->is_null()) {
+    require_default_rope(*it, "rope_parameters", source);
+    rope_parameters = &*it;
+  }
+  if (const auto it = json.find("rope_scaling"); it != json.end()) {
+    require_default_rope(*it, "rope_scaling", source);
+  }
+  const double legacy_theta = json_number_or(
+      json, "rope_theta", json_number_or(json, "rotary_emb_base", 10000.0, source), source);
+  c.rope_theta = json_number_or(*rope_parameters, "rope_theta", legacy_theta, source);
+  const double legacy_factor =
+      json_number_or(json, "partial_rotary_factor",
+                     json_number_or(json, "rotary_pct", neox ? 0.25 : 1.0, source), source);
+  c.partial_rotary_factor =
+      json_number_or(*rope_parameters, "partial_rotary_factor", legacy_factor, source);
+  if (!(c.rope_theta > 0.0)) throw UserError(source + ": 'rope_theta' must be positive");
+  if (!(c.partial_rotary_factor > 0.0 && c.partial_rotary_factor <= 1.0)) {
+    throw UserError(source + ": the rotary fraction ('rotary_pct' / 'partial_rotary_factor') " +
+                    "must be in (0, 1], got " + std::to_string(c.partial_rotary_factor));
+  }
+  // int() truncation, as transformers computes it.
+  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.partial_rotary_factor);
+  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0) {
+    throw UserError(source + ": rotary dimension head_dim * rotary fraction = " +
+                    std::to_string(c.rotary_dim) + " must be even and at least 2");
+  }
+
+  const char* eps_key = neox ? "layer_norm_eps" : llama ? "rms_norm_eps" : nullptr;
+  if (eps_key == nullptr)
+    eps_key = json.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_eps";
+  c.norm_eps = json_number_or(json, eps_key, llama ? 1e-6 : 1e-5, source);
+  if (!(c.norm_eps > 0.0 && c.norm_eps < 1.0)) {
+    throw UserError(source + ": '" + eps_key + "' must be in (0, 1)");
+  }
+
+  c.hidden_act = json_string_or(json, "hidden_act", llama ? "silu" : "gelu", source);
+  c.tie_word_embeddings = json_bool_or(json, "tie_word_embeddings", false, source);
+  c.use_parallel_residual = json_bool_or(json, "use_parallel_residual", neox, source);
+  c.attention_bias = json_bool_or(json, "attention_bias", neox, source);
+  // GPT-NeoX's MLP always has biases (no config key); Llama's follow `mlp_bias`.
+  c.mlp_bias = neox ? true : json_bool_or(json, "mlp_bias", false, source);
+  c.initializer_range = json_number_or(json, "initializer_range", 0.02, source);
+
+  const auto bos = token_ids(json, "bos_token_id", source);
+  if (bos.size() > 1) throw UserError(source + ": 'bos_token_id' must be a single integer");
+  if (!bos.empty()) c.bos_token_id = bos.front();
+  c.eos_token_ids = token_ids(json, "eos_token_id", source);
+  // Ids past vocab_size are harmless (never sampled); negative ones are corrupt.
+  for (const int64_t id : c.eos_token_ids) {
+    if (id < 0) throw UserError(source + ": 'eos_token_id' must not be negative");
+  }
+  if (c.bos_token_id && *c.bos_token_id < 0) {
+    throw UserError(source + ": 'bos_token_id' must not be negative");
+  }
+
+  // transformers 5 writes `dtype`; older versions `torch_dtype`.
+  c.dtype = json_string_or(json, "dtype", json_string_or(json, "torch_dtype", "", source), source);
+  return c;
+}
+
+ModelConfig read_model_config(const std::filesystem::path& checkpoint_dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(checkpoint_dir, ec)) {
+    throw UserError("checkpoint directory '" + checkpoint_dir.string() + "' does not exist");
+  }
+  if (!std::filesystem::is_directory(checkpoint_dir, ec)) {
+    throw UserError("checkpoint directory '" + checkpoint_dir.string() + "' is not a directory");
+  }
+  const auto path = checkpoint_dir / "config.json";
+  if (!std::filesystem::exists(path, ec)) {
+    throw UserError("checkpoint directory '" + checkpoint_dir.string() +
+                    "' has no config.json (expected a Hugging Face checkpoint directory)");
+  }
+  return ModelConfig::from_json(read_json_file(path), path.string());
+}
+
+}  // namespace llm

@@ -93,6 +93,19 @@ TEST(EvaluateCli, PlainCommaListEqualsTheSeedListSyntax) {
             (std::vector<std::string>{"arithmetic_1dc", "openbookqa"}));
 }
 
+TEST(EvaluateCli, TutorialConfigRunsTheFourTasks) {
+  const auto r =
+      run_llmhost({"--task", "evaluate", "--config",
+                   (test::source_dir() / "configs/eval/tutorial.json").string(), "--checkpoint_dir",
+                   (data_dir() / "tiny-pythia").string(), "--data_dir",
+                   (data_dir() / "eval-data").string(), "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto results = OrderedJson::parse(r.out);
+  EXPECT_EQ(keys(results["results"]), (std::vector<std::string>{"arithmetic_1dc", "openbookqa",
+                                                                "truthfulqa_mc", "wikitext"}));
+  EXPECT_EQ(results["config"]["batch_size"], 4);
+}
+
 TEST(EvaluateCli, UnknownTaskListsTheTasksThePluginsProvide) {
   const auto r = run_llmhost(
       evaluate_args("tiny-pythia", "[hellaswag, wikitext]", data_dir() / "eval-data", 64));

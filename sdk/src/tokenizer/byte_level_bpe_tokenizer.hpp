@@ -1,0 +1,64 @@
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "added_tokens.hpp"
+#include "bpe_model.hpp"
+#include "gpt2_pretokenizer.hpp"
+#include "tokenizer_base.hpp"
+#include "utf8_text.hpp"
+
+namespace llm::tokenizer_detail {
+
+// True when tokenizer.json describes a byte-level pipeline (GPT-2, GPT-NeoX/Pythia) rather than,
+// say, Llama's Metaspace one.
+bool is_byte_level_tokenizer_json(const nlohmann::json& tokenizer_json);
+
+// Byte-level BPE as Hugging Face `tokenizers` runs it from tokenizer.json: added tokens split out
+// first, Unicode normalisation, ByteLevel pre-tokenisation (GPT-2 regex, optional prefix space),
+// rank-based BPE, ByteLevel decoding.
+class ByteLevelBpeTokenizer : public TokenizerBase {
+ public:
+  // Throws UserError naming `file` for anything it cannot honour.
+  ByteLevelBpeTokenizer(const nlohmann::json& tokenizer_json, const std::filesystem::path& file);
+
+  std::vector<int64_t> encode(const std::string& text) const override;
+  std::string decode(const std::vector<int64_t>& ids,
+                     bool skip_special_tokens = false) const override;
+  std::string token_text(int64_t id) const override;
+  int64_t vocab_size() const override { return vocab_size_; }
+  std::string kind() const override { return "byte-level-bpe"; }
+  std::optional<int64_t> find_token_id(const std::string& token) const override;
+
+  // tokenizer_config.json may override the pre-tokeniser's prefix space, as transformers allows.
+  void set_add_prefix_space(bool add_prefix_space) { add_prefix_space_ = add_prefix_space; }
+
+ private:
+  void parse_normalizer(const nlohmann::json& normalizer);
+  void parse_pre_tokenizer(const nlohmann::json& pre_tokenizer);
+  void parse_model(const nlohmann::json& model);
+  void parse_added_tokens(const nlohmann::json& added_tokens);
+  std::string normalize(std::string_view text) const;
+  void encode_plain_text(std::string_view text, std::vector<int64_t>& ids) const;
+
+  std::string source_;  // the file, for error messages
+  std::vector<UnicodeForm> normalizers_;
+  bool add_prefix_space_ = false;
+  bool use_regex_ = true;
+  std::unique_ptr<BpeModel> model_;
+  Gpt2PreTokenizer pre_tokenizer_;
+  AddedTokenSplitter raw_added_tokens_;         // matched on the input as given
+  AddedTokenSplitter normalized_added_tokens_;  // matched after normalisation
+  // A map, not a vector: ids come from the file, and a stray huge id must not size an allocation.
+  std::unordered_map<int64_t, std::string> id_to_token_;
+  std::unordered_map<int64_t, bool> added_is_special_;
+  std::unordered_map<std::string, int64_t> added_by_content_;
+  int64_t vocab_size_ = 0;
+};
+
+}  // namespace llm::tokenizer_detail

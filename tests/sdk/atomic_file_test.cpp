@@ -1,0 +1,123 @@
+#include "llm/atomic_file.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <fstream>
+#include <iterator>
+
+#include "llm/error.hpp"
+#include "support/test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using llm::test::TempDir;
+
+template <typename Fn>
+std::string user_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const llm::UserError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected llm::UserError";
+  return "";
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+size_t entries_in(const fs::path& dir) {
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+TEST(AtomicFile, WritesNewFileAndLeavesNoTemporary) {
+  TempDir dir;
+  const auto path = dir.path() / "out.json";
+  llm::write_file_atomic(path, "{\"a\": 1}\n");
+  EXPECT_EQ(read_all(path), "{\"a\": 1}\n");
+  EXPECT_EQ(entries_in(dir.path()), 1u);
+}
+
+TEST(AtomicFile, ReplacesExistingFile) {
+  TempDir dir;
+  const auto path = dir.path() / "out.txt";
+  llm::write_file_atomic(path, "old");
+  llm::write_file_atomic(path, "new content");
+  EXPECT_EQ(read_all(path), "new content");
+  EXPECT_EQ(entries_in(dir.path()), 1u);
+}
+
+TEST(AtomicFile, TemporaryIsASiblingUntilCommit) {
+  TempDir dir;
+  const auto path = dir.path() / "out.txt";
+  llm::AtomicFileWriter writer(path);
+  writer.write("part 1, ");
+  writer.write("part 2");
+  EXPECT_EQ(writer.temp_path().parent_path(), dir.path());
+  EXPECT_TRUE(fs::exists(writer.temp_path()));
+  EXPECT_FALSE(fs::exists(path));
+  writer.commit();
+  EXPECT_EQ(read_all(path), "part 1, part 2");
+  EXPECT_EQ(entries_in(dir.path()), 1u);
+}
+
+TEST(AtomicFile, AbandonedWriterKeepsOldContentAndRemovesTemporary) {
+  TempDir dir;
+  const auto path = dir.path() / "adapter.safetensors";
+  llm::write_file_atomic(path, "old content");
+  {
+    llm::AtomicFileWriter writer(path);
+    writer.write("half of the new con");
+    // No commit: as if an exception unwound the writer mid-write.
+  }
+  EXPECT_EQ(read_all(path), "old content");
+  EXPECT_EQ(entries_in(dir.path()), 1u);
+}
+
+TEST(AtomicFile, MissingDirectoryIsAUserErrorNamingThePath) {
+  const auto message =
+      user_error_of([] { llm::write_file_atomic("/nonexistent-dir/sub/out.txt", "x"); });
+  EXPECT_NE(message.find("/nonexistent-dir/sub/out.txt"), std::string::npos) << message;
+  EXPECT_NE(message.find("does not exist"), std::string::npos) << message;
+}
+
+// A full disk seen from write(2): the file-size limit makes writes fail with EFBIG.
+TEST(AtomicFile, FailedWriteIsAUserErrorAndOldContentSurvives) {
+  TempDir dir;
+  const auto path = dir.path() / "model.safetensors";
+  llm::write_file_atomic(path, "old content");
+
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = saved;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  {
+    const std::string big(64 * 1024, 'x');
+    message = user_error_of([&] { llm::write_file_atomic(path, big); });
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+
+  EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("write failed"), std::string::npos) << message;
+  EXPECT_EQ(read_all(path), "old content");
+  EXPECT_EQ(entries_in(dir.path()), 1u);
+}
+
+TEST(AtomicFile, CommitTwiceIsAnError) {
+  TempDir dir;
+  llm::AtomicFileWriter writer(dir.path() / "a.txt");
+  writer.commit();
+  EXPECT_THROW(writer.commit(), llm::UserError);
+  EXPECT_THROW(writer.write("late"), llm::UserError);
+}
+
+}  // namespace

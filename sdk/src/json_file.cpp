@@ -12,11 +12,17 @@ namespace llm {
 
 namespace {
 
-// nlohmann prefixes messages with "[json.exception.parse_error.101] "; the user needs the rest.
-std::string strip_exception_tag(const std::string& what) {
+// The parser's message without nlohmann's "[json.exception...] " tag, bounded and printable: it
+// quotes the last token read, which can be huge or hold raw bytes.
+std::string parser_reason(std::string what) {
   if (!what.empty() && what[0] == '[') {
     const auto close = what.find("] ");
-    if (close != std::string::npos) return what.substr(close + 2);
+    if (close != std::string::npos) what = what.substr(close + 2);
+  }
+  if (what.size() > 200) what = what.substr(0, 200) + "...";
+  for (char& c : what) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f) c = '?';
   }
   return what;
 }
@@ -76,7 +82,7 @@ Json read_json_file(const std::filesystem::path& path) {
     return Json::parse(buffer.str());
   } catch (const Json::parse_error& e) {
     throw UserError(path.string() + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
-                    strip_exception_tag(e.what()));
+                    parser_reason(e.what()));
   }
 }
 

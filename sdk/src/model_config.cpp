@@ -4,6 +4,7 @@
 #include "llm/model_config.hpp"
 
 #include <cmath>
+#include <sstream>
 
 #include "llm/error.hpp"
 
@@ -19,6 +20,12 @@ constexpr int64_t kMaxHeads = 4096;
 constexpr int64_t kMaxHeadDim = 4096;
 constexpr int64_t kMaxIntermediate = 1 << 22;
 constexpr int64_t kMaxPositions = 1 << 24;
+
+std::string format_number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
 
 int64_t checked_size(int64_t value, const char* key, int64_t max, const std::string& source) {
   if (value <= 0) {
@@ -132,7 +139,7 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
   if (!(c.rope_theta > 0.0)) throw UserError(source + ": 'rope_theta' must be positive");
   if (!(c.partial_rotary_factor > 0.0 && c.partial_rotary_factor <= 1.0)) {
     throw UserError(source + ": the rotary fraction ('rotary_pct' / 'partial_rotary_factor') " +
-                    "must be in (0, 1], got " + std::to_string(c.partial_rotary_factor));
+                    "must be in (0, 1], got " + format_number(c.partial_rotary_factor));
   }
   // int() truncation, as transformers computes it.
   c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.partial_rotary_factor);

@@ -33,7 +33,7 @@ class LLM_API SafetensorsFile {
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
   const std::filesystem::path& path() const;
-  const std::vector<TensorInfo>& tensors() const;
+  const std::vector<TensorInfo>& tensors() const;  // in file (data offset) order
   bool contains(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // UserError if absent
   const std::map<std::string, std::string>& metadata() const;

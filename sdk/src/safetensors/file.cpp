@@ -18,6 +18,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is li
 
 namespace llm {
 
+using safetensors_detail::printable_reason;
 using safetensors_detail::quoted_name;
 
 namespace {
@@ -115,12 +116,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
     const char* begin = reinterpret_cast<const char*>(bytes + kHeaderLengthBytes);
     header = Json::parse(begin, begin + header_length);
   } catch (const Json::exception& e) {
-    std::string reason = e.what();
-    const auto tag_end = reason.find("] ");
-    if (!reason.empty() && reason[0] == '[' && tag_end != std::string::npos) {
-      reason = reason.substr(tag_end + 2);
-    }
-    throw UserError(file + ": header is not valid JSON: " + reason);
+    throw UserError(file + ": header is not valid JSON: " + printable_reason(e.what()));
   }
   if (!header.is_object()) {
     throw UserError(file + ": header must be a JSON object, got " + header.type_name());

@@ -11,6 +11,10 @@ namespace llm {
 // softmax on 1.13. Returns [B, H, T, D].
 LLM_API torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v);
+// The same computation written out (softmax in fp32): the 1.13 path, and the oracle that tests
+// hold the SDPA path to.
+LLM_API torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                                 const torch::Tensor& v);
 
 // Rotary position embedding, Hugging Face "rotate_half" layout, applied to the first rotary_dim
 // dims of each head (partial rotary for GPT-NeoX). cos/sin tables are computed in fp32.
@@ -24,6 +28,7 @@ class LLM_API RotaryEmbedding {
  private:
   int64_t rotary_dim_;
   double theta_;
+  int64_t max_positions_;
   mutable torch::Tensor cos_;  // [max_positions, rotary_dim], grown and moved to x's device lazily
   mutable torch::Tensor sin_;
   void ensure(int64_t positions, const torch::Device& device) const;

@@ -1,0 +1,144 @@
+#include "gpt_neox_model.hpp"
+
+#include <string>
+
+#include "llm/error.hpp"
+
+namespace gpt_neox {
+namespace {
+
+// GPT-NeoX always had biases on attention; transformers 5 writes it out as attention_bias.
+bool attention_has_bias(const llm::ModelConfig& config) {
+  return llm::json_bool_or(config.raw, "attention_bias", true, config.source);
+}
+
+const std::vector<std::string> kActivations = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh",
+                                               "relu", "silu"};
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(const llm::ModelConfig& config, bool bias,
+                             const torch::TensorOptions& options)
+    : heads_(config.num_heads),
+      head_dim_(config.head_dim),
+      rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings) {
+  const int64_t width = heads_ * head_dim_;
+  query_key_value = register_module(
+      "query_key_value", llm::AdaptableLinear(config.hidden_size, 3 * width, bias, options));
+  dense = register_module("dense", llm::AdaptableLinear(width, config.hidden_size, bias, options));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
+  const int64_t batch = x.size(0);
+  const int64_t tokens = x.size(1);
+  const int64_t offset = cache ? cache->length() : 0;
+  // [B, T, heads, 3, head_dim] -> q, k, v as [B, heads, T, head_dim] views, no copies.
+  const auto qkv = query_key_value(x).view({batch, tokens, heads_, 3, head_dim_});
+  auto q = rotary_.apply(qkv.select(3, 0).transpose(1, 2), offset);
+  auto k = rotary_.apply(qkv.select(3, 1).transpose(1, 2), offset);
+  auto v = qkv.select(3, 2).transpose(1, 2);
+  if (cache) std::tie(k, v) = cache->append(layer, k, v);
+  const auto attended = llm::causal_attention(q, k, v);
+  return dense(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
+}
+
+MlpImpl::MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
+    : activation_(llm::parse_activation(config.hidden_act, config.source, kActivations)) {
+  dense_h_to_4h = register_module(
+      "dense_h_to_4h",
+      llm::AdaptableLinear(config.hidden_size, config.intermediate_size, true, options));
+  dense_4h_to_h = register_module(
+      "dense_4h_to_h",
+      llm::AdaptableLinear(config.intermediate_size, config.hidden_size, true, options));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return dense_4h_to_h(llm::apply_activation(activation_, dense_h_to_4h(x)));
+}
+
+LayerImpl::LayerImpl(const llm::ModelConfig& config, bool attention_bias,
+                     const torch::TensorOptions& options)
+    : parallel_residual_(config.use_parallel_residual) {
+  input_layernorm = register_module("input_layernorm",
+                                    llm::LayerNorm(config.hidden_size, config.norm_eps, options));
+  post_attention_layernorm = register_module(
+      "post_attention_layernorm", llm::LayerNorm(config.hidden_size, config.norm_eps, options));
+  attention = register_module("attention", Attention(config, attention_bias, options));
+  mlp = register_module("mlp", Mlp(config, options));
+}
+
+torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
+  const auto attended = attention(input_layernorm(x), cache, layer);
+  if (parallel_residual_) {
+    // x + attn(ln1(x)) + mlp(ln2(x)), summed in Hugging Face's order.
+    return mlp(post_attention_layernorm(x)) + attended + x;
+  }
+  const auto h = attended + x;
+  return mlp(post_attention_layernorm(h)) + h;
+}
+
+BackboneImpl::BackboneImpl(const llm::ModelConfig& config, bool attention_bias,
+                           const torch::TensorOptions& options) {
+  embed_in =
+      register_module("embed_in", llm::Embedding(config.vocab_size, config.hidden_size, options));
+  layer_list = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    layers.emplace_back(config, attention_bias, options);
+    layer_list->push_back(layers.back());
+  }
+  final_layer_norm = register_module("final_layer_norm",
+                                     llm::LayerNorm(config.hidden_size, config.norm_eps, options));
+}
+
+GPTNeoXForCausalLM::GPTNeoXForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options)
+    : config_(std::move(config)) {
+  gpt_neox_ = register_module("gpt_neox", Backbone(config_, attention_has_bias(config_), options));
+  embed_out_ = register_module(
+      "embed_out", llm::AdaptableLinear(config_.hidden_size, config_.vocab_size, false, options));
+  if (config_.tie_word_embeddings) embed_out_->weight.set_data(gpt_neox_->embed_in->weight);
+}
+
+torch::Tensor GPTNeoXForCausalLM::hidden_states(const torch::Tensor& input_ids,
+                                                llm::KVCache* cache) {
+  auto x = gpt_neox_->embed_in(input_ids);
+  for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
+    x = gpt_neox_->layers[i](x, cache, static_cast<int64_t>(i));
+  }
+  if (cache) cache->advance(input_ids.size(1));
+  return gpt_neox_->final_layer_norm(x);
+}
+
+std::vector<std::pair<std::string, llm::AdaptableLinear>> GPTNeoXForCausalLM::adaptable_linears() {
+  std::vector<std::pair<std::string, llm::AdaptableLinear>> linears;
+  for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
+    const auto prefix = "gpt_neox.layers." + std::to_string(i) + ".";
+    const auto& layer = gpt_neox_->layers[i];
+    linears.emplace_back(prefix + "attention.query_key_value", layer->attention->query_key_value);
+    linears.emplace_back(prefix + "attention.dense", layer->attention->dense);
+    linears.emplace_back(prefix + "mlp.dense_h_to_4h", layer->mlp->dense_h_to_4h);
+    linears.emplace_back(prefix + "mlp.dense_4h_to_h", layer->mlp->dense_4h_to_h);
+  }
+  linears.emplace_back("embed_out", embed_out_);
+  return linears;
+}
+
+void GPTNeoXFamily::validate(const llm::ModelConfig& config) const {
+  llm::parse_activation(config.hidden_act, config.source, kActivations);
+  if (config.num_kv_heads != config.num_heads) {
+    throw llm::UserError(config.source + ": gpt_neox has no grouped-query attention (" +
+                         std::to_string(config.num_kv_heads) + " KV heads for " +
+                         std::to_string(config.num_heads) + " heads)");
+  }
+  if (config.rotary_dim % 2 != 0 || config.rotary_dim > config.head_dim) {
+    throw llm::UserError(config.source + ": rotary dimension " + std::to_string(config.rotary_dim) +
+                         " must be even and at most head_dim " + std::to_string(config.head_dim));
+  }
+}
+
+std::shared_ptr<llm::CausalLM> GPTNeoXFamily::build(const llm::ModelConfig& config,
+                                                    const torch::TensorOptions& options) const {
+  validate(config);
+  return std::make_shared<GPTNeoXForCausalLM>(config, options);
+}
+
+}  // namespace gpt_neox

@@ -1,0 +1,100 @@
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "llm/model.hpp"
+#include "llm/nn/activation.hpp"
+#include "llm/nn/attention.hpp"
+#include "llm/nn/linear.hpp"
+#include "llm/nn/norm.hpp"
+
+namespace gpt_neox {
+
+// Self-attention with a fused query_key_value projection whose rows are laid out per head as
+// [heads, (q, k, v), head_dim], and partial rotary embedding.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const llm::ModelConfig& config, bool bias, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer);
+
+  llm::AdaptableLinear query_key_value{nullptr};
+  llm::AdaptableLinear dense{nullptr};
+
+ private:
+  int64_t heads_;
+  int64_t head_dim_;
+  llm::RotaryEmbedding rotary_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  llm::AdaptableLinear dense_h_to_4h{nullptr};
+  llm::AdaptableLinear dense_4h_to_h{nullptr};
+
+ private:
+  llm::Activation activation_;
+};
+TORCH_MODULE(Mlp);
+
+class LayerImpl : public torch::nn::Module {
+ public:
+  LayerImpl(const llm::ModelConfig& config, bool attention_bias,
+            const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer);
+
+  llm::LayerNorm input_layernorm{nullptr};
+  llm::LayerNorm post_attention_layernorm{nullptr};
+  Attention attention{nullptr};
+  Mlp mlp{nullptr};
+
+ private:
+  bool parallel_residual_;
+};
+TORCH_MODULE(Layer);
+
+// GPTNeoXModel: embeddings, layers, final norm (module "gpt_neox").
+class BackboneImpl : public torch::nn::Module {
+ public:
+  BackboneImpl(const llm::ModelConfig& config, bool attention_bias,
+               const torch::TensorOptions& options);
+
+  llm::Embedding embed_in{nullptr};
+  torch::nn::ModuleList layer_list{nullptr};  // registered as "layers" -> "layers.<i>.*"
+  std::vector<Layer> layers;
+  llm::LayerNorm final_layer_norm{nullptr};
+};
+TORCH_MODULE(Backbone);
+
+// GPTNeoXForCausalLM, with parameters under the checkpoint's names.
+class GPTNeoXForCausalLM : public llm::CausalLM {
+ public:
+  GPTNeoXForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options);
+
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) override;
+  llm::AdaptableLinear& output_head() override { return embed_out_; }
+  const llm::ModelConfig& config() const override { return config_; }
+  std::vector<std::pair<std::string, llm::AdaptableLinear>> adaptable_linears() override;
+
+ private:
+  llm::ModelConfig config_;
+  Backbone gpt_neox_{nullptr};
+  llm::AdaptableLinear embed_out_{nullptr};
+};
+
+class GPTNeoXFamily : public llm::ModelFamily {
+ public:
+  std::string name() const override { return "gpt_neox"; }
+  std::vector<std::string> model_types() const override { return {"gpt_neox"}; }
+  std::vector<std::string> architectures() const override { return {"GPTNeoXForCausalLM"}; }
+  void validate(const llm::ModelConfig& config) const override;
+  std::shared_ptr<llm::CausalLM> build(const llm::ModelConfig& config,
+                                       const torch::TensorOptions& options) const override;
+};
+
+}  // namespace gpt_neox

@@ -1,0 +1,157 @@
+#include "llama_model.hpp"
+
+#include <string>
+
+#include "llm/error.hpp"
+
+namespace llama {
+namespace {
+
+const std::vector<std::string> kActivations = {
+    "silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu"};
+
+// The rope variant named in either key layout ("default" when absent).
+std::string rope_type(const llm::ModelConfig& config) {
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const auto found = config.raw.find(key);
+    if (found == config.raw.end() || found->is_null()) continue;
+    if (!found->is_object()) {
+      throw llm::UserError(config.source + ": '" + key + "' must be an object or null");
+    }
+    for (const char* type_key : {"rope_type", "type"}) {
+      const auto type = found->find(type_key);
+      if (type != found->end() && type->is_string()) return type->get<std::string>();
+    }
+  }
+  return "default";
+}
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
+    : heads_(config.num_heads),
+      kv_heads_(config.num_kv_heads),
+      head_dim_(config.head_dim),
+      rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings) {
+  const bool bias = config.attention_bias;
+  const int64_t hidden = config.hidden_size;
+  q_proj =
+      register_module("q_proj", llm::AdaptableLinear(hidden, heads_ * head_dim_, bias, options));
+  k_proj =
+      register_module("k_proj", llm::AdaptableLinear(hidden, kv_heads_ * head_dim_, bias, options));
+  v_proj =
+      register_module("v_proj", llm::AdaptableLinear(hidden, kv_heads_ * head_dim_, bias, options));
+  o_proj =
+      register_module("o_proj", llm::AdaptableLinear(heads_ * head_dim_, hidden, bias, options));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
+  const int64_t batch = x.size(0);
+  const int64_t tokens = x.size(1);
+  const int64_t offset = cache ? cache->length() : 0;
+  const auto heads_first = [&](const torch::Tensor& t, int64_t heads) {
+    return t.view({batch, tokens, heads, head_dim_}).transpose(1, 2);
+  };
+  auto q = rotary_.apply(heads_first(q_proj(x), heads_), offset);
+  auto k = rotary_.apply(heads_first(k_proj(x), kv_heads_), offset);
+  auto v = heads_first(v_proj(x), kv_heads_);
+  if (cache) std::tie(k, v) = cache->append(layer, k, v);
+  const auto attended = llm::causal_attention(q, k, v);
+  return o_proj(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
+}
+
+MlpImpl::MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
+    : activation_(llm::parse_activation(config.hidden_act, config.source, kActivations)) {
+  const bool bias = config.mlp_bias;
+  const int64_t hidden = config.hidden_size;
+  const int64_t inner = config.intermediate_size;
+  gate_proj = register_module("gate_proj", llm::AdaptableLinear(hidden, inner, bias, options));
+  up_proj = register_module("up_proj", llm::AdaptableLinear(hidden, inner, bias, options));
+  down_proj = register_module("down_proj", llm::AdaptableLinear(inner, hidden, bias, options));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return down_proj(llm::apply_activation(activation_, gate_proj(x)) * up_proj(x));
+}
+
+LayerImpl::LayerImpl(const llm::ModelConfig& config, const torch::TensorOptions& options) {
+  input_layernorm = register_module("input_layernorm",
+                                    llm::RMSNorm(config.hidden_size, config.norm_eps, options));
+  self_attn = register_module("self_attn", Attention(config, options));
+  post_attention_layernorm = register_module(
+      "post_attention_layernorm", llm::RMSNorm(config.hidden_size, config.norm_eps, options));
+  mlp = register_module("mlp", Mlp(config, options));
+}
+
+torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
+  const auto h = x + self_attn(input_layernorm(x), cache, layer);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+BackboneImpl::BackboneImpl(const llm::ModelConfig& config, const torch::TensorOptions& options) {
+  embed_tokens = register_module("embed_tokens",
+                                 llm::Embedding(config.vocab_size, config.hidden_size, options));
+  layer_list = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    layers.emplace_back(config, options);
+    layer_list->push_back(layers.back());
+  }
+  norm = register_module("norm", llm::RMSNorm(config.hidden_size, config.norm_eps, options));
+}
+
+LlamaForCausalLM::LlamaForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options)
+    : config_(std::move(config)) {
+  model_ = register_module("model", Backbone(config_, options));
+  lm_head_ = register_module(
+      "lm_head", llm::AdaptableLinear(config_.hidden_size, config_.vocab_size, false, options));
+  // Tied: one storage under both names; the checkpoint then carries only the embedding.
+  if (config_.tie_word_embeddings) lm_head_->weight.set_data(model_->embed_tokens->weight);
+}
+
+torch::Tensor LlamaForCausalLM::hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) {
+  auto x = model_->embed_tokens(input_ids);
+  for (size_t i = 0; i < model_->layers.size(); ++i) {
+    x = model_->layers[i](x, cache, static_cast<int64_t>(i));
+  }
+  if (cache) cache->advance(input_ids.size(1));
+  return model_->norm(x);
+}
+
+std::vector<std::pair<std::string, llm::AdaptableLinear>> LlamaForCausalLM::adaptable_linears() {
+  std::vector<std::pair<std::string, llm::AdaptableLinear>> linears;
+  for (size_t i = 0; i < model_->layers.size(); ++i) {
+    const auto prefix = "model.layers." + std::to_string(i) + ".";
+    const auto& layer = model_->layers[i];
+    linears.emplace_back(prefix + "self_attn.q_proj", layer->self_attn->q_proj);
+    linears.emplace_back(prefix + "self_attn.k_proj", layer->self_attn->k_proj);
+    linears.emplace_back(prefix + "self_attn.v_proj", layer->self_attn->v_proj);
+    linears.emplace_back(prefix + "self_attn.o_proj", layer->self_attn->o_proj);
+    linears.emplace_back(prefix + "mlp.gate_proj", layer->mlp->gate_proj);
+    linears.emplace_back(prefix + "mlp.up_proj", layer->mlp->up_proj);
+    linears.emplace_back(prefix + "mlp.down_proj", layer->mlp->down_proj);
+  }
+  linears.emplace_back("lm_head", lm_head_);
+  return linears;
+}
+
+void LlamaFamily::validate(const llm::ModelConfig& config) const {
+  llm::parse_activation(config.hidden_act, config.source, kActivations);
+  const auto rope = rope_type(config);
+  if (rope != "default") {
+    throw llm::UserError(config.source + ": rope type '" + rope +
+                         "' is not supported by llama (expected 'default' or no rope_scaling)");
+  }
+  if (config.rotary_dim != config.head_dim) {
+    throw llm::UserError(config.source + ": llama rotates the whole head (rotary dimension " +
+                         std::to_string(config.rotary_dim) + ", head_dim " +
+                         std::to_string(config.head_dim) + ")");
+  }
+}
+
+std::shared_ptr<llm::CausalLM> LlamaFamily::build(const llm::ModelConfig& config,
+                                                  const torch::TensorOptions& options) const {
+  validate(config);
+  return std::make_shared<LlamaForCausalLM>(config, options);
+}
+
+}  // namespace llama

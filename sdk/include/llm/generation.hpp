@@ -1,0 +1,39 @@
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "llm/export.hpp"
+#include "llm/sampling.hpp"
+
+namespace llm {
+
+class CausalLM;
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 50;
+  SamplingOptions sampling;
+  uint64_t seed = 1234;  // of the sampling generator (CPU), so runs repeat on any device
+  bool stop_at_eos = true;
+  std::vector<int64_t> eos_ids;  // empty: the model config's eos_token_id(s)
+};
+
+struct GenerationResult {
+  std::vector<int64_t> tokens;  // prompt followed by the new tokens
+  int64_t new_tokens = 0;
+  bool stopped_at_eos = false;
+  bool stopped_at_context = false;  // max_new_tokens was cut to max_position_embeddings
+  double prefill_seconds = 0;       // prompt forward + first token
+  double decode_seconds = 0;        // the one-token steps after it
+  double tokens_per_second = 0;     // decode steps per second (0 when there were none)
+};
+
+// Autoregressive generation for one prompt: a KV cache sized prompt + max_new_tokens, one
+// forward over the prompt, then one token per step, without autograd. on_token sees each new
+// token as soon as it is chosen (EOS included). UserError naming --prompt for an empty prompt,
+// an id outside the vocabulary or a prompt longer than the model's context.
+LLM_API GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
+                                  const GenerationOptions& options,
+                                  const std::function<void(int64_t token)>& on_token = {});
+
+}  // namespace llm

@@ -1,0 +1,97 @@
+#include "llm/generation.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include "llm/error.hpp"
+#include "llm/model.hpp"
+
+namespace llm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void check_prompt(const std::vector<int64_t>& prompt, const ModelConfig& config) {
+  if (prompt.empty()) throw UserError("--prompt: the prompt encodes to no tokens");
+  const auto context = config.max_position_embeddings;
+  if (static_cast<int64_t>(prompt.size()) > context) {
+    throw UserError("--prompt: " + std::to_string(prompt.size()) +
+                    " tokens exceed the model's context of " + std::to_string(context) +
+                    " (max_position_embeddings)");
+  }
+  for (const auto id : prompt) {
+    if (id < 0 || id >= config.vocab_size) {
+      throw UserError("--prompt: token id " + std::to_string(id) +
+                      " is outside the vocabulary [0, " + std::to_string(config.vocab_size) + ")");
+    }
+  }
+}
+
+}  // namespace
+
+GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
+                          const GenerationOptions& options,
+                          const std::function<void(int64_t token)>& on_token) {
+  const auto& config = model.config();
+  check_prompt(prompt, config);
+  if (options.max_new_tokens < 0) {
+    throw UserError("--max_new_tokens must be >= 0, got " + std::to_string(options.max_new_tokens));
+  }
+  const auto prompt_length = static_cast<int64_t>(prompt.size());
+  const auto room = config.max_position_embeddings - prompt_length;
+  const auto max_new = std::min(options.max_new_tokens, room);
+  const auto& eos_ids = options.eos_ids.empty() ? config.eos_token_ids : options.eos_ids;
+
+  GenerationResult result;
+  result.tokens = prompt;
+  result.stopped_at_context = max_new < options.max_new_tokens;
+  if (max_new == 0) return result;
+
+  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
+  auto generator = at::detail::createCPUGenerator(options.seed);
+  auto cache = model.make_cache(1, prompt_length + max_new);
+  const auto device = model.device();
+
+  // Returns the chosen token; the host needs it anyway (streaming, EOS), so this syncs once per
+  // step.
+  const auto choose = [&](const torch::Tensor& ids) {
+    const auto logits = model.forward(ids, &cache);
+    const auto last = logits.select(1, logits.size(1) - 1);
+    const int64_t token = sample_next(last, options.sampling, &generator).item<int64_t>();
+    result.tokens.push_back(token);
+    ++result.new_tokens;
+    if (on_token) on_token(token);
+    return token;
+  };
+  const auto is_eos = [&](int64_t token) {
+    return options.stop_at_eos && std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
+  };
+
+  const auto prefill_start = Clock::now();
+  int64_t token = choose(torch::tensor(prompt, torch::kLong).view({1, -1}).to(device));
+  result.prefill_seconds = seconds_since(prefill_start);
+
+  const auto decode_start = Clock::now();
+  auto step_ids = torch::empty({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  while (!(result.stopped_at_eos = is_eos(token)) && result.new_tokens < max_new) {
+    step_ids.fill_(token);
+    token = choose(step_ids);
+  }
+  result.decode_seconds = seconds_since(decode_start);
+  const auto decode_steps = result.new_tokens - 1;
+  if (decode_steps > 0 && result.decode_seconds > 0) {
+    result.tokens_per_second = static_cast<double>(decode_steps) / result.decode_seconds;
+  }
+  return result;
+}
+
+}  // namespace llm

@@ -1,0 +1,84 @@
+#include "llm/nn/attention.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace llm {
+namespace {
+
+// True where query t (the last T of S positions) may not see key s.
+torch::Tensor future_mask(int64_t queries, int64_t keys, const torch::Device& device) {
+  const auto options = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto query_positions = torch::arange(queries, options).unsqueeze(1) + (keys - queries);
+  const auto key_positions = torch::arange(keys, options).unsqueeze(0);
+  return key_positions > query_positions;  // [T, S]
+}
+
+#if TORCH_VERSION_MAJOR >= 2
+torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k,
+                             const torch::Tensor& v) {
+  const int64_t queries = q.size(2);
+  const int64_t keys = k.size(2);
+  c10::optional<torch::Tensor> mask;
+  bool is_causal = false;
+  if (queries == keys) {
+    is_causal = queries > 1;
+  } else if (queries > 1) {
+    mask = future_mask(queries, keys, q.device()).logical_not();  // SDPA: true = attend
+  }
+  const int64_t heads = q.size(1);
+  const int64_t kv_heads = k.size(1);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, c10::nullopt,
+                                          /*enable_gqa=*/heads != kv_heads);
+#else
+  if (heads == kv_heads) return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal);
+  // Older SDPA has no grouped-query mode: repeat each KV head for its group of query heads.
+  const auto repeat = [&](const torch::Tensor& t) {
+    return t.unsqueeze(2)
+        .expand({t.size(0), kv_heads, heads / kv_heads, t.size(2), t.size(3)})
+        .reshape({t.size(0), heads, t.size(2), t.size(3)});
+  };
+  return at::scaled_dot_product_attention(q, repeat(k), repeat(v), mask, 0.0, is_causal);
+#endif
+}
+#endif
+
+}  // namespace
+
+// softmax(QK^T / sqrt(D) + mask) V. Grouped-query heads are folded into the query-row dim, so
+// the smaller K and V are never copied per query head.
+torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                         const torch::Tensor& v) {
+  const int64_t batch = q.size(0);
+  const int64_t heads = q.size(1);
+  const int64_t queries = q.size(2);
+  const int64_t head_dim = q.size(3);
+  const int64_t kv_heads = k.size(1);
+  const int64_t keys = k.size(2);
+  const int64_t group = heads / kv_heads;
+  const auto grouped_q = q.reshape({batch, kv_heads, group * queries, head_dim});
+  auto scores = torch::matmul(grouped_q, k.transpose(-1, -2)) / std::sqrt(double(head_dim));
+  if (queries > 1) {
+    scores = scores.view({batch, kv_heads, group, queries, keys})
+                 .masked_fill(future_mask(queries, keys, q.device()),
+                              -std::numeric_limits<double>::infinity())
+                 .view({batch, kv_heads, group * queries, keys});
+  }
+  const auto probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
+  return torch::matmul(probs, v).view({batch, heads, queries, head_dim});
+}
+
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "causal_attention: 4-d q, k, v");
+  TORCH_CHECK(k.size(2) >= q.size(2), "causal_attention: fewer keys than queries");
+  TORCH_CHECK(q.size(1) % k.size(1) == 0, "causal_attention: KV heads must divide query heads");
+#if TORCH_VERSION_MAJOR >= 2
+  return sdpa_attention(q, k, v);
+#else
+  return reference_causal_attention(q, k, v);
+#endif
+}
+
+}  // namespace llm

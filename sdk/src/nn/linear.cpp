@@ -1,0 +1,49 @@
+#include "llm/nn/linear.hpp"
+
+namespace llm {
+
+AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool bias,
+                                         const torch::TensorOptions& options)
+    : in_features_(in_features), out_features_(out_features) {
+  // Frozen base weights: adapters bring their own trainable parameters.
+  weight = register_parameter("weight", torch::empty({out_features, in_features}, options),
+                              /*requires_grad=*/false);
+  if (bias) {
+    this->bias = register_parameter("bias", torch::empty({out_features}, options),
+                                    /*requires_grad=*/false);
+  }
+}
+
+torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
+  auto y = torch::linear(x, weight, bias);
+  if (adapter_) {
+    // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.
+    y = y + adapter_->delta(x).to(y.scalar_type());
+  }
+  return y;
+}
+
+void AdaptableLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter,
+                                      const std::string& name) {
+  clear_adapter();
+  adapter_ = register_module(name, std::move(adapter));
+  adapter_name_ = name;
+}
+
+void AdaptableLinearImpl::clear_adapter() {
+  if (!adapter_) return;
+  unregister_module(adapter_name_);
+  adapter_.reset();
+  adapter_name_.clear();
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t vocab_size, int64_t dim, const torch::TensorOptions& options) {
+  weight = register_parameter("weight", torch::empty({vocab_size, dim}, options),
+                              /*requires_grad=*/false);
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
+  return torch::embedding(weight, ids);
+}
+
+}  // namespace llm

@@ -1,0 +1,62 @@
+#include <algorithm>
+#include <string>
+
+#include <c10/core/InferenceMode.h>
+
+#include "llm/error.hpp"
+#include "llm/nn/attention.hpp"
+
+namespace llm {
+namespace {
+
+// Hugging Face's rotate_half: (x1, x2) -> (-x2, x1) over the two halves of the last dim.
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_positions)
+    : rotary_dim_(rotary_dim), theta_(theta), max_positions_(std::max<int64_t>(max_positions, 1)) {
+  if (rotary_dim < 0 || rotary_dim % 2 != 0) {
+    throw UserError("rotary embedding: rotary_dim must be even and >= 0, got " +
+                    std::to_string(rotary_dim));
+  }
+}
+
+void RotaryEmbedding::ensure(int64_t positions, const torch::Device& device) const {
+  if (cos_.defined() && cos_.size(0) >= positions && cos_.device() == device) return;
+  // Tables are model state shared by inference and training: never create them as inference
+  // tensors (autograd refuses to save those), and never record them in a graph.
+  c10::InferenceMode not_inference(false);
+  torch::NoGradGuard no_grad;
+  const int64_t rows = std::max({positions, max_positions_, cos_.defined() ? cos_.size(0) : 0});
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32.
+  const auto exponents =
+      torch::arange(0, rotary_dim_, 2, torch::TensorOptions().dtype(torch::kLong).device(device))
+          .to(torch::kFloat) /
+      static_cast<double>(rotary_dim_);
+  const auto inv_freq = 1.0 / torch::pow(theta_, exponents);
+  const auto freqs = torch::outer(torch::arange(rows, f32), inv_freq);
+  const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
+  cos_ = angles.cos();
+  sin_ = angles.sin();
+}
+
+torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) const {
+  if (rotary_dim_ == 0) return x;
+  const int64_t tokens = x.size(-2);
+  ensure(offset + tokens, x.device());
+  // Hugging Face casts the fp32 tables to the activations' dtype before rotating.
+  const auto cos = cos_.narrow(0, offset, tokens).to(x.scalar_type());
+  const auto sin = sin_.narrow(0, offset, tokens).to(x.scalar_type());
+  const int64_t head_dim = x.size(-1);
+  if (rotary_dim_ == head_dim) return x * cos + rotate_half(x) * sin;
+  const auto rotated = x.narrow(-1, 0, rotary_dim_);
+  const auto passed = x.narrow(-1, rotary_dim_, head_dim - rotary_dim_);
+  return torch::cat({rotated * cos + rotate_half(rotated) * sin, passed}, -1);
+}
+
+}  // namespace llm

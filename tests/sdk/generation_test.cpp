@@ -1,0 +1,89 @@
+#include <gtest/gtest.h>
+
+#include "llm/error.hpp"
+#include "llm/generation.hpp"
+#include "sdk/nn/model_test_support.hpp"
+
+namespace llm::test {
+namespace {
+
+std::vector<int64_t> prompt_of(int64_t length) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < length; ++i) ids.push_back(10 + i);
+  return ids;
+}
+
+GenerationOptions sampled(uint64_t seed, int64_t new_tokens) {
+  GenerationOptions o;
+  o.max_new_tokens = new_tokens;
+  o.sampling.temperature = 1.0;
+  o.sampling.top_k = 50;
+  o.seed = seed;
+  o.stop_at_eos = false;
+  return o;
+}
+
+TEST(Generate, StreamsEachNewTokenInOrderAndCountsThem) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  std::vector<int64_t> streamed;
+  const auto result = generate(*loaded.model, prompt_of(5), sampled(1, 6),
+                               [&](int64_t token) { streamed.push_back(token); });
+  ASSERT_EQ(result.tokens.size(), 11u);
+  EXPECT_EQ(result.new_tokens, 6);
+  EXPECT_EQ(std::vector<int64_t>(result.tokens.begin() + 5, result.tokens.end()), streamed);
+  EXPECT_GT(result.tokens_per_second, 0.0);
+}
+
+TEST(Generate, SameSeedRepeatsDifferentSeedDiffers) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  const auto a = generate(*loaded.model, prompt_of(4), sampled(42, 16)).tokens;
+  const auto b = generate(*loaded.model, prompt_of(4), sampled(42, 16)).tokens;
+  const auto c = generate(*loaded.model, prompt_of(4), sampled(43, 16)).tokens;
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST(Generate, StopsAtAnEosIdItProduces) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  auto options = sampled(0, 8);
+  options.sampling.temperature = 0;
+  const auto free_run = generate(*loaded.model, prompt_of(4), options);
+  options.stop_at_eos = true;
+  options.eos_ids = {free_run.tokens[6]};  // the third new token
+  const auto stopped = generate(*loaded.model, prompt_of(4), options);
+  EXPECT_TRUE(stopped.stopped_at_eos);
+  EXPECT_LE(stopped.new_tokens, 3);
+  EXPECT_EQ(stopped.tokens.back(), free_run.tokens[6]);
+}
+
+TEST(Generate, NewTokensStopAtTheModelsContext) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  const auto context = loaded.config.max_position_embeddings;
+  const auto result = generate(*loaded.model, prompt_of(context - 3), sampled(0, 10));
+  EXPECT_EQ(result.new_tokens, 3);
+  EXPECT_TRUE(result.stopped_at_context);
+}
+
+TEST(Generate, PromptLongerThanContextIsAUserErrorNamingBothLengths) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  const auto context = loaded.config.max_position_embeddings;
+  try {
+    generate(*loaded.model, prompt_of(context + 1), sampled(0, 1));
+    FAIL() << "no UserError";
+  } catch (const UserError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("--prompt"), std::string::npos) << message;
+    EXPECT_NE(message.find(std::to_string(context + 1)), std::string::npos) << message;
+    EXPECT_NE(message.find(std::to_string(context)), std::string::npos) << message;
+  }
+}
+
+TEST(Generate, EmptyPromptAndOutOfVocabularyIdsAreUserErrors) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  EXPECT_THROW(generate(*loaded.model, {}, sampled(0, 1)), UserError);
+  EXPECT_THROW(generate(*loaded.model, {5, loaded.config.vocab_size}, sampled(0, 1)), UserError);
+  EXPECT_THROW(generate(*loaded.model, {-1}, sampled(0, 1)), UserError);
+}
+
+}  // namespace
+}  // namespace llm::test

@@ -133,6 +133,13 @@ int run(TaskContext& ctx) {
     if (device.is_cuda() && !device.has_index()) {
       device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
     }
+    // Cheap check before the rendezvous (the trainer checks again for callers of the SDK).
+    if (settings.batch_size % launch.world_size != 0) {
+      throw llm::UserError("--batch_size (" + std::to_string(settings.batch_size) +
+                           ") must be divisible by the world size (" +
+                           std::to_string(launch.world_size) +
+                           "): every rank trains on an equal share of each step's samples");
+    }
     const double timeout_s = ctx.get<double>("dist_timeout");
     if (!(timeout_s > 0) || timeout_s > 86400) {
       throw llm::UserError("--dist_timeout must be in (0, 86400] seconds");

@@ -29,8 +29,18 @@ echo "== NCCL, world size 1 vs no process group"
   --master_addr 127.0.0.1 --master_port 29531 >"$WORK/nccl.json" 2>"$WORK/nccl.err"
 grep -o "data parallel.*" "$WORK/nccl.err" || true
 python3 - "$WORK" <<'PY'
-import json, sys
-from safetensors.torch import load_file
+import json, struct, sys
+import torch
+def load_file(path):  # safetensors without the safetensors package: F32 tensors only (LoRA)
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__": continue
+        a, b = v["data_offsets"]
+        out[k] = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32)
+    return out
 w = sys.argv[1]
 a = load_file(f"{w}/plain/final/adapter_model.safetensors")
 b = load_file(f"{w}/nccl/final/adapter_model.safetensors")

@@ -1,5 +1,6 @@
 #include "llm/dist/launch.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <limits>

@@ -190,7 +190,6 @@ torch::Device ProcessGroup::device() const { return impl_->device; }
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, const char* what) {
   try {
     c10d::AllreduceOptions options;
-    options.reduceOp = c10d::ReduceOp::SUM;
     options.timeout = impl_->timeout;
     auto work = impl_->group->allreduce(tensors, options);
     if (!work->wait(impl_->timeout)) throw std::runtime_error("timed out");

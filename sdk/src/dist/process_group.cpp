@@ -8,10 +8,10 @@
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_GLOO
+#ifdef LLM_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef LLM_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -101,7 +101,7 @@ void wait_for_all_ranks(c10d::Store& store, const LaunchInfo& launch,
                   std::to_string(launch.world_size) + " never arrived");
 }
 
-#ifdef USE_C10D_GLOO
+#ifdef LLM_WITH_GLOO
 std::shared_ptr<::gloo::transport::Device> gloo_device(const LaunchInfo& launch) {
   if (const auto iface = process_environment()("GLOO_SOCKET_IFNAME")) {
     return c10d::ProcessGroupGloo::createDeviceForInterface(*iface);
@@ -125,10 +125,10 @@ struct ProcessGroup::Impl {
 };
 
 bool process_group_backend_available(const torch::Device& device) {
-#ifdef USE_C10D_NCCL
+#ifdef LLM_WITH_NCCL
   if (device.is_cuda()) return true;
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef LLM_WITH_GLOO
   if (device.is_cpu()) return true;
 #endif
   (void)device;
@@ -150,7 +150,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchInfo& launch,
   wait_for_all_ranks(*impl->store, launch, timeout);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("llmhost/pg", impl->store);
   try {
-#ifdef USE_C10D_NCCL
+#ifdef LLM_WITH_NCCL
     if (device.is_cuda()) {
       c10::cuda::set_device(device.index());
       auto options = c10d::ProcessGroupNCCL::Options::create();
@@ -160,7 +160,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchInfo& launch,
       impl->backend = "nccl";
     }
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef LLM_WITH_GLOO
     if (device.is_cpu()) {
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
       options->devices.push_back(gloo_device(launch));

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # On the GPU machine, after scripts/gpu-build.sh: (1) the NCCL path with world size 1 finetunes
 # like the non-distributed run (adapters compared), (2) peak GPU memory with and without
-# --activation_checkpointing (pythia-160m-sized random weights via tests/data/tiny-pythia's
-# tokenizer are not enough, so pass a real checkpoint as CHECKPOINT to measure).
+# --activation_checkpointing (tests/data/tiny-pythia is too small to show a difference: pass a
+# real checkpoint, e.g. CHECKPOINT=checkpoints/EleutherAI/pythia-410m, to measure).
 # Usage: scripts/gpu-dist-check.sh [BUILD_DIR]   (env: CHECKPOINT, DATA, STEPS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-/tmp/llmhost-build}
 export LD_LIBRARY_PATH=${DEPS:-/tmp/deps}/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-LLMHOST="$BUILD_DIR/host/llmhost"
+LLMHOST=$(find "$BUILD_DIR" -name llmhost -type f -perm -u+x | head -1)
 CHECKPOINT=${CHECKPOINT:-tests/data/tiny-pythia}
 STEPS=${STEPS:-6}
 WORK=$(mktemp -d)
@@ -19,13 +19,13 @@ if [[ ! -f "$DATA/manifest.json" ]]; then
     --checkpoint_dir "$CHECKPOINT" --destination_dir "$DATA" --max_seq_length 256 >/dev/null
 fi
 common=(--task finetune --plugin lora --checkpoint_dir "$CHECKPOINT" --data_dir "$DATA"
-  --device cuda --precision fp32 --batch_size 8 --micro_batch_size 4 --max_steps "$STEPS"
+  --device cuda --batch_size 8 --micro_batch_size 4 --max_steps "$STEPS"
   --warmup_steps 1 --learning_rate 0.01 --lora_dropout 0 --eval_interval 0 --eval_iters 4
   --save_interval 0 --seed 5 --format json)
 
 echo "== NCCL, world size 1 vs no process group"
-"$LLMHOST" "${common[@]}" --out_dir "$WORK/plain" >"$WORK/plain.json"
-"$LLMHOST" "${common[@]}" --out_dir "$WORK/nccl" --world_size 1 --rank 0 \
+"$LLMHOST" "${common[@]}" --precision fp32 --out_dir "$WORK/plain" >"$WORK/plain.json"
+"$LLMHOST" "${common[@]}" --precision fp32 --out_dir "$WORK/nccl" --world_size 1 --rank 0 \
   --master_addr 127.0.0.1 --master_port 29531 >"$WORK/nccl.json" 2>"$WORK/nccl.err"
 grep -o "data parallel.*" "$WORK/nccl.err" || true
 python3 - "$WORK" <<'PY'

@@ -309,7 +309,7 @@ TEST(DistributedFinetune, AKilledRankMakesTheOtherFailWithAMessageThenResumeComp
   SKIP_WITHOUT_GLOO();
   llm::test::TempDir dir;
   const auto out = dir.path() / "killed";
-  const int steps = 400;  // long enough to be killed mid-run
+  const int steps = 100;  // long enough to be killed mid-run
   const auto port = std::to_string(free_port());
   auto rank_args = [&](int r, bool resume) {
     auto args = with(finetune_args(out, steps, "0", "5"),

@@ -56,7 +56,7 @@ const fs::path& prepared_data() {
     const auto result = run_llmhost(
         {"--task", "prepare", "--plugin", "dolly", "--data_file",
          (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(), "--checkpoint_dir",
-         model_dir().string(), "--destination_dir", path.string(), "--max_seq_length", "64"});
+         model_dir().string(), "--destination_dir", path.string(), "--max_seq_length", "128"});
     EXPECT_EQ(result.exit_code, 0) << result.err;
     return path;
   }();

@@ -56,15 +56,16 @@ const fs::path& prepared_data() {
     const auto result = run_llmhost(
         {"--task", "prepare", "--plugin", "dolly", "--data_file",
          (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(), "--checkpoint_dir",
-         model_dir().string(), "--destination_dir", path.string(), "--max_seq_length", "128"});
+         model_dir().string(), "--destination_dir", path.string(), "--max_seq_length", "256"});
     EXPECT_EQ(result.exit_code, 0) << result.err;
     return path;
   }();
   return data;
 }
 
-// Global batch 4 = 2 ranks x micro-batch 2, so the ranks' micro-batches line up with the single
-// run's (same dropout draws); validation every 2 steps exercises the reduced val loss.
+// Samples up to 256 tokens (shorter cuts mask every target of the first test samples: val_loss
+// would be nan). Global batch 4 = 2 ranks x micro-batch 2, so the ranks' micro-batches line up with
+// the single run's (same dropout draws); validation every 2 steps exercises the reduced val loss.
 std::vector<std::string> finetune_args(const fs::path& out, int max_steps = 4,
                                        const std::string& eval_interval = "2",
                                        const std::string& save_interval = "1",

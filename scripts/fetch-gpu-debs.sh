@@ -9,4 +9,6 @@ apt-get download libboost1.74-dev libboost-program-options1.74-dev libboost-prog
   libboost-filesystem1.74-dev libboost-filesystem1.74.0 libboost-system1.74-dev \
   libboost-system1.74.0 libsentencepiece-dev libsentencepiece0 libprotobuf-lite32 \
   nlohmann-json3-dev libgtest-dev googletest libutf8proc-dev libutf8proc2 libpcre2-dev \
-  libpcre2-8-0
+  libpcre2-8-0 \
+  libcurl4-openssl-dev libcurl4 libssl-dev libssl3 libssh2-1 libldap-2.5-0
+# (Debian's libcurl4 needs libssh2 and OpenLDAP 2.5, which an Ubuntu 24.04 GPU machine lacks.)

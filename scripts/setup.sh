@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libsentencepiece-dev nlohmann-json3-dev libgtest-dev libgloo-dev
   libutf8proc-dev libpcre2-dev
+  libcurl4-openssl-dev libssl-dev
 )
 
 missing=()

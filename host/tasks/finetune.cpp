@@ -1,0 +1,152 @@
+// --task finetune --plugin lora: trains an adapter on a prepared dataset (llm/train/trainer.hpp).
+#include <ostream>
+
+#include "llm/device.hpp"
+#include "llm/error.hpp"
+#include "llm/model_config.hpp"
+#include "llm/train/prepared_data.hpp"
+#include "llm/train/trainer.hpp"
+#include "task.hpp"
+
+namespace llmhost {
+namespace {
+
+namespace fs = std::filesystem;
+
+void declare(po::options_description& o) {
+  add_checkpoint_option(o);
+  add_device_options(o);
+  auto flag = [](bool fallback) {
+    return po::value<bool>()->default_value(fallback)->implicit_value(true);
+  };
+  o.add_options()                                                                                 //
+      ("data_dir", po::value<std::string>()->required(), "output of --task prepare")              //
+      ("out_dir", po::value<std::string>()->required(), "checkpoints and metrics go here")        //
+      ("resume", flag(false), "continue from the newest checkpoint in --out_dir")                 //
+      ("learning_rate", po::value<double>()->default_value(3e-4), "peak learning rate")           //
+      ("min_lr", po::value<double>()->default_value(0.0), "learning rate at the end of the run")  //
+      ("batch_size", po::value<int64_t>()->default_value(128),
+       "effective batch (samples per step)")                                                    //
+      ("micro_batch_size", po::value<int64_t>()->default_value(4), "samples per forward pass")  //
+      ("epochs", po::value<double>()->default_value(1.0),
+       "passes over the train split (unless --max_steps)")  //
+      ("max_steps", po::value<int64_t>()->default_value(0),
+       "optimizer steps (0: from --epochs)")  //
+      ("stop_after_step", po::value<int64_t>()->default_value(0),
+       "checkpoint and stop after this step, as if interrupted (0: run to the end)")              //
+      ("weight_decay", po::value<double>()->default_value(0.01), "AdamW decoupled weight decay")  //
+      ("warmup_steps", po::value<int64_t>()->default_value(100), "linear warm-up steps")          //
+      ("grad_clip", po::value<double>()->default_value(1.0), "max gradient norm (0: off)")        //
+      ("lora_r", po::value<int64_t>()->default_value(8), "LoRA rank")                             //
+      ("lora_alpha", po::value<double>()->default_value(16), "LoRA alpha (scaling alpha/r)")      //
+      ("lora_dropout", po::value<double>()->default_value(0.05), "dropout on the LoRA input")     //
+      ("lora_query", flag(true), "adapt the query projection")                                    //
+      ("lora_key", flag(false), "adapt the key projection")                                       //
+      ("lora_value", flag(true), "adapt the value projection")                                    //
+      ("lora_projection", flag(false), "adapt the attention output projection")                   //
+      ("lora_mlp", flag(false), "adapt the MLP")                                                  //
+      ("lora_head", flag(false), "adapt the output head")                                         //
+      ("eval_interval", po::value<int64_t>()->default_value(100),
+       "validate every N steps (0: never)")                                                 //
+      ("eval_iters", po::value<int64_t>()->default_value(100), "validation micro-batches")  //
+      ("save_interval", po::value<int64_t>()->default_value(100),
+       "checkpoint every N steps (0: final only)")                                             //
+      ("log_interval", po::value<int64_t>()->default_value(1), "progress line every N steps")  //
+      ("max_seq_length", po::value<int64_t>()->default_value(0),
+       "cut samples to N tokens (0: as prepared)")  //
+      ("seed", po::value<int64_t>()->default_value(1337), "seed of LoRA init, data order, dropout");
+}
+
+llm::Json lora_settings(const TaskContext& ctx) {
+  llm::Json s = llm::Json::object();
+  for (const char* key : {"lora_r"}) s[key] = ctx.get<int64_t>(key);
+  for (const char* key : {"lora_alpha", "lora_dropout"}) s[key] = ctx.get<double>(key);
+  for (const char* key :
+       {"lora_query", "lora_key", "lora_value", "lora_projection", "lora_mlp", "lora_head"}) {
+    s[key] = ctx.get<bool>(key);
+  }
+  return s;
+}
+
+llm::TrainingSettings training_settings(const TaskContext& ctx) {
+  llm::TrainingSettings s;
+  s.learning_rate = ctx.get<double>("learning_rate");
+  s.min_lr = ctx.get<double>("min_lr");
+  s.batch_size = ctx.get<int64_t>("batch_size");
+  s.micro_batch_size = ctx.get<int64_t>("micro_batch_size");
+  s.epochs = ctx.get<double>("epochs");
+  s.max_steps = ctx.get<int64_t>("max_steps");
+  s.stop_after_step = ctx.get<int64_t>("stop_after_step");
+  s.weight_decay = ctx.get<double>("weight_decay");
+  s.warmup_steps = ctx.get<int64_t>("warmup_steps");
+  s.grad_clip = ctx.get<double>("grad_clip");
+  s.eval_interval = ctx.get<int64_t>("eval_interval");
+  s.eval_iters = ctx.get<int64_t>("eval_iters");
+  s.save_interval = ctx.get<int64_t>("save_interval");
+  s.log_interval = ctx.get<int64_t>("log_interval");
+  s.max_seq_length = ctx.get<int64_t>("max_seq_length");
+  s.seed = static_cast<uint64_t>(ctx.get<int64_t>("seed"));
+  return s;
+}
+
+int run(TaskContext& ctx) {
+  const auto adapter = ctx.registry().adapter(ctx.plugin(/*required=*/true));
+  const fs::path checkpoint_dir = ctx.get<std::string>("checkpoint_dir");
+  const fs::path out_dir = ctx.get<std::string>("out_dir");
+  // Cheap checks first: a bad data_dir should not cost a model load.
+  const auto config = llm::read_model_config(checkpoint_dir);
+  const auto data = llm::read_prepared_dataset(ctx.get<std::string>("data_dir"), config.vocab_size);
+  const auto settings = training_settings(ctx);
+
+  const auto device = llm::parse_device(ctx.get<std::string>("device"));
+  const auto dtype =
+      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
+  auto loaded = load_model(ctx.registry(), checkpoint_dir, device, dtype, /*random_init=*/false);
+  auto& model = *loaded.model;
+
+  torch::manual_seed(settings.seed);  // LoRA A initialisation
+  const llm::Json lora = lora_settings(ctx);
+  adapter->attach(model, lora);
+  std::vector<std::pair<std::string, torch::Tensor>> trainable;
+  int64_t trainable_count = 0, frozen_count = 0;
+  for (const auto& item : model.named_parameters()) {
+    if (item.value().requires_grad()) {
+      trainable.emplace_back(item.key(), item.value());
+      trainable_count += item.value().numel();
+    } else {
+      frozen_count += item.value().numel();
+    }
+  }
+  ctx.err() << "finetune: " << trainable_count << " trainable (fp32) / " << frozen_count
+            << " frozen (" << llm::precision_name(dtype) << ") parameters on " << device.str()
+            << "; " << data.train.size() << " train / " << data.test.size() << " test samples\n";
+
+  llm::Trainer trainer(
+      model, trainable, data, settings, out_dir,
+      [&](const fs::path& dir) { adapter->save(model, dir); }, ctx.err());
+  trainer.set_run_description(llm::Json{{"adapter", adapter->name()}, {"lora", lora}});
+  const auto result = trainer.run(ctx.get<bool>("resume"));
+
+  auto optional_json = [](const std::optional<double>& v) {
+    return v ? llm::Json(*v) : llm::Json(nullptr);
+  };
+  const llm::Json summary{{"steps", result.steps_done},
+                          {"total_steps", trainer.total_steps()},
+                          {"resumed_from_step", result.resumed_from_step},
+                          {"initial_val_loss", optional_json(result.initial_val_loss)},
+                          {"final_val_loss", optional_json(result.final_val_loss)},
+                          {"adapter_dir", result.final_checkpoint.string()},
+                          {"metrics", (out_dir / "metrics.csv").string()}};
+  if (ctx.json_output()) {
+    ctx.out() << summary.dump() << "\n";
+  } else if (!result.final_checkpoint.empty()) {
+    ctx.out() << "adapter: " << result.final_checkpoint.string() << "\n";
+  }
+  return llm::kExitOk;
+}
+
+const bool registered = register_task(
+    {"finetune", "train a LoRA adapter (--plugin lora) on a prepared dataset", declare, run});
+
+}  // namespace
+}  // namespace llmhost

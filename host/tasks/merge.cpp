@@ -1,0 +1,108 @@
+// --task merge: base checkpoint + LoRA adapter -> a complete Hugging Face directory.
+#include <unistd.h>
+
+#include <ostream>
+
+#include "llm/error.hpp"
+#include "llm/model_config.hpp"
+#include "llm/safetensors.hpp"
+#include "task.hpp"
+
+namespace llmhost {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Everything of a checkpoint directory except its weights.
+const char* const kCopiedFiles[] = {"config.json",
+                                    "generation_config.json",
+                                    "tokenizer.json",
+                                    "tokenizer.model",
+                                    "tokenizer_config.json",
+                                    "special_tokens_map.json",
+                                    "added_tokens.json",
+                                    "vocab.json",
+                                    "merges.txt"};
+
+void declare(po::options_description& o) {
+  add_checkpoint_option(o);
+  o.add_options()  //
+      ("lora_path", po::value<std::string>()->required(),
+       "adapter directory (adapter_config.json + adapter_model.safetensors)")  //
+      ("out_dir", po::value<std::string>()->required(), "merged checkpoint directory");
+}
+
+// The dtype the base weights are stored in (the merged model keeps it).
+torch::ScalarType stored_dtype(const fs::path& checkpoint_dir) {
+  const auto checkpoint = llm::SafetensorsCheckpoint::open(checkpoint_dir);
+  for (const auto& name : checkpoint.names()) {
+    const auto dtype = checkpoint.info(name).dtype;
+    if (c10::isFloatingType(dtype)) return dtype;
+  }
+  return torch::kFloat;
+}
+
+int run(TaskContext& ctx) {
+  const auto adapter = ctx.registry().adapter(ctx.has("plugin") ? ctx.plugin(false) : "lora");
+  const fs::path checkpoint_dir = ctx.get<std::string>("checkpoint_dir");
+  const fs::path lora_path = ctx.get<std::string>("lora_path");
+  const fs::path out_dir = ctx.get<std::string>("out_dir");
+  if (!fs::is_directory(lora_path)) {
+    throw llm::UserError("--lora_path '" + lora_path.string() + "' is not a directory");
+  }
+  if (fs::exists(out_dir) && fs::equivalent(out_dir, checkpoint_dir)) {
+    throw llm::UserError("--out_dir must differ from --checkpoint_dir");
+  }
+  const auto dtype = stored_dtype(checkpoint_dir);
+  auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false);
+  adapter->load(*loaded.model, lora_path);
+  adapter->merge(*loaded.model);
+
+  // Assemble under a temporary name beside out_dir, then rename: never a half-written model.
+  const fs::path parent = fs::absolute(out_dir).parent_path();
+  fs::create_directories(parent);
+  const fs::path temp =
+      parent / (out_dir.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(temp);
+  fs::create_directories(temp);
+  try {
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& item : loaded.model->named_parameters()) {
+      tensors.emplace_back(item.key(), item.value().detach());
+    }
+    llm::write_safetensors(temp / "model.safetensors", tensors, {{"format", "pt"}});
+    for (const char* name : kCopiedFiles) {
+      if (fs::exists(checkpoint_dir / name)) fs::copy_file(checkpoint_dir / name, temp / name);
+    }
+    if (fs::exists(out_dir)) {
+      const fs::path old =
+          parent / (out_dir.filename().string() + ".old-" + std::to_string(::getpid()));
+      fs::rename(out_dir, old);
+      fs::rename(temp, out_dir);
+      fs::remove_all(old);
+    } else {
+      fs::rename(temp, out_dir);
+    }
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(temp, ignored);
+    throw;
+  }
+  if (ctx.json_output()) {
+    ctx.out() << llm::Json{{"out_dir", out_dir.string()},
+                           {"dtype", llm::safetensors_dtype_name(dtype)}}
+                     .dump()
+              << "\n";
+  } else {
+    ctx.out() << "merged " << lora_path.string() << " into " << out_dir.string() << " ("
+              << llm::safetensors_dtype_name(dtype) << ")\n";
+  }
+  return llm::kExitOk;
+}
+
+const bool registered = register_task(
+    {"merge", "fold a LoRA adapter into the base weights; writes a Hugging Face directory", declare,
+     run});
+
+}  // namespace
+}  // namespace llmhost

@@ -1,0 +1,67 @@
+// Alpaca as published (alpaca_data_cleaned_archive.json): one JSON array of objects with
+// instruction, input, output.
+#include <string>
+
+#include "llm/dataset.hpp"
+#include "llm/error.hpp"
+#include "llm/json_file.hpp"
+#include "llm/plugin.hpp"
+
+namespace {
+
+class AlpacaDataset final : public llm::Dataset {
+ public:
+  std::string name() const override { return "alpaca"; }
+
+  llm::DatasetReadResult read(const std::filesystem::path& file,
+                              const llm::DatasetReadOptions& options) const override {
+    const llm::Json records = llm::read_json_file(file);  // UserError with the byte position
+    if (!records.is_array()) {
+      throw llm::UserError(file.string() +
+                           ": expected a JSON array of {instruction, input, output}");
+    }
+    llm::DatasetReadResult result;
+    int64_t index = 0;
+    for (const auto& record : records) {
+      ++index;
+      const std::string problem = check(record);
+      if (!problem.empty()) {
+        if (!options.skip_bad_records) {
+          throw llm::UserError(file.string() + ": record " + std::to_string(index) + ": " +
+                               problem + " (or pass --skip_bad_records)");
+        }
+        ++result.skipped_records;
+        continue;
+      }
+      llm::InstructionExample example;
+      example.instruction = record["instruction"].get<std::string>();
+      example.input = record.contains("input") ? record["input"].get<std::string>() : "";
+      example.output = record["output"].get<std::string>();
+      example.source_line = index;
+      result.examples.push_back(std::move(example));
+    }
+    return result;
+  }
+
+ private:
+  static std::string check(const llm::Json& record) {
+    if (!record.is_object()) return "not a JSON object";
+    for (const char* key : {"instruction", "output"}) {
+      if (!record.contains(key) || !record[key].is_string()) {
+        return std::string("expected a string field '") + key + "'";
+      }
+    }
+    if (record.contains("input") && !record["input"].is_string()) {
+      return "field 'input' must be a string";
+    }
+    return "";
+  }
+};
+
+void register_alpaca(llm::Registrar& registrar) {
+  registrar.add_dataset(std::make_shared<AlpacaDataset>());
+}
+
+}  // namespace
+
+LLMHOST_PLUGIN(kDataset, "alpaca", "0.1.0", "Alpaca instruction data (JSON array)", register_alpaca)

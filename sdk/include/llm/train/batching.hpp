@@ -1,0 +1,45 @@
+#pragma once
+// Turning prepared samples into padded micro-batches, and the order samples are visited in.
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "llm/export.hpp"
+#include "llm/train/prepared_data.hpp"
+
+namespace llm {
+
+inline constexpr int64_t kIgnoreIndex = -100;
+
+struct Batch {
+  torch::Tensor input_ids;    // int64 [B, T], right-padded with pad_id
+  torch::Tensor labels;       // int64 [B, T], kIgnoreIndex on padding (and on prompt if masked)
+  int64_t target_tokens = 0;  // labels[:, 1:] != kIgnoreIndex: the tokens the loss averages over
+  int64_t tokens = 0;         // real (non-padding) input tokens
+};
+
+// Pads to the longest sample of the batch; samples longer than max_seq_length (> 0) are cut.
+LLM_API Batch make_batch(const PreparedSplit& split, const std::vector<int64_t>& samples,
+                         bool mask_inputs, int64_t max_seq_length, int64_t pad_id = 0);
+
+// Summed next-token cross-entropy over positions whose shifted label is not ignored, in fp32.
+// logits [B, T, V], labels [B, T]: position t predicts labels[t + 1].
+LLM_API torch::Tensor summed_token_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+
+// Epochs of a seeded shuffle laid end to end: global sample k belongs to epoch k / N and is
+// permutation(seed + epoch)[k % N]. A pure function of (seed, k), so a data position is one number.
+class LLM_API SampleOrder {
+ public:
+  SampleOrder(int64_t dataset_size, uint64_t seed);
+  int64_t sample_at(int64_t k);
+  int64_t dataset_size() const { return size_; }
+
+ private:
+  int64_t size_;
+  uint64_t seed_;
+  int64_t cached_epoch_ = -1;
+  std::vector<int64_t> permutation_;
+};
+
+}  // namespace llm

@@ -1,0 +1,38 @@
+#pragma once
+// Per-step training metrics, appended to OUT/metrics.csv and OUT/metrics.jsonl.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "llm/export.hpp"
+
+namespace llm {
+
+struct StepMetrics {
+  int64_t step = 0;
+  double epoch = 0;                // samples seen / train size
+  std::optional<double> loss;      // token-weighted mean over the step's effective batch
+  std::optional<double> val_loss;  // when validation ran at this step
+  double lr = 0;
+  double tokens_per_s = 0;  // real (non-padding) tokens through the model per second
+  double max_rss_mb = 0;    // peak resident memory of the process
+  double elapsed_s = 0;
+};
+
+class LLM_API MetricsWriter {
+ public:
+  // Starts fresh, or on resume keeps the rows up to `keep_up_to_step` (rows an interrupted run
+  // wrote after its last checkpoint are dropped, so the files read as one uninterrupted run).
+  MetricsWriter(const std::filesystem::path& out_dir, std::optional<int64_t> keep_up_to_step);
+  void write(const StepMetrics& metrics);
+
+ private:
+  std::ofstream csv_;
+  std::ofstream jsonl_;
+};
+
+// Peak resident set size of this process in MiB.
+LLM_API double peak_rss_mb();
+
+}  // namespace llm

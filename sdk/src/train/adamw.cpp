@@ -1,0 +1,71 @@
+#include "llm/train/adamw.hpp"
+
+#include <cmath>
+#include <map>
+
+#include <torch/torch.h>
+
+#include "llm/error.hpp"
+
+namespace llm {
+
+AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, AdamWSettings settings)
+    : params_(std::move(parameters)), settings_(settings) {
+  for (const auto& [name, p] : params_) {
+    exp_avg_.push_back(torch::zeros_like(p));
+    exp_avg_sq_.push_back(torch::zeros_like(p));
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++step_;
+  const double bias1 = 1.0 - std::pow(settings_.beta1, static_cast<double>(step_));
+  const double bias2 = 1.0 - std::pow(settings_.beta2, static_cast<double>(step_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i].second;
+    const auto& grad = p.grad();
+    if (!grad.defined()) continue;
+    p.mul_(1.0 - lr * settings_.weight_decay);
+    exp_avg_[i].mul_(settings_.beta1).add_(grad, 1.0 - settings_.beta1);
+    exp_avg_sq_[i].mul_(settings_.beta2).addcmul_(grad, grad, 1.0 - settings_.beta2);
+    const auto denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bias2)).add_(settings_.eps);
+    p.addcdiv_(exp_avg_[i], denom, -lr / bias1);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& [name, p] : params_) {
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> AdamW::state() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.emplace_back("exp_avg/" + params_[i].first, exp_avg_[i]);
+    out.emplace_back("exp_avg_sq/" + params_[i].first, exp_avg_sq_[i]);
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                       int64_t steps_taken, const std::string& source) {
+  std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
+  auto restore = [&](const std::string& name, torch::Tensor& target) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw UserError(source + ": missing optimizer tensor '" + name + "'");
+    if (it->second.sizes() != target.sizes()) {
+      throw UserError(source + ": optimizer tensor '" + name + "' has the wrong shape");
+    }
+    torch::NoGradGuard no_grad;
+    target.copy_(it->second);
+  };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    restore("exp_avg/" + params_[i].first, exp_avg_[i]);
+    restore("exp_avg_sq/" + params_[i].first, exp_avg_sq_[i]);
+  }
+  step_ = steps_taken;
+}
+
+}  // namespace llm

@@ -1,0 +1,360 @@
+#include "llm/train/trainer.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include <torch/torch.h>
+
+#include "llm/atomic_file.hpp"
+#include "llm/error.hpp"
+#include "llm/model.hpp"
+#include "llm/safetensors.hpp"
+#include "llm/train/batching.hpp"
+#include "llm/train/lr_schedule.hpp"
+#include "llm/train/metrics.hpp"
+
+namespace llm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kStateFormatVersion = 1;
+constexpr const char* kStateJson = "trainer_state.json";
+constexpr const char* kStateTensors = "trainer_state.safetensors";
+
+void require_positive(int64_t value, const char* flag) {
+  if (value <= 0) throw UserError(std::string("--") + flag + " must be a positive integer");
+}
+
+std::string format_duration(double seconds) {
+  const auto total = static_cast<int64_t>(std::max(0.0, seconds));
+  std::ostringstream s;
+  if (total >= 3600) s << total / 3600 << "h";
+  s << (total % 3600) / 60 << "m" << std::setw(2) << std::setfill('0') << total % 60 << "s";
+  return s.str();
+}
+
+// The settings that shape the trajectory: a resume with different ones would not continue the run.
+Json trajectory_settings(const TrainingSettings& s, int64_t total_steps, int64_t max_seq_length) {
+  return Json{{"learning_rate", s.learning_rate},
+              {"batch_size", s.batch_size},
+              {"micro_batch_size", s.micro_batch_size},
+              {"total_steps", total_steps},
+              {"weight_decay", s.weight_decay},
+              {"warmup_steps", s.warmup_steps},
+              {"min_lr", s.min_lr},
+              {"grad_clip", s.grad_clip},
+              {"seed", s.seed},
+              {"max_seq_length", max_seq_length}};
+}
+
+}  // namespace
+
+Trainer::Trainer(CausalLM& model, std::vector<std::pair<std::string, torch::Tensor>> trainable,
+                 const PreparedDataset& data, TrainingSettings settings, fs::path out_dir,
+                 SaveAdapterFn save_adapter, std::ostream& log)
+    : model_(model),
+      trainable_(std::move(trainable)),
+      data_(data),
+      settings_(settings),
+      out_dir_(std::move(out_dir)),
+      save_adapter_(std::move(save_adapter)),
+      log_(log) {
+  require_positive(settings_.batch_size, "batch_size");
+  require_positive(settings_.micro_batch_size, "micro_batch_size");
+  if (settings_.batch_size % settings_.micro_batch_size != 0) {
+    throw UserError("--batch_size (" + std::to_string(settings_.batch_size) +
+                    ") must be a multiple of --micro_batch_size (" +
+                    std::to_string(settings_.micro_batch_size) + ")");
+  }
+  if (settings_.max_steps < 0) throw UserError("--max_steps must not be negative");
+  if (settings_.max_steps == 0 && !(settings_.epochs > 0)) {
+    throw UserError("--epochs must be positive when --max_steps is not given");
+  }
+  if (settings_.eval_iters < 0 || settings_.eval_interval < 0 || settings_.save_interval < 0) {
+    throw UserError("--eval_iters, --eval_interval and --save_interval must not be negative");
+  }
+  if (settings_.warmup_steps < 0) throw UserError("--warmup_steps must not be negative");
+  if (trainable_.empty()) throw UserError("nothing to train: the adapter has no parameters");
+  total_steps_ =
+      settings_.max_steps > 0
+          ? settings_.max_steps
+          : std::max<int64_t>(
+                1, static_cast<int64_t>(std::ceil(settings_.epochs * data_.train.size() /
+                                                  static_cast<double>(settings_.batch_size))));
+  mask_inputs_ = data_.mask_inputs();
+  max_seq_length_ =
+      settings_.max_seq_length > 0 ? settings_.max_seq_length : data_.max_seq_length();
+  AdamWSettings adamw;
+  adamw.weight_decay = settings_.weight_decay;
+  optimizer_ = std::make_unique<AdamW>(trainable_, adamw);
+}
+
+double Trainer::validation_loss() {
+  const int64_t available = data_.test.size();
+  const int64_t wanted = std::min(available, settings_.eval_iters * settings_.micro_batch_size);
+  if (wanted == 0) return std::nan("");
+  torch::NoGradGuard no_grad;
+  model_.eval();
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  for (int64_t first = 0; first < wanted; first += settings_.micro_batch_size) {
+    std::vector<int64_t> samples;
+    for (int64_t i = first; i < std::min(wanted, first + settings_.micro_batch_size); ++i) {
+      samples.push_back(i);
+    }
+    const Batch batch = make_batch(data_.test, samples, mask_inputs_, max_seq_length_, pad_id_);
+    const auto logits = model_.forward(batch.input_ids.to(model_.device()));
+    loss_sum += summed_token_loss(logits, batch.labels.to(model_.device())).item<double>();
+    tokens += batch.target_tokens;
+  }
+  return tokens > 0 ? loss_sum / static_cast<double>(tokens) : std::nan("");
+}
+
+double Trainer::train_step(int64_t step) {
+  // Dropout masks are a pure function of (seed, step): a resumed run draws the same ones.
+  torch::manual_seed(settings_.seed * 1000003ULL + static_cast<uint64_t>(step));
+  SampleOrder order(data_.train.size(), settings_.seed);
+  const int64_t micro_batches = settings_.batch_size / settings_.micro_batch_size;
+  const int64_t first_sample = (step - 1) * settings_.batch_size;
+  std::vector<Batch> batches;
+  int64_t local_tokens = 0;
+  for (int64_t m = 0; m < micro_batches; ++m) {
+    std::vector<int64_t> samples;
+    for (int64_t i = 0; i < settings_.micro_batch_size; ++i) {
+      samples.push_back(order.sample_at(first_sample + m * settings_.micro_batch_size + i));
+    }
+    batches.push_back(make_batch(data_.train, samples, mask_inputs_, max_seq_length_, pad_id_));
+    local_tokens += batches.back().target_tokens;
+  }
+  // The loss is the mean over every target token of the effective batch, so each micro-batch's
+  // summed loss is divided by the step's total, not by its own count.
+  const int64_t step_tokens = reducer_->sum_tokens(local_tokens);
+  const double divisor = static_cast<double>(std::max<int64_t>(step_tokens, 1));
+
+  model_.train();
+  optimizer_->zero_grad();
+  double loss_sum = 0;
+  for (const auto& batch : batches) {
+    const auto logits = model_.forward(batch.input_ids.to(model_.device()));
+    const auto loss = summed_token_loss(logits, batch.labels.to(model_.device()));
+    loss_sum += loss.item<double>();
+    if (batch.target_tokens > 0) (loss / divisor).backward();
+  }
+  std::vector<torch::Tensor> grads;
+  for (auto& [name, p] : trainable_) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  reducer_->sum_gradients(grads);
+  if (settings_.grad_clip > 0) {
+    torch::NoGradGuard no_grad;
+    double squared = 0;
+    for (const auto& g : grads) squared += g.to(torch::kDouble).pow(2).sum().item<double>();
+    const double norm = std::sqrt(squared);
+    if (norm > settings_.grad_clip) {
+      for (auto& g : grads) g.mul_(settings_.grad_clip / (norm + 1e-6));
+    }
+  }
+  LrSchedule schedule{settings_.learning_rate, settings_.warmup_steps, total_steps_,
+                      settings_.min_lr};
+  optimizer_->step(schedule.at(step));
+  return loss_sum / divisor;
+}
+
+Json Trainer::state_description(int64_t step) const {
+  return Json{{"format_version", kStateFormatVersion},
+              {"step", step},
+              {"samples_consumed", step * settings_.batch_size},
+              {"rng", "dropout seeded per step from seed and step"},
+              {"settings", trajectory_settings(settings_, total_steps_, max_seq_length_)},
+              {"run", description_}};
+}
+
+void Trainer::save_checkpoint(int64_t step, const std::string& name) {
+  const fs::path target = out_dir_ / name;
+  const fs::path temp = out_dir_ / ("." + name + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(temp);
+  fs::create_directories(temp);
+  save_adapter_(temp);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& [param_name, p] : trainable_) tensors.emplace_back("param/" + param_name, p);
+  for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
+  write_safetensors(temp / kStateTensors, tensors);
+  write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
+  // Swap directories: move an older copy aside first (rename cannot replace a non-empty dir).
+  if (fs::exists(target)) {
+    const fs::path old = out_dir_ / ("." + name + ".old-" + std::to_string(::getpid()));
+    fs::remove_all(old);
+    fs::rename(target, old);
+    fs::rename(temp, target);
+    fs::remove_all(old);
+  } else {
+    fs::rename(temp, target);
+  }
+}
+
+std::optional<fs::path> Trainer::latest_checkpoint(const fs::path& out) {
+  std::optional<fs::path> best;
+  int64_t best_step = -1;
+  if (!fs::is_directory(out)) return best;
+  for (const auto& entry : fs::directory_iterator(out)) {
+    const auto name = entry.path().filename().string();
+    if (!entry.is_directory() || name.empty() || name[0] == '.') continue;
+    if (!fs::exists(entry.path() / kStateJson)) continue;
+    const Json state = read_json_file(entry.path() / kStateJson);
+    const int64_t step = json_int_or(state, "step", -1, (entry.path() / kStateJson).string());
+    if (step > best_step) {
+      best_step = step;
+      best = entry.path();
+    }
+  }
+  return best;
+}
+
+int64_t Trainer::restore(const fs::path& checkpoint) {
+  const auto json_path = checkpoint / kStateJson;
+  const Json state = read_json_file(json_path);
+  const std::string source = json_path.string();
+  if (json_int_or(state, "format_version", 0, source) != kStateFormatVersion) {
+    throw UserError(source + ": unsupported trainer state format_version");
+  }
+  const Json expected = state_description(0);
+  for (const char* part : {"settings", "run"}) {
+    const Json saved = state.value(part, Json::object());
+    for (const auto& [key, value] : expected[part].items()) {
+      if (!saved.contains(key) || saved[key] != value) {
+        throw UserError("--resume: " + source + " was written with " + key + "=" +
+                        (saved.contains(key) ? saved[key].dump() : "(absent)") +
+                        " but this run has " + value.dump() + "; resume with the same settings");
+      }
+    }
+  }
+  const int64_t step = json_int(state, "step", source);
+  const SafetensorsFile tensors(checkpoint / kStateTensors);
+  std::vector<std::pair<std::string, torch::Tensor>> moments;
+  for (const auto& info : tensors.tensors())
+    moments.emplace_back(info.name, tensors.tensor(info.name));
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : trainable_) {
+    const std::string key = "param/" + name;
+    if (!tensors.contains(key) || tensors.info(key).shape != p.sizes().vec()) {
+      throw UserError((checkpoint / kStateTensors).string() + ": tensor '" + key +
+                      "' is missing or has the wrong shape");
+    }
+    p.copy_(tensors.tensor(key));
+  }
+  optimizer_->load_state(moments, step, (checkpoint / kStateTensors).string());
+  return step;
+}
+
+TrainingResult Trainer::run(bool resume) {
+  fs::create_directories(out_dir_);
+  TrainingResult result;
+  int64_t start_step = 0;
+  if (resume) {
+    const auto checkpoint = latest_checkpoint(out_dir_);
+    if (!checkpoint) {
+      throw UserError("--resume: no checkpoint (trainer_state.json) under --out_dir '" +
+                      out_dir_.string() + "'");
+    }
+    start_step = restore(*checkpoint);
+    result.resumed_from_step = start_step;
+    log_ << "resuming from " << checkpoint->string() << " at step " << start_step << "\n";
+  }
+  MetricsWriter metrics(out_dir_, resume ? std::optional<int64_t>(start_step) : std::nullopt);
+  const auto started = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  const double train_size = static_cast<double>(data_.train.size());
+  const LrSchedule schedule{settings_.learning_rate, settings_.warmup_steps, total_steps_,
+                            settings_.min_lr};
+
+  if (!resume && data_.test.size() > 0 && settings_.eval_iters > 0) {
+    result.initial_val_loss = validation_loss();
+    log_ << "step 0/" << total_steps_ << " | val_loss " << std::fixed << std::setprecision(4)
+         << *result.initial_val_loss << std::defaultfloat << "\n";
+    StepMetrics m;
+    m.val_loss = result.initial_val_loss;
+    m.lr = schedule.at(1);
+    m.max_rss_mb = peak_rss_mb();
+    metrics.write(m);
+  }
+
+  const int64_t last_step = settings_.stop_after_step > 0
+                                ? std::min(settings_.stop_after_step, total_steps_)
+                                : total_steps_;
+  for (int64_t step = start_step + 1; step <= last_step; ++step) {
+    const auto step_started = std::chrono::steady_clock::now();
+    const double loss = train_step(step);
+    const double step_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_started).count();
+    int64_t tokens = 0;
+    {
+      SampleOrder order(data_.train.size(), settings_.seed);
+      for (int64_t i = 0; i < settings_.batch_size; ++i) {
+        const int64_t s = order.sample_at((step - 1) * settings_.batch_size + i);
+        tokens += max_seq_length_ > 0 ? std::min(data_.train.length(s), max_seq_length_)
+                                      : data_.train.length(s);
+      }
+    }
+    StepMetrics m;
+    m.step = step;
+    m.epoch = static_cast<double>(step * settings_.batch_size) / train_size;
+    m.loss = loss;
+    m.lr = schedule.at(step);
+    m.tokens_per_s = static_cast<double>(tokens) / std::max(step_seconds, 1e-9);
+    m.elapsed_s = elapsed();
+    const bool evaluate = settings_.eval_interval > 0 && step % settings_.eval_interval == 0 &&
+                          data_.test.size() > 0 && settings_.eval_iters > 0;
+    if (evaluate) m.val_loss = validation_loss();
+    m.max_rss_mb = peak_rss_mb();
+    metrics.write(m);
+    if (step % std::max<int64_t>(settings_.log_interval, 1) == 0 || evaluate || step == last_step) {
+      const double per_step = m.elapsed_s / static_cast<double>(step - start_step);
+      log_ << "step " << step << "/" << total_steps_ << " | loss " << std::fixed
+           << std::setprecision(4) << loss;
+      if (m.val_loss) log_ << " | val_loss " << *m.val_loss;
+      log_ << std::defaultfloat << std::setprecision(3) << " | lr " << m.lr << " | "
+           << static_cast<int64_t>(m.tokens_per_s) << " tok/s | ETA "
+           << format_duration(per_step * static_cast<double>(total_steps_ - step)) << "\n";
+    }
+    if (settings_.save_interval > 0 && step % settings_.save_interval == 0 &&
+        step != total_steps_) {
+      save_checkpoint(
+          step, "step-" + [&] {
+            std::ostringstream s;
+            s << std::setw(6) << std::setfill('0') << step;
+            return s.str();
+          }());
+    }
+    result.steps_done = step;
+  }
+  result.steps_done = std::max(result.steps_done, start_step);
+
+  if (last_step < total_steps_) {
+    std::ostringstream name;
+    name << "step-" << std::setw(6) << std::setfill('0') << last_step;
+    if (!fs::exists(out_dir_ / name.str())) save_checkpoint(last_step, name.str());
+    log_ << "stopped at step " << last_step << " of " << total_steps_
+         << " (--stop_after_step); continue with --resume\n";
+    return result;
+  }
+  if (data_.test.size() > 0 && settings_.eval_iters > 0) result.final_val_loss = validation_loss();
+  save_checkpoint(total_steps_, "final");
+  result.final_checkpoint = out_dir_ / "final";
+  if (result.final_val_loss) {
+    log_ << "final val_loss " << std::fixed << std::setprecision(4) << *result.final_val_loss
+         << std::defaultfloat << "; adapter in " << result.final_checkpoint.string() << "\n";
+  }
+  return result;
+}
+
+}  // namespace llm

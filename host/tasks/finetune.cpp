@@ -1,7 +1,12 @@
 // --task finetune --plugin lora: trains an adapter on a prepared dataset (llm/train/trainer.hpp).
+#include <chrono>
+#include <memory>
 #include <ostream>
 
 #include "llm/device.hpp"
+#include "llm/dist/data_parallel.hpp"
+#include "llm/dist/launch.hpp"
+#include "llm/dist/process_group.hpp"
 #include "llm/error.hpp"
 #include "llm/model_config.hpp"
 #include "llm/train/prepared_data.hpp"
@@ -54,7 +59,29 @@ void declare(po::options_description& o) {
       ("log_interval", po::value<int64_t>()->default_value(1), "progress line every N steps")  //
       ("max_seq_length", po::value<int64_t>()->default_value(0),
        "cut samples to N tokens (0: as prepared)")  //
-      ("seed", po::value<int64_t>()->default_value(1337), "seed of LoRA init, data order, dropout");
+      ("seed", po::value<int64_t>()->default_value(1337),
+       "seed of LoRA init, data order, dropout")  //
+      ("activation_checkpointing", flag(false),
+       "recompute each transformer block in backward (less memory, ~1/3 more compute)");
+  // Data parallel: these override SLURM_* / torchrun's RANK, WORLD_SIZE, ... (llm/dist/launch.hpp).
+  o.add_options()                                                                                //
+      ("rank", po::value<int>(), "this process's rank (default: from SLURM or torchrun)")        //
+      ("world_size", po::value<int>(), "number of processes (default: from SLURM or torchrun)")  //
+      ("local_rank", po::value<int>(), "rank on this node; drives cuda:LOCAL_RANK")              //
+      ("master_addr", po::value<std::string>(), "rendezvous host (rank 0's address)")            //
+      ("master_port", po::value<int>(), "rendezvous TCP port")                                   //
+      ("dist_timeout", po::value<double>()->default_value(600),
+       "seconds to wait for the rendezvous and for any collective before failing");
+}
+
+llm::LaunchOverrides launch_overrides(const TaskContext& ctx) {
+  llm::LaunchOverrides o;
+  if (ctx.has("rank")) o.rank = ctx.get<int>("rank");
+  if (ctx.has("world_size")) o.world_size = ctx.get<int>("world_size");
+  if (ctx.has("local_rank")) o.local_rank = ctx.get<int>("local_rank");
+  if (ctx.has("master_addr")) o.master_addr = ctx.get<std::string>("master_addr");
+  if (ctx.has("master_port")) o.master_port = ctx.get<int>("master_port");
+  return o;
 }
 
 llm::Json lora_settings(const TaskContext& ctx) {
@@ -98,11 +125,40 @@ int run(TaskContext& ctx) {
   const auto data = llm::read_prepared_dataset(ctx.get<std::string>("data_dir"), config.vocab_size);
   const auto settings = training_settings(ctx);
 
-  const auto device = llm::parse_device(ctx.get<std::string>("device"));
+  auto device = llm::parse_device(ctx.get<std::string>("device"));
+  const auto launch = llm::discover_launch(llm::process_environment(), launch_overrides(ctx));
+  std::unique_ptr<llm::ProcessGroup> group;
+  std::unique_ptr<llm::DataParallelReducer> reducer;
+  if (launch.distributed) {
+    if (device.is_cuda() && !device.has_index()) {
+      device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
+    }
+    // Cheap check before the rendezvous (the trainer checks again for callers of the SDK).
+    if (settings.batch_size % launch.world_size != 0) {
+      throw llm::UserError("--batch_size (" + std::to_string(settings.batch_size) +
+                           ") must be divisible by the world size (" +
+                           std::to_string(launch.world_size) +
+                           "): every rank trains on an equal share of each step's samples");
+    }
+    const double timeout_s = ctx.get<double>("dist_timeout");
+    if (!(timeout_s > 0) || timeout_s > 86400) {
+      throw llm::UserError("--dist_timeout must be in (0, 86400] seconds");
+    }
+    group = llm::ProcessGroup::connect(
+        launch, device, std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+    reducer = std::make_unique<llm::DataParallelReducer>(*group);
+    if (launch.rank == 0) {
+      ctx.err() << "finetune: data parallel, " << launch.world_size << " rank(s) over "
+                << group->backend() << " (" << launch.source << "), rendezvous "
+                << launch.master_addr << ":" << launch.master_port << "\n";
+    }
+  }
+  const bool root = launch.rank == 0;
   const auto dtype =
       llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
   auto loaded = load_model(ctx.registry(), checkpoint_dir, device, dtype, /*random_init=*/false);
   auto& model = *loaded.model;
+  model.set_activation_checkpointing(ctx.get<bool>("activation_checkpointing"));
 
   torch::manual_seed(settings.seed);  // LoRA A initialisation
   const llm::Json lora = lora_settings(ctx);
@@ -117,14 +173,16 @@ int run(TaskContext& ctx) {
       frozen_count += item.value().numel();
     }
   }
-  ctx.err() << "finetune: " << trainable_count << " trainable (fp32) / " << frozen_count
-            << " frozen (" << llm::precision_name(dtype) << ") parameters on " << device.str()
-            << "; " << data.train.size() << " train / " << data.test.size() << " test samples\n";
+  if (root)
+    ctx.err() << "finetune: " << trainable_count << " trainable (fp32) / " << frozen_count
+              << " frozen (" << llm::precision_name(dtype) << ") parameters on " << device.str()
+              << "; " << data.train.size() << " train / " << data.test.size() << " test samples\n";
 
   llm::Trainer trainer(
       model, trainable, data, settings, out_dir,
       [&](const fs::path& dir) { adapter->save(model, dir); }, ctx.err());
   trainer.set_run_description(llm::Json{{"adapter", adapter->name()}, {"lora", lora}});
+  if (reducer) trainer.set_gradient_reducer(reducer.get());
   const auto result = trainer.run(ctx.get<bool>("resume"));
 
   auto optional_json = [](const std::optional<double>& v) {
@@ -137,6 +195,7 @@ int run(TaskContext& ctx) {
                           {"final_val_loss", optional_json(result.final_val_loss)},
                           {"adapter_dir", result.final_checkpoint.string()},
                           {"metrics", (out_dir / "metrics.csv").string()}};
+  if (!root) return llm::kExitOk;  // rank 0 reports for the run
   if (ctx.json_output()) {
     ctx.out() << summary.dump() << "\n";
   } else if (!result.final_checkpoint.empty()) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "llm/error.hpp"
+#include "llm/nn/activation_checkpoint.hpp"
 #include "llm/safetensors.hpp"
 
 namespace llm {
@@ -45,6 +46,13 @@ bool CausalLM::ignores_checkpoint_tensor(const std::string& name) const {
 
 torch::Tensor CausalLM::forward(const torch::Tensor& input_ids, KVCache* cache) {
   return output_head()(hidden_states(input_ids, cache));
+}
+
+torch::Tensor CausalLM::run_block(torch::nn::Module& block, const torch::Tensor& x,
+                                  const KVCache* cache,
+                                  std::function<torch::Tensor(const torch::Tensor&)> call) {
+  if (!activation_checkpointing_ || cache != nullptr || !is_training()) return call(x);
+  return checkpointed_block(std::move(call), x, block.parameters());
 }
 
 KVCache CausalLM::make_cache(int64_t batch, int64_t capacity) const {

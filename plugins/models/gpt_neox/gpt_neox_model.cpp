@@ -102,7 +102,10 @@ torch::Tensor GPTNeoXForCausalLM::hidden_states(const torch::Tensor& input_ids,
                                                 llm::KVCache* cache) {
   auto x = gpt_neox_->embed_in(input_ids);
   for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
-    x = gpt_neox_->layers[i](x, cache, static_cast<int64_t>(i));
+    auto& layer = gpt_neox_->layers[i];
+    x = run_block(*layer, x, cache, [layer, cache, i](const torch::Tensor& h) mutable {
+      return layer(h, cache, static_cast<int64_t>(i));
+    });
   }
   if (cache) cache->advance(input_ids.size(1));
   return gpt_neox_->final_layer_norm(x);

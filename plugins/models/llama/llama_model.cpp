@@ -111,7 +111,10 @@ LlamaForCausalLM::LlamaForCausalLM(llm::ModelConfig config, const torch::TensorO
 torch::Tensor LlamaForCausalLM::hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) {
   auto x = model_->embed_tokens(input_ids);
   for (size_t i = 0; i < model_->layers.size(); ++i) {
-    x = model_->layers[i](x, cache, static_cast<int64_t>(i));
+    auto& layer = model_->layers[i];
+    x = run_block(*layer, x, cache, [layer, cache, i](const torch::Tensor& h) mutable {
+      return layer(h, cache, static_cast<int64_t>(i));
+    });
   }
   if (cache) cache->advance(input_ids.size(1));
   return model_->norm(x);

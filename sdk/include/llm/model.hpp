@@ -39,15 +39,28 @@ class LLM_API CausalLM : public torch::nn::Module {
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   torch::Device device() const;
   torch::ScalarType dtype() const;  // of the frozen weights
+
+  // Recompute each transformer block in backward instead of keeping its activations (training
+  // only; families route their block loop through run_block).
+  void set_activation_checkpointing(bool enabled) { activation_checkpointing_ = enabled; }
+  bool activation_checkpointing() const { return activation_checkpointing_; }
+
+ protected:
+  // call(x) for one block: checkpointed when enabled, training, grad on and no KV cache.
+  torch::Tensor run_block(torch::nn::Module& block, const torch::Tensor& x, const KVCache* cache,
+                          std::function<torch::Tensor(const torch::Tensor&)> call);
+
+ private:
+  bool activation_checkpointing_ = false;
 };
 
 // A model family plugin: recognises checkpoints from config.json and builds the module.
 class LLM_API ModelFamily {
  public:
   virtual ~ModelFamily();
-  virtual std::string name() const = 0;                         // "gpt_neox"
-  virtual std::vector<std::string> model_types() const = 0;     // config.json model_type values
-  virtual std::vector<std::string> architectures() const = 0;   // config.json architectures
+  virtual std::string name() const = 0;                        // "gpt_neox"
+  virtual std::vector<std::string> model_types() const = 0;    // config.json model_type values
+  virtual std::vector<std::string> architectures() const = 0;  // config.json architectures
   // Family-specific validation of the parsed config (UserError naming config.json on failure).
   virtual void validate(const ModelConfig& config) const;
   // Builds the module with uninitialised parameters allocated with `options` (device + dtype).

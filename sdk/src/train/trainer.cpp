@@ -104,7 +104,10 @@ double Trainer::validation_loss() {
   model_.eval();
   double loss_sum = 0;
   int64_t tokens = 0;
-  for (int64_t first = 0; first < wanted; first += settings_.micro_batch_size) {
+  // Micro-batch k runs on rank k % world; the sums are reduced, so every rank gets the same value.
+  const int64_t world = reducer_->world_size();
+  for (int64_t first = settings_.micro_batch_size * reducer_->rank(); first < wanted;
+       first += settings_.micro_batch_size * world) {
     std::vector<int64_t> samples;
     for (int64_t i = first; i < std::min(wanted, first + settings_.micro_batch_size); ++i) {
       samples.push_back(i);
@@ -114,24 +117,31 @@ double Trainer::validation_loss() {
     loss_sum += summed_token_loss(logits, batch.labels.to(model_.device())).item<double>();
     tokens += batch.target_tokens;
   }
-  return tokens > 0 ? loss_sum / static_cast<double>(tokens) : std::nan("");
+  std::vector<double> sums{loss_sum, static_cast<double>(tokens)};
+  reducer_->sum_values(sums);
+  return sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
 }
 
 double Trainer::train_step(int64_t step) {
-  // Dropout masks are a pure function of (seed, step): a resumed run draws the same ones.
-  torch::manual_seed(settings_.seed * 1000003ULL + static_cast<uint64_t>(step));
   SampleOrder order(data_.train.size(), settings_.seed);
-  const int64_t micro_batches = settings_.batch_size / settings_.micro_batch_size;
-  const int64_t first_sample = (step - 1) * settings_.batch_size;
+  // This rank's contiguous shard of the step's samples, cut into micro-batches.
+  const int64_t shard = settings_.batch_size / reducer_->world_size();
+  const int64_t first_sample = (step - 1) * settings_.batch_size + reducer_->rank() * shard;
   std::vector<Batch> batches;
+  std::vector<uint64_t> dropout_seeds;
   int64_t local_tokens = 0;
-  for (int64_t m = 0; m < micro_batches; ++m) {
+  for (int64_t offset = 0; offset < shard; offset += settings_.micro_batch_size) {
     std::vector<int64_t> samples;
-    for (int64_t i = 0; i < settings_.micro_batch_size; ++i) {
-      samples.push_back(order.sample_at(first_sample + m * settings_.micro_batch_size + i));
+    for (int64_t i = offset; i < std::min(shard, offset + settings_.micro_batch_size); ++i) {
+      samples.push_back(order.sample_at(first_sample + i));
     }
     batches.push_back(make_batch(data_.train, samples, mask_inputs_, max_seq_length_, pad_id_));
     local_tokens += batches.back().target_tokens;
+    // Dropout masks are a pure function of (seed, step, position of the micro-batch in the step):
+    // a resumed run, and a run on more ranks with aligned micro-batches, draw the same ones.
+    const auto position = static_cast<uint64_t>(reducer_->rank() * shard + offset);
+    dropout_seeds.push_back(settings_.seed * 1000003ULL + static_cast<uint64_t>(step) * 65599ULL +
+                            position);
   }
   // The loss is the mean over every target token of the effective batch, so each micro-batch's
   // summed loss is divided by the step's total, not by its own count.
@@ -141,7 +151,9 @@ double Trainer::train_step(int64_t step) {
   model_.train();
   optimizer_->zero_grad();
   double loss_sum = 0;
-  for (const auto& batch : batches) {
+  for (size_t b = 0; b < batches.size(); ++b) {
+    const auto& batch = batches[b];
+    torch::manual_seed(dropout_seeds[b]);
     const auto logits = model_.forward(batch.input_ids.to(model_.device()));
     const auto loss = summed_token_loss(logits, batch.labels.to(model_.device()));
     loss_sum += loss.item<double>();
@@ -153,6 +165,9 @@ double Trainer::train_step(int64_t step) {
     grads.push_back(p.grad());
   }
   reducer_->sum_gradients(grads);
+  std::vector<double> loss_total{loss_sum};
+  reducer_->sum_values(loss_total);
+  loss_sum = loss_total[0];
   if (settings_.grad_clip > 0) {
     torch::NoGradGuard no_grad;
     double squared = 0;
@@ -255,7 +270,17 @@ int64_t Trainer::restore(const fs::path& checkpoint) {
 }
 
 TrainingResult Trainer::run(bool resume) {
-  fs::create_directories(out_dir_);
+  const int world = reducer_->world_size();
+  if (settings_.batch_size % world != 0) {
+    throw UserError("--batch_size (" + std::to_string(settings_.batch_size) +
+                    ") must be divisible by the world size (" + std::to_string(world) +
+                    "): every rank trains on an equal share of each step's samples");
+  }
+  // Only rank 0 writes (checkpoints, metrics, progress); the others train silently.
+  const bool root = reducer_->rank() == 0;
+  std::ostream discarded(nullptr);
+  std::ostream& progress = root ? log_ : discarded;
+  if (root) fs::create_directories(out_dir_);
   TrainingResult result;
   int64_t start_step = 0;
   if (resume) {
@@ -266,9 +291,17 @@ TrainingResult Trainer::run(bool resume) {
     }
     start_step = restore(*checkpoint);
     result.resumed_from_step = start_step;
-    log_ << "resuming from " << checkpoint->string() << " at step " << start_step << "\n";
+    progress << "resuming from " << checkpoint->string() << " at step " << start_step << "\n";
+    // Ranks that read different checkpoints (no shared filesystem) would silently diverge.
+    std::vector<double> steps{static_cast<double>(start_step)};
+    reducer_->sum_values(steps);
+    if (steps[0] != static_cast<double>(start_step) * world) {
+      throw UserError("--resume: the ranks found different checkpoints under --out_dir '" +
+                      out_dir_.string() + "' (it must be one directory all ranks share)");
+    }
   }
-  MetricsWriter metrics(out_dir_, resume ? std::optional<int64_t>(start_step) : std::nullopt);
+  std::optional<MetricsWriter> metrics;
+  if (root) metrics.emplace(out_dir_, resume ? std::optional<int64_t>(start_step) : std::nullopt);
   const auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -279,13 +312,13 @@ TrainingResult Trainer::run(bool resume) {
 
   if (!resume && data_.test.size() > 0 && settings_.eval_iters > 0) {
     result.initial_val_loss = validation_loss();
-    log_ << "step 0/" << total_steps_ << " | val_loss " << std::fixed << std::setprecision(4)
-         << *result.initial_val_loss << std::defaultfloat << "\n";
+    progress << "step 0/" << total_steps_ << " | val_loss " << std::fixed << std::setprecision(4)
+             << *result.initial_val_loss << std::defaultfloat << "\n";
     StepMetrics m;
     m.val_loss = result.initial_val_loss;
     m.lr = schedule.at(1);
     m.max_rss_mb = peak_rss_mb();
-    metrics.write(m);
+    if (metrics) metrics->write(m);
   }
 
   const int64_t last_step = settings_.stop_after_step > 0
@@ -316,17 +349,17 @@ TrainingResult Trainer::run(bool resume) {
                           data_.test.size() > 0 && settings_.eval_iters > 0;
     if (evaluate) m.val_loss = validation_loss();
     m.max_rss_mb = peak_rss_mb();
-    metrics.write(m);
+    if (metrics) metrics->write(m);
     if (step % std::max<int64_t>(settings_.log_interval, 1) == 0 || evaluate || step == last_step) {
       const double per_step = m.elapsed_s / static_cast<double>(step - start_step);
-      log_ << "step " << step << "/" << total_steps_ << " | loss " << std::fixed
-           << std::setprecision(4) << loss;
-      if (m.val_loss) log_ << " | val_loss " << *m.val_loss;
-      log_ << std::defaultfloat << std::setprecision(3) << " | lr " << m.lr << " | "
-           << static_cast<int64_t>(m.tokens_per_s) << " tok/s | ETA "
-           << format_duration(per_step * static_cast<double>(total_steps_ - step)) << "\n";
+      progress << "step " << step << "/" << total_steps_ << " | loss " << std::fixed
+               << std::setprecision(4) << loss;
+      if (m.val_loss) progress << " | val_loss " << *m.val_loss;
+      progress << std::defaultfloat << std::setprecision(3) << " | lr " << m.lr << " | "
+               << static_cast<int64_t>(m.tokens_per_s) << " tok/s | ETA "
+               << format_duration(per_step * static_cast<double>(total_steps_ - step)) << "\n";
     }
-    if (settings_.save_interval > 0 && step % settings_.save_interval == 0 &&
+    if (root && settings_.save_interval > 0 && step % settings_.save_interval == 0 &&
         step != total_steps_) {
       save_checkpoint(
           step, "step-" + [&] {
@@ -342,17 +375,19 @@ TrainingResult Trainer::run(bool resume) {
   if (last_step < total_steps_) {
     std::ostringstream name;
     name << "step-" << std::setw(6) << std::setfill('0') << last_step;
-    if (!fs::exists(out_dir_ / name.str())) save_checkpoint(last_step, name.str());
-    log_ << "stopped at step " << last_step << " of " << total_steps_
-         << " (--stop_after_step); continue with --resume\n";
+    if (root && !fs::exists(out_dir_ / name.str())) save_checkpoint(last_step, name.str());
+    reducer_->barrier("the barrier after the last checkpoint");
+    progress << "stopped at step " << last_step << " of " << total_steps_
+             << " (--stop_after_step); continue with --resume\n";
     return result;
   }
   if (data_.test.size() > 0 && settings_.eval_iters > 0) result.final_val_loss = validation_loss();
-  save_checkpoint(total_steps_, "final");
+  if (root) save_checkpoint(total_steps_, "final");
+  reducer_->barrier("the barrier after the final checkpoint");
   result.final_checkpoint = out_dir_ / "final";
   if (result.final_val_loss) {
-    log_ << "final val_loss " << std::fixed << std::setprecision(4) << *result.final_val_loss
-         << std::defaultfloat << "; adapter in " << result.final_checkpoint.string() << "\n";
+    progress << "final val_loss " << std::fixed << std::setprecision(4) << *result.final_val_loss
+             << std::defaultfloat << "; adapter in " << result.final_checkpoint.string() << "\n";
   }
   return result;
 }

@@ -2,9 +2,8 @@
 // The finetuning loop: frozen base, trainable (LoRA) parameters in fp32, AdamW, warm-up + cosine,
 // gradient accumulation to the effective batch, clipping, validation, checkpoints, exact resume.
 //
-// Data-parallel later: each rank takes its slice of the step's micro-batches, and
-// GradientReducer (one all-reduce of the trainable grads and of the token count per optimizer
-// step) is the only hook that changes; nothing else in the loop needs rewriting.
+// Data parallel: each rank takes its contiguous slice of every step's samples (GradientReducer);
+// rank 0 alone writes checkpoints, metrics and the progress line.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -45,11 +44,19 @@ struct TrainingSettings {
   int64_t log_interval = 1;     // progress line every N steps
 };
 
-// Sums trainable gradients (and token counts) across ranks; the single-process one does nothing.
+// The data-parallel hook: each rank trains on its shard of every step's samples, and this sums
+// what the ranks computed (token counts, gradients, loss and validation sums). The single-process
+// one does nothing; llm/dist/data_parallel.hpp has the c10d one.
 struct GradientReducer {
   virtual ~GradientReducer() = default;
+  virtual int rank() const { return 0; }
+  virtual int world_size() const { return 1; }
   virtual int64_t sum_tokens(int64_t local_tokens) { return local_tokens; }
+  // Called once per optimizer step, after every micro-batch's backward.
   virtual void sum_gradients(const std::vector<torch::Tensor>& grads) { (void)grads; }
+  virtual void sum_values(std::vector<double>& values) { (void)values; }
+  // Every rank reaches this point (rank 0 has finished writing, say).
+  virtual void barrier(const char* what) { (void)what; }
 };
 
 struct TrainingResult {

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <memory>
 
-#include "fuzz_support.hpp"
-#include "llm/dataset.hpp"
+#include "fuzz/fuzz_bodies.hpp"
+#include "fuzz/fuzz_main_support.hpp"
 #include "llm/plugin.hpp"
 
 namespace {
@@ -33,7 +33,7 @@ const llm::Dataset& dataset() {
     auto* alias = static_cast<void**>(::dlsym(handle, "llmhost_plugin_register"));
     if (!alias) std::abort();
     CapturingRegistrar registrar;
-    reinterpret_cast<llm::PluginRegisterFn*>(*alias)(registrar);
+    reinterpret_cast<llm::PluginRegisterFn*> (*alias)(registrar);
     if (!registrar.dataset) std::abort();
     return registrar.dataset;
   }();
@@ -43,14 +43,6 @@ const llm::Dataset& dataset() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto file = llm::fuzz::scratch_dir() / "records.data";
-  llm::fuzz::write_file(file, data, size);
-  for (bool skip : {false, true}) {
-    llm::fuzz::expect_only_user_errors([&] {
-      llm::DatasetReadOptions options;
-      options.skip_bad_records = skip;
-      (void)dataset().read(file, options);
-    });
-  }
+  llm::fuzz::dataset_input(dataset(), data, size);
   return 0;
 }

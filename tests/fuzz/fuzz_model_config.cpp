@@ -1,18 +1,8 @@
-// libFuzzer target: config.json parsing and validation (ModelConfig::from_json).
-#include <cstdint>
-#include <string>
-
-#include "fuzz_support.hpp"
-#include "llm/json_file.hpp"
-#include "llm/model_config.hpp"
+// libFuzzer target: see llm::fuzz::model_config_input in fuzz_bodies.hpp.
+#include "fuzz/fuzz_bodies.hpp"
+#include "fuzz/fuzz_main_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto file = llm::fuzz::scratch_dir() / "config.json";
-  llm::fuzz::write_file(file, data, size);
-  llm::fuzz::expect_only_user_errors([&] {
-    // Through the file reader, as the host does (it turns parse errors into UserError).
-    const llm::Json json = llm::read_json_file(file);
-    (void)llm::ModelConfig::from_json(json, "config.json");
-  });
+  llm::fuzz::model_config_input(data, size);
   return 0;
 }

@@ -19,7 +19,8 @@ namespace llm::fuzz {
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
     const char* base = std::getenv("LLMHOST_FUZZ_TMP");
-    std::filesystem::path root = base ? base : (std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp");
+    std::filesystem::path root =
+        base ? base : (std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp");
     auto path = root / ("llmhost-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(path);
     return path;
@@ -32,15 +33,18 @@ inline void write_file(const std::filesystem::path& path, const uint8_t* data, s
   out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
 }
 
-// Runs `body`; UserError is the expected answer to bad input, anything else aborts.
+// What a non-UserError exception does: abort in a fuzz target (libFuzzer keeps the input), a
+// test failure in the regression replay (tests/sdk/fuzz_regression_test.cpp). One per binary.
+void on_unexpected_exception(const char* what);
+
+// Runs `body`; UserError is the expected answer to bad input, anything else is a finding.
 template <typename Body>
 void expect_only_user_errors(Body&& body) {
   try {
     body();
   } catch (const llm::UserError&) {
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "llmhost fuzz: exception other than UserError: %s\n", e.what());
-    std::abort();
+    on_unexpected_exception(e.what());
   }
 }
 

@@ -34,53 +34,34 @@ struct LearningRun {
   fs::path out() const { return dir.path() / "run"; }
 };
 
+// 20 steps of 8 samples at lr 1e-2, LoRA r 8 on q, v, projection, MLP and head (dropout 0.05).
+const std::vector<std::string> kLearningFlags = {
+    "--learning_rate", "1e-2", "--batch_size",    "8",    "--micro_batch_size", "8",
+    "--max_steps",     "20",   "--warmup_steps",  "2",    "--lora_projection",  "true",
+    "--lora_mlp",      "true", "--lora_head",     "true", "--eval_interval",    "0",
+    "--eval_iters",    "5",    "--save_interval", "0"};
+
+// TempDir can be neither copied nor moved: the shared run is filled in place, once.
+void run_learning(LearningRun& r) {
+  const fs::path model = llm::test::data_dir() / "tiny-pythia";
+  const auto data = r.dir.path() / "data";
+  r.prepare = run_llmhost({"--task", "prepare", "--plugin", "dolly", "--data_file",
+                           (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(),
+                           "--checkpoint_dir", model.string(), "--destination_dir", data.string()});
+  if (r.prepare.exit_code != 0) return;
+  std::vector<std::string> args = {
+      "--task",     "finetune",       "--plugin",         "lora",
+      "--data_dir", data.string(),    "--checkpoint_dir", model.string(),
+      "--out_dir",  r.out().string(), "--format",         "json"};
+  args.insert(args.end(), kLearningFlags.begin(), kLearningFlags.end());
+  r.finetune = run_llmhost(args);
+  if (r.finetune.exit_code == 0) r.summary = llm::Json::parse(r.finetune.out);
+}
+
 const LearningRun& learning_run() {
-  static LearningRun run = [] {
-    LearningRun r;
-    const fs::path model = llm::test::data_dir() / "tiny-pythia";
-    const auto data = r.dir.path() / "data";
-    r.prepare =
-        run_llmhost({"--task", "prepare", "--plugin", "dolly", "--data_file",
-                     (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(),
-                     "--checkpoint_dir", model.string(), "--destination_dir", data.string()});
-    if (r.prepare.exit_code != 0) return r;
-    r.finetune = run_llmhost({"--task",
-                              "finetune",
-                              "--plugin",
-                              "lora",
-                              "--data_dir",
-                              data.string(),
-                              "--checkpoint_dir",
-                              model.string(),
-                              "--out_dir",
-                              r.out().string(),
-                              "--format",
-                              "json",
-                              "--learning_rate",
-                              "1e-2",
-                              "--batch_size",
-                              "8",
-                              "--micro_batch_size",
-                              "8",
-                              "--max_steps",
-                              "20",
-                              "--warmup_steps",
-                              "2",
-                              "--lora_projection",
-                              "true",
-                              "--lora_mlp",
-                              "true",
-                              "--lora_head",
-                              "true",
-                              "--eval_interval",
-                              "0",
-                              "--eval_iters",
-                              "5",
-                              "--save_interval",
-                              "0"});
-    if (r.finetune.exit_code == 0) r.summary = llm::Json::parse(r.finetune.out);
-    return r;
-  }();
+  static LearningRun run;
+  static const bool done = (run_learning(run), true);
+  (void)done;
   return run;
 }
 
@@ -90,7 +71,7 @@ TEST(FinetuneTask, LoraOnTheUntrainedTinyModelHalvesDollyValidationLoss) {
   ASSERT_EQ(run.finetune.exit_code, 0) << run.finetune.err;
   const double before = run.summary.at("initial_val_loss").get<double>();
   const double after = run.summary.at("final_val_loss").get<double>();
-  // Measured: 8.42 -> 3.39 (20 steps of 8 samples, LoRA r 8 on q, v, projection, MLP and head).
+  // Measured with kLearningFlags: 8.42 -> 3.39 (-60%).
   EXPECT_LT(after, 0.5 * before) << "val loss " << before << " -> " << after;
   EXPECT_TRUE(fs::exists(run.out() / "final" / "adapter_model.safetensors"));
   EXPECT_TRUE(fs::exists(run.out() / "metrics.csv"));

@@ -30,6 +30,8 @@ fs::path shape_config(const std::string& shape) {
 }
 
 std::string shape_label(const std::string& shape) {
+  // "pythia-1.4b" has an "extension" (.4b): a named shape is its own label.
+  if (fs::exists(fs::path(LLMHOST_TEST_DATA_DIR) / "shapes" / (shape + ".json"))) return shape;
   const fs::path path(shape);
   return path.has_extension()
              ? path.parent_path().filename().string() + "/" + path.filename().string()

@@ -39,6 +39,9 @@ if [ "$BUILD" = 1 ] || [ ! -x "$BUILD_DIR/tests/llmhost_tests" ]; then
   echo "build: $((SECONDS - start)) s" | tee -a "$LOG"
 fi
 export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+# The PyTorch wheel's libtorch_cpu exports its own std::filesystem copies, which crash when
+# called with the system libstdc++'s objects: load the system libstdc++ first (see bench/NOTES.md).
+export LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)${LD_PRELOAD:+:$LD_PRELOAD}"
 TESTS="$BUILD_DIR/tests/llmhost_tests"
 
 if [ "$SUITE_ONLY" = 0 ]; then

@@ -173,10 +173,14 @@ TEST(Trainer, MicroBatch2WithAccumulation2GivesTheGradientsAndStepOfMicroBatch4)
 
   ASSERT_EQ(seen_four.grads_at_step.size(), 2u);
   ASSERT_EQ(seen_two_by_two.grads_at_step.size(), 2u);
+  // Step 1: same parameters, different summation order only: fp32 rounding (measured 1.2e-6 on
+  // LibTorch 2.11). Step 2 starts from parameters that already differ by that rounding after
+  // AdamW's first, sign-like update (measured 2.9e-5), so it gets a looser bound.
+  const double kGradientTolerance[2] = {5e-6, 1e-4};
   for (size_t step = 0; step < 2; ++step) {
     EXPECT_LE(
         worst_relative_diff(seen_four.grads_at_step[step], seen_two_by_two.grads_at_step[step]),
-        1e-6)
+        kGradientTolerance[step])
         << "gradients of step " << step + 1;
   }
   // Parameters after step 1 (as step 2 found them): ~lr per element moved, equal to 1e-3 of that.

@@ -16,3 +16,11 @@ function(llmhost_use_pch target)
   endif()
   target_precompile_headers(${target} REUSE_FROM llmsdk_pch)
 endfunction()
+
+# The PyTorch wheel's libtorch_cpu.so exports its own copies of some libstdc++ symbols
+# (std::filesystem among them); whichever library comes first in the executable's dependency list
+# wins for the whole process, and the wheel's copies crash when called with the system
+# libstdc++'s objects. Listing libstdc++ first makes the system's copies win. Harmless elsewhere.
+function(llmhost_prefer_system_libstdcxx target)
+  target_link_options(${target} PRIVATE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
+endfunction()

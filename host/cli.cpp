@@ -180,6 +180,10 @@ int run_task(const std::vector<std::string>& raw_args) {
     }
   }
   registry.load_directories(PluginRegistry::default_search_path(explicit_dirs));
+  for (const auto& unsafe : registry.warnings()) {
+    std::cerr << "llmhost: warning: plugin " << unsafe.path.string() << " " << unsafe.reason
+              << "\n";
+  }
   if (task_name != "list") {
     for (const auto& refused : registry.refused()) {
       std::cerr << "llmhost: warning: plugin " << refused.path.string()

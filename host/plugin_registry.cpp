@@ -1,5 +1,8 @@
 #include "plugin_registry.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
@@ -37,6 +40,27 @@ std::string join(const std::vector<std::string>& items, const char* separator) {
 std::vector<boost::dll::shared_library>* parked_libraries() {
   static auto* parked = new std::vector<boost::dll::shared_library>();
   return parked;
+}
+
+// Whoever can write a plugin file (or swap it in its directory) runs code as the user of llmhost.
+// Empty when the file is safe to load.
+std::string unsafe_permissions(const fs::path& path) {
+  struct stat file {};
+  if (::stat(path.c_str(), &file) != 0) return "";
+  if ((file.st_mode & S_IWOTH) != 0) {
+    return "is world-writable: anyone on this machine can change the code llmhost runs (chmod o-w)";
+  }
+  if (file.st_uid != ::geteuid() && file.st_uid != 0) {
+    return "is owned by another user (uid " + std::to_string(file.st_uid) +
+           "), who can change the code llmhost runs";
+  }
+  struct stat dir {};
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  if (::stat(parent.c_str(), &dir) == 0 && (dir.st_mode & S_IWOTH) != 0 &&
+      (dir.st_mode & S_ISVTX) == 0) {
+    return "is in a world-writable directory: anyone on this machine can replace it";
+  }
+  return "";
 }
 
 }  // namespace
@@ -143,6 +167,9 @@ void PluginRegistry::load_directories(const std::vector<fs::path>& dirs) {
 
 void PluginRegistry::load_file(const fs::path& path) {
   auto refuse = [&](const std::string& reason) { refused_.push_back({path, reason}); };
+  if (const std::string unsafe = unsafe_permissions(path); !unsafe.empty()) {
+    warnings_.push_back({path, unsafe});
+  }
 
   boost::dll::shared_library lib;
   try {

@@ -52,6 +52,8 @@ class PluginRegistry {
 
   const std::vector<LoadedPlugin>& loaded() const { return loaded_; }
   const std::vector<RefusedPlugin>& refused() const { return refused_; }
+  // Loaded, but unsafe: a file or directory others can write, a file owned by another user.
+  const std::vector<RefusedPlugin>& warnings() const { return warnings_; }
 
   const std::vector<std::shared_ptr<llm::ModelFamily>>& model_families() const;
   // The family that recognises config (model_type, then architectures); UserError listing the
@@ -68,6 +70,7 @@ class PluginRegistry {
   std::vector<boost::dll::shared_library> libraries_;
   std::vector<LoadedPlugin> loaded_;
   std::vector<RefusedPlugin> refused_;
+  std::vector<RefusedPlugin> warnings_;
   std::vector<std::shared_ptr<llm::ModelFamily>> families_;
   std::map<std::string, std::shared_ptr<llm::Dataset>> datasets_;
   std::map<std::string, std::shared_ptr<llm::Adapter>> adapters_;

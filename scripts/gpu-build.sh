@@ -8,8 +8,9 @@ BUILD_DIR=${1:-/tmp/llmhost-build}
 DEPS=${DEPS:-/tmp/deps}
 mkdir -p "$DEPS"
 for f in .gpu-debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 TP=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$TP;$DEPS/usr" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
-echo "export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:\${LD_LIBRARY_PATH:-}"
+echo "export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:\${LD_LIBRARY_PATH:-} LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)"

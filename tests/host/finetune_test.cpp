@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
 
 #include "llm/json_file.hpp"
+#include "llm/safetensors.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -19,32 +23,118 @@ TEST(FinetuneTask, MissingDataDirExitsTwoNamingTheFlag) {
   EXPECT_NE(result.err.find("--data_dir"), std::string::npos) << result.err;
 }
 
-// DISABLED: tiny-pythia-trained already fits the Dolly sample (val loss 0.00055 before training)
-// and this recipe raised it to 0.00082 in 349 s; the recipe/data pairing must be re-chosen.
-TEST(FinetuneTask, DISABLED_TinyDemoRecipeLowersValidationLoss) {
+// prepare -> finetune through the CLI on the untrained tiny model (tests/data/tiny-pythia: 2
+// layers, hidden 64, random weights) and the Dolly sample (360 train / 40 test records), run once
+// and shared by the tests below. The trained tiny model cannot show learning: it already fits the
+// sample (validation loss 0.0006).
+struct LearningRun {
   llm::test::TempDir dir;
-  const auto data = dir.path() / "data";
-  auto prepared =
-      run_llmhost({"--task", "prepare", "--plugin", "dolly", "--data_file",
-                   (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(),
-                   "--checkpoint_dir", model_dir().string(), "--destination_dir", data.string()});
-  ASSERT_EQ(prepared.exit_code, 0) << prepared.err;
-  const auto run = dir.path() / "run";
-  const auto result =
-      run_llmhost({"--task", "finetune", "--plugin", "lora", "--config",
-                   (llm::test::source_dir() / "configs/finetune/tiny-demo.json").string(),
-                   "--data_dir", data.string(), "--checkpoint_dir", model_dir().string(),
-                   "--out_dir", run.string(), "--format", "json"});
-  ASSERT_EQ(result.exit_code, 0) << result.err;
-  const auto summary = llm::Json::parse(result.out);
-  const double before = summary.at("initial_val_loss").get<double>();
-  const double after = summary.at("final_val_loss").get<double>();
-  EXPECT_LT(after, 0.9 * before) << "val loss " << before << " -> " << after;
-  EXPECT_TRUE(fs::exists(run / "final" / "adapter_config.json"));
-  EXPECT_TRUE(fs::exists(run / "final" / "adapter_model.safetensors"));
-  EXPECT_TRUE(fs::exists(run / "metrics.csv"));
-  EXPECT_NE(result.err.find("tok/s"), std::string::npos) << "progress line";
-  EXPECT_NE(result.err.find("ETA"), std::string::npos) << "progress line";
+  llm::test::CommandResult prepare, finetune;
+  llm::Json summary;
+  fs::path out() const { return dir.path() / "run"; }
+};
+
+// 20 steps of 8 samples at lr 1e-2, LoRA r 8 on q, v, projection, MLP and head (dropout 0.05).
+const std::vector<std::string> kLearningFlags = {
+    "--learning_rate", "1e-2", "--batch_size",    "8",    "--micro_batch_size", "8",
+    "--max_steps",     "20",   "--warmup_steps",  "2",    "--lora_projection",  "true",
+    "--lora_mlp",      "true", "--lora_head",     "true", "--eval_interval",    "0",
+    "--eval_iters",    "5",    "--save_interval", "0"};
+
+// TempDir can be neither copied nor moved: the shared run is filled in place, once.
+void run_learning(LearningRun& r) {
+  const fs::path model = llm::test::data_dir() / "tiny-pythia";
+  const auto data = r.dir.path() / "data";
+  r.prepare = run_llmhost({"--task", "prepare", "--plugin", "dolly", "--data_file",
+                           (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(),
+                           "--checkpoint_dir", model.string(), "--destination_dir", data.string()});
+  if (r.prepare.exit_code != 0) return;
+  std::vector<std::string> args = {
+      "--task",     "finetune",       "--plugin",         "lora",
+      "--data_dir", data.string(),    "--checkpoint_dir", model.string(),
+      "--out_dir",  r.out().string(), "--format",         "json"};
+  args.insert(args.end(), kLearningFlags.begin(), kLearningFlags.end());
+  r.finetune = run_llmhost(args);
+  if (r.finetune.exit_code == 0) r.summary = llm::Json::parse(r.finetune.out);
+}
+
+const LearningRun& learning_run() {
+  static LearningRun run;
+  static const bool done = (run_learning(run), true);
+  (void)done;
+  return run;
+}
+
+TEST(FinetuneTask, LoraOnTheUntrainedTinyModelHalvesDollyValidationLoss) {
+  const auto& run = learning_run();
+  ASSERT_EQ(run.prepare.exit_code, 0) << run.prepare.err;
+  ASSERT_EQ(run.finetune.exit_code, 0) << run.finetune.err;
+  const double before = run.summary.at("initial_val_loss").get<double>();
+  const double after = run.summary.at("final_val_loss").get<double>();
+  // Measured with kLearningFlags: 8.42 -> 3.39 (-60%).
+  EXPECT_LT(after, 0.5 * before) << "val loss " << before << " -> " << after;
+  EXPECT_TRUE(fs::exists(run.out() / "final" / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(run.out() / "metrics.csv"));
+  EXPECT_NE(run.finetune.err.find("tok/s"), std::string::npos) << "progress line";
+  EXPECT_NE(run.finetune.err.find("ETA"), std::string::npos) << "progress line";
+}
+
+// PEFT reads adapter_config.json into LoraConfig(**json): every key we write must be one PEFT
+// writes itself, with the same JSON type, or older and newer PEFT versions refuse or misread it.
+TEST(FinetuneTask, AdapterConfigUsesPeftKeysAndTypes) {
+  const auto& run = learning_run();
+  ASSERT_EQ(run.finetune.exit_code, 0) << run.finetune.err;
+  const auto ours = llm::read_json_file(run.out() / "final" / "adapter_config.json");
+  const auto peft = llm::read_json_file(llm::test::data_dir() /
+                                        "golden/tiny-pythia-lora-adapter/adapter_config.json");
+  for (const auto& [key, value] : ours.items()) {
+    ASSERT_TRUE(peft.contains(key)) << key << " is not a PEFT LoraConfig field";
+    if (value.is_null() || peft.at(key).is_null()) continue;
+    EXPECT_EQ(value.type_name(), std::string(peft.at(key).type_name())) << key;
+    if (value.is_number()) {
+      EXPECT_EQ(value.is_number_integer(), peft.at(key).is_number_integer()) << key;
+    }
+  }
+  EXPECT_EQ(ours.at("peft_type"), "LORA");
+  EXPECT_EQ(ours.at("task_type"), "CAUSAL_LM");
+  EXPECT_EQ(ours.at("r"), 8);
+  EXPECT_EQ(ours.at("lora_alpha"), 16);
+  EXPECT_EQ(ours.at("bias"), "none");
+  EXPECT_EQ(ours.at("fan_in_fan_out"), false);
+  EXPECT_EQ(ours.at("use_rslora"), false);
+  EXPECT_EQ(ours.at("use_dora"), false);
+}
+
+// PEFT's tensor names: base_model.model.<HF module>.lora_{A,B}.weight, A [r, in], B [out, r], for
+// a module whose weight exists under that name in the base checkpoint.
+TEST(FinetuneTask, AdapterTensorsUseHuggingFaceModuleNamesAndShapes) {
+  const auto& run = learning_run();
+  ASSERT_EQ(run.finetune.exit_code, 0) << run.finetune.err;
+  const llm::SafetensorsFile adapter(run.out() / "final" / "adapter_model.safetensors");
+  const llm::SafetensorsFile base(llm::test::data_dir() / "tiny-pythia" / "model.safetensors");
+  const std::string prefix = "base_model.model.";
+  const auto config = llm::read_json_file(run.out() / "final" / "adapter_config.json");
+  std::set<std::string> targets;
+  for (const auto& t : config.at("target_modules")) targets.insert(t.get<std::string>());
+  ASSERT_FALSE(adapter.tensors().empty());
+  for (const auto& info : adapter.tensors()) {
+    ASSERT_EQ(info.name.rfind(prefix, 0), 0u) << info.name;
+    const bool is_a = info.name.size() > 14 &&
+                      info.name.compare(info.name.size() - 14, 14, ".lora_A.weight") == 0;
+    const bool is_b = info.name.size() > 14 &&
+                      info.name.compare(info.name.size() - 14, 14, ".lora_B.weight") == 0;
+    ASSERT_TRUE(is_a || is_b) << info.name;
+    const std::string module =
+        info.name.substr(prefix.size(), info.name.size() - prefix.size() - 14);
+    ASSERT_TRUE(base.contains(module + ".weight")) << info.name << ": no base weight " << module;
+    const auto& weight = base.info(module + ".weight").shape;  // [out, in]
+    EXPECT_EQ(info.shape,
+              (is_a ? std::vector<int64_t>{8, weight[1]} : std::vector<int64_t>{weight[0], 8}))
+        << info.name;
+    EXPECT_EQ(info.dtype, torch::kFloat) << info.name;
+    EXPECT_TRUE(targets.count(module.substr(module.rfind('.') + 1)))
+        << module << " is not covered by target_modules " << config.at("target_modules").dump();
+  }
 }
 
 }  // namespace

@@ -87,3 +87,30 @@ TEST(Generate, EmptyPromptAndOutOfVocabularyIdsAreUserErrors) {
 
 }  // namespace
 }  // namespace llm::test
+
+namespace llm::test {
+namespace {
+
+// A throughput probe at a real size (pythia-160m shape, random weights, bf16 on a GPU); run by
+// hand with --gtest_also_run_disabled_tests. Records tokens/s as a test property.
+TEST(GenerateBench, DISABLED_Pythia160mBf16DecodeThroughputOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  TempDir dir;
+  std::filesystem::copy_file(data_dir() / "shapes" / "pythia-160m.json",
+                             dir.path() / "config.json");
+  auto loaded =
+      llmhost::load_model(model_plugins(), dir.path(), torch::kCUDA, torch::kBFloat16, true, 1);
+  auto options = GenerationOptions();
+  options.max_new_tokens = 200;
+  options.stop_at_eos = false;
+  options.sampling.temperature = 0;
+  generate(*loaded.model, prompt_of(16), options);  // warm-up
+  const auto result = generate(*loaded.model, prompt_of(128), options);
+  EXPECT_EQ(result.new_tokens, 200);
+  RecordProperty("tokens_per_second", std::to_string(result.tokens_per_second));
+  std::cout << "pythia-160m bf16 decode: " << result.tokens_per_second << " tokens/s, prefill "
+            << result.prefill_seconds * 1e3 << " ms\n";
+}
+
+}  // namespace
+}  // namespace llm::test

@@ -1,6 +1,8 @@
 // Alpaca as published (alpaca_data_cleaned_archive.json): one JSON array of objects with
 // instruction, input, output.
+#include <cstdint>
 #include <string>
+#include <system_error>
 
 #include "llm/dataset.hpp"
 #include "llm/error.hpp"
@@ -9,12 +11,23 @@
 
 namespace {
 
+// The file is one JSON array parsed whole (the DOM takes several times the file size); the
+// published Alpaca sets are ~40 MB. Bigger files belong in JSONL (the dolly plugin reads lines).
+constexpr std::uintmax_t kMaxFileBytes = std::uintmax_t{1} << 30;
+
 class AlpacaDataset final : public llm::Dataset {
  public:
   std::string name() const override { return "alpaca"; }
 
   llm::DatasetReadResult read(const std::filesystem::path& file,
                               const llm::DatasetReadOptions& options) const override {
+    std::error_code size_error;
+    const auto size = std::filesystem::file_size(file, size_error);
+    if (!size_error && size > kMaxFileBytes) {
+      throw llm::UserError(file.string() + ": " + std::to_string(size >> 20) +
+                           " MiB is more than the 1024 MiB an Alpaca JSON array may have; write "
+                           "the records as JSONL (one object per line) instead");
+    }
     const llm::Json records = llm::read_json_file(file);  // UserError with the byte position
     if (!records.is_array()) {
       throw llm::UserError(file.string() +

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 namespace llm {
 namespace {
@@ -17,6 +18,15 @@ torch::Tensor future_mask(int64_t queries, int64_t keys, const torch::Device& de
 #if TORCH_VERSION_MAJOR >= 2
 torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k,
                              const torch::Tensor& v) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  if (q.is_cuda()) {
+    // cuDNN attention builds an execution plan per shape, and decoding grows the key length every
+    // step: on an H100 that cost ~30 ms per layer and step. Flash/efficient kernels take any
+    // length.
+    static std::once_flag no_cudnn;
+    std::call_once(no_cudnn, [] { at::globalContext().setSDPUseCuDNN(false); });
+  }
+#endif
   const int64_t queries = q.size(2);
   const int64_t keys = k.size(2);
   c10::optional<torch::Tensor> mask;

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
+
 #include <chrono>
 #include <cmath>
 #include <iomanip>
@@ -27,6 +30,15 @@ namespace {
 constexpr int64_t kStateFormatVersion = 1;
 constexpr const char* kStateJson = "trainer_state.json";
 constexpr const char* kStateTensors = "trainer_state.safetensors";
+
+// Crash-safety test hook: LLMHOST_TEST_KILL_AT=<point>:<step> makes the process SIGKILL itself at
+// that point, as an OOM killer or a pre-empted node would (tests/host/crash_safety_test.cpp).
+void kill_point(const char* point, int64_t step) {
+  static const char* const spec = std::getenv("LLMHOST_TEST_KILL_AT");
+  if (spec != nullptr && std::string(point) + ":" + std::to_string(step) == spec) {
+    std::raise(SIGKILL);
+  }
+}
 
 void require_positive(int64_t value, const char* flag) {
   if (value <= 0) throw UserError(std::string("--") + flag + " must be a positive integer");
@@ -159,6 +171,7 @@ double Trainer::train_step(int64_t step) {
     loss_sum += loss.item<double>();
     if (batch.target_tokens > 0) (loss / divisor).backward();
   }
+  kill_point("step", step);  // gradients computed, optimizer not yet stepped
   std::vector<torch::Tensor> grads;
   for (auto& [name, p] : trainable_) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
@@ -202,7 +215,9 @@ void Trainer::save_checkpoint(int64_t step, const std::string& name) {
   for (const auto& [param_name, p] : trainable_) tensors.emplace_back("param/" + param_name, p);
   for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
   write_safetensors(temp / kStateTensors, tensors);
+  kill_point("checkpoint-data", step);  // adapter and state tensors written, state json not yet
   write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
+  kill_point("checkpoint-rename", step);  // complete under the temporary name
   // Swap directories: move an older copy aside first (rename cannot replace a non-empty dir).
   if (fs::exists(target)) {
     const fs::path old = out_dir_ / ("." + name + ".old-" + std::to_string(::getpid()));

@@ -41,7 +41,7 @@ def tensor(dtype, shape, begin, end):
 
 
 def main():
-    for sub in ("safetensors", "checkpoints", "configs"):
+    for sub in ("safetensors", "checkpoints", "configs", "tokenizers", "datasets"):
         shutil.rmtree(os.path.join(HERE, sub), ignore_errors=True)
 
     zeros16 = bytes(16)
@@ -122,6 +122,63 @@ def main():
     config("hidden-string.json", hidden_size="64")
     config("rotary-pct-zero.json", model_type="gpt_neox", rotary_pct=0.0)
     raw("configs/truncated.json", json.dumps(base, indent=2).encode()[:120])
+
+    # --- tokenizer.json variants (a minimal byte-level BPE file with one thing wrong) ----------
+    def tokenizer(name, model_changes=None, **changes):
+        model = {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False,
+                 "byte_fallback": False, "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}
+        model.update(model_changes or {})
+        body = {"version": "1.0", "added_tokens": [], "normalizer": None,
+                "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
+                                  "trim_offsets": True, "use_regex": True},
+                "post_processor": None, "decoder": {"type": "ByteLevel"}, "model": model}
+        for key, value in changes.items():
+            body[key] = value
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        raw(os.path.join("tokenizers", name), data)
+
+    raw("tokenizers/empty.json", b"")
+    raw("tokenizers/not-object.json", b"[1, 2, 3]\n")
+    raw("tokenizers/truncated.json", b'{"version": "1.0", "model": {"type": "BPE", "vocab": {"a"')
+    raw("tokenizers/invalid-utf8.json",
+        b'{"model": {"type": "BPE", "vocab": {"\xff\xfe": 0}, "merges": []}}')
+    tokenizer("model-wordpiece.json", {"type": "WordPiece"})
+    tokenizer("vocab-id-absurd.json", {"vocab": {"a": 2**40}})
+    tokenizer("vocab-id-negative.json", {"vocab": {"a": -1}})
+    tokenizer("vocab-not-object.json", {"vocab": ["a", "b"]})
+    tokenizer("merges-not-array.json", {"merges": "a b"})
+    tokenizer("merge-without-space.json", {"merges": ["ab"]})
+    tokenizer("merge-of-unknown-tokens.json", {"merges": ["x y"]})
+    tokenizer("added-token-without-id.json", added_tokens=[{"content": "<|endoftext|>"}])
+    tokenizer("added-token-id-absurd.json",
+              added_tokens=[{"id": 2**62, "content": "<|endoftext|>", "special": True}])
+    tokenizer("pre-tokenizer-unsupported.json", pre_tokenizer={"type": "Whitespace"})
+
+    # --- dataset files (Dolly JSONL, Alpaca JSON), each with one bad record -------------------
+    good_dolly = {"instruction": "Say hi.", "context": "", "response": "Hi.", "category": "open_qa"}
+    dolly_line = json.dumps(good_dolly).encode() + b"\n"
+    raw("datasets/dolly-empty.jsonl", b"")
+    raw("datasets/dolly-not-json.jsonl", dolly_line + b"{instruction: Say hi}\n")
+    raw("datasets/dolly-not-object.jsonl", dolly_line + b'["Say hi.", "", "Hi."]\n')
+    raw("datasets/dolly-missing-response.jsonl",
+        dolly_line + json.dumps({"instruction": "x", "context": ""}).encode() + b"\n")
+    raw("datasets/dolly-response-not-string.jsonl",
+        dolly_line + json.dumps(dict(good_dolly, response=42)).encode() + b"\n")
+    raw("datasets/dolly-invalid-utf8.jsonl",
+        dolly_line + b'{"instruction": "\xff\xfe", "context": "", "response": "x"}\n')
+    raw("datasets/dolly-truncated.jsonl", dolly_line + dolly_line[:30])
+    good_alpaca = {"instruction": "Say hi.", "input": "", "output": "Hi."}
+    raw("datasets/alpaca-empty.json", b"")
+    raw("datasets/alpaca-empty-array.json", b"[]\n")
+    raw("datasets/alpaca-not-array.json", json.dumps(good_alpaca).encode())
+    raw("datasets/alpaca-truncated.json", json.dumps([good_alpaca] * 3).encode()[:100])
+    raw("datasets/alpaca-missing-output.json",
+        json.dumps([good_alpaca, {"instruction": "x", "input": ""}]).encode())
+    raw("datasets/alpaca-input-not-string.json",
+        json.dumps([good_alpaca, dict(good_alpaca, input=["a"])]).encode())
+    raw("datasets/alpaca-invalid-utf8.json",
+        b'[{"instruction": "\xc3\x28", "input": "", "output": "x"}]')
+    raw("datasets/alpaca-nesting-bomb.json", b"[" * 100000)
 
 
 if __name__ == "__main__":

@@ -21,18 +21,18 @@ TEST_P(ArithmeticTask, MetricsMatchTheReferenceResults) {
   const auto& c = GetParam();
   test::EvalFixtureModel fixture(c.model);
   const auto golden = test::golden_results(c);
-  EXPECT_EQ(fixture.registry().eval_task("arithmetic")->version(),
-            golden["versions"]["arithmetic"].get<int>());
-  test::expect_metrics_match(fixture.evaluate("arithmetic", c.max_length, 4),
-                             golden["results"]["arithmetic"], kRelative, c.name());
+  EXPECT_EQ(fixture.registry().eval_task("arithmetic_1dc")->version(),
+            golden["versions"]["arithmetic_1dc"].get<int>());
+  test::expect_metrics_match(fixture.evaluate("arithmetic_1dc", c.max_length, 4),
+                             golden["results"]["arithmetic_1dc"], kRelative, c.name());
 }
 
 TEST_P(ArithmeticTask, BatchSizeOneFourAndSevenAgree) {
   const auto& c = GetParam();
   test::EvalFixtureModel fixture(c.model);
-  const auto one = fixture.evaluate("arithmetic", c.max_length, 1);
+  const auto one = fixture.evaluate("arithmetic_1dc", c.max_length, 1);
   for (const int64_t batch : {4, 7}) {
-    const auto other = fixture.evaluate("arithmetic", c.max_length, batch);
+    const auto other = fixture.evaluate("arithmetic_1dc", c.max_length, batch);
     ASSERT_EQ(one.size(), other.size());
     for (std::size_t i = 0; i < one.size(); ++i) {
       EXPECT_NEAR(other[i].second, one[i].second, 1e-6 * std::abs(one[i].second))

@@ -16,6 +16,7 @@ TEST(Llama, CachedGroupedQueryDecodeMatchesFullForward) {
 }
 TEST(Llama, TransformersV5ConfigBuildsTheSameModel) { expect_v5_config_gives_same_logits(kModel); }
 TEST(Llama, Bf16ForwardStaysNearFp32) { expect_bf16_forward_near_fp32(kModel); }
+TEST(Llama, CudaMatchesTransformers) { expect_cuda_matches_golden(kModel); }
 TEST(Llama, AdaptableLinearsNameEveryLinearLayer) {
   expect_adaptable_linears_cover_every_matrix(kModel);
 }

@@ -132,4 +132,25 @@ inline void expect_adaptable_linears_cover_every_matrix(const std::string& model
   EXPECT_EQ(static_cast<int64_t>(linears.size()), matrices - 1);  // all but the embedding
 }
 
+// On a GPU (LibTorch 2.x: SDPA kernels, grouped-query mode): fp32 logits, cached decode and greedy
+// tokens agree with the goldens as on the CPU.
+inline void expect_cuda_matches_golden(const std::string& model_name) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto golden = golden_logits(model_name);
+  auto loaded = load_test_model(data_dir() / model_name, torch::kFloat, torch::kCUDA);
+  auto& model = *loaded.model;
+  torch::NoGradGuard no_grad;
+  const auto ids = golden.input_ids.to(torch::kCUDA);
+  const auto full = model.forward(ids);
+  EXPECT_LE(max_abs_diff(full.cpu(), golden.logits), 1e-4);
+  auto cache = model.make_cache(ids.size(0), ids.size(1));
+  const auto prefill = model.forward(ids.narrow(1, 0, 5), &cache);
+  const auto chunk = model.forward(ids.narrow(1, 5, 3), &cache);
+  const auto step = model.forward(ids.narrow(1, 8, 1), &cache);
+  EXPECT_LE(max_abs_diff(torch::cat({prefill, chunk, step}, 1), full.narrow(1, 0, 9)), 1e-4);
+  const auto summary = golden_summary()[model_name];
+  EXPECT_EQ(greedy(model, summary["greedy_prompt"].get<std::vector<int64_t>>(), 12),
+            summary["greedy_out"].get<std::vector<int64_t>>());
+}
+
 }  // namespace llm::test

@@ -23,8 +23,9 @@ inline const llmhost::PluginRegistry& model_plugins() {
 }
 
 inline llmhost::LoadedModel load_test_model(const std::filesystem::path& dir,
-                                            torch::ScalarType dtype = torch::kFloat) {
-  return llmhost::load_model(model_plugins(), dir, torch::kCPU, dtype, false);
+                                            torch::ScalarType dtype = torch::kFloat,
+                                            torch::Device device = torch::kCPU) {
+  return llmhost::load_model(model_plugins(), dir, device, dtype, false);
 }
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {

@@ -1,0 +1,143 @@
+#include "workloads.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include <c10/core/InferenceMode.h>
+
+#include "cuda_memory.hpp"
+#include "llm/generation.hpp"
+#include "llm/loss.hpp"
+#include "llm/train/adamw.hpp"
+
+namespace llmhost_bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds for `timed` calls of `step` after `warmup` untimed ones, device work included.
+template <typename Step>
+double time_steps(const torch::Device& device, int64_t warmup, int64_t timed, Step step) {
+  for (int64_t i = 0; i < warmup; ++i) step();
+  synchronize(device);
+  const auto start = Clock::now();
+  for (int64_t i = 0; i < timed; ++i) step();
+  synchronize(device);
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+torch::Tensor random_tokens(const llm::CausalLM& model, int64_t batch, int64_t length,
+                            uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto ids = torch::randint(0, model.config().vocab_size, {batch, length}, torch::kLong);
+  return ids.to(model.device());
+}
+
+WorkloadResult base_result(const Subject& s, const char* workload) {
+  WorkloadResult r;
+  r.shape = s.shape;
+  r.workload = workload;
+  return r;
+}
+
+}  // namespace
+
+WorkloadResult run_score(Subject& s, const BenchOptions& o) {
+  auto r = base_result(s, "score");
+  const auto device = s.model.device();
+  const auto ids = random_tokens(s.model, o.score_batch, o.score_seq, o.seed);
+  s.model.eval();
+  c10::InferenceMode inference;
+  reset_peak_memory(device);
+  torch::Tensor logits;
+  const double seconds =
+      time_steps(device, o.score_warmup, o.score_steps, [&] { logits = s.model.forward(ids); });
+  const double tokens = static_cast<double>(o.score_steps * o.score_batch * o.score_seq);
+  r.tokens_per_second = tokens / seconds;
+  r.step_seconds = seconds / static_cast<double>(o.score_steps);
+  r.mfu = r.tokens_per_second * s.flops.forward_per_token(o.score_seq) / (o.peak_tflops * 1e12);
+  r.peak_memory_bytes = peak_memory_bytes(device);
+  r.passed = logits.isfinite().all().item<bool>();
+  if (!r.passed) r.note = "non-finite logits";
+  return r;
+}
+
+WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
+  auto r = base_result(s, "generate");
+  const auto device = s.model.device();
+  const auto prompt_tensor = random_tokens(s.model, 1, o.prompt_tokens, o.seed + 1).cpu();
+  const std::vector<int64_t> prompt(prompt_tensor.data_ptr<int64_t>(),
+                                    prompt_tensor.data_ptr<int64_t>() + o.prompt_tokens);
+  llm::GenerationOptions options;
+  options.max_new_tokens = o.new_tokens;
+  options.sampling.temperature = 0;  // greedy
+  options.stop_at_eos = false;
+  s.model.eval();
+  reset_peak_memory(device);
+  int64_t made = o.new_tokens;
+  const double seconds = time_steps(device, o.generate_warmup, o.generate_runs, [&] {
+    made = std::min(made, llm::generate(s.model, prompt, options).new_tokens);
+  });
+  r.tokens_per_second = static_cast<double>(o.generate_runs * o.new_tokens) / seconds;
+  r.step_seconds = seconds / static_cast<double>(o.generate_runs);
+  const int64_t mean_context = o.prompt_tokens + o.new_tokens / 2;
+  r.mfu = r.tokens_per_second * s.flops.forward_per_token(mean_context) / (o.peak_tflops * 1e12);
+  r.peak_memory_bytes = peak_memory_bytes(device);
+  r.passed = made == o.new_tokens;
+  if (!r.passed) r.note = "made " + std::to_string(made) + " new tokens";
+  r.extra["new_tokens"] = o.new_tokens;
+  return r;
+}
+
+WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o) {
+  auto r = base_result(s, "lora-train");
+  const auto device = s.model.device();
+  llm::Json settings = {{"lora_r", 8}, {"lora_alpha", 16}, {"lora_dropout", 0.05}};
+  // PEFT's target "query_key_value" adapts every row of the fused projection.
+  if (s.model.config().model_type == "gpt_neox") settings["lora_key"] = true;
+  const auto trainable = lora.attach(s.model, settings);
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  int64_t trainable_count = 0;
+  for (size_t i = 0; i < trainable.size(); ++i) {
+    named.emplace_back("lora." + std::to_string(i), trainable[i]);
+    trainable_count += trainable[i].numel();
+  }
+  llm::AdamWSettings adam;
+  adam.weight_decay = 0.01;
+  llm::AdamW optimizer(named, adam);
+  const double lr = 3e-4;
+
+  const auto ids = random_tokens(s.model, o.train_batch, o.train_seq, o.seed + 2);
+  s.model.train();
+  std::vector<torch::Tensor> losses;  // read after the clock stops: no sync inside the loop
+  reset_peak_memory(device);
+  const double seconds = time_steps(device, o.train_warmup, o.train_steps, [&] {
+    const auto loss = llm::masked_cross_entropy(s.model.forward(ids), ids).mean;
+    loss.backward();
+    optimizer.step(lr);
+    optimizer.zero_grad();
+    losses.push_back(loss.detach());
+  });
+  r.peak_memory_bytes = peak_memory_bytes(device);
+  const double tokens = static_cast<double>(o.train_steps * o.train_batch * o.train_seq);
+  r.tokens_per_second = tokens / seconds;
+  r.step_seconds = seconds / static_cast<double>(o.train_steps);
+  r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
+
+  const auto timed =
+      torch::stack(std::vector<torch::Tensor>(losses.end() - o.train_steps, losses.end()))
+          .to(torch::kDouble)
+          .cpu();
+  const double first = timed[0].item<double>();
+  const double last = timed[-1].item<double>();
+  r.passed = std::isfinite(first) && std::isfinite(last) && last < first;
+  r.note = r.passed ? "loss falls" : "loss did not fall";
+  r.extra["loss_first_timed"] = first;
+  r.extra["loss_last_timed"] = last;
+  r.extra["trainable_params"] = trainable_count;
+  r.extra["micro_batch"] = o.train_batch;
+  r.extra["seq"] = o.train_seq;
+  return r;
+}
+
+}  // namespace llmhost_bench

@@ -1,0 +1,31 @@
+#pragma once
+// PROTOCOL.md's three workloads on one loaded model. Each synchronises the device before reading
+// the clock and times steady state only (after its warm-up).
+#include <string>
+
+#include "bench_options.hpp"
+#include "flop_count.hpp"
+#include "llm/adapter.hpp"
+#include "llm/model.hpp"
+#include "report.hpp"
+
+namespace llmhost_bench {
+
+struct Subject {
+  std::string shape;
+  llm::CausalLM& model;
+  FlopModel flops;
+};
+
+// Forward only, no autograd: score_batch x score_seq random tokens.
+WorkloadResult run_score(Subject& s, const BenchOptions& o);
+// Batch 1, greedy, KV cache, exactly new_tokens after a prompt_tokens prompt, through
+// llm::generate (what `llmhost --task generate` runs). tokens/s counts new tokens over the whole
+// call, prefill included, as the Hugging Face side does.
+WorkloadResult run_generate(Subject& s, const BenchOptions& o);
+// Attaches LoRA (r 8, alpha 16, dropout 0.05; GPT-NeoX: the whole fused query_key_value, Llama:
+// q_proj + v_proj, as PEFT targets them) and trains on one fixed batch with labels = inputs; the
+// loss must fall over the timed steps. Leaves the adapters attached.
+WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o);
+
+}  // namespace llmhost_bench

@@ -104,10 +104,6 @@ fs::path copy_checkpoint(const TempDir& tmp, const std::string& name) {
   return dir;
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 void write_file(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
@@ -146,7 +142,7 @@ TEST(GenerateCliBadInput, MalformedConfigJson) {
 TEST(GenerateCliBadInput, TruncatedSafetensors) {
   TempDir tmp;
   const auto dir = copy_checkpoint(tmp, "tiny-pythia");
-  const std::string bytes = read_file(dir / "model.safetensors");
+  const std::string bytes = llm::test::read_file_bytes(dir / "model.safetensors");
   write_file(dir / "model.safetensors", bytes.substr(0, bytes.size() / 2));
   expect_one_line_error(generate_on(dir), "model.safetensors");
 }
@@ -154,7 +150,7 @@ TEST(GenerateCliBadInput, TruncatedSafetensors) {
 TEST(GenerateCliBadInput, AbsurdSafetensorsHeaderSize) {
   TempDir tmp;
   const auto dir = copy_checkpoint(tmp, "tiny-pythia");
-  std::string bytes = read_file(dir / "model.safetensors");
+  std::string bytes = llm::test::read_file_bytes(dir / "model.safetensors");
   const uint64_t absurd = uint64_t{1} << 60;
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((absurd >> (8 * i)) & 0xFF);
   write_file(dir / "model.safetensors", bytes);
@@ -164,7 +160,7 @@ TEST(GenerateCliBadInput, AbsurdSafetensorsHeaderSize) {
 TEST(GenerateCliBadInput, SafetensorsOffsetsPastTheEndOfTheFile) {
   TempDir tmp;
   const auto dir = copy_checkpoint(tmp, "tiny-pythia");
-  std::string bytes = read_file(dir / "model.safetensors");
+  std::string bytes = llm::test::read_file_bytes(dir / "model.safetensors");
   uint64_t header_size = 0;
   for (int i = 0; i < 8; ++i) header_size |= uint64_t(uint8_t(bytes[i])) << (8 * i);
   Json header = Json::parse(bytes.substr(8, header_size));

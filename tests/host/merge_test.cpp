@@ -45,11 +45,6 @@ TEST(MergeTask, WritesACompleteCheckpointThatReproducesPeftMergedLogits) {
   }
 }
 
-std::string file_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 std::string config_dtype_name(torch::ScalarType dtype) {
   switch (dtype) {
     case torch::kBFloat16:
@@ -98,7 +93,8 @@ TEST_P(MergedDirectory, HasEverythingTransformersLoadsUnderTheBaseNames) {
        {"generation_config.json", "tokenizer_config.json", "tokenizer.json", "tokenizer.model"}) {
     if (!fs::exists(base_dir / file)) continue;
     ASSERT_TRUE(fs::exists(out / file)) << file;
-    EXPECT_EQ(file_bytes(out / file), file_bytes(base_dir / file)) << file;
+    EXPECT_EQ(llm::test::read_file_bytes(out / file), llm::test::read_file_bytes(base_dir / file))
+        << file;
   }
 }
 

@@ -15,21 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using llm::test::TempDir;
 
-template <typename Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const llm::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected llm::UserError";
-  return "";
-}
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using llm::test::user_error_of;
 
 size_t entries_in(const fs::path& dir) {
   return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
@@ -39,7 +25,7 @@ TEST(AtomicFile, WritesNewFileAndLeavesNoTemporary) {
   TempDir dir;
   const auto path = dir.path() / "out.json";
   llm::write_file_atomic(path, "{\"a\": 1}\n");
-  EXPECT_EQ(read_all(path), "{\"a\": 1}\n");
+  EXPECT_EQ(llm::test::read_file_bytes(path), "{\"a\": 1}\n");
   EXPECT_EQ(entries_in(dir.path()), 1u);
 }
 
@@ -48,7 +34,7 @@ TEST(AtomicFile, ReplacesExistingFile) {
   const auto path = dir.path() / "out.txt";
   llm::write_file_atomic(path, "old");
   llm::write_file_atomic(path, "new content");
-  EXPECT_EQ(read_all(path), "new content");
+  EXPECT_EQ(llm::test::read_file_bytes(path), "new content");
   EXPECT_EQ(entries_in(dir.path()), 1u);
 }
 
@@ -62,7 +48,7 @@ TEST(AtomicFile, TemporaryIsASiblingUntilCommit) {
   EXPECT_TRUE(fs::exists(writer.temp_path()));
   EXPECT_FALSE(fs::exists(path));
   writer.commit();
-  EXPECT_EQ(read_all(path), "part 1, part 2");
+  EXPECT_EQ(llm::test::read_file_bytes(path), "part 1, part 2");
   EXPECT_EQ(entries_in(dir.path()), 1u);
 }
 
@@ -75,7 +61,7 @@ TEST(AtomicFile, AbandonedWriterKeepsOldContentAndRemovesTemporary) {
     writer.write("half of the new con");
     // No commit: as if an exception unwound the writer mid-write.
   }
-  EXPECT_EQ(read_all(path), "old content");
+  EXPECT_EQ(llm::test::read_file_bytes(path), "old content");
   EXPECT_EQ(entries_in(dir.path()), 1u);
 }
 
@@ -108,7 +94,7 @@ TEST(AtomicFile, FailedWriteIsAUserErrorAndOldContentSurvives) {
 
   EXPECT_NE(message.find(path.string()), std::string::npos) << message;
   EXPECT_NE(message.find("write failed"), std::string::npos) << message;
-  EXPECT_EQ(read_all(path), "old content");
+  EXPECT_EQ(llm::test::read_file_bytes(path), "old content");
   EXPECT_EQ(entries_in(dir.path()), 1u);
 }
 

@@ -5,19 +5,11 @@
 #include <torch/cuda.h>
 
 #include "llm/error.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 
-template <typename Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const llm::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected llm::UserError";
-  return "";
-}
+using llm::test::user_error_of;
 
 TEST(Device, ParsesCpuInAnyCase) {
   EXPECT_EQ(llm::parse_device("cpu"), torch::Device(torch::kCPU));

@@ -11,16 +11,7 @@ namespace {
 
 using llm::test::TempDir;
 
-template <typename Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const llm::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected llm::UserError";
-  return "";
-}
+using llm::test::user_error_of;
 
 TEST(JsonFile, ReadsAFixtureConfig) {
   const auto json = llm::read_json_file(llm::test::data_dir() / "tiny-llama" / "config.json");

@@ -13,16 +13,7 @@ namespace fs = std::filesystem;
 using llm::test::data_dir;
 using llm::test::TempDir;
 
-template <typename Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const llm::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected llm::UserError";
-  return "";
-}
+using llm::test::user_error_of;
 
 llm::ModelConfig parse_file(const fs::path& path) {
   return llm::ModelConfig::from_json(llm::read_json_file(path), path.string());

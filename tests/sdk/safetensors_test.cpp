@@ -16,25 +16,11 @@ namespace fs = std::filesystem;
 using llm::test::data_dir;
 using llm::test::TempDir;
 
-template <typename Fn>
-std::string user_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const llm::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected llm::UserError";
-  return "";
-}
-
-std::string file_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using llm::test::user_error_of;
 
 // The tensor's bytes straight from the file, read without the reader under test.
 std::string bytes_on_disk(const fs::path& path, const llm::TensorInfo& info) {
-  const std::string all = file_bytes(path);
+  const std::string all = llm::test::read_file_bytes(path);
   uint64_t header_length = 0;
   std::memcpy(&header_length, all.data(), 8);
   return all.substr(8 + header_length + info.begin, info.end - info.begin);
@@ -109,12 +95,12 @@ TEST(SafetensorsFile, WritingIntoAViewNeverChangesTheFile) {
   TempDir dir;
   const auto copy = dir.path() / "model.safetensors";
   fs::copy_file(kPythia, copy);
-  const std::string before = file_bytes(copy);
+  const std::string before = llm::test::read_file_bytes(copy);
   {
     const llm::SafetensorsFile file(copy);
     file.tensor("embed_out.weight").add_(1.0f);
   }
-  EXPECT_EQ(file_bytes(copy), before);
+  EXPECT_EQ(llm::test::read_file_bytes(copy), before);
 }
 
 TEST(SafetensorsFile, UnalignedTensorIsReadCorrectly) {
@@ -164,7 +150,7 @@ TEST(SafetensorsWrite, ReproducesReferenceFilesByteForByte) {
     const llm::SafetensorsFile file(reference);
     const auto out = dir.path() / "rewritten.safetensors";
     llm::write_safetensors(out, all_tensors(file), file.metadata());
-    EXPECT_EQ(file_bytes(out), file_bytes(reference)) << reference;
+    EXPECT_EQ(llm::test::read_file_bytes(out), llm::test::read_file_bytes(reference)) << reference;
   }
 }
 
@@ -201,7 +187,7 @@ TEST(SafetensorsWrite, RoundTripIsBitIdenticalForEveryDtype) {
   }
   // Header padded to 8 bytes: every range starts aligned to its element size.
   uint64_t header_length = 0;
-  std::memcpy(&header_length, file_bytes(path).data(), 8);
+  std::memcpy(&header_length, llm::test::read_file_bytes(path).data(), 8);
   EXPECT_EQ((8 + header_length) % 8, 0u);
   for (const auto& info : file.tensors()) {
     EXPECT_EQ(info.begin % c10::elementSize(info.dtype), 0u) << info.name;
@@ -209,7 +195,7 @@ TEST(SafetensorsWrite, RoundTripIsBitIdenticalForEveryDtype) {
   // Writing what was read gives the same file again.
   const auto again = dir.path() / "again.safetensors";
   llm::write_safetensors(again, all_tensors(file), file.metadata());
-  EXPECT_EQ(file_bytes(again), file_bytes(path));
+  EXPECT_EQ(llm::test::read_file_bytes(again), llm::test::read_file_bytes(path));
 }
 
 TEST(SafetensorsWrite, DuplicateNameIsRejectedAndNothingIsWritten) {

@@ -40,14 +40,12 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-namespace {
-std::string slurp(const std::filesystem::path& path) {
+std::string read_file_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
-}  // namespace
 
 CommandResult run_llmhost(const std::vector<std::string>& args,
                           const std::vector<std::string>& extra_env) {
@@ -84,8 +82,8 @@ CommandResult run_llmhost(const std::vector<std::string>& args,
 
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = slurp(out_path);
-  result.err = slurp(err_path);
+  result.out = read_file_bytes(out_path);
+  result.err = read_file_bytes(err_path);
   return result;
 }
 

@@ -3,6 +3,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "llm/error.hpp"
+
 namespace llm::test {
 
 // tests/data in the source tree (fixtures copied from shared/fixtures).
@@ -31,6 +35,21 @@ struct CommandResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
+
+// The whole file as bytes ("" when it cannot be read).
+std::string read_file_bytes(const std::filesystem::path& path);
+
+// The message of the llm::UserError that fn() throws; records a test failure when it throws none.
+template <typename Fn>
+std::string user_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const llm::UserError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected llm::UserError";
+  return "";
+}
 
 // Runs the real llmhost binary with `args` (no shell); captures stdout and stderr.
 CommandResult run_llmhost(const std::vector<std::string>& args,

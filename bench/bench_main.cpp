@@ -127,12 +127,13 @@ int run(const BenchOptions& o) {
       ShapeDir dir(shape);
       auto loaded = llmhost::load_model(registry, dir.path(), device, dtype, true, o.seed);
       Subject subject{label, *loaded.model, flop_model(*loaded.model)};
-      for (const std::string workload : {"score", "generate", "lora-train"}) {
+      for (const std::string workload :
+           {"score", "generate", "lora-train", "lora-train-checkpointed"}) {
         if (!wants(o, workload)) continue;
         run_guarded(reporter, label, workload, [&] {
           if (workload == "score") return run_score(subject, o);
           if (workload == "generate") return run_generate(subject, o);
-          return run_lora_train(subject, *lora, o);
+          return run_lora_train(subject, *lora, o, workload == "lora-train-checkpointed");
         });
       }
     }

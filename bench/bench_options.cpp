@@ -30,11 +30,14 @@ BenchOptions parse_bench_options(int argc, char** argv) {
      "shape names (pythia-160m, pythia-410m, pythia-1.4b, llama-2-7b) or config.json paths; "
      "default: all four")
     ("workload", po::value(&o.workloads)->multitoken(),
-     "lora-train, score, generate; default: all three")
+     "lora-train, score, generate, lora-train-checkpointed (activation checkpointing on); "
+     "default: the first three")
     ("device", po::value(&o.device), "cuda (default) or cpu")
     ("precision", po::value(&o.precision), "bf16 (default), fp32, fp16")
     ("plugin_dir", po::value(&o.plugin_dirs)->multitoken(), "extra plugin directories")
     ("json_out", po::value(&o.json_out), "append the JSON lines to this file too")
+    ("profile", po::value(&o.profile_dir),
+     "write a Kineto trace of a few extra steps per workload into this directory")
     ("no_correctness", po::bool_switch(), "skip the tiny-fixture logit checks")
     ("seed", po::value(&o.seed), "weights and data seed (0)")
     ("peak_tflops", po::value(&o.peak_tflops), "device peak for MFU (790, H100 bf16 measured)")
@@ -63,8 +66,9 @@ BenchOptions parse_bench_options(int argc, char** argv) {
   if (o.shapes.empty()) o.shapes = {"pythia-160m", "pythia-410m", "pythia-1.4b", "llama-2-7b"};
   if (o.workloads.empty()) o.workloads = {"score", "generate", "lora-train"};
   for (const auto& w : o.workloads) {
-    if (w != "lora-train" && w != "score" && w != "generate") {
-      throw llm::UserError("--workload: '" + w + "' is not one of lora-train, score, generate");
+    if (w != "lora-train" && w != "score" && w != "generate" && w != "lora-train-checkpointed") {
+      throw llm::UserError("--workload: '" + w +
+                           "' is not one of lora-train, score, generate, lora-train-checkpointed");
     }
   }
   for (const auto& [flag, value] : {std::pair{"train_batch", o.train_batch},

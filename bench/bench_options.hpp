@@ -13,7 +13,8 @@ struct BenchOptions {
   std::string device = "cuda";
   std::string precision = "bf16";
   std::vector<std::string> plugin_dirs;
-  std::string json_out;  // also append the JSON lines here
+  std::string json_out;     // also append the JSON lines here
+  std::string profile_dir;  // a Kineto trace per workload here (LibTorch 2.x)
   bool check_correctness = true;
   uint64_t seed = 0;
   double peak_tflops = 790;  // bf16 dense, measured on an H100 (PROTOCOL.md)

@@ -6,6 +6,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "cuda_memory.hpp"
+#include "kineto_trace.hpp"
 #include "llm/generation.hpp"
 #include "llm/loss.hpp"
 #include "llm/train/adamw.hpp"
@@ -15,15 +16,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Seconds for `timed` calls of `step` after `warmup` untimed ones, device work included.
+// Seconds for `timed` calls of `step` after `warmup` untimed ones, device work included. With a
+// profile directory, a few more untimed calls are traced afterwards.
 template <typename Step>
-double time_steps(const torch::Device& device, int64_t warmup, int64_t timed, Step step) {
+double time_steps(const torch::Device& device, int64_t warmup, int64_t timed, Step step,
+                  const std::string& trace_path = "") {
   for (int64_t i = 0; i < warmup; ++i) step();
   synchronize(device);
   const auto start = Clock::now();
   for (int64_t i = 0; i < timed; ++i) step();
   synchronize(device);
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!trace_path.empty()) {
+    KinetoTrace trace(trace_path);
+    for (int64_t i = 0; i < 3; ++i) step();
+    synchronize(device);
+  }
+  return seconds;
+}
+
+std::string trace_path(const Subject& s, const BenchOptions& o, const std::string& workload) {
+  if (o.profile_dir.empty()) return "";
+  return o.profile_dir + "/" + s.shape + "-" + workload + ".json";
 }
 
 torch::Tensor random_tokens(const llm::CausalLM& model, int64_t batch, int64_t length,
@@ -51,7 +65,8 @@ WorkloadResult run_score(Subject& s, const BenchOptions& o) {
   reset_peak_memory(device);
   torch::Tensor logits;
   const double seconds =
-      time_steps(device, o.score_warmup, o.score_steps, [&] { logits = s.model.forward(ids); });
+      time_steps(device, o.score_warmup, o.score_steps, [&] { logits = s.model.forward(ids); },
+                 trace_path(s, o, "score"));
   const double tokens = static_cast<double>(o.score_steps * o.score_batch * o.score_seq);
   r.tokens_per_second = tokens / seconds;
   r.step_seconds = seconds / static_cast<double>(o.score_steps);
@@ -75,9 +90,15 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
   s.model.eval();
   reset_peak_memory(device);
   int64_t made = o.new_tokens;
-  const double seconds = time_steps(device, o.generate_warmup, o.generate_runs, [&] {
-    made = std::min(made, llm::generate(s.model, prompt, options).new_tokens);
-  });
+  std::string decode_path;
+  const double seconds = time_steps(
+      device, o.generate_warmup, o.generate_runs,
+      [&] {
+        const auto result = llm::generate(s.model, prompt, options);
+        made = std::min(made, result.new_tokens);
+        decode_path = result.decode_path;
+      },
+      trace_path(s, o, "generate"));
   r.tokens_per_second = static_cast<double>(o.generate_runs * o.new_tokens) / seconds;
   r.step_seconds = seconds / static_cast<double>(o.generate_runs);
   const int64_t mean_context = o.prompt_tokens + o.new_tokens / 2;
@@ -86,11 +107,15 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
   r.passed = made == o.new_tokens;
   if (!r.passed) r.note = "made " + std::to_string(made) + " new tokens";
   r.extra["new_tokens"] = o.new_tokens;
+  r.extra["decode_path"] = decode_path;
   return r;
 }
 
-WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o) {
-  auto r = base_result(s, "lora-train");
+WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
+                              bool checkpointed) {
+  const char* workload = checkpointed ? "lora-train-checkpointed" : "lora-train";
+  auto r = base_result(s, workload);
+  s.model.set_activation_checkpointing(checkpointed);
   const auto device = s.model.device();
   llm::Json settings = {{"lora_r", 8}, {"lora_alpha", 16}, {"lora_dropout", 0.05}};
   // PEFT's target "query_key_value" adapts every row of the fused projection.
@@ -111,21 +136,26 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   s.model.train();
   std::vector<torch::Tensor> losses;  // read after the clock stops: no sync inside the loop
   reset_peak_memory(device);
-  const double seconds = time_steps(device, o.train_warmup, o.train_steps, [&] {
-    const auto loss = llm::masked_cross_entropy(s.model.forward(ids), ids).mean;
-    loss.backward();
-    optimizer.step(lr);
-    optimizer.zero_grad();
-    losses.push_back(loss.detach());
-  });
+  const double seconds = time_steps(
+      device, o.train_warmup, o.train_steps,
+      [&] {
+        const auto loss = llm::masked_cross_entropy(s.model.forward(ids), ids).mean;
+        loss.backward();
+        optimizer.step(lr);
+        optimizer.zero_grad();
+        losses.push_back(loss.detach());
+      },
+      trace_path(s, o, workload));
   r.peak_memory_bytes = peak_memory_bytes(device);
+  s.model.set_activation_checkpointing(false);
   const double tokens = static_cast<double>(o.train_steps * o.train_batch * o.train_seq);
   r.tokens_per_second = tokens / seconds;
   r.step_seconds = seconds / static_cast<double>(o.train_steps);
   r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
 
+  const auto first_timed = losses.begin() + o.train_warmup;
   const auto timed =
-      torch::stack(std::vector<torch::Tensor>(losses.end() - o.train_steps, losses.end()))
+      torch::stack(std::vector<torch::Tensor>(first_timed, first_timed + o.train_steps))
           .to(torch::kDouble)
           .cpu();
   const double first = timed[0].item<double>();
@@ -137,6 +167,7 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   r.extra["trainable_params"] = trainable_count;
   r.extra["micro_batch"] = o.train_batch;
   r.extra["seq"] = o.train_seq;
+  r.extra["activation_checkpointing"] = checkpointed;
   return r;
 }
 

@@ -25,7 +25,9 @@ WorkloadResult run_score(Subject& s, const BenchOptions& o);
 WorkloadResult run_generate(Subject& s, const BenchOptions& o);
 // Attaches LoRA (r 8, alpha 16, dropout 0.05; GPT-NeoX: the whole fused query_key_value, Llama:
 // q_proj + v_proj, as PEFT targets them) and trains on one fixed batch with labels = inputs; the
-// loss must fall over the timed steps. Leaves the adapters attached.
-WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o);
+// loss must fall over the timed steps. Leaves the adapters attached. `checkpointed`: activation
+// checkpointing on (workload "lora-train-checkpointed"), to compare peak memory.
+WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
+                              bool checkpointed = false);
 
 }  // namespace llmhost_bench

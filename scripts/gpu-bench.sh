@@ -5,6 +5,7 @@
 # device tool): check.log, ours.log, ours.jsonl, hf.log, hf.json, results/<date>-<gpu>.{json,md}.
 # Copy results/* into bench/results/ and commit them.
 # Usage: scripts/gpu-bench.sh [all|bench|check]   (all: default; BUDGET_S=570 seconds in all)
+#   PROFILE=1: also a Kineto trace summary per workload in $OUT/profile.txt (bench/trace_summary.py)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PHASE=${1:-all}
@@ -12,6 +13,8 @@ BUDGET_S=${BUDGET_S:-570}
 OUT_DIR=${OUT:-$PWD/out}
 BUILD_DIR=${BUILD_DIR:-$PWD/build-gpu}
 export BUILD_DIR DEPS=${DEPS:-/tmp/deps} PYTHONUNBUFFERED=1
+TRACE_DIR=/tmp/llmhost-traces
+mkdir -p "$TRACE_DIR"
 mkdir -p "$OUT_DIR/results"
 left() { echo $((BUDGET_S - SECONDS)); }
 DATE=$(date -u +%Y-%m-%d)
@@ -42,10 +45,21 @@ if [ -x "$BUILD_DIR/bin/llmhost_bench" ]; then
     t=$(($(left) - 200)) # keep ~200 s for the reference side, the table and the suite
     [ "$t" -gt 20 ] || { echo "ours: no time left for $shape" | tee -a "$OUT_DIR/ours.log"; continue; }
     checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
-    timeout "$t" "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks \
-      --json_out "$OUT_DIR/ours.jsonl" >>"$OUT_DIR/ours.log" 2>&1
+    # Activation checkpointing's memory saving (issue 5) shows at the larger shapes.
+    extra=$(case "$shape" in pythia-1.4b|llama-2-7b)
+      echo --workload score generate lora-train lora-train-checkpointed ;; esac)
+    profile=$([ -n "${PROFILE:-}" ] && echo --profile "$TRACE_DIR")
+    timeout "$t" "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks $extra \
+      $profile --json_out "$OUT_DIR/ours.jsonl" >>"$OUT_DIR/ours.log" 2>&1
     echo "ours $shape: exit $? at $SECONDS s" | tee -a "$OUT_DIR/ours.log"
   done
+  # PROFILE=1: Kineto traces of a few extra steps per workload, summarised (the traces are big).
+  if [ -n "${PROFILE:-}" ]; then
+    for trace in "$TRACE_DIR"/*.json; do
+      [ -f "$trace" ] && python3 bench/trace_summary.py "$trace" 12 >>"$OUT_DIR/profile.txt" 2>&1
+    done
+    rm -rf "$TRACE_DIR"
+  fi
 else
   echo "ours: llmhost_bench was not built (see check.log)" | tee -a "$OUT_DIR/ours.log"
 fi

@@ -26,7 +26,9 @@ void declare(po::options_description& o) {
        "keep generating past the end-of-sequence token")                                        //
       ("lora_path", po::value<std::string>(), "unmerged LoRA adapter directory (PEFT layout)")  //
       ("random_init", po::value<bool>()->default_value(false)->implicit_value(true),
-       "random weights from config.json alone (benchmarks)");
+       "random weights from config.json alone (benchmarks)")  //
+      ("cuda_graph", po::value<bool>()->default_value(true)->implicit_value(true),
+       "on CUDA, replay one captured decode step as a CUDA graph (same tokens, fewer launches)");
   add_device_options(o);
 }
 
@@ -68,6 +70,7 @@ int run(TaskContext& ctx) {
   options.sampling.top_p = ctx.get<double>("top_p");
   options.seed = ctx.get<uint64_t>("seed");
   options.stop_at_eos = !ctx.get<bool>("ignore_eos");
+  options.cuda_graph = ctx.get<bool>("cuda_graph");
   if (tokenizer->eos_id() && loaded.config.eos_token_ids.empty()) {
     options.eos_ids = {*tokenizer->eos_id()};
   }
@@ -93,12 +96,14 @@ int run(TaskContext& ctx) {
                          {"text", tokenizer->decode(new_ids)},
                          {"new_tokens", result.new_tokens},
                          {"tokens_per_s", result.tokens_per_second},
+                         {"decode_path", result.decode_path},
                          {"stopped_at_eos", result.stopped_at_eos}};
     ctx.out() << json.dump(-1, ' ', false, llm::Json::error_handler_t::replace) << "\n";
   }
   ctx.err() << "llmhost: loaded in " << load_seconds << " s; " << result.new_tokens
             << " new tokens, " << result.tokens_per_second << " tokens/s ("
-            << llm::precision_name(dtype) << " on " << device.str() << ")"
+            << llm::precision_name(dtype) << " on " << device.str() << ", "
+            << result.decode_path << ")"
             << (result.stopped_at_context ? "; stopped at the model's context length" : "") << "\n";
   return llm::kExitOk;
 }

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
+#include "decode_graph.hpp"
 #include "llm/error.hpp"
 #include "llm/model.hpp"
 
@@ -63,14 +64,16 @@ GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
 
   // Returns the chosen token; the host needs it anyway (streaming, EOS), so this syncs once per
   // step.
-  const auto choose = [&](const torch::Tensor& ids) {
-    const auto logits = model.forward(ids, &cache);
-    const auto last = logits.select(1, logits.size(1) - 1);
-    const int64_t token = sample_next(last, options.sampling, &generator).item<int64_t>();
+  const auto choose_from = [&](const torch::Tensor& last_logits) {
+    const int64_t token = sample_next(last_logits, options.sampling, &generator).item<int64_t>();
     result.tokens.push_back(token);
     ++result.new_tokens;
     if (on_token) on_token(token);
     return token;
+  };
+  const auto choose = [&](const torch::Tensor& ids) {
+    const auto logits = model.forward(ids, &cache);
+    return choose_from(logits.select(1, logits.size(1) - 1));
   };
   const auto is_eos = [&](int64_t token) {
     return options.stop_at_eos && std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
@@ -81,10 +84,22 @@ GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
   result.prefill_seconds = seconds_since(prefill_start);
 
   const auto decode_start = Clock::now();
+  const bool more = !is_eos(token) && result.new_tokens < max_new;
+  std::unique_ptr<DecodeGraph> graph;
+  result.decode_path = "eager";
+  if (more && options.cuda_graph && device.is_cuda() && !model.is_training()) {
+    std::string why_not;
+    graph = capture_decode_graph(model, cache, &why_not);
+    result.decode_path = graph ? "cuda_graph" : "eager: " + why_not;
+  }
   auto step_ids = torch::empty({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
   while (!(result.stopped_at_eos = is_eos(token)) && result.new_tokens < max_new) {
-    step_ids.fill_(token);
-    token = choose(step_ids);
+    if (graph) {
+      token = choose_from(graph->step(token));
+    } else {
+      step_ids.fill_(token);
+      token = choose(step_ids);
+    }
   }
   result.decode_seconds = seconds_since(decode_start);
   const auto decode_steps = result.new_tokens - 1;

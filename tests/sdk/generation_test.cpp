@@ -85,6 +85,59 @@ TEST(Generate, EmptyPromptAndOutOfVocabularyIdsAreUserErrors) {
   EXPECT_THROW(generate(*loaded.model, {-1}, sampled(0, 1)), UserError);
 }
 
+// The static path (device position, index_copy_ into the cache, attention over the whole capacity
+// under a mask) is what a CUDA graph replays; on the CPU it runs eagerly and must match the
+// dynamic path step for step.
+void expect_static_steps_match_dynamic(const std::filesystem::path& model_dir) {
+  auto loaded = load_test_model(model_dir);
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const auto prompt = ids_tensor(prompt_of(5));
+  auto dynamic = model.make_cache(1, 16);
+  auto fixed = model.make_cache(1, 16);
+  model.forward(prompt, &dynamic);
+  model.forward(prompt, &fixed);
+  fixed.enable_static_decode();
+  for (int64_t step = 0; step < 6; ++step) {
+    const auto ids = ids_tensor({40 + 7 * step});
+    const auto expected = model.forward(ids, &dynamic);
+    const auto got = model.forward(ids, &fixed);
+    ASSERT_EQ(got.sizes(), expected.sizes());
+    EXPECT_LT(max_abs_diff(got, expected), 1e-5) << model_dir << " step " << step;
+    EXPECT_EQ(fixed.length(), dynamic.length());
+    EXPECT_EQ(fixed.position().item<int64_t>(), dynamic.length());
+  }
+}
+
+TEST(Generate, StaticDecodeStepsMatchDynamicStepsGptNeox) {
+  expect_static_steps_match_dynamic(data_dir() / "tiny-pythia");
+}
+
+TEST(Generate, StaticDecodeStepsMatchDynamicStepsLlama) {
+  expect_static_steps_match_dynamic(data_dir() / "tiny-llama");
+}
+
+// Replaying a captured decode step must choose exactly the tokens eager steps choose.
+TEST(GenerateCuda, CudaGraphDecodeChoosesTheSameTokensAsEagerDecode) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const char* name : {"tiny-pythia", "tiny-llama"}) {
+    auto loaded = load_test_model(data_dir() / name, torch::kFloat, torch::kCUDA);
+    loaded.model->eval();
+    for (const double temperature : {0.0, 1.0}) {
+      auto options = sampled(7, 20);
+      options.sampling.temperature = temperature;
+      options.cuda_graph = false;
+      const auto eager = generate(*loaded.model, prompt_of(6), options);
+      options.cuda_graph = true;
+      const auto replayed = generate(*loaded.model, prompt_of(6), options);
+      EXPECT_EQ(eager.decode_path, "eager");
+      EXPECT_EQ(replayed.decode_path, "cuda_graph") << name;
+      EXPECT_EQ(replayed.tokens, eager.tokens) << name << " temperature " << temperature;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace llm::test
 

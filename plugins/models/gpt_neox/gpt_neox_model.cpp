@@ -31,14 +31,12 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, bool bias,
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
-  const int64_t offset = cache ? cache->length() : 0;
   // [B, T, heads, 3, head_dim] -> q, k, v as [B, heads, T, head_dim] views, no copies.
   const auto qkv = query_key_value(x).view({batch, tokens, heads_, 3, head_dim_});
-  auto q = rotary_.apply(qkv.select(3, 0).transpose(1, 2), offset);
-  auto k = rotary_.apply(qkv.select(3, 1).transpose(1, 2), offset);
+  auto q = rotary_.apply_with_cache(qkv.select(3, 0).transpose(1, 2), cache);
+  auto k = rotary_.apply_with_cache(qkv.select(3, 1).transpose(1, 2), cache);
   auto v = qkv.select(3, 2).transpose(1, 2);
-  if (cache) std::tie(k, v) = cache->append(layer, k, v);
-  const auto attended = llm::causal_attention(q, k, v);
+  const auto attended = cache ? cache->attend(layer, q, k, v) : llm::causal_attention(q, k, v);
   return dense(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }
 

@@ -48,15 +48,13 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::Tensor
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
-  const int64_t offset = cache ? cache->length() : 0;
   const auto heads_first = [&](const torch::Tensor& t, int64_t heads) {
     return t.view({batch, tokens, heads, head_dim_}).transpose(1, 2);
   };
-  auto q = rotary_.apply(heads_first(q_proj(x), heads_), offset);
-  auto k = rotary_.apply(heads_first(k_proj(x), kv_heads_), offset);
+  auto q = rotary_.apply_with_cache(heads_first(q_proj(x), heads_), cache);
+  auto k = rotary_.apply_with_cache(heads_first(k_proj(x), kv_heads_), cache);
   auto v = heads_first(v_proj(x), kv_heads_);
-  if (cache) std::tie(k, v) = cache->append(layer, k, v);
-  const auto attended = llm::causal_attention(q, k, v);
+  const auto attended = cache ? cache->attend(layer, q, k, v) : llm::causal_attention(q, k, v);
   return o_proj(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "llm/export.hpp"
@@ -16,6 +17,9 @@ struct GenerationOptions {
   uint64_t seed = 1234;  // of the sampling generator (CPU), so runs repeat on any device
   bool stop_at_eos = true;
   std::vector<int64_t> eos_ids;  // empty: the model config's eos_token_id(s)
+  // On CUDA, record one decode step as a CUDA graph and replay it (same tokens, far fewer kernel
+  // launches); falls back to eager steps where capture is not possible.
+  bool cuda_graph = true;
 };
 
 struct GenerationResult {
@@ -26,6 +30,7 @@ struct GenerationResult {
   double prefill_seconds = 0;       // prompt forward + first token
   double decode_seconds = 0;        // the one-token steps after it
   double tokens_per_second = 0;     // decode steps per second (0 when there were none)
+  std::string decode_path;          // "cuda_graph", or "eager" with the reason
 };
 
 // Autoregressive generation for one prompt: a KV cache sized prompt + max_new_tokens, one

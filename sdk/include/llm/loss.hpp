@@ -8,10 +8,19 @@
 namespace llm {
 
 struct MaskedLoss {
-  torch::Tensor mean;  // scalar fp32: sum / target_tokens (0 when there are none)
-  torch::Tensor sum;   // scalar fp32: summed over target tokens, for token-weighted averaging
-  int64_t target_tokens = 0;
+  torch::Tensor mean;           // scalar fp32: sum / target_tokens (0 when there are none)
+  torch::Tensor sum;            // scalar fp32: summed over target tokens, for token weighting
+  torch::Tensor target_tokens;  // scalar int64 on the logits' device (not read: no host sync)
 };
+
+// Cross-entropy of logits [N, V] (any float dtype; computed in fp32, a block of rows at a time)
+// against targets [N], summed over the rows whose target is not ignore_index. Backward keeps no
+// fp32 copy of the logits and returns the gradient in their dtype. rows_per_block 0: ~256 MB of
+// fp32 per block.
+LLM_API torch::Tensor summed_cross_entropy(const torch::Tensor& logits,
+                                           const torch::Tensor& targets,
+                                           int64_t ignore_index = -100,
+                                           int64_t rows_per_block = 0);
 
 // Next-token cross-entropy as Hugging Face computes it: logits[:, :-1] predict labels[:, 1:];
 // positions labelled ignore_index do not count. logits [B, T, V] (any float dtype; computed in

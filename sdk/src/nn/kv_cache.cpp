@@ -3,6 +3,7 @@
 #include <string>
 
 #include "llm/error.hpp"
+#include "llm/nn/attention.hpp"
 
 namespace llm {
 
@@ -16,8 +17,10 @@ KVCache::KVCache(int64_t num_layers, int64_t batch, int64_t kv_heads, int64_t ca
   keys_.reserve(num_layers);
   values_.reserve(num_layers);
   for (int64_t layer = 0; layer < num_layers; ++layer) {
-    keys_.push_back(torch::empty({batch, kv_heads, capacity, head_dim}, options));
-    values_.push_back(torch::empty({batch, kv_heads, capacity, head_dim}, options));
+    // Zeroed, not empty: static decoding attends over the whole capacity (masked), and a masked
+    // NaN from uninitialised memory would still poison the softmax's matrix product.
+    keys_.push_back(torch::zeros({batch, kv_heads, capacity, head_dim}, options));
+    values_.push_back(torch::zeros({batch, kv_heads, capacity, head_dim}, options));
   }
 }
 
@@ -32,14 +35,51 @@ std::pair<torch::Tensor, torch::Tensor> KVCache::append(int64_t layer, const tor
   }
   auto& keys = keys_[layer];
   auto& values = values_[layer];
+  if (is_static_step(tokens)) {
+    keys.index_copy_(2, position_, k);
+    values.index_copy_(2, position_, v);
+    return {keys, values};
+  }
   keys.narrow(2, length_, tokens).copy_(k);
   values.narrow(2, length_, tokens).copy_(v);
   return {keys.narrow(2, 0, length_ + tokens), values.narrow(2, 0, length_ + tokens)};
 }
 
+torch::Tensor KVCache::attend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v) {
+  const auto [keys, values] = append(layer, k, v);
+  if (!is_static_step(q.size(2))) return causal_attention(q, keys, values);
+  if (!step_mask_current_) {  // once per step, by the first layer
+    step_mask_ = key_positions_.le(position_).view({1, 1, 1, capacity_});
+    step_mask_current_ = true;
+  }
+  return masked_attention(q, keys, values, step_mask_);
+}
+
 void KVCache::advance(int64_t tokens) {
   TORCH_CHECK(tokens >= 0 && length_ + tokens <= capacity_, "KV cache: cannot advance by ", tokens);
   length_ += tokens;
+  if (position_.defined()) position_.add_(tokens);
+  step_mask_current_ = false;
+}
+
+void KVCache::enable_static_decode() {
+  const auto options = torch::TensorOptions().dtype(torch::kLong).device(keys_.front().device());
+  key_positions_ = torch::arange(capacity_, options);
+  position_ = torch::full({1}, length_, options);
+  step_mask_current_ = false;
+}
+
+void KVCache::rewind(int64_t length) {
+  TORCH_CHECK(length >= 0 && length <= capacity_, "KV cache: cannot rewind to ", length);
+  length_ = length;
+  if (position_.defined()) position_.fill_(length);
+  step_mask_current_ = false;
+}
+
+void KVCache::mirror_replayed_step() {
+  TORCH_CHECK(length_ < capacity_, "KV cache: replayed past its capacity");
+  ++length_;
 }
 
 }  // namespace llm

@@ -5,6 +5,7 @@
 
 #include "llm/error.hpp"
 #include "llm/nn/attention.hpp"
+#include "llm/nn/kv_cache.hpp"
 
 namespace llm {
 namespace {
@@ -25,38 +26,58 @@ RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_p
   }
 }
 
-void RotaryEmbedding::ensure(int64_t positions, const torch::Device& device) const {
-  if (cos_.defined() && cos_.size(0) >= positions && cos_.device() == device) return;
+void RotaryEmbedding::ensure(int64_t positions, const torch::Tensor& x) const {
+  const auto device = x.device();
+  if (cos_typed_.defined() && cos_typed_.size(0) >= positions && cos_typed_.device() == device &&
+      cos_typed_.scalar_type() == x.scalar_type()) {
+    return;
+  }
   // Tables are model state shared by inference and training: never create them as inference
   // tensors (autograd refuses to save those), and never record them in a graph.
   c10::InferenceMode not_inference(false);
   torch::NoGradGuard no_grad;
-  const int64_t rows = std::max({positions, max_positions_, cos_.defined() ? cos_.size(0) : 0});
-  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
-  // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32.
-  const auto exponents =
-      torch::arange(0, rotary_dim_, 2, torch::TensorOptions().dtype(torch::kLong).device(device))
-          .to(torch::kFloat) /
-      static_cast<double>(rotary_dim_);
-  const auto inv_freq = 1.0 / torch::pow(theta_, exponents);
-  const auto freqs = torch::outer(torch::arange(rows, f32), inv_freq);
-  const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
-  cos_ = angles.cos();
-  sin_ = angles.sin();
+  if (!cos_.defined() || cos_.size(0) < positions || cos_.device() != device) {
+    const int64_t rows = std::max({positions, max_positions_, cos_.defined() ? cos_.size(0) : 0});
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
+    // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32.
+    const auto exponents =
+        torch::arange(0, rotary_dim_, 2, torch::TensorOptions().dtype(torch::kLong).device(device))
+            .to(torch::kFloat) /
+        static_cast<double>(rotary_dim_);
+    const auto inv_freq = 1.0 / torch::pow(theta_, exponents);
+    const auto freqs = torch::outer(torch::arange(rows, f32), inv_freq);
+    const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
+    cos_ = angles.cos();
+    sin_ = angles.sin();
+  }
+  cos_typed_ = cos_.to(x.scalar_type());
+  sin_typed_ = sin_.to(x.scalar_type());
 }
 
-torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) const {
-  if (rotary_dim_ == 0) return x;
-  const int64_t tokens = x.size(-2);
-  ensure(offset + tokens, x.device());
-  // Hugging Face casts the fp32 tables to the activations' dtype before rotating.
-  const auto cos = cos_.narrow(0, offset, tokens).to(x.scalar_type());
-  const auto sin = sin_.narrow(0, offset, tokens).to(x.scalar_type());
+torch::Tensor RotaryEmbedding::rotate(const torch::Tensor& x, const torch::Tensor& cos,
+                                      const torch::Tensor& sin) const {
   const int64_t head_dim = x.size(-1);
   if (rotary_dim_ == head_dim) return x * cos + rotate_half(x) * sin;
   const auto rotated = x.narrow(-1, 0, rotary_dim_);
   const auto passed = x.narrow(-1, rotary_dim_, head_dim - rotary_dim_);
   return torch::cat({rotated * cos + rotate_half(rotated) * sin, passed}, -1);
+}
+
+torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) const {
+  if (rotary_dim_ == 0) return x;
+  const int64_t tokens = x.size(-2);
+  ensure(offset + tokens, x);
+  return rotate(x, cos_typed_.narrow(0, offset, tokens), sin_typed_.narrow(0, offset, tokens));
+}
+
+torch::Tensor RotaryEmbedding::apply_with_cache(const torch::Tensor& x, const KVCache* cache) const {
+  if (cache == nullptr) return apply(x, 0);
+  if (!cache->is_static_step(x.size(-2))) return apply(x, cache->length());
+  if (rotary_dim_ == 0) return x;
+  // The row comes from the device position: no host value in the launched kernels.
+  ensure(cache->capacity(), x);
+  return rotate(x, cos_typed_.index_select(0, cache->position()),
+                sin_typed_.index_select(0, cache->position()));
 }
 
 }  // namespace llm

@@ -5,6 +5,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "llm/loss.hpp"
+
 namespace llm {
 
 Batch make_batch(const PreparedSplit& split, const std::vector<int64_t>& samples, bool mask_inputs,
@@ -34,13 +36,7 @@ Batch make_batch(const PreparedSplit& split, const std::vector<int64_t>& samples
 }
 
 torch::Tensor summed_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const auto vocab = logits.size(-1);
-  const auto shifted_logits = logits.slice(1, 0, -1).to(torch::kFloat).reshape({-1, vocab});
-  const auto shifted_labels = labels.slice(1, 1).reshape({-1});
-  return torch::nn::functional::cross_entropy(shifted_logits, shifted_labels,
-                                              torch::nn::functional::CrossEntropyFuncOptions()
-                                                  .ignore_index(kIgnoreIndex)
-                                                  .reduction(torch::kSum));
+  return masked_cross_entropy(logits, labels, kIgnoreIndex).sum;
 }
 
 SampleOrder::SampleOrder(int64_t dataset_size, uint64_t seed) : size_(dataset_size), seed_(seed) {}

@@ -162,15 +162,18 @@ double Trainer::train_step(int64_t step) {
 
   model_.train();
   optimizer_->zero_grad();
-  double loss_sum = 0;
+  // Summed on the device and read once per step: a read per micro-batch stalls the host while
+  // the GPU drains.
+  torch::Tensor step_loss_sum;
   for (size_t b = 0; b < batches.size(); ++b) {
     const auto& batch = batches[b];
     torch::manual_seed(dropout_seeds[b]);
     const auto logits = model_.forward(batch.input_ids.to(model_.device()));
     const auto loss = summed_token_loss(logits, batch.labels.to(model_.device()));
-    loss_sum += loss.item<double>();
+    step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
     if (batch.target_tokens > 0) (loss / divisor).backward();
   }
+  double loss_sum = step_loss_sum.defined() ? step_loss_sum.item<double>() : 0.0;
   kill_point("step", step);  // gradients computed, optimizer not yet stepped
   std::vector<torch::Tensor> grads;
   for (auto& [name, p] : trainable_) {

@@ -5,12 +5,18 @@
 
 namespace llm {
 
+class KVCache;
+
 // Causal scaled-dot-product attention. q [B, H, T, D]; k, v [B, KVH, S, D] with S >= T: the T
 // queries are the last T positions of the S keys (a KV cache holds the first S - T). KVH divides H
 // (grouped-query attention). Uses at::scaled_dot_product_attention on LibTorch 2.x, an explicit
 // softmax on 1.13. Returns [B, H, T, D].
 LLM_API torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v);
+// Attention of q over k, v where `attend` (bool, broadcastable to [B, 1, T, S]; true = may attend)
+// says which keys each query sees: static-shape decoding over a whole KV cache.
+LLM_API torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                       const torch::Tensor& v, const torch::Tensor& attend);
 // The same computation written out (softmax in fp32): the 1.13 path, and the oracle that tests
 // hold the SDPA path to.
 LLM_API torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Tensor& k,
@@ -23,15 +29,24 @@ class LLM_API RotaryEmbedding {
   RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_positions);
   // x [B, H, T, D]; position of x[..., t, :] = offset + t.
   torch::Tensor apply(const torch::Tensor& x, int64_t offset) const;
+  // Positions from the cache: cache->length() + t, or its device position in a static step;
+  // no cache: 0 + t.
+  torch::Tensor apply_with_cache(const torch::Tensor& x, const KVCache* cache) const;
   int64_t rotary_dim() const { return rotary_dim_; }
 
  private:
   int64_t rotary_dim_;
   double theta_;
   int64_t max_positions_;
-  mutable torch::Tensor cos_;  // [max_positions, rotary_dim], grown and moved to x's device lazily
+  // [rows, rotary_dim] in fp32, grown and moved to x's device lazily, and cast once to x's dtype
+  // (Hugging Face casts the fp32 rows to the activations' dtype on every call: same values).
+  mutable torch::Tensor cos_;
   mutable torch::Tensor sin_;
-  void ensure(int64_t positions, const torch::Device& device) const;
+  mutable torch::Tensor cos_typed_;
+  mutable torch::Tensor sin_typed_;
+  void ensure(int64_t positions, const torch::Tensor& x) const;
+  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos,
+                       const torch::Tensor& sin) const;
 };
 
 }  // namespace llm

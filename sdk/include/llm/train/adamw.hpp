@@ -1,6 +1,7 @@
 #pragma once
 // AdamW (decoupled weight decay) written out, so its state is plain named tensors that a
-// checkpoint stores and a resume restores exactly. Same update as torch.optim.AdamW.
+// checkpoint stores and a resume restores exactly. Same update as torch.optim.AdamW (on CUDA with
+// LibTorch >= 2.2, its fused kernel).
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,7 @@ class LLM_API AdamW {
   std::vector<torch::Tensor> exp_avg_sq_;
   AdamWSettings settings_;
   int64_t step_ = 0;
+  torch::Tensor step_count_;  // fused CUDA path: the step count as the kernel reads it
 };
 
 }  // namespace llm

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Summarises a Kineto Chrome trace written by llmhost_bench --profile: GPU busy time against the
+traced wall time (how launch-bound the workload is), kernel count, and the kernels and CPU ops that
+take the most time.
+
+Usage: trace_summary.py TRACE.json [TOP]
+"""
+import collections
+import json
+import sys
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    top = int(argv[2]) if len(argv) > 2 else 15
+    with open(argv[1]) as f:
+        events = json.load(f).get("traceEvents", [])
+    kernels = collections.defaultdict(lambda: [0.0, 0])
+    cpu_ops = collections.defaultdict(lambda: [0.0, 0])
+    starts, ends = [], []
+    busy = 0.0
+    for e in events:
+        if e.get("ph") != "X" or "dur" not in e:
+            continue
+        cat = e.get("cat", "")
+        starts.append(e["ts"])
+        ends.append(e["ts"] + e["dur"])
+        if cat == "kernel" or cat == "gpu_memcpy" or cat == "gpu_memset":
+            k = kernels[e["name"][:90]]
+            k[0] += e["dur"]
+            k[1] += 1
+            busy += e["dur"]
+        elif cat == "cpu_op":
+            c = cpu_ops[e["name"][:60]]
+            c[0] += e["dur"]
+            c[1] += 1
+    wall = (max(ends) - min(starts)) if starts else 0.0
+    count = sum(v[1] for v in kernels.values())
+    print(f"{argv[1]}: traced wall {wall / 1e3:.1f} ms, GPU busy {busy / 1e3:.1f} ms "
+          f"({100 * busy / wall if wall else 0:.0f}%), {count} kernels")
+    print("  top kernels (ms, calls):")
+    for name, (dur, n) in sorted(kernels.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"    {dur / 1e3:8.2f} {n:6d}  {name}")
+    print("  top CPU ops, inclusive (ms, calls):")
+    for name, (dur, n) in sorted(cpu_ops.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"    {dur / 1e3:8.2f} {n:6d}  {name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

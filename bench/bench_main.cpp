@@ -128,11 +128,12 @@ int run(const BenchOptions& o) {
       auto loaded = llmhost::load_model(registry, dir.path(), device, dtype, true, o.seed);
       Subject subject{label, *loaded.model, flop_model(*loaded.model)};
       for (const std::string workload :
-           {"score", "generate", "lora-train", "lora-train-checkpointed"}) {
+           {"score", "generate", "lora-train", "lora-train-checkpointed", "lora-train-graph"}) {
         if (!wants(o, workload)) continue;
         run_guarded(reporter, label, workload, [&] {
           if (workload == "score") return run_score(subject, o);
           if (workload == "generate") return run_generate(subject, o);
+          if (workload == "lora-train-graph") return run_lora_train_graph(subject, *lora, o);
           return run_lora_train(subject, *lora, o, workload == "lora-train-checkpointed");
         });
       }

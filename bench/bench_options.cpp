@@ -30,8 +30,8 @@ BenchOptions parse_bench_options(int argc, char** argv) {
      "shape names (pythia-160m, pythia-410m, pythia-1.4b, llama-2-7b) or config.json paths; "
      "default: all four")
     ("workload", po::value(&o.workloads)->multitoken(),
-     "lora-train, score, generate, lora-train-checkpointed (activation checkpointing on); "
-     "default: the first three")
+     "lora-train, score, generate, lora-train-checkpointed (activation checkpointing on), "
+     "lora-train-graph (the step replayed as a CUDA graph); default: the first three")
     ("device", po::value(&o.device), "cuda (default) or cpu")
     ("precision", po::value(&o.precision), "bf16 (default), fp32, fp16")
     ("plugin_dir", po::value(&o.plugin_dirs)->multitoken(), "extra plugin directories")
@@ -66,9 +66,11 @@ BenchOptions parse_bench_options(int argc, char** argv) {
   if (o.shapes.empty()) o.shapes = {"pythia-160m", "pythia-410m", "pythia-1.4b", "llama-2-7b"};
   if (o.workloads.empty()) o.workloads = {"score", "generate", "lora-train"};
   for (const auto& w : o.workloads) {
-    if (w != "lora-train" && w != "score" && w != "generate" && w != "lora-train-checkpointed") {
+    if (w != "lora-train" && w != "score" && w != "generate" && w != "lora-train-checkpointed" &&
+        w != "lora-train-graph") {
       throw llm::UserError("--workload: '" + w +
-                           "' is not one of lora-train, score, generate, lora-train-checkpointed");
+                           "' is not one of lora-train, score, generate, "
+                           "lora-train-checkpointed, lora-train-graph");
     }
   }
   for (const auto& [flag, value] : {std::pair{"train_batch", o.train_batch},

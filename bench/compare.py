@@ -10,6 +10,9 @@ import json
 import sys
 
 SHAPES = ["pythia-160m", "pythia-410m", "pythia-1.4b", "llama-2-7b"]
+# Extra lora-train measurements of ours, listed apart: activation checkpointing (memory, issue 5)
+# and the whole step replayed as a CUDA graph (host overhead, issue 6).
+VARIANTS = ["lora-train-checkpointed", "lora-train-graph"]
 # (workload, metric, our key, HF key, HF scale, direction, targets per shape)
 CELLS = [
     ("lora-train", "tok/s", "tok_s", "lora_tok_s", 1.0, ">=", [2.0, 2.0, 1.5, 1.3]),
@@ -89,6 +92,24 @@ def main(argv):
         if "loss_first_timed" in r:
             lines.append(f"- {r['shape']} lora-train loss {r['loss_first_timed']:.4f} -> "
                          f"{r['loss_last_timed']:.4f} over the timed steps")
+    variants = [(shape, w) for shape in SHAPES for w in VARIANTS if (shape, w) in ours]
+    if variants:
+        lines.append("\nVariants of lora-train (not in the targets; ratios to the same HF + PEFT "
+                     "lora-train):\n")
+        lines.append("| shape | workload | tok/s | ratio | peak memory | ratio | note |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for shape, workload in variants:
+            r = ours[(shape, workload)]
+            ref = hf.get(shape, {})
+            tok, peak = r.get("tok_s"), r.get("peak_memory_bytes")
+            tok_ratio = tok / ref["lora_tok_s"] if tok and ref.get("lora_tok_s") else None
+            peak_ratio = (peak / (ref["lora_peak_GiB"] * 2**30)
+                          if peak and ref.get("lora_peak_GiB") else None)
+            lines.append(f"| {shape} | {workload} | {fmt(tok, 'tok/s')} | "
+                         f"{'—' if tok_ratio is None else f'{tok_ratio:.2f}×'} | "
+                         f"{fmt(peak, 'peak_memory')} | "
+                         f"{'—' if peak_ratio is None else f'{peak_ratio:.2f}×'} | "
+                         f"{r.get('note', '')} |")
     text = "\n".join(lines) + "\n"
     with open(prefix + ".json", "w") as f:
         json.dump(rows, f, indent=1)

@@ -29,5 +29,8 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o);
 // checkpointing on (workload "lora-train-checkpointed"), to compare peak memory.
 WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
                               bool checkpointed = false);
+// lora-train with the whole step captured as one CUDA graph and replayed (workload
+// "lora-train-graph"): how much of the step is host overhead. CUDA builds only.
+WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const BenchOptions& o);
 
 }  // namespace llmhost_bench

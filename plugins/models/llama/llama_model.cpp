@@ -51,9 +51,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache
   const auto heads_first = [&](const torch::Tensor& t, int64_t heads) {
     return t.view({batch, tokens, heads, head_dim_}).transpose(1, 2);
   };
-  auto q = rotary_.apply_with_cache(heads_first(q_proj(x), heads_), cache);
-  auto k = rotary_.apply_with_cache(heads_first(k_proj(x), kv_heads_), cache);
-  auto v = heads_first(v_proj(x), kv_heads_);
+  const auto q = rotary_.apply_with_cache(heads_first(q_proj(x), heads_), cache);
+  const auto k = rotary_.apply_with_cache(heads_first(k_proj(x), kv_heads_), cache);
+  const auto v = heads_first(v_proj(x), kv_heads_);
   const auto attended = cache ? cache->attend(layer, q, k, v) : llm::causal_attention(q, k, v);
   return o_proj(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }

@@ -47,10 +47,13 @@ void AdamW::step(double lr) {
       params.push_back(p);
       grads.push_back(p.grad());
     }
+    // Counted on the device (incremented, never set from the host), so a captured step that is
+    // replayed counts too.
     if (!step_count_.defined()) {
-      step_count_ = torch::zeros({1}, params.front().options().dtype(torch::kFloat));
+      step_count_ = torch::full({1}, static_cast<double>(step_ - 1),
+                                params.front().options().dtype(torch::kFloat));
     }
-    step_count_.fill_(static_cast<double>(step_));
+    step_count_.add_(1);
     // One step tensor per parameter, all the same one: the kernel only reads it.
     const std::vector<torch::Tensor> steps(params.size(), step_count_);
     at::_fused_adamw_(params, grads, exp_avg_, exp_avg_sq_, {}, steps, lr, settings_.beta1,
@@ -105,6 +108,7 @@ void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>&
     restore("exp_avg_sq/" + params_[i].first, exp_avg_sq_[i]);
   }
   step_ = steps_taken;
+  step_count_ = torch::Tensor();  // recreated from step_ by the next fused step
 }
 
 }  // namespace llm

@@ -38,12 +38,14 @@ class LLM_API RotaryEmbedding {
   int64_t rotary_dim_;
   double theta_;
   int64_t max_positions_;
-  // [rows, rotary_dim] in fp32, grown and moved to x's device lazily, and cast once to x's dtype
-  // (Hugging Face casts the fp32 rows to the activations' dtype on every call: same values).
+  // [rows, rotary_dim] in fp32, grown and moved to x's device lazily; then, head-dim wide in x's
+  // dtype (Hugging Face casts the fp32 rows on every call: same values), the tables and the
+  // permutation that rotate() applies (see ensure()).
   mutable torch::Tensor cos_;
   mutable torch::Tensor sin_;
   mutable torch::Tensor cos_typed_;
   mutable torch::Tensor sin_typed_;
+  mutable torch::Tensor perm_;
   void ensure(int64_t positions, const torch::Tensor& x) const;
   torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos,
                        const torch::Tensor& sin) const;

@@ -55,19 +55,21 @@ WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const 
   };
   at::cuda::CUDAGraph graph;
   c10::cuda::CUDAGuard device_guard(device);
-  synchronize(device);
+  release_cached_memory(device);  // what earlier workloads left cached
+  reset_peak_memory(device);      // as lora-train: warm-up and capture count
   auto stream = c10::cuda::getStreamFromPool(false, device.index());
   {
     c10::cuda::CUDAStreamGuard stream_guard(stream);
     // Eager warm-up on the capture stream: gradients, optimizer state, kernel choices exist before
     // capture (capture may not allocate what outlives it outside its pool).
     for (int64_t i = 0; i < std::max<int64_t>(o.train_warmup, 3); ++i) step();
+    // The graph's private pool cannot reuse blocks the eager steps left cached: hand them back.
+    release_cached_memory(device);
     graph.capture_begin();
     step();
     graph.capture_end();
   }
   synchronize(device);
-  reset_peak_memory(device);
   std::vector<torch::Tensor> losses;
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < o.train_steps; ++i) {

@@ -20,6 +20,18 @@ int shell(const std::string& command, const fs::path& log) {
   return std::system((command + " >>" + quoted(log) + " 2>&1").c_str());
 }
 
+// The example's CMAKE_PREFIX_PATH: the install prefix, then wherever this build found its own
+// dependencies (LibTorch from a wheel, say).
+std::string example_prefix_path(const fs::path& install_prefix) {
+  std::string paths = install_prefix.string();
+  std::string inherited = LLMHOST_BUILD_PREFIX_PATH;
+  for (auto& c : inherited) {
+    if (c == '|') c = ';';
+  }
+  if (!inherited.empty()) paths += ";" + inherited;
+  return paths;
+}
+
 std::string slurp(const fs::path& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -40,7 +52,8 @@ TEST(InstalledSdk, OutOfTreeTaskPluginBuildsAndRunsInTheInstalledHost) {
                                    : "";
   ASSERT_EQ(
       shell("cmake -S " + quoted(test::source_dir() / "examples") + " -B " + quoted(example_build) +
-                " -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=" + quoted(prefix) + launcher,
+                " -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=" +
+                quoted(fs::path(example_prefix_path(prefix))) + launcher,
             log),
       0)
       << slurp(log);

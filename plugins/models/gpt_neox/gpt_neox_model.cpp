@@ -31,11 +31,14 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, bool bias,
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
-  // [B, T, heads, 3, head_dim] -> q, k, v as [B, heads, T, head_dim] views, no copies. unbind, not
-  // three selects: its backward is one stack instead of three zero-filled full-size gradients.
+  // [B, T, heads, 3, head_dim] -> q, k, v. unbind, not selects or narrows: its backward is one
+  // stack instead of zero-filled full-size gradients. q and k rotate together as
+  // [B, heads, 2, T, head_dim]: one set of rotary kernels, not two.
   const auto qkv = query_key_value(x).view({batch, tokens, heads_, 3, head_dim_}).unbind(3);
-  const auto q = rotary_.apply_with_cache(qkv[0].transpose(1, 2), cache);
-  const auto k = rotary_.apply_with_cache(qkv[1].transpose(1, 2), cache);
+  const auto qk_in = torch::stack({qkv[0], qkv[1]}, 3).permute({0, 2, 3, 1, 4});
+  const auto qk = rotary_.apply_with_cache(qk_in, cache).unbind(2);
+  const auto& q = qk[0];
+  const auto& k = qk[1];
   const auto v = qkv[2].transpose(1, 2);
   const auto attended = cache ? cache->attend(layer, q, k, v) : llm::causal_attention(q, k, v);
   return dense(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));

@@ -80,13 +80,13 @@ torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Te
 }
 
 torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, const torch::Tensor& attend) {
+                               const torch::Tensor& v, const torch::Tensor& bias) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "masked_attention: 4-d q, k, v");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "masked_attention: KV heads must divide query heads");
   const int64_t heads = q.size(1);
   const int64_t kv_heads = k.size(1);
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
-  return at::scaled_dot_product_attention(q, k, v, attend, 0.0, false, c10::nullopt,
+  return at::scaled_dot_product_attention(q, k, v, bias, 0.0, false, c10::nullopt,
                                           /*enable_gqa=*/heads != kv_heads);
 #else
   const int64_t batch = q.size(0);
@@ -97,9 +97,7 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
   // Grouped-query heads folded into the query rows, as in reference_causal_attention.
   const auto grouped_q = q.reshape({batch, kv_heads, group * queries, head_dim});
   auto scores = torch::matmul(grouped_q, k.transpose(-1, -2)) / std::sqrt(double(head_dim));
-  scores = scores.view({batch, kv_heads, group, queries, keys})
-               .masked_fill(attend.logical_not().unsqueeze(2),
-                            -std::numeric_limits<double>::infinity())
+  scores = (scores.view({batch, kv_heads, group, queries, keys}) + bias.unsqueeze(2))
                .view({batch, kv_heads, group * queries, keys});
   const auto probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
   return torch::matmul(probs, v).view({batch, heads, queries, head_dim});

@@ -1,5 +1,6 @@
 #include "llm/nn/kv_cache.hpp"
 
+#include <limits>
 #include <string>
 
 #include "llm/error.hpp"
@@ -50,7 +51,13 @@ torch::Tensor KVCache::attend(int64_t layer, const torch::Tensor& q, const torch
   const auto [keys, values] = append(layer, k, v);
   if (!is_static_step(q.size(2))) return causal_attention(q, keys, values);
   if (!step_mask_current_) {  // once per step, by the first layer
-    step_mask_ = key_positions_.le(position_).view({1, 1, 1, capacity_});
+    // Additive and in the activations' dtype, so attention uses it as is. Its row is laid out 16
+    // wide-aligned (key_positions_ is padded), so SDPA's efficient kernel needs no padded copy.
+    const auto zero = torch::zeros({}, q.options());
+    const auto blocked = torch::full({}, -std::numeric_limits<double>::infinity(), q.options());
+    step_mask_ = torch::where(key_positions_.le(position_), zero, blocked)
+                     .view({1, 1, 1, -1})
+                     .narrow(3, 0, capacity_);
     step_mask_current_ = true;
   }
   return masked_attention(q, keys, values, step_mask_);
@@ -61,11 +68,13 @@ void KVCache::advance(int64_t tokens) {
   length_ += tokens;
   if (position_.defined()) position_.add_(tokens);
   step_mask_current_ = false;
+  step_values_.clear();
 }
 
 void KVCache::enable_static_decode() {
   const auto options = torch::TensorOptions().dtype(torch::kLong).device(keys_.front().device());
-  key_positions_ = torch::arange(capacity_, options);
+  const int64_t padded = (capacity_ + 15) / 16 * 16;
+  key_positions_ = torch::arange(padded, options);
   position_ = torch::full({1}, length_, options);
   step_mask_current_ = false;
 }
@@ -75,6 +84,15 @@ void KVCache::rewind(int64_t length) {
   length_ = length;
   if (position_.defined()) position_.fill_(length);
   step_mask_current_ = false;
+  step_values_.clear();
+}
+
+torch::Tensor KVCache::per_step(const void* key, const std::function<torch::Tensor()>& compute) {
+  for (const auto& [k, value] : step_values_) {
+    if (k == key) return value;
+  }
+  step_values_.emplace_back(key, compute());
+  return step_values_.back().second;
 }
 
 void KVCache::mirror_replayed_step() {

@@ -1,5 +1,9 @@
 #include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <tuple>
 
 #include <c10/core/InferenceMode.h>
 
@@ -17,75 +21,120 @@ RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_p
   }
 }
 
+struct RotaryTables {
+  torch::Tensor cos;   // [rows, head_dim] in the activations' dtype
+  torch::Tensor sin;   // [rows, head_dim], signed (see build_tables)
+  torch::Tensor perm;  // [head_dim] int64
+};
+
+namespace {
+
+struct TablesKey {
+  int64_t rotary_dim, head_dim, rows;
+  double theta;
+  torch::ScalarType dtype;
+  std::string device;
+  bool operator<(const TablesKey& o) const {
+    return std::tie(rotary_dim, head_dim, rows, theta, dtype, device) <
+           std::tie(o.rotary_dim, o.head_dim, o.rows, o.theta, o.dtype, o.device);
+  }
+};
+
+// Hugging Face's x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x2, x1), over the first
+// rotary_dim dims, the rest passed through, is x * cos' + x[perm] * sin' with perm = (x2, x1,
+// rest), sin' = (-sin1, sin2, 0), cos' = (cos, 1): the same products ((-a) * b == a * (-b)
+// exactly, x * 1 + y * 0 == x) in 4 kernels instead of narrows, a negation and two
+// concatenations, whose backward would zero-fill and copy full-size gradients.
+std::shared_ptr<RotaryTables> build_tables(const TablesKey& key, const torch::Device& device) {
+  // Tables are model state shared by inference and training: never create them as inference
+  // tensors (autograd refuses to save those), and never record them in a graph.
+  c10::InferenceMode not_inference(false);
+  torch::NoGradGuard no_grad;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
+  // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32; Hugging Face
+  // casts the fp32 rows to the activations' dtype on every call: the same values.
+  const auto exponents =
+      torch::arange(0, key.rotary_dim, 2, long_options).to(torch::kFloat) /
+      static_cast<double>(key.rotary_dim);
+  const auto inv_freq = 1.0 / torch::pow(key.theta, exponents);
+  const auto freqs = torch::outer(torch::arange(key.rows, f32), inv_freq);
+  const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
+  const auto cos = angles.cos();
+  const auto sin = angles.sin();
+  const int64_t half = key.rotary_dim / 2;
+  const int64_t rest = key.head_dim - key.rotary_dim;
+  auto tables = std::make_shared<RotaryTables>();
+  tables->cos = torch::cat({cos, torch::ones({key.rows, rest}, f32)}, -1).to(key.dtype);
+  tables->sin = torch::cat({-sin.narrow(1, 0, half), sin.narrow(1, half, half),
+                            torch::zeros({key.rows, rest}, f32)},
+                           -1)
+                    .to(key.dtype);
+  tables->perm = torch::cat({torch::arange(half, key.rotary_dim, long_options),
+                             torch::arange(0, half, long_options),
+                             torch::arange(key.rotary_dim, key.head_dim, long_options)});
+  return tables;
+}
+
+// Every layer of a model asks for the same tables: one copy, alive while some layer holds it.
+std::shared_ptr<const RotaryTables> shared_tables(const TablesKey& key,
+                                                  const torch::Device& device) {
+  static std::mutex mutex;
+  static std::map<TablesKey, std::weak_ptr<const RotaryTables>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto alive = cache[key].lock()) return alive;
+  std::shared_ptr<const RotaryTables> made = build_tables(key, device);
+  cache[key] = made;
+  return made;
+}
+
+}  // namespace
+
 void RotaryEmbedding::ensure(int64_t positions, const torch::Tensor& x) const {
-  const auto device = x.device();
   const int64_t head_dim = x.size(-1);
-  if (cos_typed_.defined() && cos_typed_.size(0) >= positions && cos_typed_.device() == device &&
-      cos_typed_.scalar_type() == x.scalar_type() && cos_typed_.size(1) == head_dim) {
+  if (tables_ && tables_->cos.size(0) >= positions && tables_->cos.device() == x.device() &&
+      tables_->cos.scalar_type() == x.scalar_type() && tables_->cos.size(1) == head_dim) {
     return;
   }
   if (rotary_dim_ > head_dim) {
     throw UserError("rotary embedding: rotary_dim " + std::to_string(rotary_dim_) +
                     " exceeds the head dimension " + std::to_string(head_dim));
   }
-  // Tables are model state shared by inference and training: never create them as inference
-  // tensors (autograd refuses to save those), and never record them in a graph.
-  c10::InferenceMode not_inference(false);
-  torch::NoGradGuard no_grad;
-  if (!cos_.defined() || cos_.size(0) < positions || cos_.device() != device) {
-    const int64_t rows = std::max({positions, max_positions_, cos_.defined() ? cos_.size(0) : 0});
-    const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
-    // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32.
-    const auto exponents =
-        torch::arange(0, rotary_dim_, 2, torch::TensorOptions().dtype(torch::kLong).device(device))
-            .to(torch::kFloat) /
-        static_cast<double>(rotary_dim_);
-    const auto inv_freq = 1.0 / torch::pow(theta_, exponents);
-    const auto freqs = torch::outer(torch::arange(rows, f32), inv_freq);
-    const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
-    cos_ = angles.cos();
-    sin_ = angles.sin();
-  }
-  // Hugging Face's x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x2, x1), over the
-  // first rotary_dim dims, the rest passed through, is x * cos' + x[perm] * sin' with
-  // perm = (x2, x1, rest), sin' = (-sin1, sin2, 0), cos' = (cos, 1): the same products
-  // ((-a) * b == a * (-b) exactly, x * 1 + y * 0 == x) in 4 kernels instead of narrows, a negation
-  // and two concatenations, whose backward would zero-fill and copy full-size gradients.
-  const int64_t rows = cos_.size(0);
-  const int64_t half = rotary_dim_ / 2;
-  const int64_t rest = head_dim - rotary_dim_;
-  const auto f32 = cos_.options();
-  cos_typed_ = torch::cat({cos_, torch::ones({rows, rest}, f32)}, -1).to(x.scalar_type());
-  sin_typed_ = torch::cat({-sin_.narrow(1, 0, half), sin_.narrow(1, half, half),
-                           torch::zeros({rows, rest}, f32)},
-                          -1)
-                   .to(x.scalar_type());
-  const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
-  perm_ = torch::cat({torch::arange(half, rotary_dim_, long_options),
-                      torch::arange(0, half, long_options),
-                      torch::arange(rotary_dim_, head_dim, long_options)});
+  // Rows: the model's context at least; longer inputs grow the tables (sized up to a power of
+  // two, so every layer lands on the same shared copy).
+  int64_t rows = max_positions_;
+  while (rows < positions) rows *= 2;
+  const TablesKey key{rotary_dim_, head_dim, rows, theta_, x.scalar_type(), x.device().str()};
+  tables_ = shared_tables(key, x.device());
 }
 
 torch::Tensor RotaryEmbedding::rotate(const torch::Tensor& x, const torch::Tensor& cos,
                                       const torch::Tensor& sin) const {
-  return x * cos + x.index_select(-1, perm_) * sin;
+  return x * cos + x.index_select(-1, tables_->perm) * sin;
 }
 
 torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) const {
   if (rotary_dim_ == 0) return x;
   const int64_t tokens = x.size(-2);
   ensure(offset + tokens, x);
-  return rotate(x, cos_typed_.narrow(0, offset, tokens), sin_typed_.narrow(0, offset, tokens));
+  return rotate(x, tables_->cos.narrow(0, offset, tokens), tables_->sin.narrow(0, offset, tokens));
 }
 
-torch::Tensor RotaryEmbedding::apply_with_cache(const torch::Tensor& x, const KVCache* cache) const {
+torch::Tensor RotaryEmbedding::apply_with_cache(const torch::Tensor& x, KVCache* cache) const {
   if (cache == nullptr) return apply(x, 0);
   if (!cache->is_static_step(x.size(-2))) return apply(x, cache->length());
   if (rotary_dim_ == 0) return x;
-  // The row comes from the device position: no host value in the launched kernels.
+  // The rows come from the device position (no host value in the launched kernels), gathered
+  // once per step for all layers.
   ensure(cache->capacity(), x);
-  return rotate(x, cos_typed_.index_select(0, cache->position()),
-                sin_typed_.index_select(0, cache->position()));
+  const auto& tables = *tables_;
+  const auto cos = cache->per_step(&tables.cos, [&] {
+    return tables.cos.index_select(0, cache->position());
+  });
+  const auto sin = cache->per_step(&tables.sin, [&] {
+    return tables.sin.index_select(0, cache->position());
+  });
+  return rotate(x, cos, sin);
 }
 
 }  // namespace llm

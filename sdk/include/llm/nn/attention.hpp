@@ -1,4 +1,6 @@
 #pragma once
+#include <memory>
+
 #include <torch/torch.h>
 
 #include "llm/export.hpp"
@@ -6,6 +8,7 @@
 namespace llm {
 
 class KVCache;
+struct RotaryTables;
 
 // Causal scaled-dot-product attention. q [B, H, T, D]; k, v [B, KVH, S, D] with S >= T: the T
 // queries are the last T positions of the S keys (a KV cache holds the first S - T). KVH divides H
@@ -13,10 +16,10 @@ class KVCache;
 // softmax on 1.13. Returns [B, H, T, D].
 LLM_API torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v);
-// Attention of q over k, v where `attend` (bool, broadcastable to [B, 1, T, S]; true = may attend)
-// says which keys each query sees: static-shape decoding over a whole KV cache.
+// Attention of q over k, v with `bias` (q's dtype, broadcastable to [B, 1, T, S]; 0 where a query
+// may see a key, -inf where not) added to the scores: static-shape decoding over a whole KV cache.
 LLM_API torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                       const torch::Tensor& v, const torch::Tensor& attend);
+                                       const torch::Tensor& v, const torch::Tensor& bias);
 // The same computation written out (softmax in fp32): the 1.13 path, and the oracle that tests
 // hold the SDPA path to.
 LLM_API torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Tensor& k,
@@ -31,21 +34,16 @@ class LLM_API RotaryEmbedding {
   torch::Tensor apply(const torch::Tensor& x, int64_t offset) const;
   // Positions from the cache: cache->length() + t, or its device position in a static step;
   // no cache: 0 + t.
-  torch::Tensor apply_with_cache(const torch::Tensor& x, const KVCache* cache) const;
+  torch::Tensor apply_with_cache(const torch::Tensor& x, KVCache* cache) const;
   int64_t rotary_dim() const { return rotary_dim_; }
 
  private:
   int64_t rotary_dim_;
   double theta_;
   int64_t max_positions_;
-  // [rows, rotary_dim] in fp32, grown and moved to x's device lazily; then, head-dim wide in x's
-  // dtype (Hugging Face casts the fp32 rows on every call: same values), the tables and the
-  // permutation that rotate() applies (see ensure()).
-  mutable torch::Tensor cos_;
-  mutable torch::Tensor sin_;
-  mutable torch::Tensor cos_typed_;
-  mutable torch::Tensor sin_typed_;
-  mutable torch::Tensor perm_;
+  // Head-dim wide tables in x's dtype and the permutation rotate() applies (rotary.cpp), shared
+  // by every layer with the same settings, grown and moved to x's device lazily.
+  mutable std::shared_ptr<const RotaryTables> tables_;
   void ensure(int64_t positions, const torch::Tensor& x) const;
   torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos,
                        const torch::Tensor& sin) const;

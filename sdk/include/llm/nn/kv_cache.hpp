@@ -1,4 +1,6 @@
 #pragma once
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -42,6 +44,9 @@ class LLM_API KVCache {
   void rewind(int64_t length);
   // A replayed graph advanced the device position by one; keep the host count in step.
   void mirror_replayed_step();
+  // Static decoding: a value every layer of one step shares (rotary rows for the step's position),
+  // computed by the first layer that asks for `key` and forgotten when the step advances.
+  torch::Tensor per_step(const void* key, const std::function<torch::Tensor()>& compute);
 
  private:
   std::vector<torch::Tensor> keys_;
@@ -50,8 +55,9 @@ class LLM_API KVCache {
   int64_t length_ = 0;
   torch::Tensor position_;       // static decoding: int64 [1]
   torch::Tensor key_positions_;  // static decoding: arange(capacity)
-  torch::Tensor step_mask_;      // static decoding: [1, 1, 1, capacity], true = may attend
+  torch::Tensor step_mask_;      // static decoding: [1, 1, 1, capacity] additive, 0 or -inf
   bool step_mask_current_ = false;
+  std::vector<std::pair<const void*, torch::Tensor>> step_values_;
 };
 
 }  // namespace llm

@@ -168,6 +168,12 @@ class LoraAdapter final : public llm::Adapter {
       targets.insert(leaf_name(module));
     }
     config.target_modules.assign(targets.begin(), targets.end());
+    // Where the base model's config.json came from, as PEFT records it (a local directory here),
+    // so AutoPeftModelForCausalLM can find the base; empty for a model without one.
+    const fs::path model_config(model.config().source);
+    if (model_config.filename() == "config.json" && fs::exists(model_config)) {
+      config.base_model_name_or_path = fs::absolute(model_config).parent_path().string();
+    }
     fs::create_directories(adapter_dir);
     llm::write_safetensors(adapter_dir / kWeightsFile, tensors, {{"format", "pt"}});
     llm::write_file_atomic(adapter_dir / kConfigFile, peft_config_json(config).dump(2) + "\n");

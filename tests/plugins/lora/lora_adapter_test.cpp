@@ -83,6 +83,9 @@ TEST_P(LoraParity, SaveThenLoadIsBitIdentical) {
   for (const char* key : {"r", "lora_alpha", "target_modules", "peft_type", "bias"}) {
     EXPECT_EQ(config.at(key), peft.at(key)) << key;
   }
+  // The base model's directory, for AutoPeftModelForCausalLM (PEFT writes the path it loaded).
+  EXPECT_EQ(std::filesystem::path(config.at("base_model_name_or_path").get<std::string>()),
+            std::filesystem::absolute(llm::test::data_dir() / GetParam()));
   // And loading our file gives the same logits again.
   auto reloaded = load(GetParam());
   reloaded->lora->load(*reloaded->model.model, out.path());

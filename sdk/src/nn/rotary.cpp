@@ -110,6 +110,19 @@ void RotaryEmbedding::ensure(int64_t positions, const torch::Tensor& x) const {
 
 torch::Tensor RotaryEmbedding::rotate(const torch::Tensor& x, const torch::Tensor& cos,
                                       const torch::Tensor& sin) const {
+  const int64_t head_dim = x.size(-1);
+  const int64_t rows = x.numel() / std::max<int64_t>(head_dim, 1);
+  // Partial rotary on a big batch without autograd (scoring) is bandwidth-bound: rotate only the
+  // rotary dims and concatenate the rest, rather than run four full-width kernels. Training and
+  // decoding keep the full-width form: fewer kernels, and no zero-filled slice gradients.
+  if (rotary_dim_ < head_dim && rows >= 4096 && !x.requires_grad()) {
+    const auto rotated = x.narrow(-1, 0, rotary_dim_);
+    const auto turned =
+        rotated * cos.narrow(-1, 0, rotary_dim_) +
+        rotated.index_select(-1, tables_->perm.narrow(0, 0, rotary_dim_)) *
+            sin.narrow(-1, 0, rotary_dim_);
+    return torch::cat({turned, x.narrow(-1, rotary_dim_, head_dim - rotary_dim_)}, -1);
+  }
   return x * cos + x.index_select(-1, tables_->perm) * sin;
 }
 

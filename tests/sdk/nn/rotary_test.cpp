@@ -41,6 +41,17 @@ TEST(RotaryEmbedding, PartialRotaryLeavesTheRemainingDimsUntouched) {
   EXPECT_TRUE(torch::allclose(rope.apply(x, 0).select(2, 0), x.select(2, 0)));  // position 0
 }
 
+// Scoring-sized batches without autograd take the narrow-and-concatenate form; training and
+// decoding the full-width one. Both must give the same values, bit for bit.
+TEST(RotaryEmbedding, NarrowAndFullWidthFormsAgreeExactly) {
+  RotaryEmbedding rope(16, 10000.0, 64);
+  torch::manual_seed(5);
+  const auto x = torch::randn({2, 64, 64, 64});  // 8192 rows of 64 dims, 16 rotated
+  const auto narrow_form = rope.apply(x, 0);
+  const auto full_form = rope.apply(x.clone().requires_grad_(true), 0).detach();
+  EXPECT_TRUE(torch::equal(narrow_form, full_form));
+}
+
 TEST(RotaryEmbedding, OddRotaryDimIsAUserError) {
   EXPECT_THROW(RotaryEmbedding(5, 10000.0, 8), UserError);
 }

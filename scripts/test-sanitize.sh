@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sanitizer CI step: builds the SDK, host, plugins and a subset of the unit tests with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs them (tests/CMakeLists.txt,
-# llmhost_sanitize_tests: safetensors, config, JSON, atomic files, tokenizers, the bad-input
-# corpus through the binary, kill -9 + resume, plugin permissions, fuzz regressions).
+# llmhost_sanitize_tests: safetensors, config, JSON, atomic files, metrics, tokenizers, the
+# bad-input corpus through the binary, kill -9 + resume, plugin permissions, fuzz regressions).
 # Uses clang when present, configured exactly as scripts/fuzz.sh configures it (fuzz targets
 # included), so the two share build-san without rebuilding each other's objects; else gcc.
 set -euo pipefail

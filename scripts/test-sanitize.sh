@@ -11,7 +11,8 @@ BUILD_DIR=${BUILD_DIR:-build-san}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 COMPILER=()
-if command -v clang++ >/dev/null; then COMPILER=(-DCMAKE_CXX_COMPILER=clang++ -DLLMHOST_FUZZ=ON); fi
+if [ -n "${SANITIZE_CXX:-}" ]; then COMPILER=(-DCMAKE_CXX_COMPILER="$SANITIZE_CXX")  # e.g. g++
+elif command -v clang++ >/dev/null; then COMPILER=(-DCMAKE_CXX_COMPILER=clang++ -DLLMHOST_FUZZ=ON); fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${COMPILER[@]}" \
   -DLLMHOST_SANITIZE=address,undefined >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target llmhost_sanitize_tests

@@ -95,7 +95,10 @@ std::vector<std::string> config_tokens(const std::string& file, const po::option
   const llm::Json config = llm::read_json_file(file);
   if (!config.is_object()) throw llm::UserError(file + ": expected a JSON object of option values");
   std::vector<std::string> tokens;
-  for (const auto& [key, value] : config.items()) {
+  for (const auto& item : config.items()) {
+    // Named copies, not a structured binding: C++17 lambdas cannot capture bindings (clang).
+    const std::string& key = item.key();
+    const llm::Json& value = item.value();
     if (!key.empty() && key[0] == '_') continue;  // "_comment" and friends
     if (key == "task") continue;
     if (find_option(all, key) == nullptr) {
@@ -110,7 +113,7 @@ std::vector<std::string> config_tokens(const std::string& file, const po::option
     };
     if (value.is_array()) {
       std::string joined;
-      for (const auto& item : value) joined += (joined.empty() ? "" : ",") + scalar(item);
+      for (const auto& element : value) joined += (joined.empty() ? "" : ",") + scalar(element);
       tokens.push_back("--" + key + "=" + joined);
     } else if (!value.is_null()) {
       tokens.push_back("--" + key + "=" + scalar(value));

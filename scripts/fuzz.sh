@@ -45,5 +45,8 @@ EXTRA=()
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LLMHOST_FUZZ_TMP=${LLMHOST_FUZZ_TMP:-/dev/shm}
-"$BUILD_DIR/fuzz/fuzz_$NAME" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
+# clang links libFuzzer's -lstdc++ ahead of the shared ASan runtime, and ASan insists on coming
+# first in the library list (else it aborts at start-up): preload it.
+ASAN_RUNTIME=$(clang++ -print-file-name=libclang_rt.asan-x86_64.so)
+LD_PRELOAD="$ASAN_RUNTIME${LD_PRELOAD:+:$LD_PRELOAD}" "$BUILD_DIR/fuzz/fuzz_$NAME" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=20 \
   -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$ARTIFACTS/" "$CORPUS" "${EXTRA[@]}"

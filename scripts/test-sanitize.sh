@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Sanitizer CI step: builds the SDK, host, plugins and a subset of the unit tests with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs them (tests/CMakeLists.txt,
-# llmhost_sanitize_tests: safetensors, config, JSON, atomic files, tokenizers, the bad-input
-# corpus through the binary, kill -9 + resume, plugin permissions, fuzz regressions).
-# Uses clang when present (the same build then serves scripts/fuzz.sh), else gcc.
+# llmhost_sanitize_tests: safetensors, config, JSON, atomic files, metrics, tokenizers, the
+# bad-input corpus through the binary, kill -9 + resume, plugin permissions, fuzz regressions).
+# Uses clang when present, configured exactly as scripts/fuzz.sh configures it (fuzz targets
+# included), so the two share build-san without rebuilding each other's objects; else gcc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-san}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 COMPILER=()
-if command -v clang++ >/dev/null; then COMPILER=(-DCMAKE_CXX_COMPILER=clang++); fi
+if [ -n "${SANITIZE_CXX:-}" ]; then COMPILER=(-DCMAKE_CXX_COMPILER="$SANITIZE_CXX")  # e.g. g++
+elif command -v clang++ >/dev/null; then COMPILER=(-DCMAKE_CXX_COMPILER=clang++ -DLLMHOST_FUZZ=ON); fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${COMPILER[@]}" \
   -DLLMHOST_SANITIZE=address,undefined >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target llmhost_sanitize_tests

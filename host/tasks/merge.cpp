@@ -3,6 +3,7 @@
 
 #include <ostream>
 
+#include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/model_config.hpp"
 #include "llm/safetensors.hpp"
@@ -59,10 +60,13 @@ int run(TaskContext& ctx) {
   adapter->merge(*loaded.model);
 
   // Assemble under a temporary name beside out_dir, then rename: never a half-written model.
-  const fs::path parent = fs::absolute(out_dir).parent_path();
+  // Normalised, so that a trailing slash ("out/merged/") still names the directory itself.
+  fs::path target = fs::absolute(out_dir).lexically_normal();
+  if (target.filename().empty()) target = target.parent_path();
+  const fs::path parent = target.parent_path();
   fs::create_directories(parent);
   const fs::path temp =
-      parent / (out_dir.filename().string() + ".tmp-" + std::to_string(::getpid()));
+      parent / (target.filename().string() + ".tmp-" + std::to_string(::getpid()));
   fs::remove_all(temp);
   fs::create_directories(temp);
   try {
@@ -72,17 +76,10 @@ int run(TaskContext& ctx) {
     }
     llm::write_safetensors(temp / "model.safetensors", tensors, {{"format", "pt"}});
     for (const char* name : kCopiedFiles) {
-      if (fs::exists(checkpoint_dir / name)) fs::copy_file(checkpoint_dir / name, temp / name);
+      if (fs::exists(checkpoint_dir / name))
+        llm::copy_file_durable(checkpoint_dir / name, temp / name);
     }
-    if (fs::exists(out_dir)) {
-      const fs::path old =
-          parent / (out_dir.filename().string() + ".old-" + std::to_string(::getpid()));
-      fs::rename(out_dir, old);
-      fs::rename(temp, out_dir);
-      fs::remove_all(old);
-    } else {
-      fs::rename(temp, out_dir);
-    }
+    llm::replace_directory(temp, target);
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(temp, ignored);

@@ -9,7 +9,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <string>
 
 #include "llm/error.hpp"
 
@@ -31,22 +34,22 @@ std::filesystem::path unique_temp_sibling(const std::filesystem::path& path, int
   return path.parent_path() / name;
 }
 
-void fsync_directory(const std::filesystem::path& dir, const std::filesystem::path& target) {
+}  // namespace
+
+void fsync_directory(const std::filesystem::path& dir) {
   const std::string dir_name = dir.empty() ? std::string(".") : dir.string();
   const int fd = ::open(dir_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    throw UserError(target.string() + ": cannot open directory for fsync: " + errno_text(errno));
+    throw UserError(dir_name + ": cannot open directory for fsync: " + errno_text(errno));
   }
   // Some file systems (e.g. certain network mounts) refuse fsync on directories: EINVAL is benign.
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
   if (rc != 0 && err != EINVAL && err != EROFS) {
-    throw UserError(target.string() + ": fsync of the directory failed: " + errno_text(err));
+    throw UserError(dir_name + ": fsync of the directory failed: " + errno_text(err));
   }
 }
-
-}  // namespace
 
 AtomicFileWriter::AtomicFileWriter(std::filesystem::path path) : path_(std::move(path)) {
   if (path_.filename().empty()) {
@@ -111,13 +114,65 @@ void AtomicFileWriter::commit() {
                     ": cannot rename the temporary file into place: " + errno_text(errno));
   }
   temp_path_.clear();  // it is the real file now; the destructor must not remove it
-  fsync_directory(path_.parent_path(), path_);
+  fsync_directory(path_.parent_path());
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
   AtomicFileWriter writer(path);
   writer.write(bytes);
   writer.commit();
+}
+
+void copy_file_durable(const std::filesystem::path& from, const std::filesystem::path& to) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw UserError(from.string() + ": cannot open: " + errno_text(errno));
+  AtomicFileWriter writer(to);
+  std::string buffer(size_t{1} << 20, '\0');
+  for (;;) {
+    const ssize_t n = ::read(in, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(in);
+      throw UserError(from.string() + ": read failed: " + errno_text(err));
+    }
+    if (n == 0) break;
+    writer.write(std::string_view(buffer.data(), static_cast<size_t>(n)));
+  }
+  ::close(in);
+  writer.commit();
+}
+
+void replace_directory(const std::filesystem::path& temp, const std::filesystem::path& target) {
+  namespace fs = std::filesystem;
+  fsync_directory(temp);
+  const fs::path parent = target.parent_path();
+  std::error_code ec;
+  auto fail = [&](const std::string& what, int err) {
+    throw UserError(target.string() + ": " + what + ": " + errno_text(err));
+  };
+  if (!fs::exists(target, ec)) {
+    if (::rename(temp.c_str(), target.c_str()) != 0)
+      fail("cannot rename the new directory into place", errno);
+    fsync_directory(parent);
+    return;
+  }
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+    fsync_directory(parent);   // `target` is the new directory from here on, even after a crash
+    fs::remove_all(temp, ec);  // now holds the old one
+    return;
+  }
+  if (errno != EINVAL && errno != ENOSYS) fail("cannot swap in the new directory", errno);
+  // No RENAME_EXCHANGE here (rename cannot replace a non-empty directory): move the old one aside.
+  fs::path old = temp;
+  old += ".old";
+  fs::remove_all(old, ec);
+  if (::rename(target.c_str(), old.c_str()) != 0)
+    fail("cannot move the old directory aside", errno);
+  if (::rename(temp.c_str(), target.c_str()) != 0)
+    fail("cannot rename the new directory into place", errno);
+  fsync_directory(parent);
+  fs::remove_all(old, ec);
 }
 
 }  // namespace llm

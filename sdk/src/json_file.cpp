@@ -83,6 +83,9 @@ Json read_json_file(const std::filesystem::path& path) {
   } catch (const Json::parse_error& e) {
     throw UserError(path.string() + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                     parser_reason(e.what()));
+  } catch (const Json::exception& e) {
+    // The parser throws out_of_range too, for a number too large for a double ("1e605").
+    throw UserError(path.string() + ": invalid JSON: " + parser_reason(e.what()));
   }
 }
 

@@ -106,4 +106,52 @@ TEST(AtomicFile, CommitTwiceIsAnError) {
   EXPECT_THROW(writer.write("late"), llm::UserError);
 }
 
+TEST(AtomicFile, CopyFileDurableCopiesEveryByteAndLeavesNoTemporary) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "from");
+  fs::create_directories(dir.path() / "to");
+  std::string bytes(3 * 1024 * 1024 + 17, '\0');  // several read buffers, binary content
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+  llm::write_file_atomic(dir.path() / "from/tokenizer.json", bytes);
+  llm::copy_file_durable(dir.path() / "from/tokenizer.json", dir.path() / "to/tokenizer.json");
+  EXPECT_EQ(llm::test::read_file_bytes(dir.path() / "to/tokenizer.json"), bytes);
+  EXPECT_EQ(entries_in(dir.path() / "to"), 1u);
+}
+
+TEST(AtomicFile, CopyFileDurableFromAMissingFileIsAUserErrorNamingIt) {
+  TempDir dir;
+  const auto missing = dir.path() / "missing.json";
+  const auto message =
+      user_error_of([&] { llm::copy_file_durable(missing, dir.path() / "copy.json"); });
+  EXPECT_NE(message.find(missing.string()), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir.path() / "copy.json"));
+}
+
+TEST(AtomicFile, ReplaceDirectoryInstallsTheNewDirectoryWhenNoneExists) {
+  TempDir dir;
+  fs::create_directories(dir.path() / ".final.tmp");
+  llm::write_file_atomic(dir.path() / ".final.tmp/state.json", "new");
+  llm::replace_directory(dir.path() / ".final.tmp", dir.path() / "final");
+  EXPECT_EQ(llm::test::read_file_bytes(dir.path() / "final/state.json"), "new");
+  EXPECT_EQ(entries_in(dir.path()), 1u);
+}
+
+TEST(AtomicFile, ReplaceDirectorySwapsInTheNewContentAndRemovesTheOldCopy) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "final");
+  llm::write_file_atomic(dir.path() / "final/state.json", "old");
+  llm::write_file_atomic(dir.path() / "final/only-in-old.txt", "old");
+  fs::create_directories(dir.path() / ".final.tmp");
+  llm::write_file_atomic(dir.path() / ".final.tmp/state.json", "new");
+  llm::replace_directory(dir.path() / ".final.tmp", dir.path() / "final");
+  EXPECT_EQ(llm::test::read_file_bytes(dir.path() / "final/state.json"), "new");
+  EXPECT_FALSE(fs::exists(dir.path() / "final/only-in-old.txt"));
+  EXPECT_EQ(entries_in(dir.path()), 1u);  // neither the temporary nor the old copy is left
+}
+
+TEST(AtomicFile, FsyncDirectoryOfAMissingDirectoryIsAUserErrorNamingIt) {
+  const auto message = user_error_of([] { llm::fsync_directory("/nonexistent-dir/sub"); });
+  EXPECT_NE(message.find("/nonexistent-dir/sub"), std::string::npos) << message;
+}
+
 }  // namespace

@@ -234,7 +234,8 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
     // Writers other than the reference one may leave ranges unaligned; kernels expect aligned
     // data, so such a tensor is copied once instead of viewed.
     auto copy = torch::empty(meta.shape, options);
-    std::memcpy(copy.data_ptr(), start, meta.end - meta.begin);
+    // An empty tensor has no storage (data_ptr() is null): memcpy(nullptr, ..., 0) is still UB.
+    if (meta.end > meta.begin) std::memcpy(copy.data_ptr(), start, meta.end - meta.begin);
     return copy;
   }
   std::shared_ptr<Mapping> keep_mapped = mapping_;

@@ -31,10 +31,35 @@ void resolve(void* handle, const char* name, Function& function) {
   function = reinterpret_cast<Function>(symbol);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define LLM_ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LLM_ASAN_BUILD 1
+#endif
+#endif
+
+// dlopen with RTLD_DEEPBIND. AddressSanitizer's dlopen interceptor aborts on RTLD_DEEPBIND
+// (google/sanitizers#611: malloc/free called directly from a deep-bound library bypass ASan's
+// allocator, so memory freed across that boundary would be misreported). Our module passes no
+// heap ownership across its C interface (sentencepiece_shim.h: ids go through a callback, pieces
+// stay owned by the model, errors are copied into caller buffers), so in sanitizer builds the
+// SDK calls the C library's dlopen directly, found as the next definition after the ASan runtime.
+void* dlopen_deepbind(const char* path) {
+  constexpr int kFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#ifdef LLM_ASAN_BUILD
+  using DlopenFn = void* (*)(const char*, int);
+  if (auto* libc_dlopen = reinterpret_cast<DlopenFn>(dlsym(RTLD_NEXT, "dlopen"))) {
+    return libc_dlopen(path, kFlags);
+  }
+#endif
+  return dlopen(path, kFlags);
+}
+
 SentencePieceRuntime load_runtime() {
   const std::filesystem::path path = module_path();
   // Never dlclosed: tokenizers may live until static destruction.
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+  void* handle = dlopen_deepbind(path.c_str());
   if (handle == nullptr) {
     const char* reason = dlerror();
     throw std::runtime_error("cannot load the sentencepiece module " + path.string() + ": " +

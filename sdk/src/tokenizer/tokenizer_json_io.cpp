@@ -16,6 +16,9 @@ nlohmann::json read_tokenizer_json(const std::filesystem::path& path) {
     return nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::parse_error& e) {
     throw UserError(path.string() + ": malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::exception&) {
+    // The parser throws out_of_range too, for a number too large for a double ("1e605").
+    throw UserError(path.string() + ": malformed JSON (a number out of range)");
   }
 }
 

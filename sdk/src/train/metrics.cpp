@@ -1,12 +1,21 @@
 #include "llm/train/metrics.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/json_file.hpp"
 
@@ -16,32 +25,64 @@ namespace {
 
 const char* kCsvHeader = "step,epoch,loss,val_loss,lr,tokens_per_s,max_rss_mb,elapsed_s";
 
-// Keeps the header and rows whose first field (the step) is <= max_step.
+// Keeps the header and the rows whose step is <= max_step, rewritten atomically (a kill -9 during
+// the rewrite leaves the old file). Lines that do not parse (a row torn by a crash) are dropped.
 void truncate_after(const std::filesystem::path& path, int64_t max_step, bool has_header) {
   std::ifstream in(path);
   if (!in) return;
-  std::vector<std::string> kept;
+  std::string kept;
   std::string line;
   bool first = true;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     if (first && has_header) {
-      kept.push_back(line);
+      kept += line + "\n";
       first = false;
       continue;
     }
     first = false;
-    int64_t step = 0;
+    std::optional<int64_t> step;
     if (has_header) {
-      step = std::stoll(line.substr(0, line.find(',')));
+      const std::string field = line.substr(0, line.find(','));
+      char* end = nullptr;
+      errno = 0;
+      const long long value = std::strtoll(field.c_str(), &end, 10);
+      const bool columns_ok = std::count(line.begin(), line.end(), ',') ==
+                              std::count(kCsvHeader, kCsvHeader + std::strlen(kCsvHeader), ',');
+      if (!field.empty() && *end == '\0' && errno == 0 && columns_ok) step = value;
     } else {
-      step = Json::parse(line, nullptr, false).value("step", int64_t{0});
+      const Json row = Json::parse(line, nullptr, false);
+      if (row.is_object() && row.contains("step") && row["step"].is_number_integer()) {
+        step = row["step"].get<int64_t>();
+      }
     }
-    if (step <= max_step) kept.push_back(line);
+    if (step && *step <= max_step) kept += line + "\n";
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
-  for (const auto& k : kept) out << k << "\n";
+  write_file_atomic(path, kept);
+}
+
+int open_for_append(const std::filesystem::path& path, bool truncate) {
+  const int fd = ::open(path.c_str(),
+                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0666);
+  if (fd < 0) throw UserError(path.string() + ": cannot write metrics: " + std::strerror(errno));
+  return fd;
+}
+
+// One write(2) per line, so a crash never interleaves or splits rows from this process; then
+// fdatasync, so the row is on disk before training goes on.
+void append_line(int fd, const std::filesystem::path& path, const std::string& line) {
+  const std::string bytes = line + "\n";
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw UserError(path.string() + ": cannot append metrics: " + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd) != 0 && errno != EINVAL) {
+    throw UserError(path.string() + ": fdatasync of the metrics failed: " + std::strerror(errno));
+  }
 }
 
 std::string optional_text(const std::optional<double>& value) {
@@ -55,20 +96,28 @@ std::string optional_text(const std::optional<double>& value) {
 }  // namespace
 
 MetricsWriter::MetricsWriter(const std::filesystem::path& out_dir,
-                             std::optional<int64_t> keep_up_to_step) {
-  const auto csv_path = out_dir / "metrics.csv";
-  const auto jsonl_path = out_dir / "metrics.jsonl";
-  if (keep_up_to_step && std::filesystem::exists(csv_path)) {
-    truncate_after(csv_path, *keep_up_to_step, true);
-    truncate_after(jsonl_path, *keep_up_to_step, false);
-    csv_.open(csv_path, std::ios::app);
-    jsonl_.open(jsonl_path, std::ios::app);
-  } else {
-    csv_.open(csv_path, std::ios::trunc);
-    jsonl_.open(jsonl_path, std::ios::trunc);
-    csv_ << kCsvHeader << "\n";
+                             std::optional<int64_t> keep_up_to_step)
+    : csv_path_(out_dir / "metrics.csv"), jsonl_path_(out_dir / "metrics.jsonl") {
+  const bool resume = keep_up_to_step && std::filesystem::exists(csv_path_);
+  if (resume) {
+    truncate_after(csv_path_, *keep_up_to_step, true);
+    truncate_after(jsonl_path_, *keep_up_to_step, false);
   }
-  if (!csv_ || !jsonl_) throw UserError(out_dir.string() + ": cannot write metrics files");
+  csv_fd_ = open_for_append(csv_path_, !resume);
+  try {
+    jsonl_fd_ = open_for_append(jsonl_path_, !resume);
+    if (!resume) append_line(csv_fd_, csv_path_, kCsvHeader);
+    fsync_directory(out_dir);  // the files' names, created just now, survive a crash too
+  } catch (...) {
+    ::close(csv_fd_);
+    if (jsonl_fd_ >= 0) ::close(jsonl_fd_);
+    throw;
+  }
+}
+
+MetricsWriter::~MetricsWriter() {
+  ::close(csv_fd_);
+  ::close(jsonl_fd_);
 }
 
 void MetricsWriter::write(const StepMetrics& m) {
@@ -77,7 +126,7 @@ void MetricsWriter::write(const StepMetrics& m) {
   row << m.step << "," << m.epoch << "," << optional_text(m.loss) << ","
       << optional_text(m.val_loss) << "," << m.lr << "," << m.tokens_per_s << "," << m.max_rss_mb
       << "," << m.elapsed_s;
-  csv_ << row.str() << "\n" << std::flush;
+  append_line(csv_fd_, csv_path_, row.str());
   Json j{{"step", m.step},
          {"epoch", m.epoch},
          {"lr", m.lr},
@@ -86,7 +135,7 @@ void MetricsWriter::write(const StepMetrics& m) {
          {"elapsed_s", m.elapsed_s}};
   j["loss"] = m.loss ? Json(*m.loss) : Json(nullptr);
   j["val_loss"] = m.val_loss ? Json(*m.val_loss) : Json(nullptr);
-  jsonl_ << j.dump() << "\n" << std::flush;
+  append_line(jsonl_fd_, jsonl_path_, j.dump());
 }
 
 double peak_rss_mb() {

@@ -221,16 +221,7 @@ void Trainer::save_checkpoint(int64_t step, const std::string& name) {
   kill_point("checkpoint-data", step);  // adapter and state tensors written, state json not yet
   write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
   kill_point("checkpoint-rename", step);  // complete under the temporary name
-  // Swap directories: move an older copy aside first (rename cannot replace a non-empty dir).
-  if (fs::exists(target)) {
-    const fs::path old = out_dir_ / ("." + name + ".old-" + std::to_string(::getpid()));
-    fs::remove_all(old);
-    fs::rename(target, old);
-    fs::rename(temp, target);
-    fs::remove_all(old);
-  } else {
-    fs::rename(temp, target);
-  }
+  replace_directory(temp, target);        // atomic swap, parent directory fsynced
 }
 
 std::optional<fs::path> Trainer::latest_checkpoint(const fs::path& out) {

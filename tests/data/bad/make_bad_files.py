@@ -122,6 +122,9 @@ def main():
     config("hidden-string.json", hidden_size="64")
     config("rotary-pct-zero.json", model_type="gpt_neox", rotary_pct=0.0)
     raw("configs/truncated.json", json.dumps(base, indent=2).encode()[:120])
+    # A number beyond double range (found by fuzz_model_config): the JSON parser's out_of_range.
+    raw("configs/number-overflow.json", json.dumps(base, indent=2).replace(
+        '"rms_norm_eps": 1e-05', '"rms_norm_eps": 1e605').encode())
 
     # --- tokenizer.json variants (a minimal byte-level BPE file with one thing wrong) ----------
     def tokenizer(name, model_changes=None, **changes):
@@ -140,6 +143,8 @@ def main():
     raw("tokenizers/empty.json", b"")
     raw("tokenizers/not-object.json", b"[1, 2, 3]\n")
     raw("tokenizers/truncated.json", b'{"version": "1.0", "model": {"type": "BPE", "vocab": {"a"')
+    raw("tokenizers/number-overflow.json",
+        b'{"version": "1.0", "model": {"type": "BPE", "dropout": 1e999, "vocab": {}, "merges": []}}')
     raw("tokenizers/invalid-utf8.json",
         b'{"model": {"type": "BPE", "vocab": {"\xff\xfe": 0}, "merges": []}}')
     tokenizer("model-wordpiece.json", {"type": "WordPiece"})

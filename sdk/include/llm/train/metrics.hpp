@@ -1,8 +1,9 @@
 #pragma once
-// Per-step training metrics, appended to OUT/metrics.csv and OUT/metrics.jsonl.
+// Per-step training metrics, appended to OUT/metrics.csv and OUT/metrics.jsonl. Each row is one
+// write(2) of a whole line to an O_APPEND file, then fdatasync: a kill -9 or a power loss leaves
+// every row written so far and at most one torn last line, which a resume drops.
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 
 #include "llm/export.hpp"
@@ -25,11 +26,16 @@ class LLM_API MetricsWriter {
   // Starts fresh, or on resume keeps the rows up to `keep_up_to_step` (rows an interrupted run
   // wrote after its last checkpoint are dropped, so the files read as one uninterrupted run).
   MetricsWriter(const std::filesystem::path& out_dir, std::optional<int64_t> keep_up_to_step);
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
   void write(const StepMetrics& metrics);
 
  private:
-  std::ofstream csv_;
-  std::ofstream jsonl_;
+  std::filesystem::path csv_path_;
+  std::filesystem::path jsonl_path_;
+  int csv_fd_ = -1;
+  int jsonl_fd_ = -1;
 };
 
 // Peak resident set size of this process in MiB.

@@ -64,9 +64,9 @@ WorkloadResult run_score(Subject& s, const BenchOptions& o) {
   c10::InferenceMode inference;
   reset_peak_memory(device);
   torch::Tensor logits;
-  const double seconds =
-      time_steps(device, o.score_warmup, o.score_steps, [&] { logits = s.model.forward(ids); },
-                 trace_path(s, o, "score"));
+  const double seconds = time_steps(
+      device, o.score_warmup, o.score_steps, [&] { logits = s.model.forward(ids); },
+      trace_path(s, o, "score"));
   const double tokens = static_cast<double>(o.score_steps * o.score_batch * o.score_seq);
   r.tokens_per_second = tokens / seconds;
   r.step_seconds = seconds / static_cast<double>(o.score_steps);

@@ -102,9 +102,9 @@ int run(TaskContext& ctx) {
   }
   ctx.err() << "llmhost: loaded in " << load_seconds << " s; " << result.new_tokens
             << " new tokens, " << result.tokens_per_second << " tokens/s ("
-            << llm::precision_name(dtype) << " on " << device.str() << ", "
-            << result.decode_path << ")"
-            << (result.stopped_at_context ? "; stopped at the model's context length" : "") << "\n";
+            << llm::precision_name(dtype) << " on " << device.str() << ", " << result.decode_path
+            << ")" << (result.stopped_at_context ? "; stopped at the model's context length" : "")
+            << "\n";
   return llm::kExitOk;
 }
 

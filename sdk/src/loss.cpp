@@ -35,8 +35,8 @@ class BlockedCrossEntropy : public torch::autograd::Function<BlockedCrossEntropy
       lse.narrow(0, start, length).copy_(chunk_lse);
       const auto picked = chunk.gather(1, safe_targets.narrow(0, start, length).unsqueeze(1));
       const auto row_loss = chunk_lse - picked.squeeze(1);
-      total.add_(torch::where(valid.narrow(0, start, length), row_loss, torch::zeros({}, f32))
-                     .sum());
+      total.add_(
+          torch::where(valid.narrow(0, start, length), row_loss, torch::zeros({}, f32)).sum());
     }
     ctx->save_for_backward({logits, safe_targets, valid, lse});
     ctx->saved_data["block"] = block;

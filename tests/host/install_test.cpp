@@ -50,12 +50,11 @@ TEST(InstalledSdk, OutOfTreeTaskPluginBuildsAndRunsInTheInstalledHost) {
   const std::string launcher = std::system("command -v ccache >/dev/null 2>&1") == 0
                                    ? " -DCMAKE_CXX_COMPILER_LAUNCHER=ccache"
                                    : "";
-  ASSERT_EQ(
-      shell("cmake -S " + quoted(test::source_dir() / "examples") + " -B " + quoted(example_build) +
-                " -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=" +
-                quoted(fs::path(example_prefix_path(prefix))) + launcher,
-            log),
-      0)
+  ASSERT_EQ(shell("cmake -S " + quoted(test::source_dir() / "examples") + " -B " +
+                      quoted(example_build) + " -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=" +
+                      quoted(fs::path(example_prefix_path(prefix))) + launcher,
+                  log),
+            0)
       << slurp(log);
   ASSERT_EQ(shell("cmake --build " + quoted(example_build), log), 0) << slurp(log);
 

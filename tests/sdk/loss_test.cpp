@@ -59,7 +59,9 @@ TEST(SummedCrossEntropy, MatchesTorchCrossEntropyInValueAndGradientAcrossBlocks)
     (expected * 0.5).backward();
     EXPECT_EQ(ours_in.grad().scalar_type(), dtype);
     const double tolerance = dtype == torch::kFloat ? 1e-6 : 1e-2;
-    EXPECT_LT((ours_in.grad().to(torch::kFloat) - torch_in.grad().to(torch::kFloat)).abs().max()
+    EXPECT_LT((ours_in.grad().to(torch::kFloat) - torch_in.grad().to(torch::kFloat))
+                  .abs()
+                  .max()
                   .item<double>(),
               tolerance);
     EXPECT_EQ(ours_in.grad()[4].abs().sum().item<double>(), 0.0);  // ignored rows get nothing

@@ -19,8 +19,7 @@ struct MaskedLoss {
 // fp32 per block.
 LLM_API torch::Tensor summed_cross_entropy(const torch::Tensor& logits,
                                            const torch::Tensor& targets,
-                                           int64_t ignore_index = -100,
-                                           int64_t rows_per_block = 0);
+                                           int64_t ignore_index = -100, int64_t rows_per_block = 0);
 
 // Next-token cross-entropy as Hugging Face computes it: logits[:, :-1] predict labels[:, 1:];
 // positions labelled ignore_index do not count. logits [B, T, V] (any float dtype; computed in

@@ -1,16 +1,17 @@
 #pragma once
 // The plugin contract. A plugin is a shared library exporting, through Boost.DLL aliases, exactly
 // two symbols, written by LLMHOST_PLUGIN:
-//   llmhost_plugin_info      const PluginInfo* ()   plain data, read and checked before anything else
-//   llmhost_plugin_register  void (Registrar&)      the factory: registers the plugin's features
+//   llmhost_plugin_info      const PluginInfo* ()   plain data, read and checked before anything
+//   else llmhost_plugin_register  void (Registrar&)      the factory: registers the plugin's
+//   features
 // The host refuses a plugin whose SDK ABI version, LibTorch version or C++11-ABI flag differs from
 // its own, naming the file and both values. Loaded libraries are never unloaded during a run.
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include <boost/dll/alias.hpp>
 #include <torch/version.h>
+#include <boost/dll/alias.hpp>
 
 #include "llm/export.hpp"
 
@@ -65,20 +66,20 @@ using PluginRegisterFn = void(Registrar&);
 // One per plugin, at namespace scope in one .cpp:
 //   LLMHOST_PLUGIN(kModel, "gpt_neox", "0.1.0", "GPT-NeoX / Pythia", register_gpt_neox)
 // where `void register_gpt_neox(llm::Registrar&)` registers the plugin's features.
-#define LLMHOST_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, REGISTER_FN)                             \
-  namespace llmhost_plugin_entry {                                                                \
-  static const ::llm::PluginInfo* info() {                                                        \
-    static const ::llm::PluginInfo kInfo{::llm::kSdkAbiVersion,                                   \
-                                         TORCH_VERSION_MAJOR,                                     \
-                                         TORCH_VERSION_MINOR,                                     \
-                                         _GLIBCXX_USE_CXX11_ABI,                                  \
-                                         ::llm::PluginKind::KIND,                                 \
-                                         NAME,                                                    \
-                                         VERSION,                                                 \
-                                         DESCRIPTION};                                            \
-    return &kInfo;                                                                                \
-  }                                                                                               \
-  static void register_features(::llm::Registrar& registrar) { REGISTER_FN(registrar); }          \
-  }                                                                                               \
-  BOOST_DLL_ALIAS(llmhost_plugin_entry::info, llmhost_plugin_info)                                \
+#define LLMHOST_PLUGIN(KIND, NAME, VERSION, DESCRIPTION, REGISTER_FN)                    \
+  namespace llmhost_plugin_entry {                                                       \
+  static const ::llm::PluginInfo* info() {                                               \
+    static const ::llm::PluginInfo kInfo{::llm::kSdkAbiVersion,                          \
+                                         TORCH_VERSION_MAJOR,                            \
+                                         TORCH_VERSION_MINOR,                            \
+                                         _GLIBCXX_USE_CXX11_ABI,                         \
+                                         ::llm::PluginKind::KIND,                        \
+                                         NAME,                                           \
+                                         VERSION,                                        \
+                                         DESCRIPTION};                                   \
+    return &kInfo;                                                                       \
+  }                                                                                      \
+  static void register_features(::llm::Registrar& registrar) { REGISTER_FN(registrar); } \
+  }                                                                                      \
+  BOOST_DLL_ALIAS(llmhost_plugin_entry::info, llmhost_plugin_info)                       \
   BOOST_DLL_ALIAS(llmhost_plugin_entry::register_features, llmhost_plugin_register)

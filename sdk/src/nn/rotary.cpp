@@ -54,9 +54,8 @@ std::shared_ptr<RotaryTables> build_tables(const TablesKey& key, const torch::De
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
   // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32; Hugging Face
   // casts the fp32 rows to the activations' dtype on every call: the same values.
-  const auto exponents =
-      torch::arange(0, key.rotary_dim, 2, long_options).to(torch::kFloat) /
-      static_cast<double>(key.rotary_dim);
+  const auto exponents = torch::arange(0, key.rotary_dim, 2, long_options).to(torch::kFloat) /
+                         static_cast<double>(key.rotary_dim);
   const auto inv_freq = 1.0 / torch::pow(key.theta, exponents);
   const auto freqs = torch::outer(torch::arange(key.rows, f32), inv_freq);
   const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
@@ -117,10 +116,9 @@ torch::Tensor RotaryEmbedding::rotate(const torch::Tensor& x, const torch::Tenso
   // decoding keep the full-width form: fewer kernels, and no zero-filled slice gradients.
   if (rotary_dim_ < head_dim && rows >= 4096 && !x.requires_grad()) {
     const auto rotated = x.narrow(-1, 0, rotary_dim_);
-    const auto turned =
-        rotated * cos.narrow(-1, 0, rotary_dim_) +
-        rotated.index_select(-1, tables_->perm.narrow(0, 0, rotary_dim_)) *
-            sin.narrow(-1, 0, rotary_dim_);
+    const auto turned = rotated * cos.narrow(-1, 0, rotary_dim_) +
+                        rotated.index_select(-1, tables_->perm.narrow(0, 0, rotary_dim_)) *
+                            sin.narrow(-1, 0, rotary_dim_);
     return torch::cat({turned, x.narrow(-1, rotary_dim_, head_dim - rotary_dim_)}, -1);
   }
   return x * cos + x.index_select(-1, tables_->perm) * sin;
@@ -141,12 +139,10 @@ torch::Tensor RotaryEmbedding::apply_with_cache(const torch::Tensor& x, KVCache*
   // once per step for all layers.
   ensure(cache->capacity(), x);
   const auto& tables = *tables_;
-  const auto cos = cache->per_step(&tables.cos, [&] {
-    return tables.cos.index_select(0, cache->position());
-  });
-  const auto sin = cache->per_step(&tables.sin, [&] {
-    return tables.sin.index_select(0, cache->position());
-  });
+  const auto cos =
+      cache->per_step(&tables.cos, [&] { return tables.cos.index_select(0, cache->position()); });
+  const auto sin =
+      cache->per_step(&tables.sin, [&] { return tables.sin.index_select(0, cache->position()); });
   return rotate(x, cos, sin);
 }
 

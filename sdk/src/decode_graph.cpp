@@ -41,9 +41,9 @@ class CudaDecodeGraph final : public DecodeGraph {
   }
 
   torch::Tensor step(int64_t token) override {
+    cache_.mirror_replayed_step();  // checks the capacity before the graph writes the cache
     ids_.fill_(token);
     graph_.replay();
-    cache_.mirror_replayed_step();
     return logits_;
   }
 
@@ -62,15 +62,8 @@ std::unique_ptr<DecodeGraph> capture_decode_graph(CausalLM& model, KVCache& cach
     if (why_not) *why_not = "not on a CUDA device";
     return nullptr;
   }
-  const int64_t start = cache.length();
-  try {
-    return std::make_unique<CudaDecodeGraph>(model, cache);
-  } catch (const c10::Error& e) {
-    // An op that cannot be captured: decode eagerly instead, from where the prompt left off.
-    if (why_not) *why_not = std::string("CUDA graph capture failed: ") + e.what_without_backtrace();
-    cache.rewind(start);
-    return nullptr;
-  }
+  // No fallback on a failed capture: a stream left capturing cannot safely run eager steps.
+  return std::make_unique<CudaDecodeGraph>(model, cache);
 }
 
 #else

@@ -21,8 +21,8 @@ class DecodeGraph {
 };
 
 // A CUDA graph of one decode step over `cache` (which already holds the prompt), or nullptr with
-// the reason in *why_not where it cannot be used: not on CUDA, a LibTorch built without CUDA, or
-// the capture failed. The cache is left at the length it had.
+// the reason in *why_not where it cannot be used: not on CUDA, or a LibTorch built without CUDA.
+// A failed capture throws. The cache is left at the length it had.
 std::unique_ptr<DecodeGraph> capture_decode_graph(CausalLM& model, KVCache& cache,
                                                   std::string* why_not);
 

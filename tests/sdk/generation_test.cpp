@@ -94,12 +94,13 @@ void expect_static_steps_match_dynamic(const std::filesystem::path& model_dir) {
   model.eval();
   torch::NoGradGuard no_grad;
   const auto prompt = ids_tensor(prompt_of(5));
-  auto dynamic = model.make_cache(1, 16);
-  auto fixed = model.make_cache(1, 16);
+  // 13: not a multiple of 16, so the padded mask row is cut; the steps run until the cache is full.
+  auto dynamic = model.make_cache(1, 13);
+  auto fixed = model.make_cache(1, 13);
   model.forward(prompt, &dynamic);
   model.forward(prompt, &fixed);
   fixed.enable_static_decode();
-  for (int64_t step = 0; step < 6; ++step) {
+  for (int64_t step = 0; step < 8; ++step) {
     const auto ids = ids_tensor({40 + 7 * step});
     const auto expected = model.forward(ids, &dynamic);
     const auto got = model.forward(ids, &fixed);
@@ -108,6 +109,14 @@ void expect_static_steps_match_dynamic(const std::filesystem::path& model_dir) {
     EXPECT_EQ(fixed.length(), dynamic.length());
     EXPECT_EQ(fixed.position().item<int64_t>(), dynamic.length());
   }
+  EXPECT_EQ(fixed.length(), fixed.capacity());
+  // Reused after a reset: a prompt (T > 1) takes the dynamic path on a static cache.
+  fixed.reset();
+  dynamic.reset();
+  EXPECT_LT(max_abs_diff(model.forward(prompt, &fixed), model.forward(prompt, &dynamic)), 1e-5);
+  EXPECT_LT(max_abs_diff(model.forward(ids_tensor({9}), &fixed),
+                         model.forward(ids_tensor({9}), &dynamic)),
+            1e-5);
 }
 
 TEST(Generate, StaticDecodeStepsMatchDynamicStepsGptNeox) {

@@ -28,7 +28,7 @@ struct GenerationResult {
   bool stopped_at_eos = false;
   bool stopped_at_context = false;  // max_new_tokens was cut to max_position_embeddings
   double prefill_seconds = 0;       // prompt forward + first token
-  double decode_seconds = 0;        // the one-token steps after it
+  double decode_seconds = 0;        // the one-token steps after it (CUDA graph capture excluded)
   double tokens_per_second = 0;     // decode steps per second (0 when there were none)
   std::string decode_path;          // "cuda_graph", or "eager" with the reason
 };

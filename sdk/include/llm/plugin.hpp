@@ -1,9 +1,10 @@
 #pragma once
 // The plugin contract. A plugin is a shared library exporting, through Boost.DLL aliases, exactly
 // two symbols, written by LLMHOST_PLUGIN:
-//   llmhost_plugin_info      const PluginInfo* ()   plain data, read and checked before anything
-//   else llmhost_plugin_register  void (Registrar&)      the factory: registers the plugin's
-//   features
+// clang-format off
+//   llmhost_plugin_info      const PluginInfo* ()   plain data, read and checked before anything else
+//   llmhost_plugin_register  void (Registrar&)      the factory: registers the plugin's features
+// clang-format on
 // The host refuses a plugin whose SDK ABI version, LibTorch version or C++11-ABI flag differs from
 // its own, naming the file and both values. Loaded libraries are never unloaded during a run.
 #include <cstdint>

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,9 @@ std::shared_ptr<const RotaryTables> shared_tables(const TablesKey& key,
   static std::map<TablesKey, std::weak_ptr<const RotaryTables>> cache;
   std::lock_guard<std::mutex> lock(mutex);
   if (auto alive = cache[key].lock()) return alive;
+  for (auto it = cache.begin(); it != cache.end();) {  // forget tables no model holds any more
+    it = it->second.expired() ? cache.erase(it) : std::next(it);
+  }
   std::shared_ptr<const RotaryTables> made = build_tables(key, device);
   cache[key] = made;
   return made;

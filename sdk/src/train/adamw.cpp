@@ -48,7 +48,7 @@ void AdamW::step(double lr) {
       grads.push_back(p.grad());
     }
     // Counted on the device (incremented, never set from the host), so a captured step that is
-    // replayed counts too.
+    // replayed advances it too (steps_taken(), on the host, does not see replays).
     if (!step_count_.defined()) {
       step_count_ = torch::full({1}, static_cast<double>(step_ - 1),
                                 params.front().options().dtype(torch::kFloat));
@@ -61,6 +61,7 @@ void AdamW::step(double lr) {
                       /*maximize=*/false);
     return;
   }
+  step_count_ = torch::Tensor();  // a written-out step: the next fused one recounts from step_
 #endif
   const double bias1 = 1.0 - std::pow(settings_.beta1, static_cast<double>(step_));
   const double bias2 = 1.0 - std::pow(settings_.beta2, static_cast<double>(step_));

@@ -42,7 +42,8 @@ class LLM_API RotaryEmbedding {
   double theta_;
   int64_t max_positions_;
   // Head-dim wide tables in x's dtype and the permutation rotate() applies (rotary.cpp), shared
-  // by every layer with the same settings, grown and moved to x's device lazily.
+  // by every layer with the same settings, grown and moved to x's device lazily. The shared
+  // registry is thread-safe; one model's forward is not meant to run on two threads at once.
   mutable std::shared_ptr<const RotaryTables> tables_;
   void ensure(int64_t positions, const torch::Tensor& x) const;
   torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos,

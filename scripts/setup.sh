@@ -2,14 +2,16 @@
 # Installs the Debian 12 packages llmhost builds against, only those missing.
 set -euo pipefail
 
+# LLMHOST_EXTERNAL_TORCH=1 (scripts/build.sh found a CUDA LibTorch): Debian's CPU LibTorch is not needed.
 packages=(
   build-essential cmake ninja-build ccache
-  libtorch-dev
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libsentencepiece-dev nlohmann-json3-dev libgtest-dev libgloo-dev
   libutf8proc-dev libpcre2-dev
   libcurl4-openssl-dev libssl-dev
 )
+
+[ "${LLMHOST_EXTERNAL_TORCH:-0}" = 1 ] || packages+=(libtorch-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -308,17 +308,24 @@ std::vector<std::string> PluginRegistry::feature_names(llm::PluginKind kind) con
 
 LoadedModel load_model(const PluginRegistry& registry, const fs::path& checkpoint_dir,
                        const torch::Device& device, torch::ScalarType dtype, bool random_init,
-                       uint64_t seed) {
+                       uint64_t seed, llm::QuantizeScheme quantize) {
   LoadedModel loaded;
   loaded.config = llm::read_model_config(checkpoint_dir);
   loaded.family = registry.family_for(loaded.config);
   loaded.family->validate(loaded.config);
-  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  const bool quantized = quantize != llm::QuantizeScheme::kNone;
+  const auto options =
+      torch::TensorOptions().device(quantized ? torch::Device(torch::kCPU) : device).dtype(dtype);
   loaded.model = loaded.family->build(loaded.config, options);
+  llm::check_quantizable(*loaded.model, quantize);  // before any weight is read
   if (random_init) {
     llm::random_init(*loaded.model, seed);
   } else {
     llm::load_weights(*loaded.model, checkpoint_dir);
+  }
+  if (quantized) {
+    loaded.quantized = llm::quantize_frozen_linears(*loaded.model, quantize, device);
+    loaded.model->to(device);
   }
   for (auto& parameter : loaded.model->parameters()) parameter.set_requires_grad(false);
   loaded.model->eval();

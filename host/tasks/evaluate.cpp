@@ -31,6 +31,7 @@ void declare(po::options_description& o) {
        "folder holding <task>.jsonl files")  //
       ("save_filepath", po::value<std::string>(), "write the results JSON here (atomically)");
   add_device_options(o);
+  add_quantize_option(o);
 }
 
 std::string trim(const std::string& s, const char* chars) {
@@ -115,9 +116,9 @@ int run(TaskContext& ctx) {
 
   const auto checkpoint = std::filesystem::path(ctx.get<std::string>("checkpoint_dir"));
   const auto device = llm::parse_device(ctx.get<std::string>("device"));
-  const auto dtype =
-      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
-  auto loaded = load_model(registry, checkpoint, device, dtype, /*random_init=*/false);
+  const auto dtype = task_precision(ctx, device);
+  auto loaded =
+      load_model(registry, checkpoint, device, dtype, /*random_init=*/false, 0, task_quantize(ctx));
   if (ctx.has("lora_path")) {
     registry.adapter("lora")->load(*loaded.model, ctx.get<std::string>("lora_path"));
   }

@@ -21,6 +21,7 @@ namespace fs = std::filesystem;
 void declare(po::options_description& o) {
   add_checkpoint_option(o);
   add_device_options(o);
+  add_quantize_option(o);
   auto flag = [](bool fallback) {
     return po::value<bool>()->default_value(fallback)->implicit_value(true);
   };
@@ -123,7 +124,8 @@ int run(TaskContext& ctx) {
   // Cheap checks first: a bad data_dir should not cost a model load.
   const auto config = llm::read_model_config(checkpoint_dir);
   const auto data = llm::read_prepared_dataset(ctx.get<std::string>("data_dir"), config.vocab_size);
-  const auto settings = training_settings(ctx);
+  auto settings = training_settings(ctx);
+  const auto quantize = task_quantize(ctx);
 
   auto device = llm::parse_device(ctx.get<std::string>("device"));
   const auto launch = llm::discover_launch(llm::process_environment(), launch_overrides(ctx));
@@ -154,10 +156,19 @@ int run(TaskContext& ctx) {
     }
   }
   const bool root = launch.rank == 0;
-  const auto dtype =
-      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
-  auto loaded = load_model(ctx.registry(), checkpoint_dir, device, dtype, /*random_init=*/false);
+  const auto dtype = task_precision(ctx, device);
+  // fp16 gradients underflow without it; LoRA weights and AdamW stay fp32 in every precision.
+  settings.dynamic_loss_scaling = dtype == torch::kHalf;
+  auto loaded =
+      load_model(ctx.registry(), checkpoint_dir, device, dtype, /*random_init=*/false, 0, quantize);
   auto& model = *loaded.model;
+  if (root && loaded.quantized.layers > 0) {
+    ctx.err() << "finetune: --quantize " << llm::quantize_name(quantize) << ": "
+              << loaded.quantized.layers << " frozen Linear weights in "
+              << loaded.quantized.compressed_bytes / (1024 * 1024) << " MiB instead of "
+              << loaded.quantized.full_bytes / (1024 * 1024) << " MiB ("
+              << llm::precision_name(dtype) << ")\n";
+  }
   model.set_activation_checkpointing(ctx.get<bool>("activation_checkpointing"));
 
   torch::manual_seed(settings.seed);  // LoRA A initialisation
@@ -181,20 +192,29 @@ int run(TaskContext& ctx) {
   llm::Trainer trainer(
       model, trainable, data, settings, out_dir,
       [&](const fs::path& dir) { adapter->save(model, dir); }, ctx.err());
-  trainer.set_run_description(llm::Json{{"adapter", adapter->name()}, {"lora", lora}});
+  trainer.set_run_description(llm::Json{{"adapter", adapter->name()},
+                                        {"lora", lora},
+                                        {"quantize", llm::quantize_name(quantize)},
+                                        {"precision", llm::precision_name(dtype)}});
   if (reducer) trainer.set_gradient_reducer(reducer.get());
   const auto result = trainer.run(ctx.get<bool>("resume"));
 
   auto optional_json = [](const std::optional<double>& v) {
     return v ? llm::Json(*v) : llm::Json(nullptr);
   };
-  const llm::Json summary{{"steps", result.steps_done},
-                          {"total_steps", trainer.total_steps()},
-                          {"resumed_from_step", result.resumed_from_step},
-                          {"initial_val_loss", optional_json(result.initial_val_loss)},
-                          {"final_val_loss", optional_json(result.final_val_loss)},
-                          {"adapter_dir", result.final_checkpoint.string()},
-                          {"metrics", (out_dir / "metrics.csv").string()}};
+  llm::Json summary{{"steps", result.steps_done},
+                    {"total_steps", trainer.total_steps()},
+                    {"resumed_from_step", result.resumed_from_step},
+                    {"initial_val_loss", optional_json(result.initial_val_loss)},
+                    {"final_val_loss", optional_json(result.final_val_loss)},
+                    {"adapter_dir", result.final_checkpoint.string()},
+                    {"metrics", (out_dir / "metrics.csv").string()},
+                    {"precision", llm::precision_name(dtype)},
+                    {"quantize", llm::quantize_name(quantize)}};
+  if (settings.dynamic_loss_scaling) {
+    summary["loss_scale"] = trainer.loss_scaler().scale();
+    summary["skipped_steps"] = trainer.loss_scaler().skipped_steps();
+  }
   if (!root) return llm::kExitOk;  // rank 0 reports for the run
   if (ctx.json_output()) {
     ctx.out() << summary.dump() << "\n";

@@ -30,6 +30,7 @@ void declare(po::options_description& o) {
       ("cuda_graph", po::value<bool>()->default_value(true)->implicit_value(true),
        "on CUDA, replay one captured decode step as a CUDA graph (same tokens, fewer launches)");
   add_device_options(o);
+  add_quantize_option(o);
 }
 
 void check_options(const TaskContext& ctx) {
@@ -46,8 +47,8 @@ int run(TaskContext& ctx) {
   check_options(ctx);
   const std::string checkpoint_dir = ctx.get<std::string>("checkpoint_dir");
   const torch::Device device = llm::parse_device(ctx.get<std::string>("device"));
-  const torch::ScalarType dtype =
-      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
+  const torch::ScalarType dtype = task_precision(ctx, device);
+  const auto quantize = task_quantize(ctx);
 
   // Tokenizer first: a bad prompt or tokenizer fails before the weights are read.
   const auto tokenizer = llm::load_tokenizer(checkpoint_dir);
@@ -55,8 +56,9 @@ int run(TaskContext& ctx) {
   const std::vector<int64_t> prompt_ids = tokenizer->encode_for_model(prompt);
 
   const auto load_start = std::chrono::steady_clock::now();
-  LoadedModel loaded = load_model(ctx.registry(), checkpoint_dir, device, dtype,
-                                  ctx.get<bool>("random_init"), ctx.get<uint64_t>("seed"));
+  LoadedModel loaded =
+      load_model(ctx.registry(), checkpoint_dir, device, dtype, ctx.get<bool>("random_init"),
+                 ctx.get<uint64_t>("seed"), quantize);
   if (ctx.has("lora_path")) {
     ctx.registry().adapter("lora")->load(*loaded.model, ctx.get<std::string>("lora_path"));
   }

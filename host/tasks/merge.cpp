@@ -31,6 +31,7 @@ void declare(po::options_description& o) {
       ("lora_path", po::value<std::string>()->required(),
        "adapter directory (adapter_config.json + adapter_model.safetensors)")  //
       ("out_dir", po::value<std::string>()->required(), "merged checkpoint directory");
+  add_quantize_option(o);
 }
 
 // The dtype the base weights are stored in (the merged model keeps it).
@@ -55,8 +56,18 @@ int run(TaskContext& ctx) {
     throw llm::UserError("--out_dir must differ from --checkpoint_dir");
   }
   const auto dtype = stored_dtype(checkpoint_dir);
-  auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false);
+  const auto quantize = task_quantize(ctx);
+  auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false, 0, quantize);
   adapter->load(*loaded.model, lora_path);
+  if (quantize != llm::QuantizeScheme::kNone) {
+    // An adapter trained over NF4 weights learnt a correction to those weights: merging into the
+    // originals would apply it to weights it never saw.
+    const auto expanded = llm::expand_compressed_linears(*loaded.model, dtype);
+    ctx.err() << "merge: --quantize " << llm::quantize_name(quantize)
+              << ": merging into the DEQUANTIZED base weights (" << expanded
+              << " Linear layers rounded to NF4 and back), not the checkpoint's original ones; "
+                 "the merged model carries that quantization error\n";
+  }
   adapter->merge(*loaded.model);
 
   // Assemble under a temporary name beside out_dir, then rename: never a half-written model.

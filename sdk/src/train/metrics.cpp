@@ -135,6 +135,8 @@ void MetricsWriter::write(const StepMetrics& m) {
          {"elapsed_s", m.elapsed_s}};
   j["loss"] = m.loss ? Json(*m.loss) : Json(nullptr);
   j["val_loss"] = m.val_loss ? Json(*m.val_loss) : Json(nullptr);
+  if (m.loss_scale) j["loss_scale"] = *m.loss_scale;
+  if (m.skipped_steps) j["skipped_steps"] = *m.skipped_steps;
   append_line(jsonl_fd_, jsonl_path_, j.dump());
 }
 

@@ -77,7 +77,8 @@ Trainer::Trainer(CausalLM& model, std::vector<std::pair<std::string, torch::Tens
       settings_(settings),
       out_dir_(std::move(out_dir)),
       save_adapter_(std::move(save_adapter)),
-      log_(log) {
+      log_(log),
+      scaler_(settings.loss_scaler) {
   require_positive(settings_.batch_size, "batch_size");
   require_positive(settings_.micro_batch_size, "micro_batch_size");
   if (settings_.batch_size % settings_.micro_batch_size != 0) {
@@ -162,6 +163,7 @@ double Trainer::train_step(int64_t step) {
 
   model_.train();
   optimizer_->zero_grad();
+  const double loss_scale = settings_.dynamic_loss_scaling ? scaler_.scale() : 1.0;
   // Summed on the device and read once per step: a read per micro-batch stalls the host while
   // the GPU drains.
   torch::Tensor step_loss_sum;
@@ -171,7 +173,9 @@ double Trainer::train_step(int64_t step) {
     const auto logits = model_.forward(batch.input_ids.to(model_.device()));
     const auto loss = summed_token_loss(logits, batch.labels.to(model_.device()));
     step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
-    if (batch.target_tokens > 0) (loss / divisor).backward();
+    // Times a power of two after the division: the scaled gradients are exactly 2^k times the
+    // unscaled ones (tests/sdk/train/loss_scaler_test.cpp).
+    if (batch.target_tokens > 0) ((loss / divisor) * loss_scale).backward();
   }
   double loss_sum = step_loss_sum.defined() ? step_loss_sum.item<double>() : 0.0;
   kill_point("step", step);  // gradients computed, optimizer not yet stepped
@@ -184,6 +188,13 @@ double Trainer::train_step(int64_t step) {
   std::vector<double> loss_total{loss_sum};
   reducer_->sum_values(loss_total);
   loss_sum = loss_total[0];
+  if (gradient_hook_) gradient_hook_(step, grads);
+  if (settings_.dynamic_loss_scaling) {
+    // Every rank holds the same summed gradients, so every rank takes the same decision.
+    const bool finite = scaler_.unscale(grads);
+    scaler_.update(finite);
+    if (!finite) return loss_sum / divisor;  // skipped: parameters and AdamW moments untouched
+  }
   if (settings_.grad_clip > 0) {
     torch::NoGradGuard no_grad;
     double squared = 0;
@@ -204,6 +215,7 @@ Json Trainer::state_description(int64_t step) const {
               {"step", step},
               {"samples_consumed", step * settings_.batch_size},
               {"rng", "dropout seeded per step from seed and step"},
+              {"loss_scaler", scaler_.state()},
               {"settings", trajectory_settings(settings_, total_steps_, max_seq_length_)},
               {"run", description_}};
 }
@@ -274,7 +286,12 @@ int64_t Trainer::restore(const fs::path& checkpoint) {
     }
     p.copy_(tensors.tensor(key));
   }
-  optimizer_->load_state(moments, step, (checkpoint / kStateTensors).string());
+  if (settings_.dynamic_loss_scaling) {
+    scaler_.load_state(state.value("loss_scaler", Json()), source);
+  }
+  // Skipped steps did not advance AdamW's bias correction.
+  optimizer_->load_state(moments, step - scaler_.skipped_steps(),
+                         (checkpoint / kStateTensors).string());
   return step;
 }
 
@@ -358,6 +375,10 @@ TrainingResult Trainer::run(bool resume) {
                           data_.test.size() > 0 && settings_.eval_iters > 0;
     if (evaluate) m.val_loss = validation_loss();
     m.max_rss_mb = peak_rss_mb();
+    if (settings_.dynamic_loss_scaling) {
+      m.loss_scale = scaler_.scale();
+      m.skipped_steps = scaler_.skipped_steps();
+    }
     if (metrics) metrics->write(m);
     if (step % std::max<int64_t>(settings_.log_interval, 1) == 0 || evaluate || step == last_step) {
       const double per_step = m.elapsed_s / static_cast<double>(step - start_step);
@@ -366,7 +387,12 @@ TrainingResult Trainer::run(bool resume) {
       if (m.val_loss) progress << " | val_loss " << *m.val_loss;
       progress << std::defaultfloat << std::setprecision(3) << " | lr " << m.lr << " | "
                << static_cast<int64_t>(m.tokens_per_s) << " tok/s | ETA "
-               << format_duration(per_step * static_cast<double>(total_steps_ - step)) << "\n";
+               << format_duration(per_step * static_cast<double>(total_steps_ - step));
+      if (settings_.dynamic_loss_scaling) {
+        progress << " | loss scale " << scaler_.scale() << ", " << scaler_.skipped_steps()
+                 << " skipped";
+      }
+      progress << "\n";
     }
     if (root && settings_.save_interval > 0 && step % settings_.save_interval == 0 &&
         step != total_steps_) {

@@ -19,6 +19,10 @@ struct StepMetrics {
   double tokens_per_s = 0;  // real (non-padding) tokens through the model per second
   double max_rss_mb = 0;    // peak resident memory of the process
   double elapsed_s = 0;
+  // fp16 dynamic loss scaling (metrics.jsonl only, when on): the scale after this step and the
+  // steps skipped so far for inf/NaN gradients.
+  std::optional<double> loss_scale;
+  std::optional<int64_t> skipped_steps;
 };
 
 class LLM_API MetricsWriter {

@@ -570,9 +570,9 @@ def make_qwen2(out, strings):
         attn_implementation="eager",
         bos_token_id=endoftext,
         eos_token_id=endoftext,
-        **rope_config_kwargs(1000000.0, None),
     )
-    model = Qwen2ForCausalLM(config).eval().float()
+    expect_qwen = [1.0 / (1000000.0 ** (i / 16)) for i in range(0, 16, 2)]
+    model = build_model(Qwen2Config, Qwen2ForCausalLM, kwargs, 1000000.0, None, expect_qwen, seed=7)
     gen = torch.Generator().manual_seed(11)
     perturb_norms(model, gen)
     with torch.no_grad():

@@ -59,17 +59,43 @@ std::vector<int64_t> token_ids(const Json& j, const char* key, const std::string
   return ids;
 }
 
-// RoPE variants other than the plain one (linear, dynamic, yarn, llama3...) change the model's
-// outputs; refusing them beats generating silently wrong text.
-void require_default_rope(const Json& rope, const char* key, const std::string& source) {
-  if (rope.is_null()) return;
+// A RoPE scaling object (`rope_scaling`, or transformers 5's `rope_parameters`). Variants other
+// than the plain one and llama3 (linear, dynamic, yarn...) change the model's outputs; refusing
+// them beats generating silently wrong text.
+RopeScaling parse_rope_scaling(const Json& rope, const char* key, int64_t max_positions,
+                               const std::string& source) {
+  RopeScaling scaling;
+  if (rope.is_null()) return scaling;
   if (!rope.is_object()) throw UserError(source + ": '" + key + "' must be an object or null");
   std::string type = json_string_or(rope, "rope_type", "", source);
   if (type.empty()) type = json_string_or(rope, "type", "default", source);
-  if (type != "default") {
+  scaling.type = type;
+  if (type == "default") return scaling;
+  if (type != "llama3") {
     throw UserError(source + ": '" + key + "' of type '" + type +
-                    "' is not supported (only unscaled RoPE, type 'default')");
+                    "' is not supported (expected 'default' or 'llama3')");
   }
+  const std::string where = std::string(key) + "' (llama3)";
+  const auto required = [&](const char* name) {
+    if (!rope.contains(name) || !rope[name].is_number()) {
+      throw UserError(source + ": '" + where + " needs a number '" + name + "'");
+    }
+    return rope[name].get<double>();
+  };
+  scaling.factor = required("factor");
+  scaling.low_freq_factor = required("low_freq_factor");
+  scaling.high_freq_factor = required("high_freq_factor");
+  // transformers falls back to max_position_embeddings.
+  scaling.original_max_position_embeddings = json_number_or(
+      rope, "original_max_position_embeddings", static_cast<double>(max_positions), source);
+  if (!(scaling.factor > 0.0)) throw UserError(source + ": '" + where + " 'factor' must be > 0");
+  if (!(scaling.low_freq_factor > 0.0 && scaling.high_freq_factor > scaling.low_freq_factor)) {
+    throw UserError(source + ": '" + where + " needs 0 < 'low_freq_factor' < 'high_freq_factor'");
+  }
+  if (!(scaling.original_max_position_embeddings > 0.0)) {
+    throw UserError(source + ": '" + where + " 'original_max_position_embeddings' must be > 0");
+  }
+  return scaling;
 }
 
 }  // namespace
@@ -119,14 +145,15 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
   }
 
   // RoPE: transformers 5 nests it in rope_parameters; older files keep it at the top level.
+  // A non-null `rope_scaling` wins over `rope_parameters`, as transformers reads them.
   const Json no_rope_parameters = Json::object();
   const Json* rope_parameters = &no_rope_parameters;
   if (const auto it = json.find("rope_parameters"); it != json.end() && !it->is_null()) {
-    require_default_rope(*it, "rope_parameters", source);
+    c.rope_scaling = parse_rope_scaling(*it, "rope_parameters", c.max_position_embeddings, source);
     rope_parameters = &*it;
   }
-  if (const auto it = json.find("rope_scaling"); it != json.end()) {
-    require_default_rope(*it, "rope_scaling", source);
+  if (const auto it = json.find("rope_scaling"); it != json.end() && !it->is_null()) {
+    c.rope_scaling = parse_rope_scaling(*it, "rope_scaling", c.max_position_embeddings, source);
   }
   const double legacy_theta = json_number_or(
       json, "rope_theta", json_number_or(json, "rotary_emb_base", 10000.0, source), source);
@@ -194,7 +221,22 @@ ModelConfig read_model_config(const std::filesystem::path& checkpoint_dir) {
     throw UserError("checkpoint directory '" + checkpoint_dir.string() +
                     "' has no config.json (expected a Hugging Face checkpoint directory)");
   }
-  return ModelConfig::from_json(read_json_file(path), path.string());
+  ModelConfig config = ModelConfig::from_json(read_json_file(path), path.string());
+  // generate() stops at generation_config.json's EOS ids when it names them.
+  const auto generation_path = checkpoint_dir / "generation_config.json";
+  if (std::filesystem::exists(generation_path, ec)) {
+    const Json generation = read_json_file(generation_path);
+    if (!generation.is_object()) {
+      throw UserError(generation_path.string() + ": expected a JSON object");
+    }
+    const auto eos = token_ids(generation, "eos_token_id", generation_path.string());
+    for (const int64_t id : eos) {
+      if (id < 0)
+        throw UserError(generation_path.string() + ": 'eos_token_id' must not be negative");
+    }
+    if (!eos.empty()) config.eos_token_ids = eos;
+  }
+  return config;
 }
 
 }  // namespace llm

@@ -32,7 +32,8 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::Tensor
     : heads_(config.num_heads),
       kv_heads_(config.num_kv_heads),
       head_dim_(config.head_dim),
-      rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings) {
+      rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings,
+              config.rope_scaling) {
   const bool bias = config.attention_bias;
   const int64_t hidden = config.hidden_size;
   q_proj =

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -14,12 +15,43 @@
 
 namespace llm {
 
-RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_positions)
-    : rotary_dim_(rotary_dim), theta_(theta), max_positions_(std::max<int64_t>(max_positions, 1)) {
+RotaryEmbedding::RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_positions,
+                                 RopeScaling scaling)
+    : rotary_dim_(rotary_dim),
+      theta_(theta),
+      max_positions_(std::max<int64_t>(max_positions, 1)),
+      scaling_(std::move(scaling)) {
   if (rotary_dim < 0 || rotary_dim % 2 != 0) {
     throw UserError("rotary embedding: rotary_dim must be even and >= 0, got " +
                     std::to_string(rotary_dim));
   }
+}
+
+torch::Tensor rope_inverse_frequencies(int64_t rotary_dim, double theta, const RopeScaling& scaling,
+                                       const torch::Device& device) {
+  const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
+  // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32.
+  const auto exponents = torch::arange(0, rotary_dim, 2, long_options).to(torch::kFloat) /
+                         static_cast<double>(rotary_dim);
+  const auto inv_freq = 1.0 / torch::pow(theta, exponents);
+  if (scaling.type == "default") return inv_freq;
+  if (scaling.type != "llama3") {
+    throw UserError("rotary embedding: RoPE scaling '" + scaling.type +
+                    "' is not supported (expected default or llama3)");
+  }
+  // transformers' _compute_llama3_parameters, step for step (Python's `scalar / tensor` is
+  // `tensor.reciprocal() * scalar`).
+  const double old_context = scaling.original_max_position_embeddings;
+  const double low_freq_wavelen = old_context / scaling.low_freq_factor;
+  const double high_freq_wavelen = old_context / scaling.high_freq_factor;
+  const auto wavelen = inv_freq.reciprocal() * (2 * M_PI);
+  auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq);
+  const auto smooth = (wavelen.reciprocal() * old_context - scaling.low_freq_factor) /
+                      (scaling.high_freq_factor - scaling.low_freq_factor);
+  const auto smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled;
+  const auto medium =
+      (wavelen < high_freq_wavelen).logical_not() & (wavelen > low_freq_wavelen).logical_not();
+  return torch::where(medium, smoothed, scaled);
 }
 
 struct RotaryTables {
@@ -33,11 +65,12 @@ namespace {
 struct TablesKey {
   int64_t rotary_dim, head_dim, rows;
   double theta;
+  RopeScaling scaling;
   torch::ScalarType dtype;
   std::string device;
   bool operator<(const TablesKey& o) const {
-    return std::tie(rotary_dim, head_dim, rows, theta, dtype, device) <
-           std::tie(o.rotary_dim, o.head_dim, o.rows, o.theta, o.dtype, o.device);
+    return std::tie(rotary_dim, head_dim, rows, theta, scaling, dtype, device) <
+           std::tie(o.rotary_dim, o.head_dim, o.rows, o.theta, o.scaling, o.dtype, o.device);
   }
 };
 
@@ -53,11 +86,8 @@ std::shared_ptr<RotaryTables> build_tables(const TablesKey& key, const torch::De
   torch::NoGradGuard no_grad;
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
-  // inv_freq = 1 / theta^(2i / rotary_dim), as Hugging Face computes it, in fp32; Hugging Face
-  // casts the fp32 rows to the activations' dtype on every call: the same values.
-  const auto exponents = torch::arange(0, key.rotary_dim, 2, long_options).to(torch::kFloat) /
-                         static_cast<double>(key.rotary_dim);
-  const auto inv_freq = 1.0 / torch::pow(key.theta, exponents);
+  // Hugging Face casts the fp32 rows to the activations' dtype on every call: the same values.
+  const auto inv_freq = rope_inverse_frequencies(key.rotary_dim, key.theta, key.scaling, device);
   const auto freqs = torch::outer(torch::arange(key.rows, f32), inv_freq);
   const auto angles = torch::cat({freqs, freqs}, -1);  // [rows, rotary_dim]
   const auto cos = angles.cos();
@@ -107,7 +137,8 @@ void RotaryEmbedding::ensure(int64_t positions, const torch::Tensor& x) const {
   // two, so every layer lands on the same shared copy).
   int64_t rows = max_positions_;
   while (rows < positions) rows *= 2;
-  const TablesKey key{rotary_dim_, head_dim, rows, theta_, x.scalar_type(), x.device().str()};
+  const TablesKey key{rotary_dim_,     head_dim,        rows, theta_, scaling_,
+                      x.scalar_type(), x.device().str()};
   tables_ = shared_tables(key, x.device());
 }
 

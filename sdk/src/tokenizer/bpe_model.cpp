@@ -1,5 +1,6 @@
 #include "bpe_model.hpp"
 
+#include <cstdio>
 #include <queue>
 
 #include <utf8proc.h>
@@ -8,9 +9,18 @@
 
 namespace llm::tokenizer_detail {
 
-BpeModel::BpeModel(Vocab vocab, const std::vector<Merge>& merges, bool ignore_merges,
+BpeModel::BpeModel(Vocab vocab, const std::vector<Merge>& merges, Options options,
                    const std::string& source)
-    : vocab_(std::move(vocab)), ignore_merges_(ignore_merges) {
+    : vocab_(std::move(vocab)), options_(options) {
+  byte_ids_.fill(-1);
+  if (options_.byte_fallback) {
+    for (int byte = 0; byte < 256; ++byte) {
+      char name[8];
+      std::snprintf(name, sizeof(name), "<0x%02X>", byte);  // `tokenizers`: format!("<{:#04X}>")
+      const auto it = vocab_.find(name);
+      if (it != vocab_.end()) byte_ids_[static_cast<size_t>(byte)] = it->second;
+    }
+  }
   merges_.reserve(merges.size());
   const auto id_of = [&](const std::string& token, size_t rank) {
     const auto it = vocab_.find(token);
@@ -49,8 +59,26 @@ void BpeModel::encode_word(std::string_view word, std::vector<int64_t>& out) con
   }
 }
 
+void BpeModel::add_unknown_character(std::string_view character, std::vector<int32_t>& ids,
+                                     bool& previous_was_unk) const {
+  if (options_.byte_fallback) {
+    bool all_bytes_known = true;
+    for (const char byte : character) {
+      all_bytes_known = all_bytes_known && byte_ids_[static_cast<unsigned char>(byte)] >= 0;
+    }
+    if (all_bytes_known) {
+      for (const char byte : character) ids.push_back(byte_ids_[static_cast<unsigned char>(byte)]);
+      previous_was_unk = false;
+      return;
+    }
+  }
+  if (!options_.unk_id) return;
+  if (!(options_.fuse_unk && previous_was_unk)) ids.push_back(*options_.unk_id);
+  previous_was_unk = true;
+}
+
 std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
-  if (ignore_merges_) {
+  if (options_.ignore_merges) {
     const auto whole = vocab_.find(std::string(word));
     if (whole != vocab_.end()) return {whole->second};
   }
@@ -61,22 +89,32 @@ std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
     int32_t prev;
     int32_t next;
   };
-  std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
+  std::vector<int32_t> initial;
+  initial.reserve(word.size());
+  bool previous_was_unk = false;
   const auto* data = reinterpret_cast<const utf8proc_uint8_t*>(word.data());
   for (size_t pos = 0; pos < word.size();) {
     utf8proc_int32_t code_point = 0;
     utf8proc_ssize_t length =
         utf8proc_iterate(data + pos, static_cast<utf8proc_ssize_t>(word.size() - pos), &code_point);
-    if (length <= 0) length = 1;  // not reachable for alphabet-encoded words; never loop forever
-    const auto it = vocab_.find(std::string(word.substr(pos, static_cast<size_t>(length))));
+    if (length <= 0) length = 1;  // input is valid UTF-8; never loop forever on a bad byte
+    const std::string_view character = word.substr(pos, static_cast<size_t>(length));
+    const auto it = vocab_.find(std::string(character));
     if (it != vocab_.end()) {
-      const auto index = static_cast<int32_t>(symbols.size());
-      symbols.push_back({it->second, index - 1, index + 1});
+      initial.push_back(it->second);
+      previous_was_unk = false;
+    } else {
+      add_unknown_character(character, initial, previous_was_unk);
     }
     pos += static_cast<size_t>(length);
   }
-  if (symbols.empty()) return {};
+  if (initial.empty()) return {};
+  std::vector<Symbol> symbols;
+  symbols.reserve(initial.size());
+  for (const int32_t id : initial) {
+    const auto index = static_cast<int32_t>(symbols.size());
+    symbols.push_back({id, index - 1, index + 1});
+  }
   symbols.back().next = -1;
 
   // Lowest rank first, then leftmost: the order `tokenizers` applies merges in.

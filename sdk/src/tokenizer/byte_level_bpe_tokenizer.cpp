@@ -5,44 +5,53 @@
 #include "byte_level_alphabet.hpp"
 #include "llm/error.hpp"
 #include "tokenizer_json_io.hpp"
+#include "tokenizer_json_parts.hpp"
 
 namespace llm::tokenizer_detail {
 namespace {
 
 using nlohmann::json;
 
-// Ids index embedding rows; anything past this is a corrupt file, not a real vocabulary.
-constexpr int64_t kMaxTokenId = (int64_t{1} << 31) - 1;
-
-std::string type_of(const json& component) {
-  if (!component.is_object()) return "";
-  const auto it = component.find("type");
-  return it != component.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-const json* find_byte_level_pre_tokenizer(const json& pre_tokenizer) {
-  const std::string type = type_of(pre_tokenizer);
-  if (type == "ByteLevel") return &pre_tokenizer;
-  if (type == "Sequence") {
-    const auto steps = pre_tokenizer.find("pretokenizers");
-    if (steps != pre_tokenizer.end() && steps->is_array() && steps->size() == 1) {
-      return find_byte_level_pre_tokenizer((*steps)[0]);
+// The steps of a pre_tokenizer: the object itself, or the members of a Sequence.
+std::vector<const json*> pre_tokenizer_steps(const json& pre_tokenizer) {
+  std::vector<const json*> steps;
+  if (component_type(pre_tokenizer) == "Sequence") {
+    const auto members = pre_tokenizer.find("pretokenizers");
+    if (members != pre_tokenizer.end() && members->is_array()) {
+      for (const json& step : *members) steps.push_back(&step);
     }
+  } else if (!pre_tokenizer.is_null()) {
+    steps.push_back(&pre_tokenizer);
   }
-  return nullptr;
-}
-
-int64_t token_id(const json& value, const std::string& what, const std::string& source) {
-  if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
-      value.get<int64_t>() > kMaxTokenId) {
-    throw UserError(source + ": " + what + " must be a token id between 0 and " +
-                    std::to_string(kMaxTokenId));
-  }
-  return value.get<int64_t>();
+  return steps;
 }
 
 bool bool_or(const json& object, const char* key, bool fallback, const std::string& source) {
   return optional_bool(object, key, source).value_or(fallback);
+}
+
+// A Split step's pattern: {"Regex": "..."} or {"String": "..."} (the latter taken literally).
+std::unique_ptr<RegexPreTokenizer> parse_split(const json& split, const std::string& source) {
+  const std::string behavior = string_or(split, "behavior", "", source);
+  if (behavior != "Isolated") {
+    throw UserError(source + ": pre_tokenizer 'Split' with behavior '" + behavior +
+                    "' is not supported (expected Isolated)");
+  }
+  if (bool_or(split, "invert", false, source)) {
+    throw UserError(source + ": pre_tokenizer 'Split' with invert true is not supported");
+  }
+  const auto pattern = split.find("pattern");
+  if (pattern != split.end() && pattern->is_object()) {
+    for (const auto& [kind, literal] : {std::pair<const char*, bool>{"Regex", false},
+                                        std::pair<const char*, bool>{"String", true}}) {
+      const auto text = pattern->find(kind);
+      if (text != pattern->end() && text->is_string()) {
+        return std::make_unique<RegexPreTokenizer>(text->get<std::string>(), literal, source);
+      }
+    }
+  }
+  throw UserError(source +
+                  ": pre_tokenizer 'Split' needs a pattern {\"Regex\": ...} or {\"String\": ...}");
 }
 
 }  // namespace
@@ -50,8 +59,11 @@ bool bool_or(const json& object, const char* key, bool fallback, const std::stri
 bool is_byte_level_tokenizer_json(const json& tokenizer_json) {
   if (!tokenizer_json.is_object()) return false;
   const auto pre_tokenizer = tokenizer_json.find("pre_tokenizer");
-  return pre_tokenizer != tokenizer_json.end() &&
-         find_byte_level_pre_tokenizer(*pre_tokenizer) != nullptr;
+  if (pre_tokenizer == tokenizer_json.end()) return false;
+  for (const json* step : pre_tokenizer_steps(*pre_tokenizer)) {
+    if (component_type(*step) == "ByteLevel") return true;
+  }
+  return false;
 }
 
 ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const json& tokenizer_json,
@@ -71,7 +83,7 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const json& tokenizer_json,
 
 void ByteLevelBpeTokenizer::parse_normalizer(const json& normalizer) {
   if (normalizer.is_null()) return;
-  const std::string type = type_of(normalizer);
+  const std::string type = component_type(normalizer);
   if (type == "Sequence") {
     const auto steps = normalizer.find("normalizers");
     if (steps == normalizer.end() || !steps->is_array()) {
@@ -94,92 +106,45 @@ void ByteLevelBpeTokenizer::parse_normalizer(const json& normalizer) {
 }
 
 void ByteLevelBpeTokenizer::parse_pre_tokenizer(const json& pre_tokenizer) {
-  const json* byte_level = find_byte_level_pre_tokenizer(pre_tokenizer);
-  if (byte_level == nullptr) {
-    throw UserError(source_ + ": pre_tokenizer '" + type_of(pre_tokenizer) +
-                    "' is not supported (expected ByteLevel, as GPT-2 and GPT-NeoX use)");
+  const std::vector<const json*> steps = pre_tokenizer_steps(pre_tokenizer);
+  // Split steps, then the ByteLevel step last: Llama 3 and Qwen2 split with their own pattern and
+  // turn off ByteLevel's (use_regex false); GPT-2 and GPT-NeoX have ByteLevel alone.
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const json& step = *steps[i];
+    const std::string type = component_type(step);
+    if (type == "ByteLevel" && i + 1 == steps.size()) {
+      add_prefix_space_ = bool_or(step, "add_prefix_space", false, source_);
+      if (bool_or(step, "use_regex", true, source_)) {
+        byte_level_regex_ = std::make_unique<RegexPreTokenizer>(kGpt2SplitPattern, false, source_);
+      }
+      return;
+    }
+    if (type == "Split" && i + 1 < steps.size()) {
+      splits_.push_back(parse_split(step, source_));
+      continue;
+    }
+    throw UserError(source_ + ": pre_tokenizer '" + type +
+                    "' is not supported here (expected ByteLevel, alone or after Split steps, as "
+                    "GPT-2, GPT-NeoX, Llama 3 and Qwen2 use)");
   }
-  add_prefix_space_ = bool_or(*byte_level, "add_prefix_space", false, source_);
-  use_regex_ = bool_or(*byte_level, "use_regex", true, source_);
+  throw UserError(source_ + ": pre_tokenizer '" + component_type(pre_tokenizer) +
+                  "' is not supported (expected ByteLevel, as GPT-2 and GPT-NeoX use)");
 }
 
 void ByteLevelBpeTokenizer::parse_model(const json& model) {
-  if (!model.is_object()) throw UserError(source_ + ": 'model' must be an object");
-  const std::string type = type_of(model);
-  // Files written before `tokenizers` tagged models carry no type; vocab + merges means BPE.
-  if (!(type == "BPE" || (type.empty() && model.contains("merges")))) {
-    throw UserError(source_ + ": model type '" + type + "' is not supported (expected BPE)");
-  }
-  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    const auto it = model.find(key);
-    if (it != model.end() && !it->is_null() &&
-        !(it->is_string() && it->get<std::string>().empty())) {
-      throw UserError(source_ + ": BPE '" + key + "' is not supported by the byte-level tokenizer");
-    }
-  }
-
-  const auto vocab_json = model.find("vocab");
-  if (vocab_json == model.end() || !vocab_json->is_object()) {
-    throw UserError(source_ + ": model 'vocab' must be an object of token -> id");
-  }
-  BpeModel::Vocab vocab;
-  vocab.reserve(vocab_json->size());
-  for (const auto& [token, id_value] : vocab_json->items()) {
-    const int64_t id = token_id(id_value, "vocab entry '" + token + "'", source_);
-    vocab.emplace(token, static_cast<int32_t>(id));
-    id_to_token_[id] = token;
-    vocab_size_ = std::max(vocab_size_, id + 1);
-  }
-
-  const auto merges_json = model.find("merges");
-  if (merges_json == model.end() || !merges_json->is_array()) {
-    throw UserError(source_ + ": model 'merges' must be an array");
-  }
-  std::vector<BpeModel::Merge> merges;
-  merges.reserve(merges_json->size());
-  for (size_t rank = 0; rank < merges_json->size(); ++rank) {
-    const json& merge = (*merges_json)[rank];
-    // Older files spell a merge "left right"; newer ones ["left", "right"] (tokens may hold
-    // spaces).
-    if (merge.is_string()) {
-      const std::string text = merge.get<std::string>();
-      const size_t space = text.find(' ');
-      if (space != std::string::npos && space > 0 && space + 1 < text.size()) {
-        merges.emplace_back(text.substr(0, space), text.substr(space + 1));
-        continue;
-      }
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {
-      merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
-      continue;
-    }
-    throw UserError(source_ + ": merge #" + std::to_string(rank) +
-                    " must be \"left right\" or [\"left\", \"right\"]");
-  }
-  model_ = std::make_unique<BpeModel>(std::move(vocab), merges,
-                                      bool_or(model, "ignore_merges", false, source_), source_);
+  ParsedBpeModel parsed = parse_bpe_model(model, source_);
+  // Byte-level vocabularies cover all 256 bytes: nothing is unknown, nothing falls back.
+  parsed.options.byte_fallback = false;
+  parsed.options.unk_id.reset();
+  id_to_token_ = std::move(parsed.id_to_token);
+  vocab_size_ = parsed.vocab_size;
+  model_ =
+      std::make_unique<BpeModel>(std::move(parsed.vocab), parsed.merges, parsed.options, source_);
 }
 
 void ByteLevelBpeTokenizer::parse_added_tokens(const json& added_tokens) {
-  if (added_tokens.is_null()) return;
-  if (!added_tokens.is_array()) throw UserError(source_ + ": 'added_tokens' must be an array");
   std::vector<AddedToken> raw, normalized;
-  for (const json& entry : added_tokens) {
-    const auto content = entry.is_object() ? entry.find("content") : entry.end();
-    if (!entry.is_object() || content == entry.end() || !content->is_string() ||
-        !entry.contains("id")) {
-      throw UserError(source_ + ": each added token needs an 'id' and a string 'content'");
-    }
-    AddedToken token;
-    token.content = content->get<std::string>();
-    token.id = token_id(entry["id"], "added token '" + token.content + "' id", source_);
-    token.special = bool_or(entry, "special", false, source_);
-    token.lstrip = bool_or(entry, "lstrip", false, source_);
-    token.rstrip = bool_or(entry, "rstrip", false, source_);
-    token.single_word = bool_or(entry, "single_word", false, source_);
-    // `tokenizers` defaults `normalized` to the opposite of `special`.
-    token.normalized = bool_or(entry, "normalized", !token.special, source_);
-
+  for (AddedToken& token : tokenizer_detail::parse_added_tokens(added_tokens, source_)) {
     id_to_token_[token.id] = token.content;
     added_is_special_[token.id] = token.special;
     added_by_content_[token.content] = token.id;
@@ -229,18 +194,37 @@ std::vector<int64_t> ByteLevelBpeTokenizer::encode(const std::string& text) cons
 void ByteLevelBpeTokenizer::encode_plain_text(std::string_view text,
                                               std::vector<int64_t>& ids) const {
   if (text.empty()) return;
-  std::string prefixed;
-  if (add_prefix_space_ && text.front() != ' ') {
-    prefixed = " ";
-    prefixed.append(text);
-    text = prefixed;
-  }
-  const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::instance();
-  if (!use_regex_) {
-    model_->encode_word(alphabet.encode(text), ids);
+  if (splits_.empty()) {
+    encode_byte_level(text, ids);
     return;
   }
-  for (std::string_view word : pre_tokenizer_.split(text)) {
+  std::vector<std::string_view> pieces{text};
+  for (const auto& split : splits_) {
+    std::vector<std::string_view> finer;
+    for (std::string_view piece : pieces) {
+      for (std::string_view word : split->split(piece)) finer.push_back(word);
+    }
+    pieces = std::move(finer);
+  }
+  for (std::string_view piece : pieces) encode_byte_level(piece, ids);
+}
+
+// The ByteLevel pre-tokenizer on one piece: prefix space, GPT-2 regex, bytes to the alphabet.
+void ByteLevelBpeTokenizer::encode_byte_level(std::string_view piece,
+                                              std::vector<int64_t>& ids) const {
+  if (piece.empty()) return;
+  std::string prefixed;
+  if (add_prefix_space_ && piece.front() != ' ') {
+    prefixed = " ";
+    prefixed.append(piece);
+    piece = prefixed;
+  }
+  const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::instance();
+  if (!byte_level_regex_) {
+    model_->encode_word(alphabet.encode(piece), ids);
+    return;
+  }
+  for (std::string_view word : byte_level_regex_->split(piece)) {
     model_->encode_word(alphabet.encode(word), ids);
   }
 }

@@ -9,19 +9,20 @@
 
 #include "added_tokens.hpp"
 #include "bpe_model.hpp"
-#include "gpt2_pretokenizer.hpp"
+#include "regex_pretokenizer.hpp"
 #include "tokenizer_base.hpp"
 #include "utf8_text.hpp"
 
 namespace llm::tokenizer_detail {
 
-// True when tokenizer.json describes a byte-level pipeline (GPT-2, GPT-NeoX/Pythia) rather than,
-// say, Llama's Metaspace one.
+// True when tokenizer.json describes a byte-level pipeline (GPT-2, GPT-NeoX/Pythia, Llama 3,
+// Qwen2) rather than, say, Llama 2's Metaspace one.
 bool is_byte_level_tokenizer_json(const nlohmann::json& tokenizer_json);
 
 // Byte-level BPE as Hugging Face `tokenizers` runs it from tokenizer.json: added tokens split out
-// first, Unicode normalisation, ByteLevel pre-tokenisation (GPT-2 regex, optional prefix space),
-// rank-based BPE, ByteLevel decoding.
+// first, Unicode normalisation, the file's Split patterns (Llama 3's, Qwen2's), ByteLevel
+// pre-tokenisation (GPT-2 regex unless use_regex is false, optional prefix space), rank-based BPE,
+// ByteLevel decoding.
 class ByteLevelBpeTokenizer : public TokenizerBase {
  public:
   // Throws UserError naming `file` for anything it cannot honour.
@@ -45,13 +46,14 @@ class ByteLevelBpeTokenizer : public TokenizerBase {
   void parse_added_tokens(const nlohmann::json& added_tokens);
   std::string normalize(std::string_view text) const;
   void encode_plain_text(std::string_view text, std::vector<int64_t>& ids) const;
+  void encode_byte_level(std::string_view piece, std::vector<int64_t>& ids) const;
 
   std::string source_;  // the file, for error messages
   std::vector<UnicodeForm> normalizers_;
+  std::vector<std::unique_ptr<RegexPreTokenizer>> splits_;  // Split steps before ByteLevel
   bool add_prefix_space_ = false;
-  bool use_regex_ = true;
+  std::unique_ptr<RegexPreTokenizer> byte_level_regex_;  // GPT-2's, unless use_regex is false
   std::unique_ptr<BpeModel> model_;
-  Gpt2PreTokenizer pre_tokenizer_;
   AddedTokenSplitter raw_added_tokens_;         // matched on the input as given
   AddedTokenSplitter normalized_added_tokens_;  // matched after normalisation
   // A map, not a vector: ids come from the file, and a stray huge id must not size an allocation.

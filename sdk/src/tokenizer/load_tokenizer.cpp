@@ -7,8 +7,10 @@
 #include "byte_level_bpe_tokenizer.hpp"
 #include "llm/error.hpp"
 #include "llm/tokenizer.hpp"
+#include "metaspace_bpe_tokenizer.hpp"
 #include "sentencepiece_tokenizer.hpp"
 #include "tokenizer_json_io.hpp"
+#include "tokenizer_json_parts.hpp"
 
 namespace llm {
 namespace fs = std::filesystem;
@@ -68,6 +70,7 @@ struct LoadedTokenizer {
   std::optional<int64_t> default_bos;  // the model file's own BOS/EOS, when it has them
   std::optional<int64_t> default_eos;
   std::string file;
+  tokenizer_detail::TemplateSpecials template_specials;  // tokenizer.json's post_processor
 };
 
 LoadedTokenizer load_tokenizer_file(const fs::path& dir, const TokenizerConfig& config) {
@@ -76,18 +79,37 @@ LoadedTokenizer load_tokenizer_file(const fs::path& dir, const TokenizerConfig& 
   const bool has_model_file = fs::exists(model_file);
   if (fs::exists(json_file)) {
     json tokenizer_json = tokenizer_detail::read_tokenizer_json(json_file);
+    const bool byte_level = tokenizer_detail::is_byte_level_tokenizer_json(tokenizer_json);
     // Llama checkpoints often ship a Metaspace tokenizer.json beside tokenizer.model: use the
-    // latter.
-    if (!has_model_file || tokenizer_detail::is_byte_level_tokenizer_json(tokenizer_json)) {
-      auto bpe =
-          std::make_unique<tokenizer_detail::ByteLevelBpeTokenizer>(tokenizer_json, json_file);
-      if (config.add_prefix_space) bpe->set_add_prefix_space(*config.add_prefix_space);
-      return {std::move(bpe), std::nullopt, std::nullopt, json_file.string()};
+    // latter; without it, the tokenizer.json's sentencepiece-style BPE.
+    if (byte_level || !has_model_file) {
+      LoadedTokenizer loaded;
+      loaded.file = json_file.string();
+      if (byte_level) {
+        auto bpe =
+            std::make_unique<tokenizer_detail::ByteLevelBpeTokenizer>(tokenizer_json, json_file);
+        if (config.add_prefix_space) bpe->set_add_prefix_space(*config.add_prefix_space);
+        loaded.tokenizer = std::move(bpe);
+      } else {
+        loaded.tokenizer =
+            std::make_unique<tokenizer_detail::MetaspaceBpeTokenizer>(tokenizer_json, json_file);
+      }
+      const auto post_processor = tokenizer_json.find("post_processor");
+      if (post_processor != tokenizer_json.end()) {
+        loaded.template_specials =
+            tokenizer_detail::parse_post_processor(*post_processor, loaded.file);
+      }
+      loaded.default_bos = loaded.template_specials.bos;
+      loaded.default_eos = loaded.template_specials.eos;
+      return loaded;
     }
   }
   if (has_model_file) {
     auto spm = std::make_unique<tokenizer_detail::SentencePieceTokenizer>(model_file);
-    LoadedTokenizer loaded{nullptr, spm->model_bos_id(), spm->model_eos_id(), model_file.string()};
+    LoadedTokenizer loaded;
+    loaded.default_bos = spm->model_bos_id();
+    loaded.default_eos = spm->model_eos_id();
+    loaded.file = model_file.string();
     loaded.tokenizer = std::move(spm);
     return loaded;
   }
@@ -121,15 +143,26 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   LoadedTokenizer loaded = load_tokenizer_file(dir, config);
   TokenizerBase& tokenizer = *loaded.tokenizer;
 
-  const auto bos =
-      resolve_special(tokenizer, config.bos_token, loaded.default_bos, dir, "bos_token_id");
-  const auto eos =
-      resolve_special(tokenizer, config.eos_token, loaded.default_eos, dir, "eos_token_id");
-  // transformers' LlamaTokenizer defaults add_bos_token to true; every other class to false.
+  auto bos = resolve_special(tokenizer, config.bos_token, loaded.default_bos, dir, "bos_token_id");
+  auto eos = resolve_special(tokenizer, config.eos_token, loaded.default_eos, dir, "eos_token_id");
+  // transformers' LlamaTokenizer defaults add_bos_token to true (and rebuilds the post-processor
+  // from it); for other classes a tokenizer.json post-processor template (Llama 3's
+  // "<|begin_of_text|> $A") decides, else nothing is added.
   const bool llama_class = config.tokenizer_class.rfind("Llama", 0) == 0 ||
                            config.tokenizer_class.rfind("CodeLlama", 0) == 0;
-  const bool add_bos = config.add_bos_token.value_or(llama_class);
-  const bool add_eos = config.add_eos_token.value_or(false);
+  const tokenizer_detail::TemplateSpecials& specials = loaded.template_specials;
+  bool add_bos = config.add_bos_token.value_or(llama_class);
+  bool add_eos = config.add_eos_token.value_or(false);
+  if (specials.present && !llama_class) {
+    if (!config.add_bos_token) {
+      add_bos = specials.bos.has_value();
+      if (specials.bos) bos = specials.bos;  // the token the template adds, whatever its name
+    }
+    if (!config.add_eos_token) {
+      add_eos = specials.eos.has_value();
+      if (specials.eos) eos = specials.eos;
+    }
+  }
   const std::string config_file = (dir / "tokenizer_config.json").string();
   if (add_bos && !bos) {
     throw UserError(config_file + ": add_bos_token is true but bos_token '" +

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "llm/export.hpp"
+#include "llm/rope_scaling.hpp"
 
 namespace llm {
 
@@ -25,11 +26,18 @@ LLM_API torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tens
 LLM_API torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                                  const torch::Tensor& v);
 
+// The rotary_dim / 2 inverse frequencies 1 / theta^(2i / rotary_dim), then `scaling`, in fp32 with
+// the operations transformers uses (so the same values to the last bit on the same kernels).
+LLM_API torch::Tensor rope_inverse_frequencies(int64_t rotary_dim, double theta,
+                                               const RopeScaling& scaling = {},
+                                               const torch::Device& device = torch::kCPU);
+
 // Rotary position embedding, Hugging Face "rotate_half" layout, applied to the first rotary_dim
 // dims of each head (partial rotary for GPT-NeoX). cos/sin tables are computed in fp32.
 class LLM_API RotaryEmbedding {
  public:
-  RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_positions);
+  RotaryEmbedding(int64_t rotary_dim, double theta, int64_t max_positions,
+                  RopeScaling scaling = {});
   // x [B, H, T, D]; position of x[..., t, :] = offset + t.
   torch::Tensor apply(const torch::Tensor& x, int64_t offset) const;
   // Positions from the cache: cache->length() + t, or its device position in a static step;
@@ -41,6 +49,7 @@ class LLM_API RotaryEmbedding {
   int64_t rotary_dim_;
   double theta_;
   int64_t max_positions_;
+  RopeScaling scaling_;
   // Head-dim wide tables in x's dtype and the permutation rotate() applies (rotary.cpp), shared
   // by every layer with the same settings, grown and moved to x's device lazily. The shared
   // registry is thread-safe; one model's forward is not meant to run on two threads at once.

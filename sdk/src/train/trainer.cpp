@@ -406,6 +406,8 @@ TrainingResult Trainer::run(bool resume) {
     result.steps_done = step;
   }
   result.steps_done = std::max(result.steps_done, start_step);
+  if (metrics)
+    metrics->finish();  // OUT/loss.svg with every step, not just up to the last validation
 
   if (last_step < total_steps_) {
     std::ostringstream name;

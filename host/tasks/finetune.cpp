@@ -1,6 +1,7 @@
 // --task finetune --plugin lora: trains an adapter on a prepared dataset (llm/train/trainer.hpp).
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <ostream>
 
 #include "llm/device.hpp"
@@ -11,6 +12,7 @@
 #include "llm/model_config.hpp"
 #include "llm/train/prepared_data.hpp"
 #include "llm/train/trainer.hpp"
+#include "output_path.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -124,9 +126,13 @@ int run(TaskContext& ctx) {
   const auto config = llm::read_model_config(checkpoint_dir);
   const auto data = llm::read_prepared_dataset(ctx.get<std::string>("data_dir"), config.vocab_size);
   const auto settings = training_settings(ctx);
+  const FlagPath output{"out_dir", out_dir};
+  refuse_aliasing(
+      output, {{"checkpoint_dir", checkpoint_dir}, {"data_dir", ctx.get<std::string>("data_dir")}});
 
   auto device = llm::parse_device(ctx.get<std::string>("device"));
   const auto launch = llm::discover_launch(llm::process_environment(), launch_overrides(ctx));
+  if (launch.rank == 0) check_output_directory(output);
   std::unique_ptr<llm::ProcessGroup> group;
   std::unique_ptr<llm::DataParallelReducer> reducer;
   if (launch.distributed) {
@@ -182,6 +188,9 @@ int run(TaskContext& ctx) {
       model, trainable, data, settings, out_dir,
       [&](const fs::path& dir) { adapter->save(model, dir); }, ctx.err());
   trainer.set_run_description(llm::Json{{"adapter", adapter->name()}, {"lora", lora}});
+  // Rank 0 writes the run's files: it holds --out_dir until the process ends.
+  std::optional<OutputDirectoryLock> held_output;
+  if (launch.rank == 0) held_output.emplace(output, ctx.err());
   if (reducer) trainer.set_gradient_reducer(reducer.get());
   const auto result = trainer.run(ctx.get<bool>("resume"));
 

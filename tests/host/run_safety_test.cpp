@@ -33,7 +33,8 @@ bool contains(const std::string& text, const std::string& part) {
 
 // As a user, a directory without write permission; as root (who may write anywhere), a read-only
 // bind mount of it in the child's own mount namespace.
-CommandResult run_with_unwritable(const fs::path& dir, const std::vector<std::string>& args) {
+llm::test::CommandResult run_with_unwritable(const fs::path& dir,
+                                             const std::vector<std::string>& args) {
   if (::geteuid() != 0) {
     fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
     auto result = run_llmhost(args);

@@ -92,7 +92,7 @@ inline std::map<std::string, std::string> snapshot(const fs::path& root) {
   std::map<std::string, std::string> entries;
   for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
        ++it) {
-    const auto relative = fs::relative(it->path(), root).string();
+    const auto relative = it->path().lexically_relative(root).string();
     if (it->path().filename() == ".llmhost.lock") continue;
     const auto status = it->symlink_status();
     if (fs::is_symlink(status)) {

@@ -1,6 +1,7 @@
 // --task finetune --plugin lora: trains an adapter on a prepared dataset (llm/train/trainer.hpp).
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <ostream>
 
 #include "llm/device.hpp"
@@ -11,6 +12,7 @@
 #include "llm/model_config.hpp"
 #include "llm/train/prepared_data.hpp"
 #include "llm/train/trainer.hpp"
+#include "output_path.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -126,9 +128,13 @@ int run(TaskContext& ctx) {
   const auto data = llm::read_prepared_dataset(ctx.get<std::string>("data_dir"), config.vocab_size);
   auto settings = training_settings(ctx);
   const auto quantize = task_quantize(ctx);
+  const FlagPath output{"out_dir", out_dir};
+  refuse_aliasing(
+      output, {{"checkpoint_dir", checkpoint_dir}, {"data_dir", ctx.get<std::string>("data_dir")}});
 
   auto device = llm::parse_device(ctx.get<std::string>("device"));
   const auto launch = llm::discover_launch(llm::process_environment(), launch_overrides(ctx));
+  if (launch.rank == 0) check_output_directory(output);
   std::unique_ptr<llm::ProcessGroup> group;
   std::unique_ptr<llm::DataParallelReducer> reducer;
   if (launch.distributed) {
@@ -196,6 +202,9 @@ int run(TaskContext& ctx) {
                                         {"lora", lora},
                                         {"quantize", llm::quantize_name(quantize)},
                                         {"precision", llm::precision_name(dtype)}});
+  // Rank 0 writes the run's files: it holds --out_dir until the process ends.
+  std::optional<OutputDirectoryLock> held_output;
+  if (launch.rank == 0) held_output.emplace(output, ctx.err());
   if (reducer) trainer.set_gradient_reducer(reducer.get());
   const auto result = trainer.run(ctx.get<bool>("resume"));
 

@@ -33,14 +33,19 @@ void declare(po::options_description& o) {
   add_quantize_option(o);
 }
 
+llm::SamplingOptions sampling_options(const TaskContext& ctx) {
+  llm::SamplingOptions sampling;
+  sampling.temperature = ctx.get<double>("temperature");
+  sampling.top_k = ctx.get<int64_t>("top_k");
+  sampling.top_p = ctx.get<double>("top_p");
+  return sampling;
+}
+
 void check_options(const TaskContext& ctx) {
   if (ctx.get<int64_t>("max_new_tokens") < 1) {
     throw llm::UserError("--max_new_tokens must be at least 1");
   }
-  if (ctx.get<double>("temperature") < 0) throw llm::UserError("--temperature must be >= 0");
-  if (ctx.get<int64_t>("top_k") < 0) throw llm::UserError("--top_k must be >= 0 (0 = off)");
-  const double top_p = ctx.get<double>("top_p");
-  if (!(top_p > 0 && top_p <= 1)) throw llm::UserError("--top_p must be in (0, 1]");
+  llm::check_sampling_options(sampling_options(ctx));  // before the model is read
 }
 
 int run(TaskContext& ctx) {
@@ -67,9 +72,7 @@ int run(TaskContext& ctx) {
 
   llm::GenerationOptions options;
   options.max_new_tokens = ctx.get<int64_t>("max_new_tokens");
-  options.sampling.temperature = ctx.get<double>("temperature");
-  options.sampling.top_k = ctx.get<int64_t>("top_k");
-  options.sampling.top_p = ctx.get<double>("top_p");
+  options.sampling = sampling_options(ctx);
   options.seed = ctx.get<uint64_t>("seed");
   options.stop_at_eos = !ctx.get<bool>("ignore_eos");
   options.cuda_graph = ctx.get<bool>("cuda_graph");

@@ -1,12 +1,11 @@
 // --task merge: base checkpoint + LoRA adapter -> a complete Hugging Face directory.
-#include <unistd.h>
-
 #include <ostream>
 
 #include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/model_config.hpp"
 #include "llm/safetensors.hpp"
+#include "output_path.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -52,9 +51,11 @@ int run(TaskContext& ctx) {
   if (!fs::is_directory(lora_path)) {
     throw llm::UserError("--lora_path '" + lora_path.string() + "' is not a directory");
   }
-  if (fs::exists(out_dir) && fs::equivalent(out_dir, checkpoint_dir)) {
-    throw llm::UserError("--out_dir must differ from --checkpoint_dir");
-  }
+  // The merged directory is swapped in as a whole: it may neither be nor hold an input.
+  const FlagPath output{"out_dir", out_dir};
+  refuse_aliasing(output, {{"checkpoint_dir", checkpoint_dir}, {"lora_path", lora_path}},
+                  /*replaced_whole=*/true);
+  create_output_parent(output);
   const auto dtype = stored_dtype(checkpoint_dir);
   const auto quantize = task_quantize(ctx);
   auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false, 0, quantize);
@@ -74,10 +75,9 @@ int run(TaskContext& ctx) {
   // Normalised, so that a trailing slash ("out/merged/") still names the directory itself.
   fs::path target = fs::absolute(out_dir).lexically_normal();
   if (target.filename().empty()) target = target.parent_path();
-  const fs::path parent = target.parent_path();
-  fs::create_directories(parent);
-  const fs::path temp =
-      parent / (target.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  report_removed_leftovers(
+      llm::remove_dead_temporaries(target.parent_path(), target.filename().string()), ctx.err());
+  const fs::path temp = llm::temp_directory_for(target);
   fs::remove_all(temp);
   fs::create_directories(temp);
   try {

@@ -44,6 +44,17 @@ void require_positive(int64_t value, const char* flag) {
   if (value <= 0) throw UserError(std::string("--") + flag + " must be a positive integer");
 }
 
+// NaN passes every comparison, so each bound is written as the condition that must hold.
+void require_finite(double value, const char* flag, const char* expected) {
+  if (!std::isfinite(value)) {
+    throw UserError(std::string("--") + flag + " must be " + expected + ", got " +
+                    std::to_string(value));
+  }
+}
+
+// Sample indices ((step - 1) * batch_size + i) must fit in int64_t with room to spare.
+constexpr double kMaxSamplesPerRun = 4.0e18;
+
 std::string format_duration(double seconds) {
   const auto total = static_cast<int64_t>(std::max(0.0, seconds));
   std::ostringstream s;
@@ -90,17 +101,42 @@ Trainer::Trainer(CausalLM& model, std::vector<std::pair<std::string, torch::Tens
   if (settings_.max_steps == 0 && !(settings_.epochs > 0)) {
     throw UserError("--epochs must be positive when --max_steps is not given");
   }
+  require_finite(settings_.epochs, "epochs", "a finite number of passes");
+  require_finite(settings_.learning_rate, "learning_rate", "a finite positive number");
+  if (!(settings_.learning_rate > 0)) {
+    throw UserError("--learning_rate must be positive, got " +
+                    std::to_string(settings_.learning_rate) + " (the run would not train)");
+  }
+  require_finite(settings_.min_lr, "min_lr", "a finite number in [0, --learning_rate]");
+  if (!(settings_.min_lr >= 0 && settings_.min_lr <= settings_.learning_rate)) {
+    throw UserError("--min_lr must be in [0, --learning_rate], got " +
+                    std::to_string(settings_.min_lr));
+  }
+  require_finite(settings_.weight_decay, "weight_decay", "a finite number >= 0");
+  if (!(settings_.weight_decay >= 0)) throw UserError("--weight_decay must not be negative");
+  require_finite(settings_.grad_clip, "grad_clip", "a finite number (0: off)");
+  if (settings_.max_seq_length < 0 || settings_.max_seq_length == 1) {
+    throw UserError(
+        "--max_seq_length must be 0 (as prepared) or at least 2 (a token and its "
+        "successor), got " +
+        std::to_string(settings_.max_seq_length));
+  }
   if (settings_.eval_iters < 0 || settings_.eval_interval < 0 || settings_.save_interval < 0) {
     throw UserError("--eval_iters, --eval_interval and --save_interval must not be negative");
   }
   if (settings_.warmup_steps < 0) throw UserError("--warmup_steps must not be negative");
   if (trainable_.empty()) throw UserError("nothing to train: the adapter has no parameters");
-  total_steps_ =
+  const double steps =
       settings_.max_steps > 0
-          ? settings_.max_steps
-          : std::max<int64_t>(
-                1, static_cast<int64_t>(std::ceil(settings_.epochs * data_.train.size() /
-                                                  static_cast<double>(settings_.batch_size))));
+          ? static_cast<double>(settings_.max_steps)
+          : std::max(1.0, std::ceil(settings_.epochs * static_cast<double>(data_.train.size()) /
+                                    static_cast<double>(settings_.batch_size)));
+  if (!(steps * static_cast<double>(settings_.batch_size) <= kMaxSamplesPerRun)) {
+    throw UserError(std::string(settings_.max_steps > 0 ? "--max_steps" : "--epochs") +
+                    " is too large: the run would take " + std::to_string(steps) + " steps of " +
+                    std::to_string(settings_.batch_size) + " samples, more than a run can count");
+  }
+  total_steps_ = static_cast<int64_t>(steps);
   mask_inputs_ = data_.mask_inputs();
   max_seq_length_ =
       settings_.max_seq_length > 0 ? settings_.max_seq_length : data_.max_seq_length();
@@ -222,18 +258,25 @@ Json Trainer::state_description(int64_t step) const {
 
 void Trainer::save_checkpoint(int64_t step, const std::string& name) {
   const fs::path target = out_dir_ / name;
-  const fs::path temp = out_dir_ / ("." + name + ".tmp-" + std::to_string(::getpid()));
+  const fs::path temp = temp_directory_for(target);
   fs::remove_all(temp);
-  fs::create_directories(temp);
-  save_adapter_(temp);
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& [param_name, p] : trainable_) tensors.emplace_back("param/" + param_name, p);
-  for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
-  write_safetensors(temp / kStateTensors, tensors);
-  kill_point("checkpoint-data", step);  // adapter and state tensors written, state json not yet
-  write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
-  kill_point("checkpoint-rename", step);  // complete under the temporary name
-  replace_directory(temp, target);        // atomic swap, parent directory fsynced
+  try {
+    fs::create_directories(temp);
+    save_adapter_(temp);
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& [param_name, p] : trainable_) tensors.emplace_back("param/" + param_name, p);
+    for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
+    write_safetensors(temp / kStateTensors, tensors);
+    kill_point("checkpoint-data", step);  // adapter and state tensors written, state json not yet
+    write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
+    kill_point("checkpoint-rename", step);  // complete under the temporary name
+    replace_directory(temp, target);        // atomic swap, parent directory fsynced
+  } catch (...) {
+    // A failed attempt (disk full, say) must not leave a half checkpoint under a temporary name.
+    std::error_code ignored;
+    fs::remove_all(temp, ignored);
+    throw;
+  }
 }
 
 std::optional<fs::path> Trainer::latest_checkpoint(const fs::path& out) {
@@ -273,10 +316,21 @@ int64_t Trainer::restore(const fs::path& checkpoint) {
     }
   }
   const int64_t step = json_int(state, "step", source);
+  if (step < 0 || step > total_steps_) {
+    throw UserError("--resume: " + source + " is at step " + std::to_string(step) +
+                    ", outside this run's 0.." + std::to_string(total_steps_) + " steps");
+  }
   const SafetensorsFile tensors(checkpoint / kStateTensors);
   std::vector<std::pair<std::string, torch::Tensor>> moments;
-  for (const auto& info : tensors.tensors())
+  for (const auto& info : tensors.tensors()) {
     moments.emplace_back(info.name, tensors.tensor(info.name));
+    // A run resumed from NaN or infinite parameters or moments could only produce NaN.
+    if (moments.back().second.is_floating_point() &&
+        !torch::isfinite(moments.back().second).all().item<bool>()) {
+      throw UserError("--resume: " + (checkpoint / kStateTensors).string() + ": tensor '" +
+                      info.name + "' holds NaN or infinite values");
+    }
+  }
   torch::NoGradGuard no_grad;
   for (auto& [name, p] : trainable_) {
     const std::string key = "param/" + name;

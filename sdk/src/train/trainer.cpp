@@ -20,6 +20,7 @@
 #include "llm/train/batching.hpp"
 #include "llm/train/lr_schedule.hpp"
 #include "llm/train/metrics.hpp"
+#include "llm/train/stop_request.hpp"
 
 namespace llm {
 
@@ -458,18 +459,24 @@ TrainingResult Trainer::run(bool resume) {
           }());
     }
     result.steps_done = step;
+    // A stop signal (llm/train/stop_request.hpp): every rank stops after this same step.
+    if (step < last_step && (result.stop_signal = agreed_stop_signal(*reducer_)) != 0) break;
   }
   result.steps_done = std::max(result.steps_done, start_step);
   if (metrics)
     metrics->finish();  // OUT/loss.svg with every step, not just up to the last validation
 
-  if (last_step < total_steps_) {
+  if (result.stop_signal != 0 || last_step < total_steps_) {
+    const int64_t stop_step = result.stop_signal != 0 ? result.steps_done : last_step;
     std::ostringstream name;
-    name << "step-" << std::setw(6) << std::setfill('0') << last_step;
-    if (root && !fs::exists(out_dir_ / name.str())) save_checkpoint(last_step, name.str());
+    name << "step-" << std::setw(6) << std::setfill('0') << stop_step;
+    if (root && !fs::exists(out_dir_ / name.str())) save_checkpoint(stop_step, name.str());
     reducer_->barrier("the barrier after the last checkpoint");
-    progress << "stopped at step " << last_step << " of " << total_steps_
-             << " (--stop_after_step); continue with --resume\n";
+    progress << "stopped at step " << stop_step << " of " << total_steps_ << " ("
+             << (result.stop_signal != 0 ? stop_signal_name(result.stop_signal)
+                                         : "--stop_after_step")
+             << "); checkpoint " << (out_dir_ / name.str()).string()
+             << "; continue with --resume\n";
     return result;
   }
   if (data_.test.size() > 0 && settings_.eval_iters > 0) result.final_val_loss = validation_loss();

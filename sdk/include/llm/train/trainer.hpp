@@ -69,6 +69,7 @@ struct TrainingResult {
   std::optional<double> initial_val_loss;  // before the first step of this run (not on resume)
   std::optional<double> final_val_loss;
   std::filesystem::path final_checkpoint;  // OUT/final
+  int stop_signal = 0;  // stopped early by this signal, after checkpointing OUT/step-<steps_done>
 };
 
 using SaveAdapterFn = std::function<void(const std::filesystem::path& dir)>;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "llm/generation.hpp"
+#include "llm/nn/attention.hpp"
 #include "llm/tokenizer.hpp"
 #include "sdk/nn/causal_lm_checks.hpp"
 

@@ -34,7 +34,7 @@ struct BlockQuantized8 {
 LLM_API BlockQuantized8 quantize_blockwise_8bit(const torch::Tensor& values, int64_t block);
 LLM_API torch::Tensor dequantize_blockwise_8bit(const BlockQuantized8& q);
 
-struct Nf4Tensor {
+struct LLM_API Nf4Tensor {
   std::vector<int64_t> shape;
   torch::Tensor packed;  // uint8 [numel / 2]
   torch::Tensor absmax;  // fp32 [numel / 64]; undefined when nested

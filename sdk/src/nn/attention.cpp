@@ -15,6 +15,15 @@ torch::Tensor future_mask(int64_t queries, int64_t keys, const torch::Device& de
   return key_positions > query_positions;  // [T, S]
 }
 
+// 0 where query t may see key s, -inf where not: [group * T, S], rows in grouped-query order.
+torch::Tensor causal_bias(int64_t queries, int64_t keys, int64_t group,
+                          const torch::TensorOptions& options) {
+  const auto bias = torch::zeros({queries, keys}, options)
+                        .masked_fill_(future_mask(queries, keys, options.device()),
+                                      -std::numeric_limits<double>::infinity());
+  return group == 1 ? bias : bias.repeat({group, 1});
+}
+
 #if TORCH_VERSION_MAJOR >= 2
 torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k,
                              const torch::Tensor& v) {
@@ -68,13 +77,12 @@ torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Te
   const int64_t keys = k.size(2);
   const int64_t group = heads / kv_heads;
   const auto grouped_q = q.reshape({batch, kv_heads, group * queries, head_dim});
-  auto scores = torch::matmul(grouped_q, k.transpose(-1, -2)) / std::sqrt(double(head_dim));
-  if (queries > 1) {
-    scores = scores.view({batch, kv_heads, group, queries, keys})
-                 .masked_fill(future_mask(queries, keys, q.device()),
-                              -std::numeric_limits<double>::infinity())
-                 .view({batch, kv_heads, group * queries, keys});
-  }
+  // In place: matmul's backward keeps its inputs, not its output. Adding 0 / -inf gives exactly
+  // masked_fill's scores (and softmax's zero gradient at -inf), but in one vectorised pass where
+  // the CPU's masked_fill and its backward ran a scalar loop each (bench/NOTES.md, "CPU speed").
+  auto scores = torch::matmul(grouped_q, k.transpose(-1, -2));
+  scores.div_(std::sqrt(double(head_dim)));
+  if (queries > 1) scores.add_(causal_bias(queries, keys, group, scores.options()));
   const auto probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
   return torch::matmul(probs, v).view({batch, heads, queries, head_dim});
 }

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include <c10/core/InferenceMode.h>
 
@@ -121,6 +122,18 @@ std::shared_ptr<const RotaryTables> shared_tables(const TablesKey& key,
   return made;
 }
 
+// x[..., perm]: the rotary dims' halves swapped, any further dims kept. On the CPU, copying three
+// slices is several times faster than index_select's per-element gather and its index_add_
+// backward (bench/NOTES.md, "CPU speed"); on a GPU one gather kernel beats three copies.
+torch::Tensor swap_halves(const torch::Tensor& x, int64_t rotary_dim, const torch::Tensor& perm) {
+  const int64_t width = x.size(-1);
+  if (!x.is_cpu()) return x.index_select(-1, perm.narrow(0, 0, width));
+  const int64_t half = rotary_dim / 2;
+  std::vector<torch::Tensor> parts{x.narrow(-1, half, half), x.narrow(-1, 0, half)};
+  if (width > rotary_dim) parts.push_back(x.narrow(-1, rotary_dim, width - rotary_dim));
+  return torch::cat(parts, -1);
+}
+
 }  // namespace
 
 void RotaryEmbedding::ensure(int64_t positions, const torch::Tensor& x) const {
@@ -151,12 +164,12 @@ torch::Tensor RotaryEmbedding::rotate(const torch::Tensor& x, const torch::Tenso
   // decoding keep the full-width form: fewer kernels, and no zero-filled slice gradients.
   if (rotary_dim_ < head_dim && rows >= 4096 && !x.requires_grad()) {
     const auto rotated = x.narrow(-1, 0, rotary_dim_);
-    const auto turned = rotated * cos.narrow(-1, 0, rotary_dim_) +
-                        rotated.index_select(-1, tables_->perm.narrow(0, 0, rotary_dim_)) *
-                            sin.narrow(-1, 0, rotary_dim_);
+    const auto turned =
+        rotated * cos.narrow(-1, 0, rotary_dim_) +
+        swap_halves(rotated, rotary_dim_, tables_->perm) * sin.narrow(-1, 0, rotary_dim_);
     return torch::cat({turned, x.narrow(-1, rotary_dim_, head_dim - rotary_dim_)}, -1);
   }
-  return x * cos + x.index_select(-1, tables_->perm) * sin;
+  return x * cos + swap_halves(x, rotary_dim_, tables_->perm) * sin;
 }
 
 torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) const {

@@ -10,7 +10,12 @@ mkdir -p "$DEPS"
 for f in .gpu-debs/*.deb; do dpkg -x "$f" "$DEPS"; done
 export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 TP=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# The distribution's g++ (its libstdc++.so.6 becomes each executable's first needed library, ahead
+# of the wheel's libtorch_cpu), not a side-installed compiler that $CXX may name (it linked
+# libstdc++ in statically on the GPU machine, leaving the wheel's std::filesystem copies to win).
+SYSTEM_CXX=$(command -v /usr/bin/g++ || command -v g++)
+echo "gpu-build: CXX=${CXX:-unset}; using $SYSTEM_CXX"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$SYSTEM_CXX" \
   -DCMAKE_PREFIX_PATH="$TP;$DEPS/usr" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 echo "gpu-build: built into $BUILD_DIR; run $BUILD_DIR/bin/llmhost as it is (no LD_PRELOAD, no LD_LIBRARY_PATH)"

@@ -42,8 +42,6 @@ fi
 [ "$PHASE" = build ] && exit 0
 
 export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-# The wheel's libtorch_cpu exports its own std::filesystem copies (bench/NOTES.md).
-export LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)${LD_PRELOAD:+:$LD_PRELOAD}"
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)
 say "GPU: $GPU"
 status=0
@@ -101,10 +99,12 @@ set +e
 python3 - "$ROWS" "$OUT_DIR/lowmem-summary.json" "$GPU" "$OUT_DIR/cli-finetune.json" <<'PY' | tee -a "$LOG"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def field(r, key, default=None):  # bench rows are flat; older ones nested some keys in "extra"
+    return r.get(key, r.get("extra", {}).get(key, default))
 def find(shape, workload, precision):
     for r in rows:
         if r.get("shape") == shape and r.get("workload") == workload and \
-           r.get("extra", {}).get("precision") == precision:
+           field(r, "precision") == precision:
             return r
     return None
 GiB = 1024 ** 3
@@ -122,7 +122,7 @@ checks["pythia-410m fp16 loss falls"] = bool(fp16_410 and fp16_410.get("passed")
 # fp16 vs bf16 on the same random model, batch and steps: fp16 keeps 3 more mantissa bits, so the
 # gap is bf16's rounding (2^-8 relative per operation): the last timed loss within 2 % of bf16's.
 if fp16_410 and bf16_410:
-    a = fp16_410["extra"]["loss_last_timed"]; b = bf16_410["extra"]["loss_last_timed"]
+    a = field(fp16_410, "loss_last_timed"); b = field(bf16_410, "loss_last_timed")
     checks["pythia-410m fp16 last loss within 2% of bf16"] = abs(a - b) <= 0.02 * abs(b)
 try:
     cli = json.load(open(sys.argv[4]))
@@ -132,10 +132,10 @@ except Exception:
 table = []
 for r in rows:
     p = peak(r)
-    table.append(f'{r["shape"]:12} {r["workload"]:24} {r.get("extra",{}).get("precision","?"):5} '
-                 f'peak {p / GiB if p else float("nan"):6.2f} GiB  {r.get("tokens_per_second",0):9.0f} tok/s  '
-                 f'loss {r.get("extra",{}).get("loss_first_timed",float("nan")):.4f} -> '
-                 f'{r.get("extra",{}).get("loss_last_timed",float("nan")):.4f}  {r.get("note","")}')
+    table.append(f'{r["shape"]:12} {r["workload"]:24} {field(r, "precision", "?"):5} '
+                 f'peak {p / GiB if p else float("nan"):6.2f} GiB  {field(r, "tok_s", 0):9.0f} tok/s  '
+                 f'loss {field(r, "loss_first_timed", float("nan")):.4f} -> '
+                 f'{field(r, "loss_last_timed", float("nan")):.4f}  {r.get("note","")}')
 summary = {"gpu": sys.argv[3], "rows": rows, "checks": checks, "table": table}
 json.dump(summary, open(sys.argv[2], "w"), indent=1)
 print("\n".join(table))

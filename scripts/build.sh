@@ -5,7 +5,7 @@
 # with CUDA), the PyTorch wheel of `python3` when it was built with CUDA (a lab's GPU node), else
 # Debian's libtorch-dev (CPU; installed by scripts/setup.sh). CUDA is then found by LibTorch's
 # own CMake files; the result runs with no LD_PRELOAD or extra environment (README, GPU section).
-# Set LLMHOST_TARGETS to build only some targets (scripts/demo.sh builds llmhost and the plugins).
+# BUILD_TARGETS builds only some targets (e.g. "runtime": llmhost and the plugins, no tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_PREFIX=""
@@ -28,6 +28,6 @@ if [ -n "$TORCH_PREFIX" ]; then
   PREFIX_ARGS=(-DCMAKE_PREFIX_PATH="$TORCH_PREFIX${CMAKE_PREFIX_PATH:+;$CMAKE_PREFIX_PATH}")
 fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "${PREFIX_ARGS[@]}" "$@" >/dev/null
-TARGETS=()
-for t in ${LLMHOST_TARGETS:-}; do TARGETS+=(--target "$t"); done
-cmake --build "$BUILD_DIR" -j "$(nproc)" "${TARGETS[@]}"
+targets=()
+for t in ${BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$BUILD_DIR" -j "$(nproc)" "${targets[@]}"

@@ -128,8 +128,8 @@ std::vector<std::string> config_tokens(const std::string& file, const po::option
 
 // A results line lost on a full disk or a closed pipe is a failed run, not exit 0.
 void require_stdout_written() {
-  std::cout.flush();
   errno = 0;
+  std::cout.flush();
   if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
     const int err = errno;
     std::clearerr(stdout);

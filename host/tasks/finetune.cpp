@@ -226,10 +226,6 @@ int run(TaskContext& ctx) {
       frozen_count += item.value().numel();
     }
   }
-  if (root)
-    ctx.err() << "finetune: " << trainable_count << " trainable (fp32) / " << frozen_count
-              << " frozen (" << llm::precision_name(dtype) << ") parameters on " << device.str()
-              << "; " << data.train.size() << " train / " << data.test.size() << " test samples\n";
 
   llm::Trainer trainer(
       model, trainable, data, settings, out_dir,
@@ -241,6 +237,11 @@ int run(TaskContext& ctx) {
   // Rank 0 writes the run's files: it holds --out_dir until the process ends.
   std::optional<OutputDirectoryLock> held_output;
   if (launch.rank == 0) held_output.emplace(output, ctx.err());
+  // After every check: a refused run prints its one error line and nothing else.
+  if (root)
+    ctx.err() << "finetune: " << trainable_count << " trainable (fp32) / " << frozen_count
+              << " frozen (" << llm::precision_name(dtype) << ") parameters on " << device.str()
+              << "; " << data.train.size() << " train / " << data.test.size() << " test samples\n";
   if (reducer) trainer.set_gradient_reducer(reducer.get());
   llm::GradientReducer single_process;
   const bool resume = decide_resume(ctx, out_dir, reducer ? *reducer : single_process, ctx.err());

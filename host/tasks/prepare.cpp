@@ -118,7 +118,8 @@ int run(TaskContext& ctx) {
   const auto test =
       encode_split(read.examples, test_indices, *tokenizer, max_seq_length, test_stats);
 
-  const OutputDirectoryLock held_output(output, ctx.err());  // created here, after the input held
+  // Taken only now: a run refused for its input leaves no directory behind.
+  const OutputDirectoryLock held_output(output, ctx.err());
   fs::remove(destination / "manifest.json");  // written last: its presence means complete
   llm::write_prepared_split(destination / "train.safetensors", train);
   llm::write_prepared_split(destination / "test.safetensors", test);

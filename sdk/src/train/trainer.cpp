@@ -133,8 +133,10 @@ Trainer::Trainer(CausalLM& model, std::vector<std::pair<std::string, torch::Tens
           : std::max(1.0, std::ceil(settings_.epochs * static_cast<double>(data_.train.size()) /
                                     static_cast<double>(settings_.batch_size)));
   if (!(steps * static_cast<double>(settings_.batch_size) <= kMaxSamplesPerRun)) {
+    std::ostringstream count;
+    count << steps;
     throw UserError(std::string(settings_.max_steps > 0 ? "--max_steps" : "--epochs") +
-                    " is too large: the run would take " + std::to_string(steps) + " steps of " +
+                    " is too large: the run would take " + count.str() + " steps of " +
                     std::to_string(settings_.batch_size) + " samples, more than a run can count");
   }
   total_steps_ = static_cast<int64_t>(steps);

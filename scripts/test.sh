@@ -8,3 +8,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900
 # Measured on 2 cores: ~9 min to build build-san from nothing, ~1.5 min to run (README.md).
 BUILD_DIR=${SANITIZE_BUILD_DIR:-build-san} scripts/test-sanitize.sh
+
+# A real one-node SLURM on this machine (installs slurm-wlm and munge when missing; root):
+# preemption (scancel --signal=USR1), requeue and resume, two tasks == one (scripts/slurm-test.sh).
+BUILD_DIR="$BUILD_DIR" scripts/slurm-test.sh

@@ -246,6 +246,7 @@ TEST(Preemption, ARequeuedSlurmJobResumesWithoutAFlagAndAFreshOneDoesNot) {
                                  {"SLURM_JOB_ID=4243", "SLURM_RESTART_COUNT=0"});
   ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
   EXPECT_EQ(fresh.err.find("resuming"), std::string::npos) << fresh.err;
+  EXPECT_NE(fresh.err.find("stopped at step 1 of"), std::string::npos) << fresh.err;
 }
 
 TEST(Preemption, TwoRanksStopAfterTheSameStepWhenOnlyOneIsSignalled) {

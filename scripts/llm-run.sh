@@ -51,5 +51,7 @@ if [[ -n "${LLMHOST_IMAGE:-}" ]]; then
 fi
 
 export MASTER_PORT=${MASTER_PORT:-$((15000 + ${SLURM_JOB_ID:-0} % 10000))}
-exec srun --nodes="$nodes" --ntasks-per-node="$tasks_per_node" --gpus-per-task=1 \
+# --ntasks too: srun would otherwise keep the allocation's task count (#SBATCH --ntasks-per-node=1).
+exec srun --nodes="$nodes" --ntasks=$((nodes * tasks_per_node)) \
+  --ntasks-per-node="$tasks_per_node" --gpus-per-task=1 \
   --cpus-per-task="$cpus_per_task" --kill-on-bad-exit=1 "${command[@]}"

@@ -84,7 +84,9 @@ log_shows() { grep -qF "$2" "$work/$1" 2>/dev/null; }
 wait_until "job $pre to reach step 3" log_shows "preempted-$pre.out" "step 3/$steps"
 scancel --signal=USR1 "$pre"
 echo "slurm-test: sent SIGUSR1 to the steps of job $pre, $((SECONDS - started)) s"
-requeued() { [[ $(job_field "$pre" Restarts) -ge 1 && $(job_field "$pre" JobState) != RUNNING ]]; }
+requeued() {  # past the requeue's COMPLETING/REQUEUED states
+  [[ $(job_field "$pre" Restarts) -ge 1 && $(job_field "$pre" JobState) =~ ^(PENDING|RUNNING|COMPLETED)$ ]]
+}
 wait_until "job $pre to be requeued" requeued
 # SLURM holds a requeued job for about two minutes (BeginTime); the test lets it start now.
 if [[ $(job_field "$pre" JobState) == PENDING ]]; then scontrol update JobId="$pre" StartTime=now; fi

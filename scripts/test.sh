@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite (unit + end-to-end), then the
 # sanitizer subset under ASan+UBSan (scripts/test-sanitize.sh, its own build in build-san).
-# The sanitizer subset runs even when the suite failed, so one failure never hides another; the
-# script then fails if either did.
+# Then a real one-node SLURM (scripts/slurm-test.sh). Each part runs even when an earlier one
+# failed, so one failure never hides another; the script then fails if any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
@@ -11,6 +11,10 @@ status=0
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 || status=$?
 # Measured on 2 cores: ~9 min to build build-san from nothing, ~1.5 min to run (README.md).
 BUILD_DIR=${SANITIZE_BUILD_DIR:-build-san} scripts/test-sanitize.sh || status=$?
+
+# A real one-node SLURM on this machine (installs slurm-wlm and munge when missing; root):
+# preemption (scancel --signal=USR1), requeue and resume, two tasks == one (scripts/slurm-test.sh).
+BUILD_DIR="$BUILD_DIR" scripts/slurm-test.sh || status=$?
 if [ "$status" -ne 0 ]; then
   echo "test.sh: FAILED (the log above names the failing tests)" >&2
 fi

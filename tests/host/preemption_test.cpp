@@ -242,10 +242,11 @@ TEST(Preemption, ARequeuedSlurmJobResumesWithoutAFlagAndAFreshOneDoesNot) {
   expect_same_adapter_bytes(uninterrupted_run() / "final", out / "final");
 
   // The same job id without a restart is a new run: it trains from step 1 over the old directory.
-  const auto fresh = run_llmhost(with(finetune_args(out), {"--max_steps", "2"}),
+  const auto fresh = run_llmhost(with(finetune_args(out), {"--stop_after_step", "1"}),
                                  {"SLURM_JOB_ID=4243", "SLURM_RESTART_COUNT=0"});
   ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
   EXPECT_EQ(fresh.err.find("resuming"), std::string::npos) << fresh.err;
+  EXPECT_NE(fresh.err.find("stopped at step 1 of"), std::string::npos) << fresh.err;
 }
 
 TEST(Preemption, TwoRanksStopAfterTheSameStepWhenOnlyOneIsSignalled) {

@@ -43,7 +43,9 @@ struct LLM_API ModelConfig {
   static ModelConfig from_json(const Json& json, const std::string& source);
 };
 
-// Reads <dir>/config.json; UserError if the directory or file is missing or invalid.
+// Reads <dir>/config.json, and eos_token_id from <dir>/generation_config.json when that file names
+// one (where generate() stops); UserError if the directory or a file is missing or invalid. RoPE
+// scaling: rope_scaling_of() in llm/rope_scaling.hpp.
 LLM_API ModelConfig read_model_config(const std::filesystem::path& checkpoint_dir);
 
 }  // namespace llm

@@ -4,6 +4,7 @@
 // check failed, 2 on bad input.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "llm/device.hpp"
 #include "llm/error.hpp"
 #include "plugin_registry.hpp"
+#include "quantized_model.hpp"
 #include "workloads.hpp"
 
 namespace fs = std::filesystem;
@@ -123,7 +125,10 @@ int run(const BenchOptions& o) {
   }
   for (const auto& shape : o.shapes) {
     const auto label = shape_label(shape);
-    {
+    const bool plain_workloads =
+        std::any_of(o.workloads.begin(), o.workloads.end(),
+                    [](const std::string& w) { return w != "lora-train-nf4"; });
+    if (plain_workloads) {
       ShapeDir dir(shape);
       auto loaded = llmhost::load_model(registry, dir.path(), device, dtype, true, o.seed);
       Subject subject{label, *loaded.model, flop_model(*loaded.model)};
@@ -139,6 +144,20 @@ int run(const BenchOptions& o) {
       }
     }
     release_cached_memory(device);
+    if (wants(o, "lora-train-nf4")) {
+      // QLoRA: NF4 base weights, fp32 LoRA over them, activation checkpointing.
+      ShapeDir dir(shape);
+      run_guarded(reporter, label, "lora-train-nf4", [&] {
+        auto loaded = load_nf4_random(registry, dir.path(), device, dtype, o.seed);
+        Subject subject{label, *loaded.model, flop_model(*loaded.model)};
+        auto r = run_lora_train(subject, *lora, o, /*checkpointed=*/true, "lora-train-nf4");
+        r.extra["quantize"] = "nf4";
+        r.extra["nf4_weight_bytes"] = loaded.quantized.compressed_bytes;
+        r.extra["full_weight_bytes"] = loaded.quantized.full_bytes;
+        return r;
+      });
+      release_cached_memory(device);
+    }
   }
   std::cout << "\n";
   print_table(std::cout, reporter.results());

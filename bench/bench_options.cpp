@@ -67,10 +67,10 @@ BenchOptions parse_bench_options(int argc, char** argv) {
   if (o.workloads.empty()) o.workloads = {"score", "generate", "lora-train"};
   for (const auto& w : o.workloads) {
     if (w != "lora-train" && w != "score" && w != "generate" && w != "lora-train-checkpointed" &&
-        w != "lora-train-graph") {
+        w != "lora-train-graph" && w != "lora-train-nf4") {
       throw llm::UserError("--workload: '" + w +
                            "' is not one of lora-train, score, generate, "
-                           "lora-train-checkpointed, lora-train-graph");
+                           "lora-train-checkpointed, lora-train-graph, lora-train-nf4");
     }
   }
   for (const auto& [flag, value] : {std::pair{"train_batch", o.train_batch},

@@ -18,7 +18,7 @@ FlopModel flop_model(llm::CausalLM& model) {
   f.hidden = config.hidden_size;
   for (const auto& [name, linear] : model.adaptable_linears()) {
     (void)name;
-    f.matmul_params += linear->weight.numel();
+    f.matmul_params += linear->in_features() * linear->out_features();  // NF4 layers have no weight
   }
   return f;
 }

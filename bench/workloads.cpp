@@ -7,9 +7,11 @@
 
 #include "cuda_memory.hpp"
 #include "kineto_trace.hpp"
+#include "llm/device.hpp"
 #include "llm/generation.hpp"
 #include "llm/loss.hpp"
 #include "llm/train/adamw.hpp"
+#include "llm/train/loss_scaler.hpp"
 
 namespace llmhost_bench {
 namespace {
@@ -112,8 +114,8 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
 }
 
 WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
-                              bool checkpointed) {
-  const char* workload = checkpointed ? "lora-train-checkpointed" : "lora-train";
+                              bool checkpointed, const char* name) {
+  const char* workload = name ? name : checkpointed ? "lora-train-checkpointed" : "lora-train";
   auto r = base_result(s, workload);
   s.model.set_activation_checkpointing(checkpointed);
   const auto device = s.model.device();
@@ -135,13 +137,27 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   const auto ids = random_tokens(s.model, o.train_batch, o.train_seq, o.seed + 2);
   s.model.train();
   std::vector<torch::Tensor> losses;  // read after the clock stops: no sync inside the loop
+  // fp16: scaled loss, unscaled fp32 LoRA gradients, overflowing steps skipped (one host read
+  // per step for the finiteness check, as in the trainer).
+  const bool scaled = s.model.dtype() == torch::kHalf;
+  llm::LossScaler scaler;
+  std::vector<torch::Tensor> grads;
   reset_peak_memory(device);
   const double seconds = time_steps(
       device, o.train_warmup, o.train_steps,
       [&] {
         const auto loss = llm::masked_cross_entropy(s.model.forward(ids), ids).mean;
-        loss.backward();
-        optimizer.step(lr);
+        if (scaled) {
+          (loss * scaler.scale()).backward();
+          grads.clear();
+          for (const auto& p : trainable) grads.push_back(p.grad());
+          const bool finite = scaler.unscale(grads);
+          scaler.update(finite);
+          if (finite) optimizer.step(lr);
+        } else {
+          loss.backward();
+          optimizer.step(lr);
+        }
         optimizer.zero_grad();
         losses.push_back(loss.detach());
       },
@@ -168,6 +184,11 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   r.extra["micro_batch"] = o.train_batch;
   r.extra["seq"] = o.train_seq;
   r.extra["activation_checkpointing"] = checkpointed;
+  r.extra["precision"] = llm::precision_name(s.model.dtype());
+  if (scaled) {
+    r.extra["loss_scale"] = scaler.scale();
+    r.extra["skipped_steps"] = scaler.skipped_steps();
+  }
   return r;
 }
 

@@ -27,8 +27,10 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o);
 // q_proj + v_proj, as PEFT targets them) and trains on one fixed batch with labels = inputs; the
 // loss must fall over the timed steps. Leaves the adapters attached. `checkpointed`: activation
 // checkpointing on (workload "lora-train-checkpointed"), to compare peak memory.
+// fp16 models train with dynamic loss scaling (llm::LossScaler), as `llmhost --task finetune`
+// does. `workload` overrides the row's name (lora-train-nf4: a model loaded with NF4 weights).
 WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
-                              bool checkpointed = false);
+                              bool checkpointed = false, const char* workload = nullptr);
 // lora-train with the whole step captured as one CUDA graph and replayed (workload
 // "lora-train-graph"): how much of the step is host overhead. CUDA builds only.
 WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const BenchOptions& o);

@@ -1,6 +1,10 @@
 #include "cli.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <set>
 
@@ -122,7 +126,19 @@ std::vector<std::string> config_tokens(const std::string& file, const po::option
   return tokens;
 }
 
-int run_task(const std::vector<std::string>& raw_args) {
+// A results line lost on a full disk or a closed pipe is a failed run, not exit 0.
+void require_stdout_written() {
+  std::cout.flush();
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    const int err = errno;
+    std::clearerr(stdout);
+    throw llm::UserError(std::string("cannot write the results to standard output: ") +
+                         (err != 0 ? std::strerror(err) : "write error"));
+  }
+}
+
+int run_task(const std::vector<std::string>& raw_args, po::variables_map& values) {
   // First pass: only --task and --help, to know which options to declare.
   po::options_description common = common_options();
   po::variables_map first;
@@ -130,6 +146,7 @@ int run_task(const std::vector<std::string>& raw_args) {
   if (!first.count("task")) {
     if (first.count("help")) {
       print_general_help(std::cout);
+      require_stdout_written();
       return llm::kExitOk;
     }
     throw llm::UserError("--task is required (one of: " + task_names() + ")");
@@ -146,11 +163,11 @@ int run_task(const std::vector<std::string>& raw_args) {
   all.add(common).add(task_options);
   if (first.count("help")) {
     std::cout << kUsage << "\n" << task->summary << "\n\n" << task_options << "\n" << common;
+    require_stdout_written();
     return llm::kExitOk;
   }
 
   const auto style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
-  po::variables_map values;
   po::store(
       po::command_line_parser(join_bool_values(raw_args, all)).options(all).style(style).run(),
       values);
@@ -176,8 +193,12 @@ int run_task(const std::vector<std::string>& raw_args) {
   std::vector<std::filesystem::path> explicit_dirs;
   if (values.count("plugin_dir")) {
     for (const auto& dir : values["plugin_dir"].as<std::vector<std::string>>()) {
-      if (!std::filesystem::is_directory(dir)) {
-        throw llm::UserError("--plugin_dir '" + dir + "' is not a directory");
+      std::error_code ec;
+      if (!std::filesystem::is_directory(dir, ec)) {
+        const bool unreadable = ec && ec != std::errc::no_such_file_or_directory;
+        throw llm::UserError(
+            "--plugin_dir '" + dir + "' " +
+            (unreadable ? "cannot be read: " + ec.message() : std::string("is not a directory")));
       }
       explicit_dirs.emplace_back(dir);
     }
@@ -195,7 +216,57 @@ int run_task(const std::vector<std::string>& raw_args) {
   }
 
   TaskContext context(values, registry, format == "json", std::cout, std::cerr);
-  return task->run(context);
+  const int code = task->run(context);
+  require_stdout_written();
+  return code;
+}
+
+// The flag whose path value is `path` or holds it (the longest such value), or "".
+std::string flag_of_path(const po::variables_map& values, const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return "";
+  std::error_code ec;
+  const fs::path target = fs::absolute(path, ec).lexically_normal();
+  std::string best;
+  size_t best_depth = 0;
+  auto consider = [&](const std::string& flag, const std::string& value) {
+    if (value.empty()) return;
+    fs::path given = fs::absolute(value, ec).lexically_normal();
+    if (given.filename().empty()) given = given.parent_path();
+    size_t depth = 0;
+    auto t = target.begin();
+    for (auto g = given.begin(); g != given.end(); ++g, ++t, ++depth) {
+      if (t == target.end() || *t != *g) return;
+    }
+    if (depth > best_depth) {
+      best = flag;
+      best_depth = depth;
+    }
+  };
+  for (const auto& [flag, value] : values) {
+    if (const auto* text = boost::any_cast<std::string>(&value.value())) consider(flag, *text);
+    if (const auto* list = boost::any_cast<std::vector<std::string>>(&value.value())) {
+      for (const auto& item : *list) consider(flag, item);
+    }
+  }
+  return best;
+}
+
+// Any OS error on a path the user gave is bad input: name the flag, the path and the reason. The
+// tasks check their outputs up front (output_path.hpp); this catches the rest.
+int run_task_reporting_paths(const std::vector<std::string>& raw_args) {
+  po::variables_map values;
+  try {
+    return run_task(raw_args, values);
+  } catch (const std::filesystem::filesystem_error& e) {
+    for (const auto& path : {e.path1(), e.path2()}) {
+      const std::string flag = flag_of_path(values, path);
+      if (!flag.empty()) {
+        throw llm::UserError("--" + flag + ": '" + path.string() + "': " + e.code().message());
+      }
+    }
+    throw;
+  }
 }
 
 }  // namespace
@@ -203,7 +274,7 @@ int run_task(const std::vector<std::string>& raw_args) {
 int run_cli(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    return run_task(args);
+    return run_task_reporting_paths(args);
   } catch (const llm::UserError& e) {
     std::cerr << "llmhost: error: " << e.what() << "\n";
     return llm::kExitBadInput;

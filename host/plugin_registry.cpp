@@ -10,6 +10,7 @@
 
 #include <boost/dll/runtime_symbol_info.hpp>
 
+#include "elf_check.hpp"
 #include "llm/error.hpp"
 
 namespace llmhost {
@@ -144,8 +145,12 @@ std::vector<fs::path> PluginRegistry::default_search_path(
   std::vector<fs::path> seen;
   for (const auto& dir : candidates) {
     std::error_code fs_ec;
-    if (!fs::is_directory(dir, fs_ec)) continue;
-    const fs::path canonical = fs::weakly_canonical(dir, fs_ec);
+    // Missing directories are skipped; one that exists but cannot be read stays, so that
+    // load_directories warns about it instead of leaving it out in silence.
+    const bool missing = fs::status(dir, fs_ec).type() == fs::file_type::not_found;
+    if (missing || (!fs_ec && !fs::is_directory(dir, fs_ec))) continue;
+    fs::path canonical = fs::weakly_canonical(dir, fs_ec);
+    if (fs_ec) canonical = fs::absolute(dir, fs_ec).lexically_normal();
     if (std::find(seen.begin(), seen.end(), canonical) != seen.end()) continue;
     seen.push_back(canonical);
     dirs.push_back(canonical);
@@ -160,6 +165,10 @@ void PluginRegistry::load_directories(const std::vector<fs::path>& dirs) {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       if (looks_like_plugin(it->path())) files.push_back(it->path());
     }
+    if (ec) {
+      warnings_.push_back(
+          {dir, "directory cannot be read (" + ec.message() + "): its plugins are not loaded"});
+    }
     std::sort(files.begin(), files.end());  // deterministic order: first file wins a duplicate
     for (const auto& file : files) load_file(file);
   }
@@ -167,6 +176,9 @@ void PluginRegistry::load_directories(const std::vector<fs::path>& dirs) {
 
 void PluginRegistry::load_file(const fs::path& path) {
   auto refuse = [&](const std::string& reason) { refused_.push_back({path, reason}); };
+  if (const std::string damaged = elf_library_problem(path); !damaged.empty()) {
+    return refuse(damaged);  // never handed to dlopen: mapping it could crash the process
+  }
   if (const std::string unsafe = unsafe_permissions(path); !unsafe.empty()) {
     warnings_.push_back({path, unsafe});
   }
@@ -308,17 +320,24 @@ std::vector<std::string> PluginRegistry::feature_names(llm::PluginKind kind) con
 
 LoadedModel load_model(const PluginRegistry& registry, const fs::path& checkpoint_dir,
                        const torch::Device& device, torch::ScalarType dtype, bool random_init,
-                       uint64_t seed) {
+                       uint64_t seed, llm::QuantizeScheme quantize) {
   LoadedModel loaded;
   loaded.config = llm::read_model_config(checkpoint_dir);
   loaded.family = registry.family_for(loaded.config);
   loaded.family->validate(loaded.config);
-  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  const bool quantized = quantize != llm::QuantizeScheme::kNone;
+  const auto options =
+      torch::TensorOptions().device(quantized ? torch::Device(torch::kCPU) : device).dtype(dtype);
   loaded.model = loaded.family->build(loaded.config, options);
+  llm::check_quantizable(*loaded.model, quantize);  // before any weight is read
   if (random_init) {
     llm::random_init(*loaded.model, seed);
   } else {
     llm::load_weights(*loaded.model, checkpoint_dir);
+  }
+  if (quantized) {
+    loaded.quantized = llm::quantize_frozen_linears(*loaded.model, quantize, device);
+    loaded.model->to(device);
   }
   for (auto& parameter : loaded.model->parameters()) parameter.set_requires_grad(false);
   loaded.model->eval();

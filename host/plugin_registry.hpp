@@ -11,6 +11,7 @@
 #include "llm/dataset.hpp"
 #include "llm/eval_task.hpp"
 #include "llm/model.hpp"
+#include "llm/nn/quantize.hpp"
 #include "llm/plugin.hpp"
 
 namespace llmhost {
@@ -84,9 +85,13 @@ struct LoadedModel {
   llm::ModelConfig config;
   std::shared_ptr<llm::ModelFamily> family;
   std::shared_ptr<llm::CausalLM> model;
+  llm::QuantizeReport quantized;  // what --quantize compressed (nothing by default)
 };
+// With a quantize scheme the model is built and loaded on the CPU and each frozen Linear reaches
+// the device already compressed, so the full-precision weights never need to fit there.
 LoadedModel load_model(const PluginRegistry& registry, const std::filesystem::path& checkpoint_dir,
                        const torch::Device& device, torch::ScalarType dtype, bool random_init,
-                       uint64_t seed = 0);
+                       uint64_t seed = 0,
+                       llm::QuantizeScheme quantize = llm::QuantizeScheme::kNone);
 
 }  // namespace llmhost

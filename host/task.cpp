@@ -1,5 +1,8 @@
 #include "task.hpp"
 
+#include <ostream>
+
+#include "llm/device.hpp"
 #include "llm/error.hpp"
 
 namespace llmhost {
@@ -38,13 +41,32 @@ void add_device_options(po::options_description& options) {
   options.add_options()                                                                  //
       ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N")  //
       ("precision", po::value<std::string>(),
-       "fp32 | bf16 | fp16 (default: bf16 on CUDA, fp32 on CPU)");
+       "fp32 | bf16 | fp16 (default: fp32 on CPU; on CUDA bf16, or fp16 below compute capability "
+       "8.0)");
 }
 
 void add_checkpoint_option(po::options_description& options) {
   options.add_options()(
       "checkpoint_dir", po::value<std::string>()->required(),
       "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer)");
+}
+
+void add_quantize_option(po::options_description& options) {
+  options.add_options()(
+      "quantize", po::value<std::string>()->default_value("none"),
+      "store the frozen base Linear weights compressed: nf4 (QLoRA's 4-bit NormalFloat, blocks "
+      "of 64), bnb.nf4-dq (nf4 plus 8-bit block scales); also bnb.nf4; none");
+}
+
+torch::ScalarType task_precision(const TaskContext& ctx, const torch::Device& device) {
+  if (ctx.has("precision")) return llm::parse_precision(ctx.get<std::string>("precision"), device);
+  if (device.is_cuda()) ctx.err() << "llmhost: " << llm::default_precision_reason(device) << "\n";
+  return llm::parse_precision("", device);
+}
+
+llm::QuantizeScheme task_quantize(const TaskContext& ctx) {
+  return ctx.has("quantize") ? llm::parse_quantize(ctx.get<std::string>("quantize"))
+                             : llm::QuantizeScheme::kNone;
 }
 
 }  // namespace llmhost

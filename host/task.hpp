@@ -20,6 +20,7 @@
 #include <boost/program_options.hpp>
 
 #include "llm/json_file.hpp"
+#include "llm/nn/quantize.hpp"
 #include "plugin_registry.hpp"
 
 namespace llmhost {
@@ -68,5 +69,11 @@ const std::vector<TaskSpec>& registered_tasks();
 // Options several tasks share, declared identically everywhere.
 void add_device_options(po::options_description& options);     // --device, --precision
 void add_checkpoint_option(po::options_description& options);  // --checkpoint_dir (required)
+void add_quantize_option(po::options_description& options);    // --quantize
+
+// --precision, or the device's default; when that default applies on CUDA, one line on stderr
+// says which and why (a Turing card gets fp16, not bf16).
+torch::ScalarType task_precision(const TaskContext& ctx, const torch::Device& device);
+llm::QuantizeScheme task_quantize(const TaskContext& ctx);  // UserError naming --quantize
 
 }  // namespace llmhost

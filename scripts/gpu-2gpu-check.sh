@@ -10,7 +10,6 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 BUILD_DIR=${1:-/tmp/llmhost-build}
 scripts/gpu-build.sh "$BUILD_DIR" >/tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head; exit 1; }
 export LD_LIBRARY_PATH=${DEPS:-/tmp/deps}/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-export LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)
 LLMHOST=$BUILD_DIR/bin/llmhost
 [ -x "$LLMHOST" ] || LLMHOST=$(find "$BUILD_DIR" -name llmhost -type f -perm -u+x | head -1)
 nvidia-smi -L

@@ -33,9 +33,6 @@ fi
 scripts/gpu-check.sh --parity-only $([ "$PHASE" = bench ] && [ -x "$BUILD_DIR/bin/llmhost_bench" ] && echo --no-build)
 check_rc=$?
 export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-# The PyTorch wheel's libtorch_cpu exports its own std::filesystem copies, which crash when
-# called with the system libstdc++'s objects: load the system libstdc++ first (see bench/NOTES.md).
-export LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)${LD_PRELOAD:+:$LD_PRELOAD}"
 echo "after build + parity: $SECONDS s"
 
 # Our side: one process per shape, so an out-of-memory at one size leaves the others measured.

@@ -13,4 +13,4 @@ TP=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$TP;$DEPS/usr" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
-echo "export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:\${LD_LIBRARY_PATH:-} LD_PRELOAD=$(g++ -print-file-name=libstdc++.so.6)"
+echo "gpu-build: built into $BUILD_DIR; run $BUILD_DIR/bin/llmhost as it is (no LD_PRELOAD, no LD_LIBRARY_PATH)"

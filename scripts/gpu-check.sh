@@ -38,10 +38,23 @@ if [ "$BUILD" = 1 ] || [ ! -x "$BUILD_DIR/tests/llmhost_tests" ]; then
   fi
   echo "build: $((SECONDS - start)) s" | tee -a "$LOG"
 fi
+# A plain run, as a lab runs it: no LD_PRELOAD, no LD_LIBRARY_PATH (the build links the system
+# libstdc++ ahead of the wheel's libtorch_cpu, whose own std::filesystem copies would otherwise win).
+# The carried Debian libraries stand in for a lab's apt-installed ones: copied into /usr/local/lib
+# (nothing there to overwrite on the GPU machine) and registered, as `apt-get install` would.
+echo "== plain run ($(date -u +%T))" | tee -a "$LOG"
+if [ -d "$DEPS/usr/lib/x86_64-linux-gnu" ]; then
+  cp -an "$DEPS"/usr/lib/x86_64-linux-gnu/*.so* /usr/local/lib/ 2>/dev/null && ldconfig
+fi
+readelf -d "$BUILD_DIR/bin/llmhost" | grep NEEDED | head -4 | tee -a "$LOG"
+env -i PATH=/usr/bin:/bin HOME=/tmp "$BUILD_DIR/bin/llmhost" --task generate --device cuda \
+  --checkpoint_dir tests/data/tiny-pythia-trained --temperature 0 --max_new_tokens 4 \
+  --prompt $'Question: What is (3 + 4) * 2?\nAnswer:' >>"$LOG" 2>&1
+rc=$?
+echo "plain run: exit $rc" | tee -a "$LOG"
+[ $rc = 0 ] || status=1
+env -i PATH=/usr/bin:/bin HOME=/tmp "$BUILD_DIR/bin/llmhost" --task list 2>&1 | tail -3 | tee -a "$LOG"
 export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-# The PyTorch wheel's libtorch_cpu exports its own std::filesystem copies, which crash when
-# called with the system libstdc++'s objects: load the system libstdc++ first (see bench/NOTES.md).
-export LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)${LD_PRELOAD:+:$LD_PRELOAD}"
 TESTS="$BUILD_DIR/tests/llmhost_tests"
 
 if [ "$SUITE_ONLY" = 0 ]; then

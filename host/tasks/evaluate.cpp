@@ -2,6 +2,7 @@
 // unmerged LoRA adapter; writes the harness's results JSON and prints a table.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "llm/eval/results.hpp"
 #include "llm/eval/scorer.hpp"
 #include "llm/tokenizer.hpp"
+#include "output_path.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -31,6 +33,7 @@ void declare(po::options_description& o) {
        "folder holding <task>.jsonl files")  //
       ("save_filepath", po::value<std::string>(), "write the results JSON here (atomically)");
   add_device_options(o);
+  add_quantize_option(o);
 }
 
 std::string trim(const std::string& s, const char* chars) {
@@ -68,18 +71,22 @@ std::string format_value(double value) {
   return s.str();
 }
 
+bool is_stderr_key(const std::string& metric) {
+  return metric.size() > 7 && metric.compare(metric.size() - 7, 7, "_stderr") == 0;
+}
+
 // lm-eval's make_table layout: one row per metric, stderr beside it.
 void print_table(std::ostream& out, const llm::OrderedJson& results) {
   out << "|Task|Version|Metric|Value| |Stderr|\n|---|---:|---|---:|---|---:|\n";
   for (const auto& [task, metrics] : results["results"].items()) {
     bool first = true;
     for (const auto& [metric, value] : metrics.items()) {
-      if (metric.size() > 7 && metric.compare(metric.size() - 7, 7, "_stderr") == 0) continue;
+      if (is_stderr_key(metric)) continue;
       out << "|" << (first ? task : "") << "|"
           << (first ? std::to_string(results["versions"][task].get<int>()) : "") << "|" << metric
           << "|" << format_value(value.get<double>()) << "|";
       const auto stderr_key = metric + "_stderr";
-      if (metrics.contains(stderr_key)) {
+      if (metrics.contains(stderr_key) && metrics[stderr_key].is_number()) {
         out << "±|" << format_value(metrics[stderr_key].get<double>()) << "|\n";
       } else {
         out << " | |\n";
@@ -87,6 +94,20 @@ void print_table(std::ostream& out, const llm::OrderedJson& results) {
       first = false;
     }
   }
+}
+
+// NaN and infinity are not JSON. An undefined standard error (fewer than two documents) is
+// written as null; a non-finite score means the model itself is broken, and the run is refused.
+llm::OrderedJson checked_metric(const std::string& task, const std::string& metric, double value,
+                                const TaskContext& ctx) {
+  if (std::isfinite(value)) return value;
+  if (is_stderr_key(metric)) return nullptr;
+  throw llm::UserError(
+      "--checkpoint_dir '" + ctx.get<std::string>("checkpoint_dir") + "'" +
+      (ctx.has("lora_path") ? " with --lora_path '" + ctx.get<std::string>("lora_path") + "'"
+                            : std::string()) +
+      ": " + task + " " + metric + " is " + (std::isnan(value) ? "NaN" : "infinite") +
+      " (the model's scores are not finite: NaN or infinite weights?)");
 }
 
 int run(TaskContext& ctx) {
@@ -114,10 +135,19 @@ int run(TaskContext& ctx) {
   }
 
   const auto checkpoint = std::filesystem::path(ctx.get<std::string>("checkpoint_dir"));
+  if (ctx.has("save_filepath")) {
+    // Checked before the model is scored: a bad path should not cost the whole evaluation.
+    const FlagPath output{"save_filepath", ctx.get<std::string>("save_filepath")};
+    std::vector<FlagPath> inputs{{"checkpoint_dir", checkpoint},
+                                 {"data_dir", task_options.data_dir}};
+    if (ctx.has("lora_path")) inputs.push_back({"lora_path", ctx.get<std::string>("lora_path")});
+    refuse_aliasing(output, inputs);
+    check_output_file(output);
+  }
   const auto device = llm::parse_device(ctx.get<std::string>("device"));
-  const auto dtype =
-      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
-  auto loaded = load_model(registry, checkpoint, device, dtype, /*random_init=*/false);
+  const auto dtype = task_precision(ctx, device);
+  auto loaded =
+      load_model(registry, checkpoint, device, dtype, /*random_init=*/false, 0, task_quantize(ctx));
   if (ctx.has("lora_path")) {
     registry.adapter("lora")->load(*loaded.model, ctx.get<std::string>("lora_path"));
   }
@@ -138,7 +168,7 @@ int run(TaskContext& ctx) {
     const auto start = std::chrono::steady_clock::now();
     llm::OrderedJson metrics = llm::OrderedJson::object();
     for (const auto& [metric, value] : task->evaluate(scorer, task_options))
-      metrics[metric] = value;
+      metrics[metric] = checked_metric(name, metric, value, ctx);
     results[name] = metrics;
     versions[name] = task->version();
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;

@@ -1,6 +1,7 @@
 // --task finetune --plugin lora: trains an adapter on a prepared dataset (llm/train/trainer.hpp).
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <ostream>
 
 #include "llm/device.hpp"
@@ -10,7 +11,10 @@
 #include "llm/error.hpp"
 #include "llm/model_config.hpp"
 #include "llm/train/prepared_data.hpp"
+#include "llm/train/stop_request.hpp"
 #include "llm/train/trainer.hpp"
+#include "output_path.hpp"
+#include "slurm_requeue.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -21,13 +25,18 @@ namespace fs = std::filesystem;
 void declare(po::options_description& o) {
   add_checkpoint_option(o);
   add_device_options(o);
+  add_quantize_option(o);
   auto flag = [](bool fallback) {
     return po::value<bool>()->default_value(fallback)->implicit_value(true);
   };
-  o.add_options()                                                                                 //
-      ("data_dir", po::value<std::string>()->required(), "output of --task prepare")              //
-      ("out_dir", po::value<std::string>()->required(), "checkpoints and metrics go here")        //
-      ("resume", flag(false), "continue from the newest checkpoint in --out_dir")                 //
+  o.add_options()                                                                           //
+      ("data_dir", po::value<std::string>()->required(), "output of --task prepare")        //
+      ("out_dir", po::value<std::string>()->required(), "checkpoints and metrics go here")  //
+      ("resume", po::value<std::string>()->default_value("auto")->implicit_value("true"),
+       "continue from the newest checkpoint in --out_dir: true, false, or auto (resume when SLURM "
+       "requeued the job and a checkpoint exists)")  //
+      ("slurm_requeue", flag(true),
+       "under SLURM, requeue the job after stopping on SIGUSR1 (the time-limit warning)")         //
       ("learning_rate", po::value<double>()->default_value(3e-4), "peak learning rate")           //
       ("min_lr", po::value<double>()->default_value(0.0), "learning rate at the end of the run")  //
       ("batch_size", po::value<int64_t>()->default_value(128),
@@ -116,17 +125,52 @@ llm::TrainingSettings training_settings(const TaskContext& ctx) {
   return s;
 }
 
+// --resume true|false|auto. auto: a job SLURM started again (requeued after preemption or after
+// our SIGUSR1 stop) continues from the newest checkpoint when there is one; otherwise starts fresh.
+bool decide_resume(const TaskContext& ctx, const fs::path& out_dir, llm::GradientReducer& reducer,
+                   std::ostream& log) {
+  const auto mode = ctx.get<std::string>("resume");
+  if (mode == "true" || mode == "1" || mode == "yes") return true;
+  if (mode == "false" || mode == "0" || mode == "no") return false;
+  if (mode != "auto") {
+    throw llm::UserError("--resume must be true, false or auto, got '" + mode.substr(0, 40) + "'");
+  }
+  if (!slurm_job_restarted(llm::process_environment())) return false;
+  const auto checkpoint = llm::Trainer::latest_checkpoint(out_dir);
+  // All ranks must take the same path (each reads --out_dir on its own node).
+  std::vector<double> found{checkpoint ? 1.0 : 0.0};
+  reducer.sum_values(found);
+  if (found[0] != 0 && found[0] != reducer.world_size()) {
+    throw llm::UserError("--resume auto: only some ranks see a checkpoint under --out_dir '" +
+                         out_dir.string() + "' (it must be one directory all ranks share)");
+  }
+  if (checkpoint && reducer.rank() == 0) {
+    log << "finetune: SLURM restarted job " << slurm_job_id(llm::process_environment()).value_or("")
+        << " (SLURM_RESTART_COUNT="
+        << llm::process_environment()("SLURM_RESTART_COUNT").value_or("")
+        << "): resuming from the newest checkpoint (--resume auto)\n";
+  }
+  return checkpoint.has_value();
+}
+
 int run(TaskContext& ctx) {
+  // From here on SIGUSR1/SIGTERM/SIGINT stop the run at the next step boundary, with a checkpoint.
+  const llm::StopSignalHandlers stop_handlers;
   const auto adapter = ctx.registry().adapter(ctx.plugin(/*required=*/true));
   const fs::path checkpoint_dir = ctx.get<std::string>("checkpoint_dir");
   const fs::path out_dir = ctx.get<std::string>("out_dir");
   // Cheap checks first: a bad data_dir should not cost a model load.
   const auto config = llm::read_model_config(checkpoint_dir);
   const auto data = llm::read_prepared_dataset(ctx.get<std::string>("data_dir"), config.vocab_size);
-  const auto settings = training_settings(ctx);
+  auto settings = training_settings(ctx);
+  const auto quantize = task_quantize(ctx);
+  const FlagPath output{"out_dir", out_dir};
+  refuse_aliasing(
+      output, {{"checkpoint_dir", checkpoint_dir}, {"data_dir", ctx.get<std::string>("data_dir")}});
 
   auto device = llm::parse_device(ctx.get<std::string>("device"));
   const auto launch = llm::discover_launch(llm::process_environment(), launch_overrides(ctx));
+  if (launch.rank == 0) check_output_directory(output);
   std::unique_ptr<llm::ProcessGroup> group;
   std::unique_ptr<llm::DataParallelReducer> reducer;
   if (launch.distributed) {
@@ -154,10 +198,19 @@ int run(TaskContext& ctx) {
     }
   }
   const bool root = launch.rank == 0;
-  const auto dtype =
-      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
-  auto loaded = load_model(ctx.registry(), checkpoint_dir, device, dtype, /*random_init=*/false);
+  const auto dtype = task_precision(ctx, device);
+  // fp16 gradients underflow without it; LoRA weights and AdamW stay fp32 in every precision.
+  settings.dynamic_loss_scaling = dtype == torch::kHalf;
+  auto loaded =
+      load_model(ctx.registry(), checkpoint_dir, device, dtype, /*random_init=*/false, 0, quantize);
   auto& model = *loaded.model;
+  if (root && loaded.quantized.layers > 0) {
+    ctx.err() << "finetune: --quantize " << llm::quantize_name(quantize) << ": "
+              << loaded.quantized.layers << " frozen Linear weights in "
+              << loaded.quantized.compressed_bytes / (1024 * 1024) << " MiB instead of "
+              << loaded.quantized.full_bytes / (1024 * 1024) << " MiB ("
+              << llm::precision_name(dtype) << ")\n";
+  }
   model.set_activation_checkpointing(ctx.get<bool>("activation_checkpointing"));
 
   torch::manual_seed(settings.seed);  // LoRA A initialisation
@@ -181,27 +234,55 @@ int run(TaskContext& ctx) {
   llm::Trainer trainer(
       model, trainable, data, settings, out_dir,
       [&](const fs::path& dir) { adapter->save(model, dir); }, ctx.err());
-  trainer.set_run_description(llm::Json{{"adapter", adapter->name()}, {"lora", lora}});
+  trainer.set_run_description(llm::Json{{"adapter", adapter->name()},
+                                        {"lora", lora},
+                                        {"quantize", llm::quantize_name(quantize)},
+                                        {"precision", llm::precision_name(dtype)}});
+  // Rank 0 writes the run's files: it holds --out_dir until the process ends.
+  std::optional<OutputDirectoryLock> held_output;
+  if (launch.rank == 0) held_output.emplace(output, ctx.err());
   if (reducer) trainer.set_gradient_reducer(reducer.get());
-  const auto result = trainer.run(ctx.get<bool>("resume"));
+  llm::GradientReducer single_process;
+  const bool resume = decide_resume(ctx, out_dir, reducer ? *reducer : single_process, ctx.err());
+  const auto result = trainer.run(resume);
 
   auto optional_json = [](const std::optional<double>& v) {
     return v ? llm::Json(*v) : llm::Json(nullptr);
   };
-  const llm::Json summary{{"steps", result.steps_done},
-                          {"total_steps", trainer.total_steps()},
-                          {"resumed_from_step", result.resumed_from_step},
-                          {"initial_val_loss", optional_json(result.initial_val_loss)},
-                          {"final_val_loss", optional_json(result.final_val_loss)},
-                          {"adapter_dir", result.final_checkpoint.string()},
-                          {"metrics", (out_dir / "metrics.csv").string()}};
-  if (!root) return llm::kExitOk;  // rank 0 reports for the run
+  const llm::Json stopped_by = result.stop_signal != 0
+                                   ? llm::Json(llm::stop_signal_name(result.stop_signal))
+                                   : llm::Json(nullptr);
+  llm::Json summary{{"steps", result.steps_done},
+                    {"total_steps", trainer.total_steps()},
+                    {"resumed_from_step", result.resumed_from_step},
+                    {"initial_val_loss", optional_json(result.initial_val_loss)},
+                    {"final_val_loss", optional_json(result.final_val_loss)},
+                    {"adapter_dir", result.final_checkpoint.string()},
+                    {"metrics", (out_dir / "metrics.csv").string()},
+                    {"precision", llm::precision_name(dtype)},
+                    {"quantize", llm::quantize_name(quantize)},
+                    {"stopped_by", stopped_by}};
+  if (settings.dynamic_loss_scaling) {
+    summary["loss_scale"] = trainer.loss_scaler().scale();
+    summary["skipped_steps"] = trainer.loss_scaler().skipped_steps();
+  }
+  const int exit_code = result.stop_signal != 0 ? llm::kExitStopped : llm::kExitOk;
+  if (!root) return exit_code;  // rank 0 reports for the run
+  const auto job = slurm_job_id(llm::process_environment());
+  if (result.stop_signal == SIGUSR1 && job && ctx.get<bool>("slurm_requeue")) {
+    const auto failure = requeue_slurm_job(*job);
+    ctx.err() << "finetune: "
+              << (failure.empty()
+                      ? "requeued SLURM job " + *job + "; it resumes from the checkpoint"
+                      : "could not requeue SLURM job " + *job + ": " + failure)
+              << "\n";
+  }
   if (ctx.json_output()) {
     ctx.out() << summary.dump() << "\n";
   } else if (!result.final_checkpoint.empty()) {
     ctx.out() << "adapter: " << result.final_checkpoint.string() << "\n";
   }
-  return llm::kExitOk;
+  return exit_code;
 }
 
 const bool registered = register_task(

@@ -30,24 +30,30 @@ void declare(po::options_description& o) {
       ("cuda_graph", po::value<bool>()->default_value(true)->implicit_value(true),
        "on CUDA, replay one captured decode step as a CUDA graph (same tokens, fewer launches)");
   add_device_options(o);
+  add_quantize_option(o);
+}
+
+llm::SamplingOptions sampling_options(const TaskContext& ctx) {
+  llm::SamplingOptions sampling;
+  sampling.temperature = ctx.get<double>("temperature");
+  sampling.top_k = ctx.get<int64_t>("top_k");
+  sampling.top_p = ctx.get<double>("top_p");
+  return sampling;
 }
 
 void check_options(const TaskContext& ctx) {
   if (ctx.get<int64_t>("max_new_tokens") < 1) {
     throw llm::UserError("--max_new_tokens must be at least 1");
   }
-  if (ctx.get<double>("temperature") < 0) throw llm::UserError("--temperature must be >= 0");
-  if (ctx.get<int64_t>("top_k") < 0) throw llm::UserError("--top_k must be >= 0 (0 = off)");
-  const double top_p = ctx.get<double>("top_p");
-  if (!(top_p > 0 && top_p <= 1)) throw llm::UserError("--top_p must be in (0, 1]");
+  llm::check_sampling_options(sampling_options(ctx));  // before the model is read
 }
 
 int run(TaskContext& ctx) {
   check_options(ctx);
   const std::string checkpoint_dir = ctx.get<std::string>("checkpoint_dir");
   const torch::Device device = llm::parse_device(ctx.get<std::string>("device"));
-  const torch::ScalarType dtype =
-      llm::parse_precision(ctx.has("precision") ? ctx.get<std::string>("precision") : "", device);
+  const torch::ScalarType dtype = task_precision(ctx, device);
+  const auto quantize = task_quantize(ctx);
 
   // Tokenizer first: a bad prompt or tokenizer fails before the weights are read.
   const auto tokenizer = llm::load_tokenizer(checkpoint_dir);
@@ -55,8 +61,9 @@ int run(TaskContext& ctx) {
   const std::vector<int64_t> prompt_ids = tokenizer->encode_for_model(prompt);
 
   const auto load_start = std::chrono::steady_clock::now();
-  LoadedModel loaded = load_model(ctx.registry(), checkpoint_dir, device, dtype,
-                                  ctx.get<bool>("random_init"), ctx.get<uint64_t>("seed"));
+  LoadedModel loaded =
+      load_model(ctx.registry(), checkpoint_dir, device, dtype, ctx.get<bool>("random_init"),
+                 ctx.get<uint64_t>("seed"), quantize);
   if (ctx.has("lora_path")) {
     ctx.registry().adapter("lora")->load(*loaded.model, ctx.get<std::string>("lora_path"));
   }
@@ -65,9 +72,7 @@ int run(TaskContext& ctx) {
 
   llm::GenerationOptions options;
   options.max_new_tokens = ctx.get<int64_t>("max_new_tokens");
-  options.sampling.temperature = ctx.get<double>("temperature");
-  options.sampling.top_k = ctx.get<int64_t>("top_k");
-  options.sampling.top_p = ctx.get<double>("top_p");
+  options.sampling = sampling_options(ctx);
   options.seed = ctx.get<uint64_t>("seed");
   options.stop_at_eos = !ctx.get<bool>("ignore_eos");
   options.cuda_graph = ctx.get<bool>("cuda_graph");

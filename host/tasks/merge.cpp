@@ -1,12 +1,11 @@
 // --task merge: base checkpoint + LoRA adapter -> a complete Hugging Face directory.
-#include <unistd.h>
-
 #include <ostream>
 
 #include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/model_config.hpp"
 #include "llm/safetensors.hpp"
+#include "output_path.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -31,6 +30,7 @@ void declare(po::options_description& o) {
       ("lora_path", po::value<std::string>()->required(),
        "adapter directory (adapter_config.json + adapter_model.safetensors)")  //
       ("out_dir", po::value<std::string>()->required(), "merged checkpoint directory");
+  add_quantize_option(o);
 }
 
 // The dtype the base weights are stored in (the merged model keeps it).
@@ -51,22 +51,33 @@ int run(TaskContext& ctx) {
   if (!fs::is_directory(lora_path)) {
     throw llm::UserError("--lora_path '" + lora_path.string() + "' is not a directory");
   }
-  if (fs::exists(out_dir) && fs::equivalent(out_dir, checkpoint_dir)) {
-    throw llm::UserError("--out_dir must differ from --checkpoint_dir");
-  }
+  // The merged directory is swapped in as a whole: it may neither be nor hold an input.
+  const FlagPath output{"out_dir", out_dir};
+  refuse_aliasing(output, {{"checkpoint_dir", checkpoint_dir}, {"lora_path", lora_path}},
+                  /*replaced_whole=*/true);
+  create_output_parent(output);
   const auto dtype = stored_dtype(checkpoint_dir);
-  auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false);
+  const auto quantize = task_quantize(ctx);
+  auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false, 0, quantize);
   adapter->load(*loaded.model, lora_path);
+  if (quantize != llm::QuantizeScheme::kNone) {
+    // An adapter trained over NF4 weights learnt a correction to those weights: merging into the
+    // originals would apply it to weights it never saw.
+    const auto expanded = llm::expand_compressed_linears(*loaded.model, dtype);
+    ctx.err() << "merge: --quantize " << llm::quantize_name(quantize)
+              << ": merging into the DEQUANTIZED base weights (" << expanded
+              << " Linear layers rounded to NF4 and back), not the checkpoint's original ones; "
+                 "the merged model carries that quantization error\n";
+  }
   adapter->merge(*loaded.model);
 
   // Assemble under a temporary name beside out_dir, then rename: never a half-written model.
   // Normalised, so that a trailing slash ("out/merged/") still names the directory itself.
   fs::path target = fs::absolute(out_dir).lexically_normal();
   if (target.filename().empty()) target = target.parent_path();
-  const fs::path parent = target.parent_path();
-  fs::create_directories(parent);
-  const fs::path temp =
-      parent / (target.filename().string() + ".tmp-" + std::to_string(::getpid()));
+  report_removed_leftovers(
+      llm::remove_dead_temporaries(target.parent_path(), target.filename().string()), ctx.err());
+  const fs::path temp = llm::temp_directory_for(target);
   fs::remove_all(temp);
   fs::create_directories(temp);
   try {

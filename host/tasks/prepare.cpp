@@ -11,6 +11,7 @@
 #include "llm/tokenizer.hpp"
 #include "llm/train/prepared_data.hpp"
 #include "llm/train/prompt.hpp"
+#include "output_path.hpp"
 #include "task.hpp"
 
 namespace llmhost {
@@ -85,7 +86,15 @@ int run(TaskContext& ctx) {
     throw llm::UserError("--data_file '" + data_file.string() + "' is not a file");
   }
   int64_t max_seq_length = ctx.get<int64_t>("max_seq_length");
-  if (max_seq_length < 0) throw llm::UserError("--max_seq_length must not be negative");
+  if (max_seq_length < 0 || max_seq_length == 1) {
+    throw llm::UserError(
+        "--max_seq_length must be 0 (the model's context) or at least 2 (a token "
+        "and its successor), got " +
+        std::to_string(max_seq_length));
+  }
+  const FlagPath output{"destination_dir", destination};
+  refuse_aliasing(output, {{"data_file", data_file}, {"checkpoint_dir", checkpoint_dir}});
+  check_output_directory(output);
   const auto tokenizer = llm::load_tokenizer(checkpoint_dir);
   if (max_seq_length == 0) {
     max_seq_length = llm::read_model_config(checkpoint_dir).max_position_embeddings;
@@ -109,7 +118,7 @@ int run(TaskContext& ctx) {
   const auto test =
       encode_split(read.examples, test_indices, *tokenizer, max_seq_length, test_stats);
 
-  fs::create_directories(destination);
+  const OutputDirectoryLock held_output(output, ctx.err());  // created here, after the input held
   fs::remove(destination / "manifest.json");  // written last: its presence means complete
   llm::write_prepared_split(destination / "train.safetensors", train);
   llm::write_prepared_split(destination / "test.safetensors", test);

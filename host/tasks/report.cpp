@@ -6,29 +6,25 @@
 #include <optional>
 #include <sstream>
 
+#include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/eval/results.hpp"
+#include "report_chart.hpp"
 #include "task.hpp"
 
 namespace llmhost {
 namespace {
 
 void declare(po::options_description& o) {
-  o.add_options()("inputs", po::value<std::string>()->required(),
-                  "comma-separated results files from --task evaluate (the first is the baseline)");
+  o.add_options()(
+      "inputs", po::value<std::string>()->required(),
+      "comma-separated results files from --task evaluate (the first is the baseline)")  //
+      ("svg", po::value<std::string>(),
+       "also write the comparison as an SVG bar chart to this file (atomically)");
 }
 
-struct Cell {
-  bool present = false;
-  double value = 0.0;
-  std::optional<double> stderr_value;
-};
-
-struct Row {
-  std::string task;
-  std::string metric;
-  std::vector<Cell> cells;  // one per input file
-};
+using Cell = ReportCell;
+using Row = ReportRow;
 
 llm::OrderedJson read_results(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -139,6 +135,20 @@ int run(TaskContext& ctx) {
     for (std::size_t f = 1; f < r.cells.size(); ++f)
       line.push_back(verdict(r.cells[0], r.cells[f]));
     table.push_back(line);
+  }
+
+  if (ctx.has("svg")) {
+    std::vector<std::vector<std::string>> verdicts;
+    for (const auto& r : rows) {
+      verdicts.emplace_back();
+      for (std::size_t f = 1; f < r.cells.size(); ++f)
+        verdicts.back().push_back(verdict(r.cells[0], r.cells[f]));
+    }
+    try {
+      llm::write_file_atomic(ctx.get<std::string>("svg"), render_report_svg(paths, rows, verdicts));
+    } catch (const llm::UserError& e) {
+      throw llm::UserError(std::string("--svg: ") + e.what());
+    }
   }
 
   const std::string format = ctx.get<std::string>("format");

@@ -3,6 +3,7 @@
 #include "llm/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 #include <string>
 
 #include "llm/error.hpp"
@@ -54,6 +56,18 @@ void fsync_directory(const std::filesystem::path& dir) {
 AtomicFileWriter::AtomicFileWriter(std::filesystem::path path) : path_(std::move(path)) {
   if (path_.filename().empty()) {
     throw UserError(path_.string() + ": expected a file path, got a directory path");
+  }
+  struct stat existing {};
+  if (::stat(path_.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
+    if (S_ISDIR(existing.st_mode)) {
+      throw UserError(path_.string() + ": is a directory, expected a file path");
+    }
+    // A device, FIFO or socket: write into it, never rename over it.
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0)
+      throw UserError(path_.string() + ": cannot open for writing: " + errno_text(errno));
+    in_place_ = true;
+    return;
   }
   std::error_code ec;
   const auto dir = path_.parent_path();
@@ -100,6 +114,18 @@ void AtomicFileWriter::write(std::string_view bytes) {
 
 void AtomicFileWriter::commit() {
   if (fd_ < 0) throw UserError(path_.string() + ": commit called twice");
+  if (in_place_) {
+    const int fd = fd_;
+    fd_ = -1;
+    // Devices and pipes refuse fsync (EINVAL, EROFS); anything else is a lost write.
+    if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
+      const int err = errno;
+      ::close(fd);
+      throw UserError(path_.string() + ": fsync failed: " + errno_text(err));
+    }
+    if (::close(fd) != 0) throw UserError(path_.string() + ": close failed: " + errno_text(errno));
+    return;
+  }
   if (::fsync(fd_) != 0) {
     throw UserError(path_.string() + ": fsync failed: " + errno_text(errno));
   }
@@ -141,6 +167,58 @@ void copy_file_durable(const std::filesystem::path& from, const std::filesystem:
   }
   ::close(in);
   writer.commit();
+}
+
+std::filesystem::path temp_directory_for(const std::filesystem::path& target) {
+  return target.parent_path() /
+         ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()));
+}
+
+std::optional<long> temporary_owner(const std::string& filename) {
+  static const std::regex directory(R"(\..+\.tmp-([0-9]{1,9})(\.old)?)");
+  static const std::regex file(R"(\..+\.tmp\.([0-9]{1,9})\.[0-9]+\.[0-9]+\.[0-9]+)");
+  std::smatch match;
+  if (std::regex_match(filename, match, directory) || std::regex_match(filename, match, file)) {
+    return std::stol(match[1].str());
+  }
+  return std::nullopt;
+}
+
+namespace {
+// The name a temporary was made for: ".step-000002.tmp-41" -> "step-000002".
+std::string temporary_target(const std::string& filename) {
+  const auto dash = filename.rfind(".tmp-");
+  const auto dot = filename.rfind(".tmp.");
+  const auto cut = dash == std::string::npos  ? dot
+                   : dot == std::string::npos ? dash
+                                              : std::max(dash, dot);
+  return cut == std::string::npos ? "" : filename.substr(1, cut - 1);
+}
+
+bool process_alive(long pid) {
+  return pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+}  // namespace
+
+std::vector<std::filesystem::path> remove_dead_temporaries(const std::filesystem::path& dir,
+                                                           const std::string& target_name) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> dead;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const auto owner = temporary_owner(name);
+    if (!owner || process_alive(*owner)) continue;
+    if (!target_name.empty() && temporary_target(name) != target_name) continue;
+    dead.push_back(it->path());
+  }
+  std::vector<fs::path> removed;
+  for (const auto& path : dead) {
+    std::error_code remove_ec;
+    fs::remove_all(path, remove_ec);
+    if (!remove_ec) removed.push_back(path);
+  }
+  return removed;
 }
 
 void replace_directory(const std::filesystem::path& temp, const std::filesystem::path& target) {

@@ -6,6 +6,9 @@
 #include <cctype>
 
 #include <torch/cuda.h>
+#ifdef LLM_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 #include "llm/error.hpp"
 
@@ -60,7 +63,12 @@ torch::Device parse_device(const std::string& text) {
 
 torch::ScalarType parse_precision(const std::string& text, const torch::Device& device) {
   const std::string value = lowercase_trimmed(text);
-  if (value.empty()) return device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
+  if (value.empty()) {
+    if (!device.is_cuda()) return torch::kFloat;
+    // Turing and older (a 2080 Ti is 7.5) have no bf16 arithmetic: fp16 with loss scaling.
+    const int capability = cuda_compute_capability(device);
+    return capability >= 0 && capability < 80 ? torch::kHalf : torch::kBFloat16;
+  }
   // The lit-gpt spellings ("bf16-true", "16-true", "32-true") mean the same: weights and
   // compute in that type.
   if (value == "fp32" || value == "32-true" || value == "32" || value == "float32") {
@@ -73,6 +81,33 @@ torch::ScalarType parse_precision(const std::string& text, const torch::Device& 
   throw UserError("--precision '" + text +
                   "' is not supported (expected fp32, bf16 or fp16; also 32-true, bf16-true, "
                   "16-true)");
+}
+
+int cuda_compute_capability(const torch::Device& device) {
+#ifdef LLM_WITH_CUDA
+  if (!device.is_cuda()) return -1;
+  const auto* properties = at::cuda::getDeviceProperties(
+      device.has_index() ? device.index() : at::cuda::current_device());
+  return properties->major * 10 + properties->minor;
+#else
+  (void)device;
+  return -1;
+#endif
+}
+
+std::string default_precision_reason(const torch::Device& device) {
+  if (!device.is_cuda()) return "--precision unset: fp32 on the CPU";
+  const int capability = cuda_compute_capability(device);
+  const std::string sm =
+      capability < 0 ? std::string("unknown")
+                     : std::to_string(capability / 10) + "." + std::to_string(capability % 10);
+  if (capability >= 0 && capability < 80) {
+    return "--precision unset: fp16 mixed precision on " + device.str() + " (compute capability " +
+           sm +
+           ", bf16 needs 8.0): fp16 frozen weights, fp32 LoRA weights and optimizer, dynamic "
+           "loss scaling";
+  }
+  return "--precision unset: bf16 on " + device.str() + " (compute capability " + sm + ")";
 }
 
 std::string precision_name(torch::ScalarType dtype) {

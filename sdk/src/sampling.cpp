@@ -1,16 +1,24 @@
 #include "llm/sampling.hpp"
 
+#include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "llm/error.hpp"
 
 namespace llm {
-namespace {
 
-void check_options(const SamplingOptions& options) {
-  if (!(options.temperature >= 0.0)) {
-    throw UserError("--temperature must be >= 0, got " + std::to_string(options.temperature));
+void check_sampling_options(const SamplingOptions& options) {
+  if (!(options.temperature >= 0.0) || !std::isfinite(options.temperature)) {
+    throw UserError("--temperature must be a finite number >= 0, got " +
+                    std::to_string(options.temperature));
+  }
+  if (options.temperature > 0.0 && options.temperature < kMinTemperature) {
+    std::ostringstream value;
+    value << options.temperature;
+    throw UserError("--temperature " + value.str() +
+                    " is too small to divide the logits by (at least 1e-06; 0 = greedy)");
   }
   if (options.top_k < 0) {
     throw UserError("--top_k must be >= 0 (0 = off), got " + std::to_string(options.top_k));
@@ -19,6 +27,8 @@ void check_options(const SamplingOptions& options) {
     throw UserError("--top_p must be in (0, 1], got " + std::to_string(options.top_p));
   }
 }
+
+namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
@@ -45,7 +55,7 @@ torch::Tensor keep_nucleus(const torch::Tensor& logits, double top_p) {
 torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& options,
                           torch::Generator* generator) {
   TORCH_CHECK(logits.dim() == 2, "sample_next: logits must be [batch, vocab]");
-  check_options(options);
+  check_sampling_options(options);
   if (options.temperature == 0.0) return logits.argmax(-1);
 
   auto scaled = logits.to(torch::kFloat) / options.temperature;

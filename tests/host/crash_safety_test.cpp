@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "llm/atomic_file.hpp"
 #include "llm/json_file.hpp"
 #include "llm/safetensors.hpp"
 #include "support/test_support.hpp"
@@ -54,7 +55,8 @@ llm::test::CommandResult finetune(const fs::path& out_dir, bool resume,
   return run_llmhost(args, env);
 }
 
-// Every visible checkpoint directory must be complete and loadable: a kill never leaves half of one.
+// Every visible checkpoint directory must be complete and loadable: a kill never leaves half of
+// one.
 void expect_visible_checkpoints_load(const fs::path& out_dir) {
   int visible = 0;
   for (const auto& entry : fs::directory_iterator(out_dir)) {
@@ -68,6 +70,14 @@ void expect_visible_checkpoints_load(const fs::path& out_dir) {
     EXPECT_NO_THROW(llm::SafetensorsFile(entry.path() / "adapter_model.safetensors"));
   }
   EXPECT_GT(visible, 0) << "no checkpoint survived in " << out_dir;
+}
+
+// The resumed run took the directory and removed what the killed one left under temporary names.
+void expect_no_temporaries(const fs::path& out_dir) {
+  for (const auto& entry : fs::recursive_directory_iterator(out_dir)) {
+    EXPECT_FALSE(llm::temporary_owner(entry.path().filename().string()))
+        << "left behind: " << entry.path();
+  }
 }
 
 void expect_same_adapter(const fs::path& expected_dir, const fs::path& actual_dir) {
@@ -104,6 +114,7 @@ void kill_then_resume(const std::string& kill_at, const std::string& expected_re
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("at step " + expected_resume_step), std::string::npos) << resumed.err;
   expect_visible_checkpoints_load(out_dir);
+  expect_no_temporaries(out_dir);
   expect_same_adapter(uninterrupted_final(), out_dir / "final");
 }
 
@@ -128,6 +139,7 @@ TEST(CrashSafety, KilledTwiceInARowStillResumesToTheSameAdapter) {
   expect_visible_checkpoints_load(out_dir);
   const auto resumed = finetune(out_dir, true);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  expect_no_temporaries(out_dir);
   expect_same_adapter(uninterrupted_final(), out_dir / "final");
 }
 

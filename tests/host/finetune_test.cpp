@@ -2,10 +2,12 @@
 #include <torch/torch.h>
 
 #include <set>
+#include <sstream>
 
 #include "llm/json_file.hpp"
 #include "llm/safetensors.hpp"
 #include "support/test_support.hpp"
+#include "support/xml_parse.hpp"
 
 namespace {
 
@@ -77,6 +79,46 @@ TEST(FinetuneTask, LoraOnTheUntrainedTinyModelHalvesDollyValidationLoss) {
   EXPECT_TRUE(fs::exists(run.out() / "metrics.csv"));
   EXPECT_NE(run.finetune.err.find("tok/s"), std::string::npos) << "progress line";
   EXPECT_NE(run.finetune.err.find("ETA"), std::string::npos) << "progress line";
+}
+
+// OUT/loss.svg after the run: well-formed, its training-loss line holds every step metrics.jsonl
+// logged and its validation line the initial validation.
+TEST(FinetuneTask, LossSvgHoldsTheLoggedTrainingAndValidationLoss) {
+  const auto& run = learning_run();
+  ASSERT_EQ(run.finetune.exit_code, 0) << run.finetune.err;
+  std::vector<std::pair<int64_t, double>> train, val;
+  std::istringstream rows(llm::test::read_file_bytes(run.out() / "metrics.jsonl"));
+  for (std::string line; std::getline(rows, line);) {
+    const auto row = llm::Json::parse(line);
+    if (row["loss"].is_number())
+      train.emplace_back(row["step"].get<int64_t>(), row["loss"].get<double>());
+    if (row["val_loss"].is_number())
+      val.emplace_back(row["step"].get<int64_t>(), row["val_loss"].get<double>());
+  }
+  ASSERT_EQ(train.size(), 20u);
+  ASSERT_EQ(val.size(), 1u);  // step 0 (--eval_interval 0)
+  llm::test::XmlElement svg;
+  ASSERT_NO_THROW(svg = llm::test::parse_xml(llm::test::read_file_bytes(run.out() / "loss.svg")));
+  auto plotted = [&](const char* css_class) {
+    std::vector<std::pair<int64_t, double>> points;
+    const auto lines = svg.find_all("polyline", css_class);
+    if (lines.size() != 1) return points;
+    std::istringstream in(lines[0]->attribute("data-points"));
+    for (std::string item; in >> item;) {
+      const auto comma = item.find(',');
+      points.emplace_back(std::stoll(item.substr(0, comma)), std::stod(item.substr(comma + 1)));
+    }
+    return points;
+  };
+  for (const auto& [css_class, logged] :
+       {std::make_pair("train-loss", train), std::make_pair("val-loss", val)}) {
+    const auto points = plotted(css_class);
+    ASSERT_EQ(points.size(), logged.size()) << css_class;
+    for (size_t i = 0; i < points.size(); ++i) {
+      EXPECT_EQ(points[i].first, logged[i].first) << css_class << " " << i;
+      EXPECT_NEAR(points[i].second, logged[i].second, 1e-7 * std::abs(logged[i].second));
+    }
+  }
 }
 
 // PEFT reads adapter_config.json into LoraConfig(**json): every key we write must be one PEFT

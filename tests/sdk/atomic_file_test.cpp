@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
@@ -152,6 +156,74 @@ TEST(AtomicFile, ReplaceDirectorySwapsInTheNewContentAndRemovesTheOldCopy) {
 TEST(AtomicFile, FsyncDirectoryOfAMissingDirectoryIsAUserErrorNamingIt) {
   const auto message = user_error_of([] { llm::fsync_directory("/nonexistent-dir/sub"); });
   EXPECT_NE(message.find("/nonexistent-dir/sub"), std::string::npos) << message;
+}
+
+TEST(AtomicFile, TemporaryNamesCarryTheirOwnersPid) {
+  const auto temp = llm::temp_directory_for("/out/step-000002");
+  EXPECT_EQ(temp, fs::path("/out/.step-000002.tmp-" + std::to_string(::getpid())));
+  EXPECT_EQ(llm::temporary_owner(temp.filename().string()), ::getpid());
+  EXPECT_EQ(llm::temporary_owner(".merged.tmp-41.old"), 41);
+  EXPECT_EQ(llm::temporary_owner(".metrics.csv.tmp.77.3.123456.0"), 77);
+  for (const char* not_ours : {"step-000002", "merged.tmp-41", ".x.tmp-", ".x.tmp-4a",
+                               ".x.tmp.77.3", "notes.tmp.1.2.3.4", ".llmhost.lock"}) {
+    EXPECT_FALSE(llm::temporary_owner(not_ours)) << not_ours;
+  }
+}
+
+// A pid that was just reaped: no process has it.
+pid_t reaped_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ::waitpid(pid, nullptr, 0);
+  return pid;
+}
+
+TEST(AtomicFile, RemoveDeadTemporariesRemovesOnlyThoseOfGoneOwners) {
+  TempDir dir;
+  const auto dead = std::to_string(reaped_pid());
+  const auto mine = std::to_string(::getpid());
+  fs::create_directories(dir.path() / (".a.tmp-" + dead) / "inner");
+  fs::create_directories(dir.path() / (".a.tmp-" + mine));
+  fs::create_directories(dir.path() / (".b.tmp-" + dead));
+  std::ofstream(dir.path() / (".c.json.tmp." + dead + ".0.1.0")) << "half";
+  std::ofstream(dir.path() / "result.json") << "kept";
+
+  const auto only_a = llm::remove_dead_temporaries(dir.path(), "a");
+  ASSERT_EQ(only_a.size(), 1u);
+  EXPECT_EQ(only_a[0], dir.path() / (".a.tmp-" + dead));
+  EXPECT_TRUE(fs::exists(dir.path() / (".b.tmp-" + dead)));
+
+  const auto rest = llm::remove_dead_temporaries(dir.path());
+  EXPECT_EQ(rest.size(), 2u);
+  EXPECT_TRUE(fs::exists(dir.path() / (".a.tmp-" + mine))) << "a live owner keeps its temporary";
+  EXPECT_TRUE(fs::exists(dir.path() / "result.json"));
+  EXPECT_EQ(entries_in(dir.path()), 2u);
+}
+
+TEST(AtomicFile, ADeviceIsWrittenInPlaceAndItsWriteErrorsAreUserErrors) {
+  TempDir dir;
+  const auto null_device = dir.path() / "null";
+  const auto full_device = dir.path() / "full";
+  if (::mknod(null_device.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0 ||
+      ::mknod(full_device.c_str(), S_IFCHR | 0666, makedev(1, 7)) != 0) {
+    ASSERT_NE(::geteuid(), 0u) << "root could not mknod";
+    GTEST_SKIP() << "making device nodes needs root; tests/host/run_safety_test.cpp covers "
+                    "/dev/null for users";
+  }
+  llm::write_file_atomic(null_device, "results\n");
+  struct stat after {};
+  ASSERT_EQ(::stat(null_device.c_str(), &after), 0);
+  EXPECT_TRUE(S_ISCHR(after.st_mode)) << "the device was replaced by a regular file";
+  const auto message = user_error_of([&] { llm::write_file_atomic(full_device, "results\n"); });
+  EXPECT_NE(message.find("full: write failed: No space left on device"), std::string::npos)
+      << message;
+  EXPECT_EQ(entries_in(dir.path()), 2u) << "no temporary beside the devices";
+}
+
+TEST(AtomicFile, ADirectoryIsNotAFilePath) {
+  TempDir dir;
+  const auto message = user_error_of([&] { llm::write_file_atomic(dir.path(), "x"); });
+  EXPECT_NE(message.find("is a directory"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The "lora" adapter plugin: attach (train), load/save in PEFT's layout, merge.
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "llm/adapter.hpp"
@@ -53,6 +54,11 @@ class LoraAdapter final : public llm::Adapter {
     shape.alpha = llm::json_number_or(settings, "lora_alpha", shape.alpha, source);
     shape.dropout = llm::json_number_or(settings, "lora_dropout", shape.dropout, source);
     if (shape.r <= 0 || shape.r > 65536) throw llm::UserError("--lora_r must be in 1..65536");
+    if (!(shape.alpha > 0) || !std::isfinite(shape.alpha)) {
+      throw llm::UserError(
+          "--lora_alpha must be a finite positive number (0 would scale every "
+          "update to nothing)");
+    }
     if (shape.dropout < 0 || shape.dropout >= 1) {
       throw llm::UserError("--lora_dropout must be in [0, 1)");
     }
@@ -114,6 +120,10 @@ class LoraAdapter final : public llm::Adapter {
                                shape_text(weights.info(tensor).shape) + " but this model's " +
                                module + " needs " + shape_text(want) +
                                " (is the adapter for another model?)");
+        }
+        // NaN or infinite weights would merge into a model that produces only NaN.
+        if (!torch::isfinite(weights.tensor(tensor)).all().item<bool>()) {
+          throw llm::UserError(source + ": '" + tensor + "' holds NaN or infinite values");
         }
         used.insert(tensor);
       }

@@ -8,7 +8,10 @@
 namespace llm_lora {
 
 bool PeftLoraConfig::targets(const std::string& module_name) const {
-  if (!target_regex.empty()) return std::regex_match(module_name, std::regex(target_regex));
+  if (!target_regex.empty()) {
+    return std::regex_match(module_name,
+                            compiled_regex ? *compiled_regex : std::regex(target_regex));
+  }
   for (const auto& target : target_modules) {
     if (module_name == target) return true;
     if (module_name.size() > target.size() &&
@@ -51,7 +54,15 @@ PeftLoraConfig read_peft_config(const std::filesystem::path& file) {
   config.r = llm::json_int(j, "r", source);
   if (config.r <= 0 || config.r > 65536) throw llm::UserError(source + ": 'r' must be in 1..65536");
   config.lora_alpha = llm::json_number_or(j, "lora_alpha", static_cast<double>(config.r), source);
+  // alpha 0 scales every update to nothing; PEFT would merge a no-op without a word.
+  if (!(config.lora_alpha > 0) || !std::isfinite(config.lora_alpha)) {
+    throw llm::UserError(source + ": 'lora_alpha' must be a finite positive number, got " +
+                         std::to_string(config.lora_alpha));
+  }
   config.lora_dropout = llm::json_number_or(j, "lora_dropout", 0.0, source);
+  if (!(config.lora_dropout >= 0 && config.lora_dropout < 1)) {
+    throw llm::UserError(source + ": 'lora_dropout' must be in [0, 1)");
+  }
   config.use_rslora = llm::json_bool_or(j, "use_rslora", false, source);
   config.base_model_name_or_path =
       j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string()
@@ -60,6 +71,12 @@ PeftLoraConfig read_peft_config(const std::filesystem::path& file) {
   const auto targets = j.find("target_modules");
   if (targets != j.end() && targets->is_string()) {
     config.target_regex = targets->get<std::string>();
+    try {
+      config.compiled_regex = std::make_shared<const std::regex>(config.target_regex);
+    } catch (const std::regex_error& e) {
+      throw llm::UserError(source + ": 'target_modules' is not a valid regular expression (" +
+                           e.what() + ")");
+    }
   } else if (targets != j.end() && targets->is_array() && !targets->empty()) {
     for (const auto& t : *targets) {
       if (!t.is_string()) throw llm::UserError(source + ": 'target_modules' must list strings");

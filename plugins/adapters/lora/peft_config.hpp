@@ -1,6 +1,8 @@
 #pragma once
 // PEFT's adapter_config.json: what we read from any PEFT LoRA adapter and what we write.
 #include <filesystem>
+#include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@ struct PeftLoraConfig {
   bool use_rslora = false;
   std::vector<std::string> target_modules;  // module names or suffixes
   std::string target_regex;                 // when PEFT's target_modules is a string (fullmatch)
+  std::shared_ptr<const std::regex> compiled_regex;  // target_regex, compiled once when read
   std::string base_model_name_or_path;
 
   // Does a module name match target_modules the way PEFT matches it?
@@ -23,7 +26,8 @@ struct PeftLoraConfig {
 };
 
 // Reads adapter_config.json; UserError naming the file for anything we cannot honour exactly
-// (DoRA, fan_in_fan_out, bias, rank/alpha patterns, modules_to_save, non-LORA peft_type).
+// (DoRA, fan_in_fan_out, bias, rank/alpha patterns, modules_to_save, non-LORA peft_type), and
+// for values that make the adapter meaningless (lora_alpha <= 0, an invalid target regex).
 PeftLoraConfig read_peft_config(const std::filesystem::path& file);
 // PEFT's long-standing keys, so old and new PEFT versions load it.
 llm::Json peft_config_json(const PeftLoraConfig& config);

@@ -14,8 +14,11 @@ AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_featur
   }
 }
 
+CompressedWeight::~CompressedWeight() = default;
+
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
-  auto y = torch::linear(x, weight, bias);
+  auto y = compressed_ ? compressed_->linear(x) : torch::linear(x, weight, bias);
+  if (compressed_ && bias.defined()) y = y + bias;
   if (adapter_) {
     // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.
     y = y + adapter_->delta(x).to(y.scalar_type());
@@ -35,6 +38,31 @@ void AdaptableLinearImpl::clear_adapter() {
   unregister_module(adapter_name_);
   adapter_.reset();
   adapter_name_.clear();
+}
+
+void AdaptableLinearImpl::set_compressed_weight(std::shared_ptr<CompressedWeight> compressed,
+                                                const std::string& name) {
+  if (compressed_) {
+    unregister_module(compressed_name_);
+  } else {
+    parameters_.erase("weight");
+  }
+  weight = torch::Tensor();
+  compressed_ = register_module(name, std::move(compressed));
+  compressed_name_ = name;
+}
+
+void AdaptableLinearImpl::expand_weight(torch::ScalarType dtype) {
+  if (!compressed_) return;
+  torch::Tensor expanded;
+  {
+    torch::NoGradGuard no_grad;
+    expanded = compressed_->expand(dtype);
+  }
+  unregister_module(compressed_name_);
+  compressed_.reset();
+  compressed_name_.clear();
+  weight = register_parameter("weight", expanded, /*requires_grad=*/false);
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab_size, int64_t dim, const torch::TensorOptions& options) {

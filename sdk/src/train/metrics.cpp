@@ -85,6 +85,24 @@ void append_line(int fd, const std::filesystem::path& path, const std::string& l
   }
 }
 
+std::optional<double> optional_number(const Json& row, const char* key) {
+  const auto it = row.find(key);
+  if (it == row.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+// The rows a resumed run keeps, so its plot shows the whole run, not just the part since resuming.
+void load_plot_points(const std::filesystem::path& jsonl_path, LossPlot& plot) {
+  std::ifstream in(jsonl_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const Json row = Json::parse(line, nullptr, false);
+    if (!row.is_object() || !row.contains("step") || !row["step"].is_number_integer()) continue;
+    plot.add({row["step"].get<int64_t>(), optional_number(row, "loss"),
+              optional_number(row, "val_loss"), optional_number(row, "lr").value_or(0.0)});
+  }
+}
+
 std::string optional_text(const std::optional<double>& value) {
   if (!value) return "";
   std::ostringstream s;
@@ -97,11 +115,14 @@ std::string optional_text(const std::optional<double>& value) {
 
 MetricsWriter::MetricsWriter(const std::filesystem::path& out_dir,
                              std::optional<int64_t> keep_up_to_step)
-    : csv_path_(out_dir / "metrics.csv"), jsonl_path_(out_dir / "metrics.jsonl") {
+    : csv_path_(out_dir / "metrics.csv"),
+      jsonl_path_(out_dir / "metrics.jsonl"),
+      plot_(out_dir / "loss.svg") {
   const bool resume = keep_up_to_step && std::filesystem::exists(csv_path_);
   if (resume) {
     truncate_after(csv_path_, *keep_up_to_step, true);
     truncate_after(jsonl_path_, *keep_up_to_step, false);
+    load_plot_points(jsonl_path_, plot_);
   }
   csv_fd_ = open_for_append(csv_path_, !resume);
   try {
@@ -135,7 +156,11 @@ void MetricsWriter::write(const StepMetrics& m) {
          {"elapsed_s", m.elapsed_s}};
   j["loss"] = m.loss ? Json(*m.loss) : Json(nullptr);
   j["val_loss"] = m.val_loss ? Json(*m.val_loss) : Json(nullptr);
+  if (m.loss_scale) j["loss_scale"] = *m.loss_scale;
+  if (m.skipped_steps) j["skipped_steps"] = *m.skipped_steps;
   append_line(jsonl_fd_, jsonl_path_, j.dump());
+  plot_.add({m.step, m.loss, m.val_loss, m.lr});
+  if (m.val_loss) plot_.write();
 }
 
 double peak_rss_mb() {

@@ -20,6 +20,7 @@
 #include "llm/train/batching.hpp"
 #include "llm/train/lr_schedule.hpp"
 #include "llm/train/metrics.hpp"
+#include "llm/train/stop_request.hpp"
 
 namespace llm {
 
@@ -43,6 +44,17 @@ void kill_point(const char* point, int64_t step) {
 void require_positive(int64_t value, const char* flag) {
   if (value <= 0) throw UserError(std::string("--") + flag + " must be a positive integer");
 }
+
+// NaN passes every comparison, so each bound is written as the condition that must hold.
+void require_finite(double value, const char* flag, const char* expected) {
+  if (!std::isfinite(value)) {
+    throw UserError(std::string("--") + flag + " must be " + expected + ", got " +
+                    std::to_string(value));
+  }
+}
+
+// Sample indices ((step - 1) * batch_size + i) must fit in int64_t with room to spare.
+constexpr double kMaxSamplesPerRun = 4.0e18;
 
 std::string format_duration(double seconds) {
   const auto total = static_cast<int64_t>(std::max(0.0, seconds));
@@ -77,7 +89,8 @@ Trainer::Trainer(CausalLM& model, std::vector<std::pair<std::string, torch::Tens
       settings_(settings),
       out_dir_(std::move(out_dir)),
       save_adapter_(std::move(save_adapter)),
-      log_(log) {
+      log_(log),
+      scaler_(settings.loss_scaler) {
   require_positive(settings_.batch_size, "batch_size");
   require_positive(settings_.micro_batch_size, "micro_batch_size");
   if (settings_.batch_size % settings_.micro_batch_size != 0) {
@@ -89,17 +102,42 @@ Trainer::Trainer(CausalLM& model, std::vector<std::pair<std::string, torch::Tens
   if (settings_.max_steps == 0 && !(settings_.epochs > 0)) {
     throw UserError("--epochs must be positive when --max_steps is not given");
   }
+  require_finite(settings_.epochs, "epochs", "a finite number of passes");
+  require_finite(settings_.learning_rate, "learning_rate", "a finite positive number");
+  if (!(settings_.learning_rate > 0)) {
+    throw UserError("--learning_rate must be positive, got " +
+                    std::to_string(settings_.learning_rate) + " (the run would not train)");
+  }
+  require_finite(settings_.min_lr, "min_lr", "a finite number in [0, --learning_rate]");
+  if (!(settings_.min_lr >= 0 && settings_.min_lr <= settings_.learning_rate)) {
+    throw UserError("--min_lr must be in [0, --learning_rate], got " +
+                    std::to_string(settings_.min_lr));
+  }
+  require_finite(settings_.weight_decay, "weight_decay", "a finite number >= 0");
+  if (!(settings_.weight_decay >= 0)) throw UserError("--weight_decay must not be negative");
+  require_finite(settings_.grad_clip, "grad_clip", "a finite number (0: off)");
+  if (settings_.max_seq_length < 0 || settings_.max_seq_length == 1) {
+    throw UserError(
+        "--max_seq_length must be 0 (as prepared) or at least 2 (a token and its "
+        "successor), got " +
+        std::to_string(settings_.max_seq_length));
+  }
   if (settings_.eval_iters < 0 || settings_.eval_interval < 0 || settings_.save_interval < 0) {
     throw UserError("--eval_iters, --eval_interval and --save_interval must not be negative");
   }
   if (settings_.warmup_steps < 0) throw UserError("--warmup_steps must not be negative");
   if (trainable_.empty()) throw UserError("nothing to train: the adapter has no parameters");
-  total_steps_ =
+  const double steps =
       settings_.max_steps > 0
-          ? settings_.max_steps
-          : std::max<int64_t>(
-                1, static_cast<int64_t>(std::ceil(settings_.epochs * data_.train.size() /
-                                                  static_cast<double>(settings_.batch_size))));
+          ? static_cast<double>(settings_.max_steps)
+          : std::max(1.0, std::ceil(settings_.epochs * static_cast<double>(data_.train.size()) /
+                                    static_cast<double>(settings_.batch_size)));
+  if (!(steps * static_cast<double>(settings_.batch_size) <= kMaxSamplesPerRun)) {
+    throw UserError(std::string(settings_.max_steps > 0 ? "--max_steps" : "--epochs") +
+                    " is too large: the run would take " + std::to_string(steps) + " steps of " +
+                    std::to_string(settings_.batch_size) + " samples, more than a run can count");
+  }
+  total_steps_ = static_cast<int64_t>(steps);
   mask_inputs_ = data_.mask_inputs();
   max_seq_length_ =
       settings_.max_seq_length > 0 ? settings_.max_seq_length : data_.max_seq_length();
@@ -162,6 +200,7 @@ double Trainer::train_step(int64_t step) {
 
   model_.train();
   optimizer_->zero_grad();
+  const double loss_scale = settings_.dynamic_loss_scaling ? scaler_.scale() : 1.0;
   // Summed on the device and read once per step: a read per micro-batch stalls the host while
   // the GPU drains.
   torch::Tensor step_loss_sum;
@@ -171,7 +210,9 @@ double Trainer::train_step(int64_t step) {
     const auto logits = model_.forward(batch.input_ids.to(model_.device()));
     const auto loss = summed_token_loss(logits, batch.labels.to(model_.device()));
     step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
-    if (batch.target_tokens > 0) (loss / divisor).backward();
+    // Times a power of two after the division: the scaled gradients are exactly 2^k times the
+    // unscaled ones (tests/sdk/train/loss_scaler_test.cpp).
+    if (batch.target_tokens > 0) ((loss / divisor) * loss_scale).backward();
   }
   double loss_sum = step_loss_sum.defined() ? step_loss_sum.item<double>() : 0.0;
   kill_point("step", step);  // gradients computed, optimizer not yet stepped
@@ -184,6 +225,13 @@ double Trainer::train_step(int64_t step) {
   std::vector<double> loss_total{loss_sum};
   reducer_->sum_values(loss_total);
   loss_sum = loss_total[0];
+  if (gradient_hook_) gradient_hook_(step, grads);
+  if (settings_.dynamic_loss_scaling) {
+    // Every rank holds the same summed gradients, so every rank takes the same decision.
+    const bool finite = scaler_.unscale(grads);
+    scaler_.update(finite);
+    if (!finite) return loss_sum / divisor;  // skipped: parameters and AdamW moments untouched
+  }
   if (settings_.grad_clip > 0) {
     torch::NoGradGuard no_grad;
     double squared = 0;
@@ -204,24 +252,32 @@ Json Trainer::state_description(int64_t step) const {
               {"step", step},
               {"samples_consumed", step * settings_.batch_size},
               {"rng", "dropout seeded per step from seed and step"},
+              {"loss_scaler", scaler_.state()},
               {"settings", trajectory_settings(settings_, total_steps_, max_seq_length_)},
               {"run", description_}};
 }
 
 void Trainer::save_checkpoint(int64_t step, const std::string& name) {
   const fs::path target = out_dir_ / name;
-  const fs::path temp = out_dir_ / ("." + name + ".tmp-" + std::to_string(::getpid()));
+  const fs::path temp = temp_directory_for(target);
   fs::remove_all(temp);
-  fs::create_directories(temp);
-  save_adapter_(temp);
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& [param_name, p] : trainable_) tensors.emplace_back("param/" + param_name, p);
-  for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
-  write_safetensors(temp / kStateTensors, tensors);
-  kill_point("checkpoint-data", step);  // adapter and state tensors written, state json not yet
-  write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
-  kill_point("checkpoint-rename", step);  // complete under the temporary name
-  replace_directory(temp, target);        // atomic swap, parent directory fsynced
+  try {
+    fs::create_directories(temp);
+    save_adapter_(temp);
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& [param_name, p] : trainable_) tensors.emplace_back("param/" + param_name, p);
+    for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
+    write_safetensors(temp / kStateTensors, tensors);
+    kill_point("checkpoint-data", step);  // adapter and state tensors written, state json not yet
+    write_file_atomic(temp / kStateJson, state_description(step).dump(2) + "\n");
+    kill_point("checkpoint-rename", step);  // complete under the temporary name
+    replace_directory(temp, target);        // atomic swap, parent directory fsynced
+  } catch (...) {
+    // A failed attempt (disk full, say) must not leave a half checkpoint under a temporary name.
+    std::error_code ignored;
+    fs::remove_all(temp, ignored);
+    throw;
+  }
 }
 
 std::optional<fs::path> Trainer::latest_checkpoint(const fs::path& out) {
@@ -261,10 +317,21 @@ int64_t Trainer::restore(const fs::path& checkpoint) {
     }
   }
   const int64_t step = json_int(state, "step", source);
+  if (step < 0 || step > total_steps_) {
+    throw UserError("--resume: " + source + " is at step " + std::to_string(step) +
+                    ", outside this run's 0.." + std::to_string(total_steps_) + " steps");
+  }
   const SafetensorsFile tensors(checkpoint / kStateTensors);
   std::vector<std::pair<std::string, torch::Tensor>> moments;
-  for (const auto& info : tensors.tensors())
+  for (const auto& info : tensors.tensors()) {
     moments.emplace_back(info.name, tensors.tensor(info.name));
+    // A run resumed from NaN or infinite parameters or moments could only produce NaN.
+    if (moments.back().second.is_floating_point() &&
+        !torch::isfinite(moments.back().second).all().item<bool>()) {
+      throw UserError("--resume: " + (checkpoint / kStateTensors).string() + ": tensor '" +
+                      info.name + "' holds NaN or infinite values");
+    }
+  }
   torch::NoGradGuard no_grad;
   for (auto& [name, p] : trainable_) {
     const std::string key = "param/" + name;
@@ -274,7 +341,12 @@ int64_t Trainer::restore(const fs::path& checkpoint) {
     }
     p.copy_(tensors.tensor(key));
   }
-  optimizer_->load_state(moments, step, (checkpoint / kStateTensors).string());
+  if (settings_.dynamic_loss_scaling) {
+    scaler_.load_state(state.value("loss_scaler", Json()), source);
+  }
+  // Skipped steps did not advance AdamW's bias correction.
+  optimizer_->load_state(moments, step - scaler_.skipped_steps(),
+                         (checkpoint / kStateTensors).string());
   return step;
 }
 
@@ -358,6 +430,10 @@ TrainingResult Trainer::run(bool resume) {
                           data_.test.size() > 0 && settings_.eval_iters > 0;
     if (evaluate) m.val_loss = validation_loss();
     m.max_rss_mb = peak_rss_mb();
+    if (settings_.dynamic_loss_scaling) {
+      m.loss_scale = scaler_.scale();
+      m.skipped_steps = scaler_.skipped_steps();
+    }
     if (metrics) metrics->write(m);
     if (step % std::max<int64_t>(settings_.log_interval, 1) == 0 || evaluate || step == last_step) {
       const double per_step = m.elapsed_s / static_cast<double>(step - start_step);
@@ -366,7 +442,12 @@ TrainingResult Trainer::run(bool resume) {
       if (m.val_loss) progress << " | val_loss " << *m.val_loss;
       progress << std::defaultfloat << std::setprecision(3) << " | lr " << m.lr << " | "
                << static_cast<int64_t>(m.tokens_per_s) << " tok/s | ETA "
-               << format_duration(per_step * static_cast<double>(total_steps_ - step)) << "\n";
+               << format_duration(per_step * static_cast<double>(total_steps_ - step));
+      if (settings_.dynamic_loss_scaling) {
+        progress << " | loss scale " << scaler_.scale() << ", " << scaler_.skipped_steps()
+                 << " skipped";
+      }
+      progress << "\n";
     }
     if (root && settings_.save_interval > 0 && step % settings_.save_interval == 0 &&
         step != total_steps_) {
@@ -378,16 +459,24 @@ TrainingResult Trainer::run(bool resume) {
           }());
     }
     result.steps_done = step;
+    // A stop signal (llm/train/stop_request.hpp): every rank stops after this same step.
+    if (step < last_step && (result.stop_signal = agreed_stop_signal(*reducer_)) != 0) break;
   }
   result.steps_done = std::max(result.steps_done, start_step);
+  if (metrics)
+    metrics->finish();  // OUT/loss.svg with every step, not just up to the last validation
 
-  if (last_step < total_steps_) {
+  if (result.stop_signal != 0 || last_step < total_steps_) {
+    const int64_t stop_step = result.stop_signal != 0 ? result.steps_done : last_step;
     std::ostringstream name;
-    name << "step-" << std::setw(6) << std::setfill('0') << last_step;
-    if (root && !fs::exists(out_dir_ / name.str())) save_checkpoint(last_step, name.str());
+    name << "step-" << std::setw(6) << std::setfill('0') << stop_step;
+    if (root && !fs::exists(out_dir_ / name.str())) save_checkpoint(stop_step, name.str());
     reducer_->barrier("the barrier after the last checkpoint");
-    progress << "stopped at step " << last_step << " of " << total_steps_
-             << " (--stop_after_step); continue with --resume\n";
+    progress << "stopped at step " << stop_step << " of " << total_steps_ << " ("
+             << (result.stop_signal != 0 ? stop_signal_name(result.stop_signal)
+                                         : "--stop_after_step")
+             << "); checkpoint " << (out_dir_ / name.str()).string()
+             << "; continue with --resume\n";
     return result;
   }
   if (data_.test.size() > 0 && settings_.eval_iters > 0) result.final_val_loss = validation_loss();

@@ -82,7 +82,8 @@ TEST(Llama3, GreedyGenerationReproducesTransformers) {
   auto loaded = load_test_model(data_dir() / kModel);
   std::vector<int64_t> expected_tokens = prompt;
   expected_tokens.insert(expected_tokens.end(), out.begin(), out.end());
-  EXPECT_EQ(greedy(*loaded.model, prompt, 12), expected_tokens);
+  // Tie-aware: a differing token must be within fp32 rounding of the reference's choice.
+  expect_greedy_tokens_match(*loaded.model, greedy(*loaded.model, prompt, 12), expected_tokens);
 }
 
 TEST(Llama3, GenerationStopsAtEitherEosId) {

@@ -1,6 +1,5 @@
 // Byte-level BPE behaviour beyond the golden strings: merge spellings, added tokens, Unicode
 // handling, the prefix-space option, and speed with the per-word cache.
-#include <chrono>
 #include <iostream>
 #include <thread>
 
@@ -170,24 +169,21 @@ TEST(TokenizerByteLevelBpe, ConcurrentEncodingGivesTheSameIds) {
   EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
-TEST(TokenizerByteLevelBpe, EncodesThousandsOfRecordsQuickly) {
+// Many distinct words through one tokenizer (its merge cache grows and is reused): every record
+// still round-trips. Speed is bench's business (bench/NOTES.md), not a timed unit test's.
+TEST(TokenizerByteLevelBpe, ThousandsOfDistinctRecordsRoundTrip) {
   const auto tokenizer = llm::load_tokenizer(data_dir() / "tiny-pythia");
-  std::vector<std::string> records;
-  for (int i = 0; i < 5000; ++i) {
-    records.push_back("Below is an instruction that describes a task. Record " + std::to_string(i) +
-                      ": What is " + std::to_string(i * 7) + " plus " + std::to_string(i % 13) +
-                      "?\n\n### Response:\nThe answer is " + std::to_string(i * 7 + i % 13) + ".");
-  }
-  const auto start = std::chrono::steady_clock::now();
   size_t tokens = 0;
-  for (const auto& record : records) tokens += tokenizer->encode(record).size();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_GT(tokens, records.size() * 20);
-  // ~0.1 s on a loaded 2-core machine; the bound only catches a lost cache or quadratic blow-up.
-  EXPECT_LT(seconds, 5.0) << tokens << " tokens";
-  std::cout << "[ perf     ] " << records.size() << " records, " << tokens << " tokens in "
-            << seconds << " s\n";
+  for (int i = 0; i < 5000; ++i) {
+    const std::string record = "Below is an instruction that describes a task. Record " +
+                               std::to_string(i) + ": What is " + std::to_string(i * 7) + " plus " +
+                               std::to_string(i % 13) + "?\n\n### Response:\nThe answer is " +
+                               std::to_string(i * 7 + i % 13) + ".";
+    const auto ids = tokenizer->encode(record);
+    tokens += ids.size();
+    ASSERT_EQ(tokenizer->decode(ids), record) << i;
+  }
+  EXPECT_GT(tokens, 5000u * 20);
 }
 
 TEST(TokenizerByteLevelBpe, LongWordWithoutSpacesEncodesAndRoundTrips) {

@@ -10,6 +10,7 @@
 #include "llm/error.hpp"
 #include "llm/tokenizer.hpp"
 #include "llm/train/prompt.hpp"
+#include "llm/train/stop_request.hpp"
 #include "plugin_registry.hpp"
 #include "support/test_support.hpp"
 
@@ -245,6 +246,43 @@ TEST(Trainer, WritesMetricsEveryStepAndValidationWhenAsked) {
   while (std::getline(csv, line)) ++rows;
   EXPECT_EQ(rows, 3);  // step 0 (validation before training), 1, 2
   EXPECT_TRUE(fs::exists(out.path() / "metrics.jsonl"));
+}
+
+// A signal that arrives in the middle of optimizer step `at` (here: while its gradients are
+// summed).
+struct SignalDuringStep : llm::GradientReducer {
+  SignalDuringStep(int64_t at, int signal) : at(at), signal(signal) {}
+  int64_t at, step = 0;
+  int signal;
+  void sum_gradients(const std::vector<torch::Tensor>&) override {
+    if (++step == at) llm::request_stop(signal);
+  }
+};
+
+TEST(Trainer, AStopRequestFinishesTheCurrentStepThenCheckpointsAndReturns) {
+  llm::clear_stop_request();
+  llm::test::TempDir out;
+  auto run = fresh_run(0.0);
+  SignalDuringStep signal(2, SIGTERM);
+  const auto result = train(*run, small_settings(), out.path(), false, &signal);
+  llm::clear_stop_request();
+  EXPECT_EQ(result.stop_signal, SIGTERM);
+  EXPECT_EQ(result.steps_done, 2);
+  EXPECT_EQ(signal.step, 2) << "no step after the one the signal arrived in";
+  EXPECT_TRUE(fs::exists(out.path() / "step-000002" / "trainer_state.json"));
+  EXPECT_FALSE(fs::exists(out.path() / "final"));
+}
+
+TEST(Trainer, AStopRequestDuringTheLastStepLetsTheRunComplete) {
+  llm::clear_stop_request();
+  llm::test::TempDir out;
+  auto run = fresh_run(0.0);
+  SignalDuringStep signal(4, SIGUSR1);
+  const auto result = train(*run, small_settings(), out.path(), false, &signal);
+  llm::clear_stop_request();
+  EXPECT_EQ(result.stop_signal, 0);
+  EXPECT_EQ(result.steps_done, 4);
+  EXPECT_TRUE(fs::exists(out.path() / "final" / "adapter_model.safetensors"));
 }
 
 }  // namespace

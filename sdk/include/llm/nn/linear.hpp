@@ -15,6 +15,16 @@ class LLM_API LinearAdapter : public torch::nn::Module {
   virtual torch::Tensor delta(const torch::Tensor& x) = 0;
 };
 
+// A frozen weight kept compressed (NF4, ...) and expanded where it is used.
+class LLM_API CompressedWeight : public torch::nn::Module {
+ public:
+  ~CompressedWeight() override;
+  // x W^T in x's dtype; backward expands W again instead of keeping it.
+  virtual torch::Tensor linear(const torch::Tensor& x) = 0;
+  virtual torch::Tensor expand(torch::ScalarType dtype) = 0;  // W [out, in]
+  virtual std::string scheme() const = 0;                     // "nf4"
+};
+
 // A linear layer (Hugging Face names: `weight` [out, in], optional `bias` [out]) with one adapter
 // slot. Parameters are allocated uninitialised with the given options, so building a 7B model does
 // not initialise 7B parameters that the checkpoint overwrites anyway.
@@ -29,6 +39,12 @@ class LLM_API AdaptableLinearImpl : public torch::nn::Module {
   void clear_adapter();
   const std::shared_ptr<LinearAdapter>& adapter() const { return adapter_; }
 
+  // Replaces the `weight` parameter by a compressed form (submodule `name`); `weight` is then
+  // undefined. expand_weight() brings a plain `weight` back (in `dtype`), e.g. to merge into it.
+  void set_compressed_weight(std::shared_ptr<CompressedWeight> compressed, const std::string& name);
+  void expand_weight(torch::ScalarType dtype);
+  const std::shared_ptr<CompressedWeight>& compressed_weight() const { return compressed_; }
+
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
 
@@ -40,6 +56,8 @@ class LLM_API AdaptableLinearImpl : public torch::nn::Module {
   int64_t out_features_;
   std::shared_ptr<LinearAdapter> adapter_;
   std::string adapter_name_;
+  std::shared_ptr<CompressedWeight> compressed_;
+  std::string compressed_name_;
 };
 TORCH_MODULE(AdaptableLinear);
 

@@ -1,12 +1,14 @@
 #pragma once
 // Per-step training metrics, appended to OUT/metrics.csv and OUT/metrics.jsonl. Each row is one
 // write(2) of a whole line to an O_APPEND file, then fdatasync: a kill -9 or a power loss leaves
-// every row written so far and at most one torn last line, which a resume drops.
+// every row written so far and at most one torn last line, which a resume drops. The same rows
+// are drawn in OUT/loss.svg, rewritten at each validation row and by finish().
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 
 #include "llm/export.hpp"
+#include "llm/train/loss_plot.hpp"
 
 namespace llm {
 
@@ -19,6 +21,10 @@ struct StepMetrics {
   double tokens_per_s = 0;  // real (non-padding) tokens through the model per second
   double max_rss_mb = 0;    // peak resident memory of the process
   double elapsed_s = 0;
+  // fp16 dynamic loss scaling (metrics.jsonl only, when on): the scale after this step and the
+  // steps skipped so far for inf/NaN gradients.
+  std::optional<double> loss_scale;
+  std::optional<int64_t> skipped_steps;
 };
 
 class LLM_API MetricsWriter {
@@ -30,12 +36,15 @@ class LLM_API MetricsWriter {
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
   void write(const StepMetrics& metrics);
+  // Rewrites OUT/loss.svg with every row so far (the end of a run, or of its --stop_after_step).
+  void finish() const { plot_.write(); }
 
  private:
   std::filesystem::path csv_path_;
   std::filesystem::path jsonl_path_;
   int csv_fd_ = -1;
   int jsonl_fd_ = -1;
+  LossPlot plot_;
 };
 
 // Peak resident set size of this process in MiB.

@@ -19,6 +19,7 @@
 #include "llm/export.hpp"
 #include "llm/json_file.hpp"
 #include "llm/train/adamw.hpp"
+#include "llm/train/loss_scaler.hpp"
 #include "llm/train/prepared_data.hpp"
 
 namespace llm {
@@ -42,6 +43,9 @@ struct TrainingSettings {
   uint64_t seed = 1337;
   int64_t stop_after_step = 0;  // > 0: checkpoint and stop there, as if interrupted
   int64_t log_interval = 1;     // progress line every N steps
+  // fp16 training: scale the loss, skip steps with inf/NaN gradients (llm/train/loss_scaler.hpp).
+  bool dynamic_loss_scaling = false;
+  LossScalerSettings loss_scaler;
 };
 
 // The data-parallel hook: each rank trains on its shard of every step's samples, and this sums
@@ -65,6 +69,7 @@ struct TrainingResult {
   std::optional<double> initial_val_loss;  // before the first step of this run (not on resume)
   std::optional<double> final_val_loss;
   std::filesystem::path final_checkpoint;  // OUT/final
+  int stop_signal = 0;  // stopped early by this signal, after checkpointing OUT/step-<steps_done>
 };
 
 using SaveAdapterFn = std::function<void(const std::filesystem::path& dir)>;
@@ -84,6 +89,12 @@ class LLM_API Trainer {
   void set_run_description(Json description) { description_ = std::move(description); }
 
   TrainingResult run(bool resume);
+
+  // Called each step with the summed, still scaled gradients, before the finiteness check (tests
+  // inject infs here).
+  using GradientHook = std::function<void(int64_t step, const std::vector<torch::Tensor>& grads)>;
+  void set_gradient_hook(GradientHook hook) { gradient_hook_ = std::move(hook); }
+  const LossScaler& loss_scaler() const { return scaler_; }
 
   int64_t total_steps() const { return total_steps_; }
   // Token-weighted mean loss over the first eval_iters micro-batches of the test split.
@@ -109,6 +120,8 @@ class LLM_API Trainer {
   GradientReducer* reducer_ = &default_reducer_;
   Json description_ = Json::object();
   std::unique_ptr<AdamW> optimizer_;
+  LossScaler scaler_;
+  GradientHook gradient_hook_;
   int64_t total_steps_ = 0;
   bool mask_inputs_ = false;
   int64_t max_seq_length_ = 0;

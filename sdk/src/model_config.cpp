@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "llm/error.hpp"
+#include "llm/rope_scaling.hpp"
 
 namespace llm {
 
@@ -98,7 +99,23 @@ RopeScaling parse_rope_scaling(const Json& rope, const char* key, int64_t max_po
   return scaling;
 }
 
+// A non-null `rope_scaling` wins over `rope_parameters`, as transformers reads them.
+RopeScaling rope_scaling_from_json(const Json& json, int64_t max_positions,
+                                   const std::string& source) {
+  if (const auto it = json.find("rope_scaling"); it != json.end() && !it->is_null()) {
+    return parse_rope_scaling(*it, "rope_scaling", max_positions, source);
+  }
+  if (const auto it = json.find("rope_parameters"); it != json.end() && !it->is_null()) {
+    return parse_rope_scaling(*it, "rope_parameters", max_positions, source);
+  }
+  return {};
+}
+
 }  // namespace
+
+RopeScaling rope_scaling_of(const ModelConfig& config) {
+  return rope_scaling_from_json(config.raw, config.max_position_embeddings, config.source);
+}
 
 ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) {
   if (!json.is_object()) throw UserError(source + ": expected a JSON object");
@@ -145,15 +162,15 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
   }
 
   // RoPE: transformers 5 nests it in rope_parameters; older files keep it at the top level.
-  // A non-null `rope_scaling` wins over `rope_parameters`, as transformers reads them.
+  // Both RoPE objects are validated here; rope_scaling_of() reads the one that applies.
   const Json no_rope_parameters = Json::object();
   const Json* rope_parameters = &no_rope_parameters;
   if (const auto it = json.find("rope_parameters"); it != json.end() && !it->is_null()) {
-    c.rope_scaling = parse_rope_scaling(*it, "rope_parameters", c.max_position_embeddings, source);
+    parse_rope_scaling(*it, "rope_parameters", c.max_position_embeddings, source);
     rope_parameters = &*it;
   }
   if (const auto it = json.find("rope_scaling"); it != json.end() && !it->is_null()) {
-    c.rope_scaling = parse_rope_scaling(*it, "rope_scaling", c.max_position_embeddings, source);
+    parse_rope_scaling(*it, "rope_scaling", c.max_position_embeddings, source);
   }
   const double legacy_theta = json_number_or(
       json, "rope_theta", json_number_or(json, "rotary_emb_base", 10000.0, source), source);
@@ -222,7 +239,8 @@ ModelConfig read_model_config(const std::filesystem::path& checkpoint_dir) {
                     "' has no config.json (expected a Hugging Face checkpoint directory)");
   }
   ModelConfig config = ModelConfig::from_json(read_json_file(path), path.string());
-  // generate() stops at generation_config.json's EOS ids when it names them.
+  // generate() stops at generation_config.json's EOS ids when it names them, as transformers'
+  // generate() does (Llama 3 Instruct: <|end_of_text|> and <|eot_id|>).
   const auto generation_path = checkpoint_dir / "generation_config.json";
   if (std::filesystem::exists(generation_path, ec)) {
     const Json generation = read_json_file(generation_path);

@@ -5,6 +5,7 @@
 
 #include "llm/error.hpp"
 #include "llm/model_config.hpp"
+#include "llm/rope_scaling.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -36,11 +37,11 @@ TEST(ModelConfigRopeScaling, Llama3ScalingIsReadFromRopeScaling) {
   json["rope_scaling"] = llama3_scaling();
   const auto c = llm::ModelConfig::from_json(json, "config.json");
   EXPECT_EQ(c.rope_theta, 500000.0);
-  EXPECT_EQ(c.rope_scaling.type, "llama3");
-  EXPECT_EQ(c.rope_scaling.factor, 8.0);
-  EXPECT_EQ(c.rope_scaling.low_freq_factor, 1.0);
-  EXPECT_EQ(c.rope_scaling.high_freq_factor, 4.0);
-  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 64.0);
+  EXPECT_EQ(llm::rope_scaling_of(c).type, "llama3");
+  EXPECT_EQ(llm::rope_scaling_of(c).factor, 8.0);
+  EXPECT_EQ(llm::rope_scaling_of(c).low_freq_factor, 1.0);
+  EXPECT_EQ(llm::rope_scaling_of(c).high_freq_factor, 4.0);
+  EXPECT_EQ(llm::rope_scaling_of(c).original_max_position_embeddings, 64.0);
 }
 
 TEST(ModelConfigRopeScaling, Transformers5RopeParametersGiveTheSameScaling) {
@@ -53,21 +54,22 @@ TEST(ModelConfigRopeScaling, Transformers5RopeParametersGiveTheSameScaling) {
   const auto a = llm::ModelConfig::from_json(legacy, "a.json");
   const auto b = llm::ModelConfig::from_json(v5, "b.json");
   EXPECT_EQ(b.rope_theta, a.rope_theta);
-  EXPECT_FALSE(a.rope_scaling < b.rope_scaling || b.rope_scaling < a.rope_scaling);
+  EXPECT_FALSE(llm::rope_scaling_of(a) < llm::rope_scaling_of(b) ||
+               llm::rope_scaling_of(b) < llm::rope_scaling_of(a));
 }
 
 TEST(ModelConfigRopeScaling, OriginalContextDefaultsToMaxPositionEmbeddings) {
   auto json = minimal_llama();
   json["rope_scaling"] = llama3_scaling();
   json["rope_scaling"].erase("original_max_position_embeddings");
-  EXPECT_EQ(
-      llm::ModelConfig::from_json(json, "c.json").rope_scaling.original_max_position_embeddings,
-      128.0);
+  EXPECT_EQ(llm::rope_scaling_of(llm::ModelConfig::from_json(json, "c.json"))
+                .original_max_position_embeddings,
+            128.0);
 }
 
 TEST(ModelConfigRopeScaling, NoScalingIsTheDefaultType) {
   const auto c = llm::ModelConfig::from_json(minimal_llama(), "c.json");
-  EXPECT_EQ(c.rope_scaling.type, "default");
+  EXPECT_EQ(llm::rope_scaling_of(c).type, "default");
 }
 
 TEST(ModelConfigRopeScaling, IncompleteOrInconsistentLlama3ScalingIsAUserError) {

@@ -22,7 +22,7 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, bool bias,
     : heads_(config.num_heads),
       head_dim_(config.head_dim),
       rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings,
-              config.rope_scaling) {
+              llm::rope_scaling_of(config)) {
   const int64_t width = heads_ * head_dim_;
   query_key_value = register_module(
       "query_key_value", llm::AdaptableLinear(config.hidden_size, 3 * width, bias, options));

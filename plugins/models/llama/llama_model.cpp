@@ -10,22 +10,6 @@ namespace {
 const std::vector<std::string> kActivations = {
     "silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu"};
 
-// The rope variant named in either key layout ("default" when absent).
-std::string rope_type(const llm::ModelConfig& config) {
-  for (const char* key : {"rope_scaling", "rope_parameters"}) {
-    const auto found = config.raw.find(key);
-    if (found == config.raw.end() || found->is_null()) continue;
-    if (!found->is_object()) {
-      throw llm::UserError(config.source + ": '" + key + "' must be an object or null");
-    }
-    for (const char* type_key : {"rope_type", "type"}) {
-      const auto type = found->find(type_key);
-      if (type != found->end() && type->is_string()) return type->get<std::string>();
-    }
-  }
-  return "default";
-}
-
 }  // namespace
 
 AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
@@ -33,7 +17,7 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::Tensor
       kv_heads_(config.num_kv_heads),
       head_dim_(config.head_dim),
       rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings,
-              config.rope_scaling) {
+              llm::rope_scaling_of(config)) {
   const bool bias = config.attention_bias;
   const int64_t hidden = config.hidden_size;
   q_proj =
@@ -138,10 +122,11 @@ std::vector<std::pair<std::string, llm::AdaptableLinear>> LlamaForCausalLM::adap
 
 void LlamaFamily::validate(const llm::ModelConfig& config) const {
   llm::parse_activation(config.hidden_act, config.source, kActivations);
-  const auto rope = rope_type(config);
-  if (rope != "default") {
+  // Llama 3.1+ checkpoints scale RoPE frequencies ("llama3"); other scalings are refused.
+  const auto rope = llm::rope_scaling_of(config).type;
+  if (rope != "default" && rope != "llama3") {
     throw llm::UserError(config.source + ": rope type '" + rope +
-                         "' is not supported by llama (expected 'default' or no rope_scaling)");
+                         "' is not supported by llama (expected 'default' or 'llama3')");
   }
   if (config.rotary_dim != config.head_dim) {
     throw llm::UserError(config.source + ": llama rotates the whole head (rotary dimension " +

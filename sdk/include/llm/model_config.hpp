@@ -6,7 +6,6 @@
 
 #include "llm/export.hpp"
 #include "llm/json_file.hpp"
-#include "llm/rope_scaling.hpp"
 
 namespace llm {
 
@@ -25,7 +24,6 @@ struct LLM_API ModelConfig {
   int64_t intermediate_size = 0;
   int64_t max_position_embeddings = 0;
   double rope_theta = 10000.0;
-  RopeScaling rope_scaling;            // `rope_scaling` / `rope_parameters`: default or llama3
   double partial_rotary_factor = 1.0;  // fraction of head_dim that is rotated
   int64_t rotary_dim = 0;              // head_dim * partial_rotary_factor
   double norm_eps = 1e-5;              // layer_norm_eps or rms_norm_eps
@@ -37,18 +35,17 @@ struct LLM_API ModelConfig {
   double initializer_range = 0.02;
   std::string dtype;  // stored weights: "float32", "bfloat16"... ("" if unset)
   std::optional<int64_t> bos_token_id;
-  // config may give one id or a list; read_model_config prefers generation_config.json's, which
-  // is what transformers' generate() stops at (Llama 3: <|end_of_text|> and <|eot_id|>).
-  std::vector<int64_t> eos_token_ids;
-  Json raw;            // the file as read
-  std::string source;  // file name for error messages
+  std::vector<int64_t> eos_token_ids;  // config may give one id or a list
+  Json raw;                            // the file as read
+  std::string source;                  // file name for error messages
 
   // Parses and validates (positive sizes, heads divide hidden, kv heads divide heads, ...).
   static ModelConfig from_json(const Json& json, const std::string& source);
 };
 
-// Reads <dir>/config.json (and eos_token_id from <dir>/generation_config.json when that file has
-// one); UserError if the directory or a file is missing or invalid.
+// Reads <dir>/config.json, and eos_token_id from <dir>/generation_config.json when that file names
+// one (where generate() stops); UserError if the directory or a file is missing or invalid. RoPE
+// scaling: rope_scaling_of() in llm/rope_scaling.hpp.
 LLM_API ModelConfig read_model_config(const std::filesystem::path& checkpoint_dir);
 
 }  // namespace llm

@@ -3,6 +3,8 @@
 #include <string>
 #include <tuple>
 
+#include "llm/export.hpp"
+
 namespace llm {
 
 // A RoPE frequency scaling, as config.json's `rope_scaling` (or transformers 5's
@@ -23,5 +25,11 @@ struct RopeScaling {
                     o.original_max_position_embeddings);
   }
 };
+
+struct ModelConfig;
+
+// The scaling `config` asks for: a non-null `rope_scaling`, else transformers 5's
+// `rope_parameters`, else none. ModelConfig::from_json has validated it (UserError otherwise).
+LLM_API RopeScaling rope_scaling_of(const ModelConfig& config);
 
 }  // namespace llm

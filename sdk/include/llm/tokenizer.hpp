@@ -23,8 +23,8 @@ class LLM_API Tokenizer {
   // The vocabulary entry of one id as stored ("Ġworld", "▁world", "<0x0A>").
   virtual std::string token_text(int64_t id) const = 0;
   virtual int64_t vocab_size() const = 0;
-  // "byte-level-bpe", "sentencepiece" (tokenizer.model) or "sentencepiece-bpe" (the same kind of
-  // vocabulary in a tokenizer.json)
+  // "byte-level-bpe", "sentencepiece" (tokenizer.model) or "sentencepiece-bpe" (a Llama 2 style
+  // tokenizer.json without tokenizer.model)
   virtual std::string kind() const = 0;
 
   // From tokenizer_config.json (and the tokenizer itself): Llama adds <s>, Pythia adds nothing.
@@ -46,7 +46,7 @@ class LLM_API Tokenizer {
 // Loads tokenizer.json (byte-level BPE; or sentencepiece-style BPE when there is no
 // tokenizer.model) or tokenizer.model (sentencepiece) plus tokenizer_config.json from `dir`;
 // BOS/EOS follow tokenizer_config.json, else tokenizer.json's post-processor template. UserError
-// names the file and the component when none is usable.
+// names the file (and the component) when none is usable.
 LLM_API std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
 
 }  // namespace llm

@@ -2,7 +2,10 @@
 // pattern and no tokenizer.model, BOS from the post-processor, two EOS ids) against transformers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "llm/generation.hpp"
+#include "llm/model_config.hpp"
 #include "llm/nn/attention.hpp"
 #include "llm/tokenizer.hpp"
 #include "sdk/nn/causal_lm_checks.hpp"
@@ -28,9 +31,10 @@ TEST(Llama3, ConfigReadsLlama3RopeScalingAndBothEosIds) {
   auto loaded = load_test_model(data_dir() / kModel);
   const Json expected = golden();
   EXPECT_EQ(loaded.family->name(), "llama");
-  EXPECT_EQ(loaded.config.rope_scaling.type, "llama3");
-  EXPECT_EQ(loaded.config.rope_scaling.factor, expected["rope_scaling"]["factor"].get<double>());
-  EXPECT_EQ(loaded.config.rope_scaling.original_max_position_embeddings,
+  EXPECT_EQ(rope_scaling_of(loaded.config).type, "llama3");
+  EXPECT_EQ(rope_scaling_of(loaded.config).factor,
+            expected["rope_scaling"]["factor"].get<double>());
+  EXPECT_EQ(rope_scaling_of(loaded.config).original_max_position_embeddings,
             expected["rope_scaling"]["original_max_position_embeddings"].get<double>());
   EXPECT_EQ(loaded.config.rope_theta, expected["rope_theta"].get<double>());
   EXPECT_EQ(loaded.config.eos_token_ids, expected["eos_token_id"].get<std::vector<int64_t>>());
@@ -41,7 +45,7 @@ TEST(Llama3, InverseFrequenciesEqualTransformers) {
   const Json expected = golden();
   const auto config = read_model_config(data_dir() / kModel);
   const auto ours =
-      rope_inverse_frequencies(config.rotary_dim, config.rope_theta, config.rope_scaling);
+      rope_inverse_frequencies(config.rotary_dim, config.rope_theta, rope_scaling_of(config));
   const auto theirs = expected["inv_freq_transformers"].get<std::vector<double>>();
   ASSERT_EQ(ours.numel(), static_cast<int64_t>(theirs.size()));
   for (size_t i = 0; i < theirs.size(); ++i) {
@@ -66,7 +70,7 @@ TEST(Llama3, TransformersV5ConfigBuildsTheSameModel) {
                              dir.path() / "config.json",
                              std::filesystem::copy_options::overwrite_existing);
   auto v5 = load_test_model(dir.path());
-  EXPECT_EQ(v5.config.rope_scaling.type, "llama3");
+  EXPECT_EQ(rope_scaling_of(v5.config).type, "llama3");
   EXPECT_LE(max_abs_diff(forward_no_grad(*v5.model, golden_logits.input_ids), golden_logits.logits),
             1e-4);
 }
@@ -78,7 +82,8 @@ TEST(Llama3, GreedyGenerationReproducesTransformers) {
   auto loaded = load_test_model(data_dir() / kModel);
   std::vector<int64_t> expected_tokens = prompt;
   expected_tokens.insert(expected_tokens.end(), out.begin(), out.end());
-  EXPECT_EQ(greedy(*loaded.model, prompt, 12), expected_tokens);
+  // Tie-aware: a differing token must be within fp32 rounding of the reference's choice.
+  expect_greedy_tokens_match(*loaded.model, greedy(*loaded.model, prompt, 12), expected_tokens);
 }
 
 TEST(Llama3, GenerationStopsAtEitherEosId) {

@@ -212,7 +212,7 @@ TEST(SpecialFiles, SaveFilepathOnAFullDeviceIsAnErrorAndTheDeviceStays) {
   const auto device = char_device(work.path(), "full", 7);
   const auto result = run_llmhost(evaluate_args({"--save_filepath", device.string()}));
   EXPECT_EQ(result.exit_code, 2) << result.err;
-  expect_one_error_line(result.err);
+  expect_error_as_last_line(result.err);
   EXPECT_TRUE(contains(result.err, device.string() + ": write failed: No space left on device"))
       << result.err;
   struct stat after {};
@@ -365,7 +365,7 @@ TEST(Leftovers, ACheckpointThatCannotBeWrittenLeavesNoTemporary) {
   limits.max_file_size = 4096;  // metrics rows fit; an adapter or optimizer state does not
   const auto result = run_llmhost_limited(finetune_args(out), limits);
   EXPECT_EQ(result.exit_code, 2) << result.err;
-  expect_one_error_line(result.err);
+  expect_error_as_last_line(result.err);
   EXPECT_TRUE(contains(result.err, "File too large")) << result.err;
   EXPECT_TRUE(fs::exists(out / "metrics.csv")) << "the run got as far as its first checkpoint";
   EXPECT_FALSE(fs::exists(out / "step-000001"));

@@ -111,6 +111,22 @@ inline void expect_one_error_line(const std::string& err) {
   EXPECT_EQ(err.rfind("llmhost: error: ", 0), 0u) << err;
 }
 
+// A write that fails after the work (results, a checkpoint) follows the work's own progress
+// lines: the error is then the last line, and the only error line.
+inline void expect_error_as_last_line(const std::string& err) {
+  ASSERT_FALSE(err.empty());
+  ASSERT_EQ(err.back(), '\n') << err;
+  const auto start = err.rfind('\n', err.size() - 2);
+  const auto last = err.substr(start == std::string::npos ? 0 : start + 1);
+  EXPECT_EQ(last.rfind("llmhost: error: ", 0), 0u) << err;
+  std::size_t errors = 0;
+  for (auto at = err.find("llmhost: error: "); at != std::string::npos;
+       at = err.find("llmhost: error: ", at + 1)) {
+    ++errors;
+  }
+  EXPECT_EQ(errors, 1u) << err;
+}
+
 // No temporary (".x.tmp-PID", ".x.tmp.PID...") anywhere under `root`.
 inline void expect_no_temporaries(const fs::path& root) {
   for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();

@@ -40,15 +40,36 @@ const fs::path& prepared_data() {
 // 4 steps, a checkpoint after every step, dropout on (the resumed RNG must match too).
 llm::test::CommandResult finetune(const fs::path& out_dir, bool resume,
                                   const std::string& kill_at = "") {
-  std::vector<std::string> args = {
-      "--task",          "finetune", "--plugin",          "lora",
-      "--data_dir",      prepared_data().string(),          "--checkpoint_dir",
-      model_dir().string(), "--out_dir", out_dir.string(),  "--max_steps",
-      "4",               "--batch_size", "4",               "--micro_batch_size",
-      "4",               "--warmup_steps", "1",             "--learning_rate",
-      "0.01",            "--save_interval", "1",            "--eval_interval",
-      "0",               "--eval_iters", "0",               "--lora_dropout",
-      "0.05",            "--seed",   "3"};
+  std::vector<std::string> args = {"--task",
+                                   "finetune",
+                                   "--plugin",
+                                   "lora",
+                                   "--data_dir",
+                                   prepared_data().string(),
+                                   "--checkpoint_dir",
+                                   model_dir().string(),
+                                   "--out_dir",
+                                   out_dir.string(),
+                                   "--max_steps",
+                                   "4",
+                                   "--batch_size",
+                                   "4",
+                                   "--micro_batch_size",
+                                   "4",
+                                   "--warmup_steps",
+                                   "1",
+                                   "--learning_rate",
+                                   "0.01",
+                                   "--save_interval",
+                                   "1",
+                                   "--eval_interval",
+                                   "0",
+                                   "--eval_iters",
+                                   "0",
+                                   "--lora_dropout",
+                                   "0.05",
+                                   "--seed",
+                                   "3"};
   if (resume) args.push_back("--resume");
   std::vector<std::string> env;
   if (!kill_at.empty()) env.push_back("LLMHOST_TEST_KILL_AT=" + kill_at);

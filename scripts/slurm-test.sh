@@ -88,8 +88,11 @@ requeued() {  # past the requeue's COMPLETING/REQUEUED states
   [[ $(job_field "$pre" Restarts) -ge 1 && $(job_field "$pre" JobState) =~ ^(PENDING|RUNNING|COMPLETED)$ ]]
 }
 wait_until "job $pre to be requeued" requeued
-# SLURM holds a requeued job for about two minutes (BeginTime); the test lets it start now.
-if [[ $(job_field "$pre" JobState) == PENDING ]]; then scontrol update JobId="$pre" StartTime=now; fi
+# SLURM holds a requeued job for about two minutes (BeginTime); the test lets it start sooner, but
+# not in the second of the requeue: slurmd revoked the job's old credential at one-second
+# resolution and kills a restart whose new credential bears the same second ("Job credential
+# revoked").
+if [[ $(job_field "$pre" JobState) == PENDING ]]; then scontrol update JobId="$pre" StartTime=now+2; fi
 finished() {
   local j
   for j in "$one" "$two" "$pre"; do

@@ -49,7 +49,7 @@ WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const 
   torch::Tensor loss;
   const auto step = [&] {
     optimizer.zero_grad();
-    loss = llm::masked_cross_entropy(s.model.forward(ids), ids).mean;
+    loss = s.model.next_token_loss(ids, ids).mean;
     loss.backward();
     optimizer.step(lr);
   };

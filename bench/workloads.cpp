@@ -146,7 +146,7 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   const double seconds = time_steps(
       device, o.train_warmup, o.train_steps,
       [&] {
-        const auto loss = llm::masked_cross_entropy(s.model.forward(ids), ids).mean;
+        const auto loss = s.model.next_token_loss(ids, ids).mean;
         if (scaled) {
           (loss * scaler.scale()).backward();
           grads.clear();

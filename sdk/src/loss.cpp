@@ -13,6 +13,12 @@ int64_t default_rows_per_block(int64_t vocab) {
   return std::max<int64_t>(1, (int64_t{64} << 20) / std::max<int64_t>(vocab, 1));
 }
 
+// The fused head keeps one fp32 block alive at the end of the forward pass, where every saved
+// activation is alive too: 16 M elements (64 MB), still hundreds of rows per GEMM at 50k words.
+int64_t default_head_rows_per_block(int64_t vocab) {
+  return std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(vocab, 1));
+}
+
 // Cross-entropy summed over the rows whose target is not ignored, in fp32, a block of rows at a
 // time. Unlike log_softmax + nll_loss over an fp32 copy, it keeps no fp32 [N, V] tensor for
 // backward (only the logits in their own dtype and one log-sum-exp per row), and backward writes
@@ -68,6 +74,49 @@ class BlockedCrossEntropy : public torch::autograd::Function<BlockedCrossEntropy
   }
 };
 
+// The output head's product and the cross-entropy, a block of rows at a time, so no [N, V]
+// logits exist at once, only one block's (the unfused path keeps [N, V] logits for backward and
+// writes an [N, V] gradient). With the head frozen, the only gradient wanted is the hidden
+// states': computed here block by block in the same arithmetic as the unfused backward
+// (softmax - onehot in fp32, rounded to the logits' dtype, times W), kept [N, H], and scaled by the
+// incoming gradient in backward.
+class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden,
+                               const torch::Tensor& weight, const torch::Tensor& targets,
+                               int64_t ignore_index, int64_t block) {
+    const int64_t rows = hidden.size(0);
+    const bool want_grad = hidden.requires_grad();
+    const auto f32 = hidden.options().dtype(torch::kFloat);
+    const auto valid = targets.ne(ignore_index);
+    const auto safe_targets = targets.masked_fill(valid.logical_not(), 0);
+    auto total = torch::zeros({}, f32);
+    torch::Tensor grad_hidden = want_grad ? torch::empty_like(hidden) : torch::Tensor();
+    for (int64_t start = 0; start < rows; start += block) {
+      const int64_t length = std::min(block, rows - start);
+      const auto target = safe_targets.narrow(0, start, length).unsqueeze(1);
+      const auto keep = valid.narrow(0, start, length);
+      auto logits = torch::matmul(hidden.narrow(0, start, length), weight.t()).to(torch::kFloat);
+      const auto lse = logits.logsumexp(-1);
+      const auto row_loss = lse - logits.gather(1, target).squeeze(1);
+      total.add_(torch::where(keep, row_loss, torch::zeros({}, f32)).sum());
+      if (!want_grad) continue;
+      auto& p = logits.sub_(lse.unsqueeze(1)).exp_();  // in place: one fp32 block alive
+      p.scatter_add_(1, target, torch::full({length, 1}, -1.0, p.options()));
+      p.mul_(keep.unsqueeze(1).to(torch::kFloat));
+      grad_hidden.narrow(0, start, length).copy_(torch::matmul(p.to(hidden.scalar_type()), weight));
+    }
+    ctx->save_for_backward({grad_hidden});
+    return total;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto grad_hidden = ctx->get_saved_variables()[0];
+    return {grad_hidden * grad_outputs[0], torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 torch::Tensor summed_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
@@ -99,6 +148,43 @@ MaskedLoss masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor
   const auto targets = labels.narrow(1, 1, steps).reshape({-1});
   result.sum = summed_cross_entropy(predictions, targets, ignore_index);
   // Counted on the device: reading it here would stall the host once per step.
+  result.target_tokens = targets.ne(ignore_index).sum();
+  result.mean = result.sum / result.target_tokens.clamp_min(1).to(torch::kFloat);
+  return result;
+}
+
+torch::Tensor summed_linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                          const torch::Tensor& targets, int64_t ignore_index,
+                                          int64_t rows_per_block) {
+  TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && targets.dim() == 1 &&
+                  hidden.size(0) == targets.size(0) && hidden.size(1) == weight.size(1),
+              "summed_linear_cross_entropy: hidden [N, H], weight [V, H] and targets [N] expected, "
+              "got ",
+              hidden.sizes(), ", ", weight.sizes(), " and ", targets.sizes());
+  TORCH_CHECK(!weight.requires_grad(),
+              "summed_linear_cross_entropy: the head's weight must be frozen (no gradient for it)");
+  const int64_t block =
+      rows_per_block > 0 ? rows_per_block : default_head_rows_per_block(weight.size(0));
+  return LinearCrossEntropy::apply(hidden, weight, targets, ignore_index, block);
+}
+
+MaskedLoss masked_next_token_loss(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                  const torch::Tensor& labels, int64_t ignore_index) {
+  TORCH_CHECK(hidden.dim() == 3 && labels.dim() == 2 && hidden.size(0) == labels.size(0) &&
+                  hidden.size(1) == labels.size(1),
+              "masked_next_token_loss: hidden [B, T, H] and labels [B, T] expected, got ",
+              hidden.sizes(), " and ", labels.sizes());
+  const int64_t steps = hidden.size(1) - 1;
+  MaskedLoss result;
+  if (steps <= 0) {
+    result.sum = hidden.sum().to(torch::kFloat) * 0;  // keeps the graph, contributes nothing
+    result.mean = result.sum;
+    result.target_tokens = torch::zeros({}, labels.options());
+    return result;
+  }
+  const auto predictors = hidden.narrow(1, 0, steps).reshape({-1, hidden.size(2)});
+  const auto targets = labels.narrow(1, 1, steps).reshape({-1});
+  result.sum = summed_linear_cross_entropy(predictors, weight, targets, ignore_index);
   result.target_tokens = targets.ne(ignore_index).sum();
   result.mean = result.sum / result.target_tokens.clamp_min(1).to(torch::kFloat);
   return result;

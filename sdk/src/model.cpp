@@ -48,6 +48,16 @@ torch::Tensor CausalLM::forward(const torch::Tensor& input_ids, KVCache* cache) 
   return output_head()(hidden_states(input_ids, cache));
 }
 
+MaskedLoss CausalLM::next_token_loss(const torch::Tensor& input_ids, const torch::Tensor& labels,
+                                     int64_t ignore_index) {
+  auto& head = output_head();
+  const bool plain_frozen_head = !head->adapter() && !head->compressed_weight() &&
+                                 !head->bias.defined() && !head->weight.requires_grad();
+  if (!plain_frozen_head) return masked_cross_entropy(forward(input_ids), labels, ignore_index);
+  return masked_next_token_loss(hidden_states(input_ids, nullptr), head->weight, labels,
+                                ignore_index);
+}
+
 torch::Tensor CausalLM::run_block(torch::nn::Module& block, const torch::Tensor& x,
                                   const KVCache* cache,
                                   std::function<torch::Tensor(const torch::Tensor&)> call) {

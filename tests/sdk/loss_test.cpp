@@ -68,5 +68,84 @@ TEST(SummedCrossEntropy, MatchesTorchCrossEntropyInValueAndGradientAcrossBlocks)
   }
 }
 
+// The fused head against the unfused product + summed_cross_entropy: value and hidden-state
+// gradient in fp32 (the same fp32 operations in a different grouping: within a few fp32 ulps of
+// the sums involved), ignored rows, several blocks with a short last one.
+TEST(SummedLinearCrossEntropy, EqualsTheUnfusedHeadAndLossInValueAndHiddenGradient) {
+  torch::manual_seed(5);
+  const auto hidden = torch::randn({23, 16});
+  const auto weight = torch::randn({41, 16}) * 0.5;
+  auto targets = torch::randint(0, 41, {23}, torch::kLong);
+  targets[3] = -100;
+  targets[22] = -100;
+  const auto fused_in = hidden.clone().requires_grad_(true);
+  const auto plain_in = hidden.clone().requires_grad_(true);
+  const auto fused = summed_linear_cross_entropy(fused_in, weight, targets, -100, 5);
+  const auto plain = summed_cross_entropy(torch::matmul(plain_in, weight.t()), targets, -100, 5);
+  EXPECT_EQ(fused.scalar_type(), torch::kFloat);
+  EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-5 * plain.item<double>());
+  (fused * 0.25).backward();
+  (plain * 0.25).backward();
+  const double largest = plain_in.grad().abs().max().item<double>();
+  EXPECT_LT((fused_in.grad() - plain_in.grad()).abs().max().item<double>(), 1e-5 * largest);
+  EXPECT_EQ(fused_in.grad()[3].abs().sum().item<double>(), 0.0);  // ignored rows get nothing
+  EXPECT_EQ(fused_in.grad()[22].abs().sum().item<double>(), 0.0);
+}
+
+// bf16 hidden states and weight: the logits are the same bf16 products in both paths, so the
+// value agrees to fp32 summation order, and the gradient (rounded to bf16 before the product with
+// W, as the unfused backward rounds its logits' gradient) to bf16 rounding of the result.
+TEST(SummedLinearCrossEntropy, Bf16GradientIsTheUnfusedOneToBf16Rounding) {
+  torch::manual_seed(6);
+  const auto hidden = torch::randn({19, 32}).to(torch::kBFloat16);
+  const auto weight = (torch::randn({50, 32}) * 0.3).to(torch::kBFloat16);
+  const auto targets = torch::randint(0, 50, {19}, torch::kLong);
+  const auto fused_in = hidden.clone().requires_grad_(true);
+  const auto plain_in = hidden.clone().requires_grad_(true);
+  const auto fused = summed_linear_cross_entropy(fused_in, weight, targets, -100, 4);
+  const auto plain = summed_cross_entropy(torch::matmul(plain_in, weight.t()), targets);
+  EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-5 * plain.item<double>());
+  fused.backward();
+  plain.backward();
+  EXPECT_EQ(fused_in.grad().scalar_type(), torch::kBFloat16);
+  const auto f = fused_in.grad().to(torch::kFloat);
+  const auto p = plain_in.grad().to(torch::kFloat);
+  // Both round the same fp32 product once to bf16 (relative 2^-8); allow two roundings.
+  EXPECT_LE((f - p).abs().max().item<double>(), 2 * std::ldexp(1.0, -8) * p.abs().max().item<double>());
+}
+
+TEST(SummedLinearCrossEntropy, WithoutAutogradKeepsNoGradientAndGivesTheSameValue) {
+  torch::manual_seed(7);
+  const auto hidden = torch::randn({9, 8});
+  const auto weight = torch::randn({13, 8});
+  const auto targets = torch::randint(0, 13, {9}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  const auto fused = summed_linear_cross_entropy(hidden, weight, targets);
+  const auto plain = summed_cross_entropy(torch::matmul(hidden, weight.t()), targets);
+  EXPECT_FALSE(fused.requires_grad());
+  EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-5 * plain.item<double>());
+}
+
+TEST(SummedLinearCrossEntropy, RefusesATrainableHead) {
+  const auto weight = torch::randn({5, 4}).requires_grad_(true);
+  EXPECT_THROW(summed_linear_cross_entropy(torch::randn({3, 4}), weight,
+                                           torch::zeros({3}, torch::kLong)),
+               c10::Error);
+}
+
+TEST(MaskedNextTokenLoss, ShiftsLabelsAndCountsTargetsAsMaskedCrossEntropyDoes) {
+  torch::manual_seed(8);
+  const auto hidden = torch::randn({2, 6, 8});
+  const auto weight = torch::randn({11, 8});
+  auto labels = torch::randint(0, 11, {2, 6}, torch::kLong);
+  labels[0][2] = -100;
+  labels[1][5] = -100;
+  const auto fused = masked_next_token_loss(hidden, weight, labels);
+  const auto plain = masked_cross_entropy(torch::matmul(hidden, weight.t()), labels);
+  EXPECT_EQ(fused.target_tokens.item<int64_t>(), plain.target_tokens.item<int64_t>());
+  EXPECT_NEAR(fused.sum.item<double>(), plain.sum.item<double>(), 1e-5 * plain.sum.item<double>());
+  EXPECT_NEAR(fused.mean.item<double>(), plain.mean.item<double>(), 1e-5 * plain.mean.item<double>());
+}
+
 }  // namespace
 }  // namespace llm

@@ -54,7 +54,7 @@ MlpImpl::MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& opt
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(llm::apply_activation(activation_, gate_proj(x)) * up_proj(x));
+  return down_proj(llm::gated_activation(activation_, gate_proj(x), up_proj(x)));
 }
 
 LayerImpl::LayerImpl(const llm::ModelConfig& config, const torch::TensorOptions& options) {

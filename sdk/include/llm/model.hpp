@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "llm/export.hpp"
+#include "llm/loss.hpp"
 #include "llm/model_config.hpp"
 #include "llm/nn/kv_cache.hpp"
 #include "llm/nn/linear.hpp"
@@ -36,6 +37,11 @@ class LLM_API CausalLM : public torch::nn::Module {
 
   // logits [B, T, vocab] = output_head(hidden_states(ids, cache)).
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
+  // Next-token cross-entropy of forward(input_ids) against labels [B, T] (masked_cross_entropy's
+  // meaning). When the output head is a plain frozen linear layer, computed from the hidden states
+  // a block of rows at a time (masked_next_token_loss): no [B, T, vocab] logits, in training or not.
+  MaskedLoss next_token_loss(const torch::Tensor& input_ids, const torch::Tensor& labels,
+                             int64_t ignore_index = -100);
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   torch::Device device() const;
   torch::ScalarType dtype() const;  // of the frozen weights

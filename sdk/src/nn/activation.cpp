@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "fused_ops.hpp"
 #include "llm/error.hpp"
 
 namespace llm {
@@ -52,6 +53,12 @@ torch::Tensor apply_activation(Activation activation, const torch::Tensor& x) {
       return torch::silu(x);
   }
   return x;
+}
+
+torch::Tensor gated_activation(Activation activation, const torch::Tensor& gate,
+                               const torch::Tensor& up) {
+  if (activation == Activation::kSilu) return fused::swiglu(gate, up);
+  return apply_activation(activation, gate) * up;
 }
 
 }  // namespace llm

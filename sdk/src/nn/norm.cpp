@@ -1,5 +1,7 @@
 #include "llm/nn/norm.hpp"
 
+#include "fused_ops.hpp"
+
 namespace llm {
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps, const torch::TensorOptions& options)
@@ -17,6 +19,11 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& op
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Training, and any CUDA run: one kernel each way where built, saving x in its own dtype rather
+  // than its fp32 copy (fused_ops.hpp).
+  if (torch::GradMode::is_enabled() || (fused::cuda_kernels_built() && x.is_cuda())) {
+    return fused::rms_norm(x, weight, eps);
+  }
   // As LlamaRMSNorm: normalise in fp32, cast back to the input dtype, then scale.
   const auto x32 = x.to(torch::kFloat);
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)

@@ -10,6 +10,7 @@
 
 #include <c10/core/InferenceMode.h>
 
+#include "fused_ops.hpp"
 #include "llm/error.hpp"
 #include "llm/nn/attention.hpp"
 #include "llm/nn/kv_cache.hpp"
@@ -176,6 +177,11 @@ torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) con
   if (rotary_dim_ == 0) return x;
   const int64_t tokens = x.size(-2);
   ensure(offset + tokens, x);
+  if (fused::rotary_kernel_applies(x, tables_->cos)) {
+    // One kernel each way instead of four multiplies/adds, a gather and its atomic scatter-add
+    // backward (bench/NOTES.md, "Fused kernels").
+    return fused::rotary(x, tables_->cos, tables_->sin, offset, rotary_dim_);
+  }
   return rotate(x, tables_->cos.narrow(0, offset, tokens), tables_->sin.narrow(0, offset, tokens));
 }
 

@@ -165,8 +165,9 @@ double Trainer::validation_loss() {
       samples.push_back(i);
     }
     const Batch batch = make_batch(data_.test, samples, mask_inputs_, max_seq_length_, pad_id_);
-    const auto logits = model_.forward(batch.input_ids.to(model_.device()));
-    loss_sum += summed_token_loss(logits, batch.labels.to(model_.device())).item<double>();
+    loss_sum += model_.next_token_loss(batch.input_ids.to(model_.device()),
+                                       batch.labels.to(model_.device()), kIgnoreIndex)
+                    .sum.item<double>();
     tokens += batch.target_tokens;
   }
   std::vector<double> sums{loss_sum, static_cast<double>(tokens)};
@@ -209,8 +210,9 @@ double Trainer::train_step(int64_t step) {
   for (size_t b = 0; b < batches.size(); ++b) {
     const auto& batch = batches[b];
     torch::manual_seed(dropout_seeds[b]);
-    const auto logits = model_.forward(batch.input_ids.to(model_.device()));
-    const auto loss = summed_token_loss(logits, batch.labels.to(model_.device()));
+    const auto loss = model_.next_token_loss(batch.input_ids.to(model_.device()),
+                                             batch.labels.to(model_.device()), kIgnoreIndex)
+                          .sum;
     step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
     // Times a power of two after the division: the scaled gradients are exactly 2^k times the
     // unscaled ones (tests/sdk/train/loss_scaler_test.cpp).

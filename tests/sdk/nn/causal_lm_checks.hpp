@@ -44,6 +44,10 @@ inline void expect_masked_loss_matches_golden(const std::string& model_name) {
       masked_cross_entropy(forward_no_grad(*loaded.model, golden.input_ids), golden.labels);
   const double expected = golden_summary()[model_name]["loss_masked"].get<double>();
   EXPECT_NEAR(loss.mean.item<double>(), expected, 1e-4);
+  // The training path: the output head fused with the loss, no [B, T, V] logits.
+  torch::NoGradGuard no_grad;
+  const auto fused = loaded.model->next_token_loss(golden.input_ids, golden.labels);
+  EXPECT_NEAR(fused.mean.item<double>(), expected, 1e-4);
 }
 
 inline std::vector<int64_t> greedy(CausalLM& model, const std::vector<int64_t>& prompt,

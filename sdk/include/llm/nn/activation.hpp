@@ -18,4 +18,9 @@ LLM_API Activation parse_activation(const std::string& name, const std::string& 
                                     const std::vector<std::string>& allowed = {});
 LLM_API torch::Tensor apply_activation(Activation activation, const torch::Tensor& x);
 
+// activation(gate) * up, the gated MLP's middle (Llama's act_fn(gate_proj(x)) * up_proj(x)). For
+// SiLU one fused operation that saves gate and up only (and one CUDA kernel each way where built).
+LLM_API torch::Tensor gated_activation(Activation activation, const torch::Tensor& gate,
+                                       const torch::Tensor& up);
+
 }  // namespace llm

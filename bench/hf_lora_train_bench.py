@@ -1,0 +1,95 @@
+"""Reference side of lora-train (issue 13): Hugging Face transformers + PEFT, eager and with
+torch.compile on the loss (as ../shared/bench/hf_peft_bench_compiled.py), on one model built once
+per variant, in the same call as llmhost_bench. Workload as bench/hf_peft_bench.py: random-init
+bf16 shape, LoRA r 8 alpha 16 dropout 0.05, AdamW lr 3e-4 wd 0.01, micro-batch 8 x 512, labels =
+inputs, 5 warm-up + 20 timed steps; peak = torch.cuda.max_memory_allocated after a reset before
+the loop (weights included).
+
+Usage: hf_lora_train_bench.py OUT.json SHAPE [SHAPE...] [--variants eager,compiled]
+Prints one JSON line per shape as it finishes; OUT.json gets the list at the end.
+Compile warm-up is 50-190 s per shape: keep TORCHINDUCTOR_CACHE_DIR on a path that a warm
+machine reuses.
+"""
+import json
+import os
+import sys
+
+import torch
+from peft import LoraConfig, get_peft_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_peft_bench import SHAPES, sync_time  # noqa: E402
+
+
+def build(name):
+    cls, cfgcls, kw, targets = SHAPES[name]
+    torch.manual_seed(0)
+    cfg = cfgcls(**kw)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = cls(cfg)
+    torch.set_default_dtype(torch.float32)
+    model.config.use_cache = False
+    model.train()
+    pm = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets))
+    return cfg, pm
+
+
+def train(name, compiled, mb=8, seq=512):
+    cfg, pm = build(name)
+    opt = torch.optim.AdamW([q for q in pm.parameters() if q.requires_grad], lr=3e-4, weight_decay=0.01)
+    loss_of = lambda x: pm(input_ids=x, labels=x).loss  # noqa: E731
+    step = torch.compile(loss_of) if compiled else loss_of
+    x = torch.randint(0, cfg.vocab_size, (mb, seq), device="cuda")
+    losses = []
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(25):
+        if i == 5:
+            t = sync_time()
+        loss = step(x)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= 5:
+            losses.append(loss.detach())
+    dt = sync_time() - t
+    result = {"tok_s": 20 * mb * seq / dt, "step_ms": 1000 * dt / 20,
+              "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
+              "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
+    del pm, opt, loss, losses
+    torch.cuda.empty_cache()
+    return result
+
+
+def main(argv):
+    variants = ["eager", "compiled"]
+    if "--variants" in argv:
+        i = argv.index("--variants")
+        variants = argv[i + 1].split(",")
+        argv = argv[:i] + argv[i + 2:]
+    out_path, shapes = argv[1], argv[2:]
+    import peft
+    import transformers
+    print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
+                      "peft": peft.__version__, "gpu": torch.cuda.get_device_name()}), flush=True)
+    rows = []
+    for name in shapes:
+        row = {"model": name, "lora_mb": 8, "lora_seq": 512}
+        for variant in variants:
+            key = "lora" if variant == "eager" else "lora_compiled"
+            try:
+                r = train(name, compiled=variant == "compiled")
+                row.update({f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
+                            f"{key}_peak_GiB": r["peak_GiB"],
+                            f"{key}_loss": [r["loss_first"], r["loss_last"]]})
+            except Exception as e:  # an out-of-memory or compile failure is a result too
+                row[f"{key}_error"] = repr(e)[:300]
+                torch.cuda.empty_cache()
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    with open(out_path, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,41 @@
+#pragma once
+// Fused elementwise and row kernels (fused_kernels.cu) behind a C interface, so the .cu file needs
+// neither LibTorch nor its compile flags. Tensors are raw pointers; `kind` is the element type
+// (0: fp32, 1: fp16, 2: bf16); `stream` is a cudaStream_t. Each function returns 0 or the
+// cudaError_t of its launch. Every kernel rounds to the element type exactly where the unfused
+// LibTorch operations write a tensor of that type, so the results are theirs up to fp32 rounding.
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out = silu(gate) * up over n contiguous elements.
+int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t n, int kind,
+                            void* stream);
+// grad_gate, grad_up of out = silu(gate) * up, given grad (all contiguous, n elements).
+int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up, void* grad_gate,
+                             void* grad_up, int64_t n, int kind, void* stream);
+
+// y = weight * (x * rsqrt(mean(x^2) + eps)) per row of `dim` contiguous elements, normalised in
+// fp32 and rounded to the element type before the product (Llama's RMSNorm); rstd [rows] fp32.
+int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd,
+                              int64_t rows, int64_t dim, double eps, int kind, void* stream);
+// grad_x of the above (weight frozen), from grad, x, weight and the saved rstd.
+int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weight,
+                               const float* rstd, void* grad_x, int64_t rows, int64_t dim, int kind,
+                               void* stream);
+
+// Rotary embedding in Hugging Face's rotate_half layout over the first rotary_dim of `dim`:
+// out[j] = x[j] * cos[p, j] + x[partner(j)] * sin[p, partner(j) if transpose else j], p = offset
+// + t, partner swapping the two halves of the rotary dims (the rest pass through: cos 1, sin 0).
+// x is [batch, heads, tokens, dim] with element strides (x_strides[0..2] for batch, heads, tokens;
+// dim contiguous); out is contiguous [batch, tokens, heads, dim]. cos and sin are [rows, dim]
+// contiguous tables (sin signed as rotary.cpp builds it). transpose = 1 gives the backward pass.
+int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_strides, const void* cos,
+                    const void* sin, int64_t offset, int64_t rotary_dim, int transpose, void* out,
+                    int kind, void* stream);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,247 @@
+#include "fused_ops.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#ifdef LLM_WITH_FUSED_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "fused_cuda_kernels.h"
+#endif
+
+namespace llm::fused {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+#ifdef LLM_WITH_FUSED_CUDA
+int kind_of(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat:
+      return 0;
+    case torch::kHalf:
+      return 1;
+    case torch::kBFloat16:
+      return 2;
+    default:
+      return -1;
+  }
+}
+
+bool kernel_applies(std::initializer_list<torch::Tensor> tensors) {
+  const auto& first = *tensors.begin();
+  if (!first.is_cuda() || kind_of(first) < 0) return false;
+  for (const auto& t : tensors) {
+    if (!t.is_cuda() || t.scalar_type() != first.scalar_type()) return false;
+  }
+  return true;
+}
+
+void check_launch(int status, const char* kernel) {
+  if (status != 0) {
+    throw std::runtime_error(std::string(kernel) + " kernel failed to launch (CUDA error " +
+                             std::to_string(status) + ")");
+  }
+}
+
+void* stream_of(const torch::Tensor& t) {
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+#else
+bool kernel_applies(std::initializer_list<torch::Tensor>) { return false; }
+#endif
+
+torch::Tensor rms_norm_plain(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  const auto x32 = x.to(torch::kFloat);
+  const auto normalized = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normalized.to(x.scalar_type());
+}
+
+class RmsNorm : public torch::autograd::Function<RmsNorm> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps) {
+    const auto xc = x.contiguous();
+    const int64_t dim = x.size(-1);
+    const int64_t rows = xc.numel() / std::max<int64_t>(dim, 1);
+    torch::Tensor y, rstd;
+#ifdef LLM_WITH_FUSED_CUDA
+    if (kernel_applies({xc, weight})) {
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto w = weight.contiguous();
+      y = torch::empty_like(xc);
+      rstd = torch::empty({rows}, xc.options().dtype(torch::kFloat));
+      check_launch(llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(),
+                                             rstd.data_ptr<float>(), rows, dim, eps, kind_of(xc),
+                                             stream_of(xc)),
+                   "RMSNorm forward");
+    }
+#endif
+    if (!y.defined()) {
+      const auto x32 = xc.to(torch::kFloat);
+      rstd = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+      y = weight * (x32 * rstd).to(x.scalar_type());
+      rstd = rstd.reshape({rows});
+    }
+    ctx->save_for_backward({xc, weight, rstd});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1], &rstd = saved[2];
+    const auto grad = grad_outputs[0].contiguous();
+    torch::Tensor grad_x;
+#ifdef LLM_WITH_FUSED_CUDA
+    if (kernel_applies({x, weight, grad})) {
+      const int64_t dim = x.size(-1);
+      const int64_t rows = x.numel() / std::max<int64_t>(dim, 1);
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto w = weight.contiguous();
+      grad_x = torch::empty_like(x);
+      check_launch(llm_rms_norm_backward_cuda(grad.data_ptr(), x.data_ptr(), w.data_ptr(),
+                                              rstd.data_ptr<float>(), grad_x.data_ptr(), rows, dim,
+                                              kind_of(x), stream_of(x)),
+                   "RMSNorm backward");
+    }
+#endif
+    if (!grad_x.defined()) {
+      // mul's backward (in x's dtype), then the fp32 normalisation's, then the cast's.
+      const auto dn = (grad * weight).to(torch::kFloat);
+      auto shape = x.sizes().vec();
+      shape.back() = 1;
+      const auto r = rstd.view(shape);
+      const auto x_hat = x.to(torch::kFloat) * r;
+      const auto mean_dot = (dn * x_hat).mean(-1, /*keepdim=*/true);
+      grad_x = (r * (dn - x_hat * mean_dot)).to(x.scalar_type());
+    }
+    return {grad_x, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+class SwiGlu : public torch::autograd::Function<SwiGlu> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
+                               const torch::Tensor& up) {
+    const auto g = gate.contiguous();
+    const auto u = up.contiguous();
+    ctx->save_for_backward({g, u});
+#ifdef LLM_WITH_FUSED_CUDA
+    if (kernel_applies({g, u}) && g.sizes() == u.sizes()) {
+      const c10::cuda::CUDAGuard guard(g.device());
+      auto out = torch::empty_like(g);
+      check_launch(llm_swiglu_forward_cuda(g.data_ptr(), u.data_ptr(), out.data_ptr(), g.numel(),
+                                           kind_of(g), stream_of(g)),
+                   "SwiGLU forward");
+      return out;
+    }
+#endif
+    return torch::silu(g) * u;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &g = saved[0], &u = saved[1];
+    const auto grad = grad_outputs[0].contiguous();
+#ifdef LLM_WITH_FUSED_CUDA
+    if (kernel_applies({g, u, grad}) && g.sizes() == grad.sizes()) {
+      const c10::cuda::CUDAGuard guard(g.device());
+      auto grad_gate = torch::empty_like(g);
+      auto grad_up = torch::empty_like(u);
+      check_launch(llm_swiglu_backward_cuda(grad.data_ptr(), g.data_ptr(), u.data_ptr(),
+                                            grad_gate.data_ptr(), grad_up.data_ptr(), g.numel(),
+                                            kind_of(g), stream_of(g)),
+                   "SwiGLU backward");
+      return {grad_gate, grad_up};
+    }
+#endif
+    // mul's backward, then silu's, as autograd would run them (silu recomputed, not saved).
+    const auto grad_up = grad * torch::silu(g);
+    const auto grad_gate = at::silu_backward(grad * u, g);
+    return {grad_gate, grad_up};
+  }
+};
+
+#ifdef LLM_WITH_FUSED_CUDA
+class Rotary : public torch::autograd::Function<Rotary> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin, int64_t offset,
+                               int64_t rotary_dim) {
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["rotary_dim"] = rotary_dim;
+    return launch(x, cos, sin, offset, rotary_dim, /*transpose=*/false);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto grad = launch(grad_outputs[0], saved[0], saved[1],
+                             ctx->saved_data["offset"].toInt(),
+                             ctx->saved_data["rotary_dim"].toInt(), /*transpose=*/true);
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+  // x [B, H, T, D] -> out viewed [B, H, T, D] over contiguous [B, T, H, D] memory (the layout the
+  // projections produce, which attention reads as it is).
+  static torch::Tensor launch(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
+                              int64_t offset, int64_t rotary_dim, bool transpose) {
+    if (x.stride(3) != 1) x = x.contiguous();
+    const c10::cuda::CUDAGuard guard(x.device());
+    const int64_t sizes[4] = {x.size(0), x.size(1), x.size(2), x.size(3)};
+    const int64_t strides[3] = {x.stride(0), x.stride(1), x.stride(2)};
+    auto out = torch::empty({sizes[0], sizes[2], sizes[1], sizes[3]}, x.options());
+    check_launch(llm_rotary_cuda(x.data_ptr(), sizes, strides, cos.data_ptr(), sin.data_ptr(),
+                                 offset, rotary_dim, transpose ? 1 : 0, out.data_ptr(), kind_of(x),
+                                 stream_of(x)),
+                 "rotary");
+    return out.transpose(1, 2);
+  }
+};
+#endif
+
+}  // namespace
+
+bool cuda_kernels_built() {
+#ifdef LLM_WITH_FUSED_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  if (weight.requires_grad()) return rms_norm_plain(x, weight, eps);  // no weight gradient here
+  if (!torch::GradMode::is_enabled() && !kernel_applies({x, weight})) {
+    return rms_norm_plain(x, weight, eps);
+  }
+  return RmsNorm::apply(x, weight, eps);
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  if (!torch::GradMode::is_enabled() && !kernel_applies({gate, up})) {
+    return torch::silu(gate) * up;
+  }
+  return SwiGlu::apply(gate, up);
+}
+
+bool rotary_kernel_applies(const torch::Tensor& x, const torch::Tensor& cos) {
+  return x.dim() == 4 && kernel_applies({x, cos});
+}
+
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                     int64_t offset, int64_t rotary_dim) {
+#ifdef LLM_WITH_FUSED_CUDA
+  TORCH_CHECK(rotary_kernel_applies(x, cos) && cos.is_contiguous() && sin.is_contiguous() &&
+                  cos.size(1) == x.size(3) && offset + x.size(2) <= cos.size(0),
+              "fused rotary: CUDA x [B, H, T, D] and contiguous [rows, D] tables expected");
+  return Rotary::apply(x, cos, sin, offset, rotary_dim);
+#else
+  (void)x, (void)cos, (void)sin, (void)offset, (void)rotary_dim;
+  TORCH_CHECK(false, "fused rotary: this build has no CUDA kernels");
+#endif
+}
+
+}  // namespace llm::fused

@@ -14,6 +14,7 @@
 #include "cuda_memory.hpp"
 #include "llm/device.hpp"
 #include "llm/error.hpp"
+#include "llm/json_file.hpp"
 #include "plugin_registry.hpp"
 #include "quantized_model.hpp"
 #include "workloads.hpp"
@@ -38,6 +39,12 @@ std::string shape_label(const std::string& shape) {
   return path.has_extension()
              ? path.parent_path().filename().string() + "/" + path.filename().string()
              : shape;
+}
+
+// lora-train-varlen's sample lengths (bench/make_varlen_lengths.py), the reference's too.
+std::vector<int64_t> varlen_lengths() {
+  const auto path = fs::path(LLMHOST_BENCH_DIR) / "varlen_lengths.json";
+  return llm::read_json_file(path).at("lengths").get<std::vector<int64_t>>();
 }
 
 // A checkpoint directory holding only config.json: load_model random-initialises from it.
@@ -133,12 +140,16 @@ int run(const BenchOptions& o) {
       auto loaded = llmhost::load_model(registry, dir.path(), device, dtype, true, o.seed);
       Subject subject{label, *loaded.model, flop_model(*loaded.model)};
       for (const std::string workload :
-           {"score", "generate", "lora-train", "lora-train-checkpointed", "lora-train-graph"}) {
+           {"score", "generate", "lora-train", "lora-train-checkpointed", "lora-train-graph",
+            "lora-train-varlen"}) {
         if (!wants(o, workload)) continue;
         run_guarded(reporter, label, workload, [&] {
           if (workload == "score") return run_score(subject, o);
           if (workload == "generate") return run_generate(subject, o);
           if (workload == "lora-train-graph") return run_lora_train_graph(subject, *lora, o);
+          if (workload == "lora-train-varlen") {
+            return run_lora_train_varlen(subject, *lora, o, varlen_lengths());
+          }
           return run_lora_train(subject, *lora, o, workload == "lora-train-checkpointed");
         });
       }

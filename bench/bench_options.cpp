@@ -31,7 +31,8 @@ BenchOptions parse_bench_options(int argc, char** argv) {
      "default: all four")
     ("workload", po::value(&o.workloads)->multitoken(),
      "lora-train, score, generate, lora-train-checkpointed (activation checkpointing on), "
-     "lora-train-graph (the step replayed as a CUDA graph); default: the first three")
+     "lora-train-graph (the step replayed as a CUDA graph), lora-train-varlen (variable-length "
+     "samples packed without padding); default: the first three")
     ("device", po::value(&o.device), "cuda (default) or cpu")
     ("precision", po::value(&o.precision), "bf16 (default), fp32, fp16")
     ("plugin_dir", po::value(&o.plugin_dirs)->multitoken(), "extra plugin directories")
@@ -67,10 +68,11 @@ BenchOptions parse_bench_options(int argc, char** argv) {
   if (o.workloads.empty()) o.workloads = {"score", "generate", "lora-train"};
   for (const auto& w : o.workloads) {
     if (w != "lora-train" && w != "score" && w != "generate" && w != "lora-train-checkpointed" &&
-        w != "lora-train-graph" && w != "lora-train-nf4") {
-      throw llm::UserError("--workload: '" + w +
-                           "' is not one of lora-train, score, generate, "
-                           "lora-train-checkpointed, lora-train-graph, lora-train-nf4");
+        w != "lora-train-graph" && w != "lora-train-nf4" && w != "lora-train-varlen") {
+      throw llm::UserError(
+          "--workload: '" + w +
+          "' is not one of lora-train, score, generate, "
+          "lora-train-checkpointed, lora-train-graph, lora-train-nf4, lora-train-varlen");
     }
   }
   for (const auto& [flag, value] : {std::pair{"train_batch", o.train_batch},

@@ -5,7 +5,13 @@ bf16 shape, LoRA r 8 alpha 16 dropout 0.05, AdamW lr 3e-4 wd 0.01, micro-batch 8
 inputs, 5 warm-up + 20 timed steps; peak = torch.cuda.max_memory_allocated after a reset before
 the loop (weights included).
 
+Workload varlen (PROTOCOL.md, "Variable-length workload"; --workload varlen): micro-batches of
+8 samples with the lengths of bench/varlen_lengths.json (the same as llmhost_bench's
+lora-train-varlen), each padded to its longest sample as the default collator does, padding masked
+in attention and labels; compiled with dynamic=True. Metric: non-pad tokens per second.
+
 Usage: hf_lora_train_bench.py OUT.json SHAPE [SHAPE...] [--variants eager,compiled]
+                              [--workload fixed|varlen]
 Prints one JSON line per shape as it finishes; OUT.json gets the list at the end.
 Compile warm-up is 50-190 s per shape: keep TORCHINDUCTOR_CACHE_DIR on a path that a warm
 machine reuses.
@@ -61,8 +67,52 @@ def train(name, compiled, mb=8, seq=512):
     return result
 
 
+def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
+    cfg, pm = build(name)
+    here = os.path.dirname(os.path.abspath(__file__))
+    lengths = json.load(open(os.path.join(here, "varlen_lengths.json")))["lengths"]
+    opt = torch.optim.AdamW([q for q in pm.parameters() if q.requires_grad], lr=3e-4, weight_decay=0.01)
+    loss_of = lambda x, m, y: pm(input_ids=x, attention_mask=m, labels=y).loss  # noqa: E731
+    step = torch.compile(loss_of, dynamic=True) if compiled else loss_of
+    g = torch.Generator().manual_seed(3)
+    batches = []
+    for i in range(warmup + timed):
+        lens = [lengths[(i * mb + j) % len(lengths)] for j in range(mb)]
+        longest = max(lens)
+        x = torch.randint(0, cfg.vocab_size, (mb, longest), generator=g)
+        m = torch.zeros(mb, longest, dtype=torch.long)
+        for j, n in enumerate(lens):
+            m[j, :n] = 1
+        y = x.masked_fill(m == 0, -100)
+        batches.append((x.cuda(), m.cuda(), y.cuda(), sum(lens)))
+    losses = []
+    torch.cuda.reset_peak_memory_stats()
+    for i, (x, m, y, _) in enumerate(batches):
+        if i == warmup:
+            t = sync_time()
+        loss = step(x, m, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= warmup:
+            losses.append(loss.detach())
+    dt = sync_time() - t
+    tokens = sum(b[3] for b in batches[warmup:])
+    result = {"tok_s": tokens / dt, "step_ms": 1000 * dt / timed,
+              "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
+              "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
+    del pm, opt, loss, losses, batches
+    torch.cuda.empty_cache()
+    return result
+
+
 def main(argv):
     variants = ["eager", "compiled"]
+    workload = "fixed"
+    if "--workload" in argv:
+        i = argv.index("--workload")
+        workload = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
     if "--variants" in argv:
         i = argv.index("--variants")
         variants = argv[i + 1].split(",")
@@ -77,8 +127,11 @@ def main(argv):
         row = {"model": name, "lora_mb": 8, "lora_seq": 512}
         for variant in variants:
             key = "lora" if variant == "eager" else "lora_compiled"
+            if workload == "varlen":
+                key = key.replace("lora", "varlen")
             try:
-                r = train(name, compiled=variant == "compiled")
+                run = train_varlen if workload == "varlen" else train
+                r = run(name, compiled=variant == "compiled")
                 row.update({f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
                             f"{key}_peak_GiB": r["peak_GiB"],
                             f"{key}_loss": [r["loss_first"], r["loss_last"]]})

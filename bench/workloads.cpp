@@ -8,6 +8,7 @@
 #include "cuda_memory.hpp"
 #include "kineto_trace.hpp"
 #include "llm/device.hpp"
+#include "llm/error.hpp"
 #include "llm/generation.hpp"
 #include "llm/loss.hpp"
 #include "llm/train/adamw.hpp"
@@ -54,6 +55,36 @@ WorkloadResult base_result(const Subject& s, const char* workload) {
   r.shape = s.shape;
   r.workload = workload;
   return r;
+}
+
+// PROTOCOL.md's adapter: r 8, alpha 16, dropout 0.05; PEFT's target "query_key_value" adapts every
+// row of GPT-NeoX's fused projection.
+std::vector<torch::Tensor> attach_protocol_lora(Subject& s, const llm::Adapter& lora) {
+  llm::Json settings = {{"lora_r", 8}, {"lora_alpha", 16}, {"lora_dropout", 0.05}};
+  if (s.model.config().model_type == "gpt_neox") settings["lora_key"] = true;
+  return lora.attach(s.model, settings);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named(const std::vector<torch::Tensor>& params) {
+  std::vector<std::pair<std::string, torch::Tensor>> list;
+  for (size_t i = 0; i < params.size(); ++i)
+    list.emplace_back("lora." + std::to_string(i), params[i]);
+  return list;
+}
+
+// First and last timed loss (read after the clock stopped); passed when finite and falling.
+void judge_losses(WorkloadResult& r, const std::vector<torch::Tensor>& losses, int64_t warmup,
+                  int64_t timed) {
+  const auto first_timed = losses.begin() + warmup;
+  const auto values = torch::stack(std::vector<torch::Tensor>(first_timed, first_timed + timed))
+                          .to(torch::kDouble)
+                          .cpu();
+  const double first = values[0].item<double>();
+  const double last = values[-1].item<double>();
+  r.passed = std::isfinite(first) && std::isfinite(last) && last < first;
+  r.note = r.passed ? "loss falls" : "loss did not fall";
+  r.extra["loss_first_timed"] = first;
+  r.extra["loss_last_timed"] = last;
 }
 
 }  // namespace
@@ -119,19 +150,12 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   auto r = base_result(s, workload);
   s.model.set_activation_checkpointing(checkpointed);
   const auto device = s.model.device();
-  llm::Json settings = {{"lora_r", 8}, {"lora_alpha", 16}, {"lora_dropout", 0.05}};
-  // PEFT's target "query_key_value" adapts every row of the fused projection.
-  if (s.model.config().model_type == "gpt_neox") settings["lora_key"] = true;
-  const auto trainable = lora.attach(s.model, settings);
-  std::vector<std::pair<std::string, torch::Tensor>> named;
+  const auto trainable = attach_protocol_lora(s, lora);
   int64_t trainable_count = 0;
-  for (size_t i = 0; i < trainable.size(); ++i) {
-    named.emplace_back("lora." + std::to_string(i), trainable[i]);
-    trainable_count += trainable[i].numel();
-  }
+  for (const auto& p : trainable) trainable_count += p.numel();
   llm::AdamWSettings adam;
   adam.weight_decay = 0.01;
-  llm::AdamW optimizer(named, adam);
+  llm::AdamW optimizer(named(trainable), adam);
   const double lr = 3e-4;
 
   const auto ids = random_tokens(s.model, o.train_batch, o.train_seq, o.seed + 2);
@@ -169,17 +193,7 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   r.step_seconds = seconds / static_cast<double>(o.train_steps);
   r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
 
-  const auto first_timed = losses.begin() + o.train_warmup;
-  const auto timed =
-      torch::stack(std::vector<torch::Tensor>(first_timed, first_timed + o.train_steps))
-          .to(torch::kDouble)
-          .cpu();
-  const double first = timed[0].item<double>();
-  const double last = timed[-1].item<double>();
-  r.passed = std::isfinite(first) && std::isfinite(last) && last < first;
-  r.note = r.passed ? "loss falls" : "loss did not fall";
-  r.extra["loss_first_timed"] = first;
-  r.extra["loss_last_timed"] = last;
+  judge_losses(r, losses, o.train_warmup, o.train_steps);
   r.extra["trainable_params"] = trainable_count;
   r.extra["micro_batch"] = o.train_batch;
   r.extra["seq"] = o.train_seq;
@@ -189,6 +203,73 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
     r.extra["loss_scale"] = scaler.scale();
     r.extra["skipped_steps"] = scaler.skipped_steps();
   }
+  return r;
+}
+
+WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
+                                     const std::vector<int64_t>& lengths) {
+  auto r = base_result(s, "lora-train-varlen");
+  if (lengths.empty()) throw llm::UserError("lora-train-varlen: no sample lengths");
+  const auto device = s.model.device();
+  const auto trainable = attach_protocol_lora(s, lora);
+  llm::AdamWSettings adam;
+  adam.weight_decay = 0.01;
+  llm::AdamW optimizer(named(trainable), adam);
+  const double lr = 3e-4;
+  // Step i trains samples 8i .. 8i + 7 (of the 512, cyclically), laid end to end in one row; the
+  // first token of each sample is not a target (nothing of its own precedes it).
+  struct Step {
+    torch::Tensor ids, labels;
+    std::vector<int64_t> lengths;
+    int64_t tokens = 0;
+  };
+  std::vector<Step> steps;
+  const int64_t total_steps = o.train_warmup + o.train_steps;
+  torch::manual_seed(o.seed + 3);
+  for (int64_t i = 0; i < total_steps; ++i) {
+    Step step;
+    for (int64_t j = 0; j < o.train_batch; ++j) {
+      step.lengths.push_back(lengths[static_cast<size_t>((i * o.train_batch + j) %
+                                                         static_cast<int64_t>(lengths.size()))]);
+      step.tokens += step.lengths.back();
+    }
+    step.ids = torch::randint(0, s.model.config().vocab_size, {1, step.tokens}, torch::kLong);
+    step.labels = step.ids.clone();
+    int64_t start = 0;
+    for (const auto length : step.lengths) {
+      step.labels[0][start] = -100;
+      start += length;
+    }
+    step.ids = step.ids.to(device);
+    step.labels = step.labels.to(device);
+    steps.push_back(std::move(step));
+  }
+  s.model.train();
+  std::vector<torch::Tensor> losses;
+  int64_t next = 0;
+  reset_peak_memory(device);
+  const double seconds = time_steps(
+      device, o.train_warmup, o.train_steps,
+      [&] {
+        const auto& step = steps[static_cast<size_t>(next++ % total_steps)];
+        const llm::PackedSequences packing(step.lengths, device);
+        const auto loss = s.model.next_token_loss(step.ids, step.labels, -100, &packing).mean;
+        loss.backward();
+        optimizer.step(lr);
+        optimizer.zero_grad();
+        losses.push_back(loss.detach());
+      },
+      trace_path(s, o, "lora-train-varlen"));
+  r.peak_memory_bytes = peak_memory_bytes(device);
+  int64_t timed_tokens = 0;
+  for (int64_t i = o.train_warmup; i < total_steps; ++i) timed_tokens += steps[i].tokens;
+  r.tokens_per_second = static_cast<double>(timed_tokens) / seconds;  // no padding to count
+  r.step_seconds = seconds / static_cast<double>(o.train_steps);
+  r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
+  judge_losses(r, losses, o.train_warmup, o.train_steps);
+  r.extra["micro_batch"] = o.train_batch;
+  r.extra["timed_tokens"] = timed_tokens;
+  r.extra["packing"] = true;
   return r;
 }
 

@@ -2,6 +2,7 @@
 // PROTOCOL.md's three workloads on one loaded model. Each synchronises the device before reading
 // the clock and times steady state only (after its warm-up).
 #include <string>
+#include <vector>
 
 #include "bench_options.hpp"
 #include "flop_count.hpp"
@@ -31,6 +32,11 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o);
 // does. `workload` overrides the row's name (lora-train-nf4: a model loaded with NF4 weights).
 WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
                               bool checkpointed = false, const char* workload = nullptr);
+// lora-train on variable-length samples (PROTOCOL.md, "Variable-length workload"; lengths from
+// bench/varlen_lengths.json): micro-batches of train_batch samples packed end to end in one row,
+// each sample attending only to itself. tokens/s counts the samples' tokens (there is no padding).
+WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
+                                     const std::vector<int64_t>& lengths);
 // lora-train with the whole step captured as one CUDA graph and replayed (workload
 // "lora-train-graph"): how much of the step is host overhead. CUDA builds only.
 WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const BenchOptions& o);

@@ -8,7 +8,8 @@
 # Output in $OUT (or ./out): train.log, tests.log, ours.jsonl, hf.json, results/*, profile.txt.
 # Usage: scripts/gpu-train-bench.sh SHAPE...   (default: pythia-160m llama-2-7b)
 #   PROFILE=1: a Kineto trace summary of our lora-train per shape (bench/trace_summary.py).
-#   SKIP_TESTS=1, SKIP_HF=1: leave those steps out. BUDGET_S (default 585): the reference side
+#   VARLEN=1: also lora-train-varlen (variable-length samples; ours packed, the reference padded per
+#   micro-batch), both sides. SKIP_TESTS=1, SKIP_HF=1: leave those steps out. BUDGET_S (default 585): the reference side
 #   gets what is left of it, so the table is written inside one device call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,8 @@ for shape in "${SHAPES[@]}"; do
   [ -n "${PROFILE:-}" ] && mkdir -p "$TRACE_DIR" && profile=(--profile "$TRACE_DIR")
   checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
   timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks \
-    --workload lora-train lora-train-graph "${profile[@]}" --json_out "$OUT_DIR/ours.jsonl" \
+    --workload lora-train lora-train-graph ${VARLEN:+lora-train-varlen} "${profile[@]}" \
+    --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1
   echo "ours $shape: exit $?" | tee -a "$LOG"
 done
@@ -75,6 +77,11 @@ if [ -z "${SKIP_HF:-}" ]; then
   say "reference: HF + PEFT eager and compiled, ${SHAPES[*]}"
   timeout $((BUDGET_S - SECONDS - 10)) python3 bench/hf_lora_train_bench.py "$OUT_DIR/hf.json" "${SHAPES[@]}" >>"$LOG" 2>&1
   echo "hf: exit $?" | tee -a "$LOG"
+  if [ -n "${VARLEN:-}" ]; then
+    timeout $((BUDGET_S - SECONDS - 10)) python3 bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" \
+      "${SHAPES[@]}" --workload varlen >>"$LOG" 2>&1
+    echo "hf varlen: exit $?" | tee -a "$LOG"
+  fi
   # Written only at the end: rebuild from the printed lines if it was cut short.
   [ -s "$OUT_DIR/hf.json" ] || python3 -c '
 import json, sys
@@ -83,5 +90,7 @@ json.dump(rows, open(sys.argv[2], "w"), indent=1)' "$LOG" "$OUT_DIR/hf.json"
 fi
 
 say "table"
-python3 bench/compare.py "$OUT_DIR/ours.jsonl" "$OUT_DIR/hf.json" \
+hf_files=("$OUT_DIR/hf.json")
+[ -s "$OUT_DIR/hf-varlen.json" ] && hf_files+=("$OUT_DIR/hf-varlen.json")
+python3 bench/compare.py "$OUT_DIR/ours.jsonl" "${hf_files[@]}" \
   "$OUT_DIR/results/$(date -u +%Y-%m-%d)-$GPU-train" --gpu "$GPU" | tee -a "$LOG"

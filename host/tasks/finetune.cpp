@@ -71,7 +71,10 @@ void declare(po::options_description& o) {
       ("seed", po::value<int64_t>()->default_value(1337),
        "seed of LoRA init, data order, dropout")  //
       ("activation_checkpointing", flag(false),
-       "recompute each transformer block in backward (less memory, ~1/3 more compute)");
+       "recompute each transformer block in backward (less memory, ~1/3 more compute)")  //
+      ("packing", flag(false),
+       "lay samples end to end, micro_batch_size x max_seq_length tokens per forward, no "
+       "padding (each sample attends only to itself)");
   // Data parallel: these override SLURM_* / torchrun's RANK, WORLD_SIZE, ... (llm/dist/launch.hpp).
   o.add_options()                                                                                //
       ("rank", po::value<int>(), "this process's rank (default: from SLURM or torchrun)")        //
@@ -122,6 +125,7 @@ llm::TrainingSettings training_settings(const TaskContext& ctx) {
   s.log_interval = ctx.get<int64_t>("log_interval");
   s.max_seq_length = ctx.get<int64_t>("max_seq_length");
   s.seed = static_cast<uint64_t>(ctx.get<int64_t>("seed"));
+  s.packing = ctx.get<bool>("packing");
   return s;
 }
 

@@ -48,14 +48,20 @@ torch::Tensor CausalLM::forward(const torch::Tensor& input_ids, KVCache* cache) 
   return output_head()(hidden_states(input_ids, cache));
 }
 
+torch::Tensor CausalLM::packed_hidden_states(const torch::Tensor&, const PackedSequences&) {
+  throw UserError(config().source + ": model type '" + config().model_type +
+                  "' does not support packed sequences (--packing)");
+}
+
 MaskedLoss CausalLM::next_token_loss(const torch::Tensor& input_ids, const torch::Tensor& labels,
-                                     int64_t ignore_index) {
+                                     int64_t ignore_index, const PackedSequences* packing) {
+  const auto hidden =
+      packing ? packed_hidden_states(input_ids, *packing) : hidden_states(input_ids, nullptr);
   auto& head = output_head();
   const bool plain_frozen_head = !head->adapter() && !head->compressed_weight() &&
                                  !head->bias.defined() && !head->weight.requires_grad();
-  if (!plain_frozen_head) return masked_cross_entropy(forward(input_ids), labels, ignore_index);
-  return masked_next_token_loss(hidden_states(input_ids, nullptr), head->weight, labels,
-                                ignore_index);
+  if (!plain_frozen_head) return masked_cross_entropy(head(hidden), labels, ignore_index);
+  return masked_next_token_loss(hidden, head->weight, labels, ignore_index);
 }
 
 torch::Tensor CausalLM::run_block(torch::nn::Module& block, const torch::Tensor& x,

@@ -81,6 +81,68 @@ TEST(FinetuneTask, LoraOnTheUntrainedTinyModelHalvesDollyValidationLoss) {
   EXPECT_NE(run.finetune.err.find("ETA"), std::string::npos) << "progress line";
 }
 
+// --packing through the real binary: the first step (before any update) sees the padded run's
+// loss to fp32 summation order, and the packed run trains (dropout off: masks are drawn per
+// tensor shape, so packed and padded runs would draw different ones).
+TEST(FinetuneTask, PackingGivesThePaddedFirstStepLossAndTrains) {
+  llm::test::TempDir dir;
+  const fs::path model = llm::test::data_dir() / "tiny-pythia";
+  const auto data = dir.path() / "data";
+  const auto prepare = run_llmhost(
+      {"--task", "prepare", "--plugin", "dolly", "--data_file",
+       (llm::test::data_dir() / "datasets/dolly-sample.jsonl").string(), "--checkpoint_dir",
+       model.string(), "--destination_dir", data.string(), "--max_seq_length", "96"});
+  ASSERT_EQ(prepare.exit_code, 0) << prepare.err;
+  const auto finetune = [&](const std::string& name, const std::string& packing) {
+    const auto out = dir.path() / name;
+    const auto result = run_llmhost({"--task",
+                                     "finetune",
+                                     "--plugin",
+                                     "lora",
+                                     "--data_dir",
+                                     data.string(),
+                                     "--checkpoint_dir",
+                                     model.string(),
+                                     "--out_dir",
+                                     out.string(),
+                                     "--format",
+                                     "json",
+                                     "--packing",
+                                     packing,
+                                     "--lora_dropout",
+                                     "0",
+                                     "--learning_rate",
+                                     "1e-2",
+                                     "--batch_size",
+                                     "8",
+                                     "--micro_batch_size",
+                                     "4",
+                                     "--max_steps",
+                                     "6",
+                                     "--warmup_steps",
+                                     "1",
+                                     "--eval_interval",
+                                     "0",
+                                     "--eval_iters",
+                                     "4",
+                                     "--save_interval",
+                                     "0"});
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    std::istringstream rows(llm::test::read_file_bytes(out / "metrics.jsonl"));
+    std::string first;
+    for (std::string line; std::getline(rows, line);) {
+      if (llm::Json::parse(line)["step"] == 1) first = line;
+    }
+    return std::make_pair(llm::Json::parse(result.out), llm::Json::parse(first));
+  };
+  const auto [padded_summary, padded_step] = finetune("padded", "false");
+  const auto [packed_summary, packed_step] = finetune("packed", "true");
+  const double padded_loss = padded_step.at("loss").get<double>();
+  EXPECT_NEAR(packed_step.at("loss").get<double>(), padded_loss, 1e-5 * padded_loss);
+  EXPECT_LT(packed_summary.at("final_val_loss").get<double>(),
+            packed_summary.at("initial_val_loss").get<double>());
+}
+
 // OUT/loss.svg after the run: well-formed, its training-loss line holds every step metrics.jsonl
 // logged and its validation line the initial validation.
 TEST(FinetuneTask, LossSvgHoldsTheLoggedTrainingAndValidationLoss) {

@@ -111,7 +111,8 @@ TEST(SummedLinearCrossEntropy, Bf16GradientIsTheUnfusedOneToBf16Rounding) {
   const auto f = fused_in.grad().to(torch::kFloat);
   const auto p = plain_in.grad().to(torch::kFloat);
   // Both round the same fp32 product once to bf16 (relative 2^-8); allow two roundings.
-  EXPECT_LE((f - p).abs().max().item<double>(), 2 * std::ldexp(1.0, -8) * p.abs().max().item<double>());
+  EXPECT_LE((f - p).abs().max().item<double>(),
+            2 * std::ldexp(1.0, -8) * p.abs().max().item<double>());
 }
 
 TEST(SummedLinearCrossEntropy, WithoutAutogradKeepsNoGradientAndGivesTheSameValue) {
@@ -128,9 +129,9 @@ TEST(SummedLinearCrossEntropy, WithoutAutogradKeepsNoGradientAndGivesTheSameValu
 
 TEST(SummedLinearCrossEntropy, RefusesATrainableHead) {
   const auto weight = torch::randn({5, 4}).requires_grad_(true);
-  EXPECT_THROW(summed_linear_cross_entropy(torch::randn({3, 4}), weight,
-                                           torch::zeros({3}, torch::kLong)),
-               c10::Error);
+  EXPECT_THROW(
+      summed_linear_cross_entropy(torch::randn({3, 4}), weight, torch::zeros({3}, torch::kLong)),
+      c10::Error);
 }
 
 TEST(MaskedNextTokenLoss, ShiftsLabelsAndCountsTargetsAsMaskedCrossEntropyDoes) {
@@ -144,7 +145,8 @@ TEST(MaskedNextTokenLoss, ShiftsLabelsAndCountsTargetsAsMaskedCrossEntropyDoes) 
   const auto plain = masked_cross_entropy(torch::matmul(hidden, weight.t()), labels);
   EXPECT_EQ(fused.target_tokens.item<int64_t>(), plain.target_tokens.item<int64_t>());
   EXPECT_NEAR(fused.sum.item<double>(), plain.sum.item<double>(), 1e-5 * plain.sum.item<double>());
-  EXPECT_NEAR(fused.mean.item<double>(), plain.mean.item<double>(), 1e-5 * plain.mean.item<double>());
+  EXPECT_NEAR(fused.mean.item<double>(), plain.mean.item<double>(),
+              1e-5 * plain.mean.item<double>());
 }
 
 }  // namespace

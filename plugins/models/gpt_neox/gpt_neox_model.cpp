@@ -29,7 +29,8 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, bool bias,
   dense = register_module("dense", llm::AdaptableLinear(width, config.hidden_size, bias, options));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                                     const llm::PackedSequences* packing) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
   // [B, T, heads, 3, head_dim] -> q, k, v. unbind, not selects or narrows: its backward is one
@@ -37,11 +38,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache
   // [B, heads, 2, T, head_dim]: one set of rotary kernels, not two.
   const auto qkv = query_key_value(x).view({batch, tokens, heads_, 3, head_dim_}).unbind(3);
   const auto qk_in = torch::stack({qkv[0], qkv[1]}, 3).permute({0, 2, 3, 1, 4});
-  const auto qk = rotary_.apply_with_cache(qk_in, cache).unbind(2);
+  const auto qk =
+      (packing ? rotary_.apply_packed(qk_in, *packing) : rotary_.apply_with_cache(qk_in, cache))
+          .unbind(2);
   const auto& q = qk[0];
   const auto& k = qk[1];
   const auto v = qkv[2].transpose(1, 2);
-  const auto attended = cache ? cache->attend(layer, q, k, v) : llm::causal_attention(q, k, v);
+  const auto attended = cache     ? cache->attend(layer, q, k, v)
+                        : packing ? llm::packed_attention(q, k, v, *packing)
+                                  : llm::causal_attention(q, k, v);
   return dense(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }
 
@@ -70,8 +75,9 @@ LayerImpl::LayerImpl(const llm::ModelConfig& config, bool attention_bias,
   mlp = register_module("mlp", Mlp(config, options));
 }
 
-torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
-  const auto attended = attention(input_layernorm(x), cache, layer);
+torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                                 const llm::PackedSequences* packing) {
+  const auto attended = attention(input_layernorm(x), cache, layer, packing);
   if (parallel_residual_) {
     // x + attn(ln1(x)) + mlp(ln2(x)), summed in Hugging Face's order.
     return mlp(post_attention_layernorm(x)) + attended + x;
@@ -103,11 +109,21 @@ GPTNeoXForCausalLM::GPTNeoXForCausalLM(llm::ModelConfig config, const torch::Ten
 
 torch::Tensor GPTNeoXForCausalLM::hidden_states(const torch::Tensor& input_ids,
                                                 llm::KVCache* cache) {
+  return run(input_ids, cache, nullptr);
+}
+
+torch::Tensor GPTNeoXForCausalLM::packed_hidden_states(const torch::Tensor& input_ids,
+                                                       const llm::PackedSequences& packing) {
+  return run(input_ids, nullptr, &packing);
+}
+
+torch::Tensor GPTNeoXForCausalLM::run(const torch::Tensor& input_ids, llm::KVCache* cache,
+                                      const llm::PackedSequences* packing) {
   auto x = gpt_neox_->embed_in(input_ids);
   for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
     auto& layer = gpt_neox_->layers[i];
-    x = run_block(*layer, x, cache, [layer, cache, i](const torch::Tensor& h) mutable {
-      return layer(h, cache, static_cast<int64_t>(i));
+    x = run_block(*layer, x, cache, [layer, cache, i, packing](const torch::Tensor& h) mutable {
+      return layer(h, cache, static_cast<int64_t>(i), packing);
     });
   }
   if (cache) cache->advance(input_ids.size(1));

@@ -17,7 +17,9 @@ namespace gpt_neox {
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const llm::ModelConfig& config, bool bias, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer);
+  // packing: samples laid end to end in x's one row (no cache then), else nullptr.
+  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                        const llm::PackedSequences* packing = nullptr);
 
   llm::AdaptableLinear query_key_value{nullptr};
   llm::AdaptableLinear dense{nullptr};
@@ -46,7 +48,8 @@ class LayerImpl : public torch::nn::Module {
  public:
   LayerImpl(const llm::ModelConfig& config, bool attention_bias,
             const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer);
+  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                        const llm::PackedSequences* packing = nullptr);
 
   llm::LayerNorm input_layernorm{nullptr};
   llm::LayerNorm post_attention_layernorm{nullptr};
@@ -77,11 +80,16 @@ class GPTNeoXForCausalLM : public llm::CausalLM {
   GPTNeoXForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options);
 
   torch::Tensor hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) override;
+  torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
+                                     const llm::PackedSequences& packing) override;
   llm::AdaptableLinear& output_head() override { return embed_out_; }
   const llm::ModelConfig& config() const override { return config_; }
   std::vector<std::pair<std::string, llm::AdaptableLinear>> adaptable_linears() override;
 
  private:
+  torch::Tensor run(const torch::Tensor& input_ids, llm::KVCache* cache,
+                    const llm::PackedSequences* packing);
+
   llm::ModelConfig config_;
   Backbone gpt_neox_{nullptr};
   llm::AdaptableLinear embed_out_{nullptr};

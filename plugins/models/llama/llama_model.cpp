@@ -30,16 +30,22 @@ AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::Tensor
       register_module("o_proj", llm::AdaptableLinear(heads_ * head_dim_, hidden, bias, options));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                                     const llm::PackedSequences* packing) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
   const auto heads_first = [&](const torch::Tensor& t, int64_t heads) {
     return t.view({batch, tokens, heads, head_dim_}).transpose(1, 2);
   };
-  const auto q = rotary_.apply_with_cache(heads_first(q_proj(x), heads_), cache);
-  const auto k = rotary_.apply_with_cache(heads_first(k_proj(x), kv_heads_), cache);
+  const auto rotate = [&](const torch::Tensor& t) {
+    return packing ? rotary_.apply_packed(t, *packing) : rotary_.apply_with_cache(t, cache);
+  };
+  const auto q = rotate(heads_first(q_proj(x), heads_));
+  const auto k = rotate(heads_first(k_proj(x), kv_heads_));
   const auto v = heads_first(v_proj(x), kv_heads_);
-  const auto attended = cache ? cache->attend(layer, q, k, v) : llm::causal_attention(q, k, v);
+  const auto attended = cache     ? cache->attend(layer, q, k, v)
+                        : packing ? llm::packed_attention(q, k, v, *packing)
+                                  : llm::causal_attention(q, k, v);
   return o_proj(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }
 
@@ -66,8 +72,9 @@ LayerImpl::LayerImpl(const llm::ModelConfig& config, const torch::TensorOptions&
   mlp = register_module("mlp", Mlp(config, options));
 }
 
-torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer) {
-  const auto h = x + self_attn(input_layernorm(x), cache, layer);
+torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                                 const llm::PackedSequences* packing) {
+  const auto h = x + self_attn(input_layernorm(x), cache, layer, packing);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -92,11 +99,21 @@ LlamaForCausalLM::LlamaForCausalLM(llm::ModelConfig config, const torch::TensorO
 }
 
 torch::Tensor LlamaForCausalLM::hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) {
+  return run(input_ids, cache, nullptr);
+}
+
+torch::Tensor LlamaForCausalLM::packed_hidden_states(const torch::Tensor& input_ids,
+                                                     const llm::PackedSequences& packing) {
+  return run(input_ids, nullptr, &packing);
+}
+
+torch::Tensor LlamaForCausalLM::run(const torch::Tensor& input_ids, llm::KVCache* cache,
+                                    const llm::PackedSequences* packing) {
   auto x = model_->embed_tokens(input_ids);
   for (size_t i = 0; i < model_->layers.size(); ++i) {
     auto& layer = model_->layers[i];
-    x = run_block(*layer, x, cache, [layer, cache, i](const torch::Tensor& h) mutable {
-      return layer(h, cache, static_cast<int64_t>(i));
+    x = run_block(*layer, x, cache, [layer, cache, i, packing](const torch::Tensor& h) mutable {
+      return layer(h, cache, static_cast<int64_t>(i), packing);
     });
   }
   if (cache) cache->advance(input_ids.size(1));

@@ -16,7 +16,9 @@ namespace llama {
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer);
+  // packing: samples laid end to end in x's one row (no cache then), else nullptr.
+  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                        const llm::PackedSequences* packing = nullptr);
 
   llm::AdaptableLinear q_proj{nullptr};
   llm::AdaptableLinear k_proj{nullptr};
@@ -49,7 +51,9 @@ TORCH_MODULE(Mlp);
 class LayerImpl : public torch::nn::Module {
  public:
   LayerImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer);
+  // packing: samples laid end to end in x's one row (no cache then), else nullptr.
+  torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                        const llm::PackedSequences* packing = nullptr);
 
   llm::RMSNorm input_layernorm{nullptr};
   Attention self_attn{nullptr};
@@ -76,11 +80,16 @@ class LlamaForCausalLM : public llm::CausalLM {
   LlamaForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options);
 
   torch::Tensor hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) override;
+  torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
+                                     const llm::PackedSequences& packing) override;
   llm::AdaptableLinear& output_head() override { return lm_head_; }
   const llm::ModelConfig& config() const override { return config_; }
   std::vector<std::pair<std::string, llm::AdaptableLinear>> adaptable_linears() override;
 
  private:
+  torch::Tensor run(const torch::Tensor& input_ids, llm::KVCache* cache,
+                    const llm::PackedSequences* packing);
+
   llm::ModelConfig config_;
   Backbone model_{nullptr};
   llm::AdaptableLinear lm_head_{nullptr};

@@ -42,7 +42,6 @@ LLM_API torch::Tensor summed_linear_cross_entropy(const torch::Tensor& hidden,
 // masked_cross_entropy of the logits hidden x weight^T without materialising them: hidden
 // [B, T, H] (final hidden states), weight [V, H] frozen, labels [B, T].
 LLM_API MaskedLoss masked_next_token_loss(const torch::Tensor& hidden, const torch::Tensor& weight,
-                                          const torch::Tensor& labels,
-                                          int64_t ignore_index = -100);
+                                          const torch::Tensor& labels, int64_t ignore_index = -100);
 
 }  // namespace llm

@@ -10,6 +10,7 @@
 #include "llm/export.hpp"
 #include "llm/loss.hpp"
 #include "llm/model_config.hpp"
+#include "llm/nn/attention.hpp"
 #include "llm/nn/kv_cache.hpp"
 #include "llm/nn/linear.hpp"
 
@@ -25,6 +26,11 @@ class LLM_API CausalLM : public torch::nn::Module {
   // input_ids [B, T] int64 -> final hidden states [B, T, hidden] (after the final norm).
   // With a cache, token t sits at position cache->length() + t; the cache advances by T.
   virtual torch::Tensor hidden_states(const torch::Tensor& input_ids, KVCache* cache) = 0;
+  // Samples packed end to end in one row, input_ids [1, T] (T = packing.tokens()): each attends
+  // only to itself and starts at position 0, so its hidden states are those it has alone. Families
+  // that support packing override this; the default is a UserError naming the model type.
+  virtual torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
+                                             const PackedSequences& packing);
   virtual AdaptableLinear& output_head() = 0;  // hidden -> vocabulary logits
   virtual const ModelConfig& config() const = 0;
 
@@ -39,9 +45,11 @@ class LLM_API CausalLM : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
   // Next-token cross-entropy of forward(input_ids) against labels [B, T] (masked_cross_entropy's
   // meaning). When the output head is a plain frozen linear layer, computed from the hidden states
-  // a block of rows at a time (masked_next_token_loss): no [B, T, vocab] logits, in training or not.
+  // a block of rows at a time (masked_next_token_loss): no [B, T, vocab] logits, in training or
+  // not. With `packing`, input_ids and labels are one packed row [1, T] (packed_hidden_states); the
+  // labels must ignore each sample's first token, which the previous sample's last would predict.
   MaskedLoss next_token_loss(const torch::Tensor& input_ids, const torch::Tensor& labels,
-                             int64_t ignore_index = -100);
+                             int64_t ignore_index = -100, const PackedSequences* packing = nullptr);
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   torch::Device device() const;
   torch::ScalarType dtype() const;  // of the frozen weights

@@ -112,6 +112,45 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
 #endif
 }
 
+PackedSequences::PackedSequences(std::vector<int64_t> lengths, const torch::Device& device)
+    : lengths_(std::move(lengths)) {
+  std::vector<int64_t> positions, sample_of;
+  for (size_t i = 0; i < lengths_.size(); ++i) {
+    TORCH_CHECK(lengths_[i] > 0, "PackedSequences: sample lengths must be positive");
+    for (int64_t t = 0; t < lengths_[i]; ++t) {
+      positions.push_back(t);
+      sample_of.push_back(static_cast<int64_t>(i));
+    }
+    tokens_ += lengths_[i];
+    longest_ = std::max(longest_, lengths_[i]);
+  }
+  const auto options = torch::TensorOptions().dtype(torch::kLong);
+  positions_ = torch::tensor(positions, options).to(device);
+  sample_of_ = torch::tensor(sample_of, options).to(device);
+}
+
+const torch::Tensor& PackedSequences::attention_bias(torch::ScalarType dtype) const {
+  if (!bias_.defined() || bias_.scalar_type() != dtype) {
+    const auto same_sample = sample_of_.unsqueeze(1) == sample_of_.unsqueeze(0);
+    const auto index = torch::arange(tokens_, sample_of_.options());
+    const auto visible = same_sample & (index.unsqueeze(0) <= index.unsqueeze(1));  // [query, key]
+    bias_ = torch::zeros({tokens_, tokens_}, sample_of_.options().dtype(dtype))
+                .masked_fill_(visible.logical_not(), -std::numeric_limits<double>::infinity());
+  }
+  return bias_;
+}
+
+torch::Tensor packed_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const PackedSequences& packing) {
+  TORCH_CHECK(q.dim() == 4 && q.size(0) == 1 && q.size(2) == packing.tokens() &&
+                  k.size(2) == packing.tokens(),
+              "packed_attention: q [1, H, T, D] and k, v [1, KVH, T, D] with T = ",
+              packing.tokens(), " expected, got ", q.sizes(), " and ", k.sizes());
+  const int64_t tokens = packing.tokens();
+  return masked_attention(q, k, v,
+                          packing.attention_bias(q.scalar_type()).view({1, 1, tokens, tokens}));
+}
+
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "causal_attention: 4-d q, k, v");

@@ -19,8 +19,8 @@ int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up,
 
 // y = weight * (x * rsqrt(mean(x^2) + eps)) per row of `dim` contiguous elements, normalised in
 // fp32 and rounded to the element type before the product (Llama's RMSNorm); rstd [rows] fp32.
-int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd,
-                              int64_t rows, int64_t dim, double eps, int kind, void* stream);
+int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd, int64_t rows,
+                              int64_t dim, double eps, int kind, void* stream);
 // grad_x of the above (weight frozen), from grad, x, weight and the saved rstd.
 int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weight,
                                const float* rstd, void* grad_x, int64_t rows, int64_t dim, int kind,

@@ -13,11 +13,15 @@ __device__ inline float load(const __half* p, int64_t i) { return __half2float(p
 __device__ inline float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
 __device__ inline void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ inline void store(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-__device__ inline void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+__device__ inline void store(__nv_bfloat16* p, int64_t i, float v) {
+  p[i] = __float2bfloat16_rn(v);
+}
 
 // The value a tensor of type T holds after writing v.
 __device__ inline float round_to(const float*, float v) { return v; }
-__device__ inline float round_to(const __half*, float v) { return __half2float(__float2half_rn(v)); }
+__device__ inline float round_to(const __half*, float v) {
+  return __half2float(__float2half_rn(v));
+}
 __device__ inline float round_to(const __nv_bfloat16*, float v) {
   return __bfloat162float(__float2bfloat16_rn(v));
 }
@@ -207,22 +211,22 @@ int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, c
 }  // namespace
 
 // Dispatch on the element type; an unknown kind is cudaErrorInvalidValue.
-#define LLM_DISPATCH_KIND(kind, CALL)                                           \
-  switch (kind) {                                                               \
-    case 0: {                                                                   \
-      using T = float;                                                          \
-      return CALL;                                                              \
-    }                                                                           \
-    case 1: {                                                                   \
-      using T = __half;                                                         \
-      return CALL;                                                              \
-    }                                                                           \
-    case 2: {                                                                   \
-      using T = __nv_bfloat16;                                                  \
-      return CALL;                                                              \
-    }                                                                           \
-    default:                                                                    \
-      return static_cast<int>(cudaErrorInvalidValue);                           \
+#define LLM_DISPATCH_KIND(kind, CALL)                 \
+  switch (kind) {                                     \
+    case 0: {                                         \
+      using T = float;                                \
+      return CALL;                                    \
+    }                                                 \
+    case 1: {                                         \
+      using T = __half;                               \
+      return CALL;                                    \
+    }                                                 \
+    case 2: {                                         \
+      using T = __nv_bfloat16;                        \
+      return CALL;                                    \
+    }                                                 \
+    default:                                          \
+      return static_cast<int>(cudaErrorInvalidValue); \
   }
 
 extern "C" int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t n,
@@ -253,10 +257,9 @@ extern "C" int llm_rms_norm_backward_cuda(const void* grad, const void* x, const
 }
 
 extern "C" int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_strides,
-                               const void* cos, const void* sin, int64_t offset,
-                               int64_t rotary_dim, int transpose, void* out, int kind,
-                               void* stream) {
+                               const void* cos, const void* sin, int64_t offset, int64_t rotary_dim,
+                               int transpose, void* out, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, rotary_launch<T>(x, sizes, x_strides, cos, sin, offset, rotary_dim,
-                                           transpose, out, s))
+  LLM_DISPATCH_KIND(
+      kind, rotary_launch<T>(x, sizes, x_strides, cos, sin, offset, rotary_dim, transpose, out, s))
 }

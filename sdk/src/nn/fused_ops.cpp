@@ -178,8 +178,7 @@ class Rotary : public torch::autograd::Function<Rotary> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto grad = launch(grad_outputs[0], saved[0], saved[1],
-                             ctx->saved_data["offset"].toInt(),
+    const auto grad = launch(grad_outputs[0], saved[0], saved[1], ctx->saved_data["offset"].toInt(),
                              ctx->saved_data["rotary_dim"].toInt(), /*transpose=*/true);
     return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
@@ -193,10 +192,10 @@ class Rotary : public torch::autograd::Function<Rotary> {
     const int64_t sizes[4] = {x.size(0), x.size(1), x.size(2), x.size(3)};
     const int64_t strides[3] = {x.stride(0), x.stride(1), x.stride(2)};
     auto out = torch::empty({sizes[0], sizes[2], sizes[1], sizes[3]}, x.options());
-    check_launch(llm_rotary_cuda(x.data_ptr(), sizes, strides, cos.data_ptr(), sin.data_ptr(),
-                                 offset, rotary_dim, transpose ? 1 : 0, out.data_ptr(), kind_of(x),
-                                 stream_of(x)),
-                 "rotary");
+    check_launch(
+        llm_rotary_cuda(x.data_ptr(), sizes, strides, cos.data_ptr(), sin.data_ptr(), offset,
+                        rotary_dim, transpose ? 1 : 0, out.data_ptr(), kind_of(x), stream_of(x)),
+        "rotary");
     return out.transpose(1, 2);
   }
 };

@@ -185,6 +185,15 @@ torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) con
   return rotate(x, tables_->cos.narrow(0, offset, tokens), tables_->sin.narrow(0, offset, tokens));
 }
 
+torch::Tensor RotaryEmbedding::apply_packed(const torch::Tensor& x,
+                                            const PackedSequences& packing) const {
+  if (rotary_dim_ == 0) return x;
+  ensure(packing.longest(), x);
+  const auto& positions = packing.positions();
+  return rotate(x, tables_->cos.index_select(0, positions),
+                tables_->sin.index_select(0, positions));
+}
+
 torch::Tensor RotaryEmbedding::apply_with_cache(const torch::Tensor& x, KVCache* cache) const {
   if (cache == nullptr) return apply(x, 0);
   if (!cache->is_static_step(x.size(-2))) return apply(x, cache->length());

@@ -35,6 +35,58 @@ Batch make_batch(const PreparedSplit& split, const std::vector<int64_t>& samples
   return batch;
 }
 
+namespace {
+
+int64_t cut_length(const PreparedSplit& split, int64_t sample, int64_t max_seq_length) {
+  const int64_t length = split.length(sample);
+  return max_seq_length > 0 ? std::min(length, max_seq_length) : length;
+}
+
+}  // namespace
+
+Batch make_packed_batch(const PreparedSplit& split, const std::vector<int64_t>& samples,
+                        bool mask_inputs, int64_t max_seq_length) {
+  Batch batch;
+  std::vector<int64_t> ids, labels;
+  for (const auto s : samples) {
+    const int64_t length = cut_length(split, s, max_seq_length);
+    if (length == 0) continue;  // nothing to attend to or predict
+    // The first token is never a target: unpacked, nothing predicts it; packed, it must not be
+    // predicted from the previous sample.
+    const int64_t masked =
+        std::max<int64_t>(mask_inputs ? std::min(split.prompt_length(s), length) : 0, 1);
+    const auto* src = split.ids(s).data_ptr<int32_t>();
+    for (int64_t t = 0; t < length; ++t) {
+      ids.push_back(src[t]);
+      labels.push_back(t >= masked ? src[t] : kIgnoreIndex);
+    }
+    batch.packed_lengths.push_back(length);
+    batch.tokens += length;
+    batch.target_tokens += length - masked;
+  }
+  const auto total = static_cast<int64_t>(ids.size());
+  batch.input_ids = torch::tensor(ids, torch::kInt64).view({1, total});
+  batch.labels = torch::tensor(labels, torch::kInt64).view({1, total});
+  return batch;
+}
+
+std::vector<std::vector<int64_t>> pack_samples(const PreparedSplit& split,
+                                               const std::vector<int64_t>& samples,
+                                               int64_t max_seq_length, int64_t token_budget) {
+  std::vector<std::vector<int64_t>> groups;
+  int64_t used = 0;
+  for (const auto s : samples) {
+    const int64_t length = cut_length(split, s, max_seq_length);
+    if (groups.empty() || used + length > token_budget) {
+      groups.emplace_back();
+      used = 0;
+    }
+    groups.back().push_back(s);
+    used += length;
+  }
+  return groups;
+}
+
 torch::Tensor summed_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
   return masked_cross_entropy(logits, labels, kIgnoreIndex).sum;
 }

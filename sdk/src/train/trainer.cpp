@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -66,16 +67,19 @@ std::string format_duration(double seconds) {
 
 // The settings that shape the trajectory: a resume with different ones would not continue the run.
 Json trajectory_settings(const TrainingSettings& s, int64_t total_steps, int64_t max_seq_length) {
-  return Json{{"learning_rate", s.learning_rate},
-              {"batch_size", s.batch_size},
-              {"micro_batch_size", s.micro_batch_size},
-              {"total_steps", total_steps},
-              {"weight_decay", s.weight_decay},
-              {"warmup_steps", s.warmup_steps},
-              {"min_lr", s.min_lr},
-              {"grad_clip", s.grad_clip},
-              {"seed", s.seed},
-              {"max_seq_length", max_seq_length}};
+  Json settings{{"learning_rate", s.learning_rate},
+                {"batch_size", s.batch_size},
+                {"micro_batch_size", s.micro_batch_size},
+                {"total_steps", total_steps},
+                {"weight_decay", s.weight_decay},
+                {"warmup_steps", s.warmup_steps},
+                {"min_lr", s.min_lr},
+                {"grad_clip", s.grad_clip},
+                {"seed", s.seed},
+                {"max_seq_length", max_seq_length}};
+  // Only when on, so runs without it resume from checkpoints written before the option existed.
+  if (s.packing) settings["packing"] = true;
+  return settings;
 }
 
 }  // namespace
@@ -165,8 +169,9 @@ double Trainer::validation_loss() {
       samples.push_back(i);
     }
     const Batch batch = make_batch(data_.test, samples, mask_inputs_, max_seq_length_, pad_id_);
-    loss_sum += model_.next_token_loss(batch.input_ids.to(model_.device()),
-                                       batch.labels.to(model_.device()), kIgnoreIndex)
+    loss_sum += model_
+                    .next_token_loss(batch.input_ids.to(model_.device()),
+                                     batch.labels.to(model_.device()), kIgnoreIndex)
                     .sum.item<double>();
     tokens += batch.target_tokens;
   }
@@ -183,18 +188,34 @@ double Trainer::train_step(int64_t step) {
   std::vector<Batch> batches;
   std::vector<uint64_t> dropout_seeds;
   int64_t local_tokens = 0;
-  for (int64_t offset = 0; offset < shard; offset += settings_.micro_batch_size) {
-    std::vector<int64_t> samples;
-    for (int64_t i = offset; i < std::min(shard, offset + settings_.micro_batch_size); ++i) {
-      samples.push_back(order.sample_at(first_sample + i));
-    }
-    batches.push_back(make_batch(data_.train, samples, mask_inputs_, max_seq_length_, pad_id_));
-    local_tokens += batches.back().target_tokens;
-    // Dropout masks are a pure function of (seed, step, position of the micro-batch in the step):
-    // a resumed run, and a run on more ranks with aligned micro-batches, draw the same ones.
+  // Dropout masks are a pure function of (seed, step, position of the micro-batch in the step): a
+  // resumed run, and a run on more ranks with aligned micro-batches, draw the same ones.
+  const auto add_batch = [&](Batch batch, int64_t offset) {
+    local_tokens += batch.target_tokens;
+    batches.push_back(std::move(batch));
     const auto position = static_cast<uint64_t>(reducer_->rank() * shard + offset);
     dropout_seeds.push_back(settings_.seed * 1000003ULL + static_cast<uint64_t>(step) * 65599ULL +
                             position);
+  };
+  if (settings_.packing) {
+    // Padding-free: the shard's samples laid end to end, micro_batch_size x max_seq_length tokens
+    // per forward at most.
+    std::vector<int64_t> samples;
+    for (int64_t i = 0; i < shard; ++i) samples.push_back(order.sample_at(first_sample + i));
+    int64_t offset = 0;
+    for (const auto& group : pack_samples(data_.train, samples, max_seq_length_,
+                                          settings_.micro_batch_size * max_seq_length_)) {
+      add_batch(make_packed_batch(data_.train, group, mask_inputs_, max_seq_length_), offset);
+      offset += static_cast<int64_t>(group.size());
+    }
+  } else {
+    for (int64_t offset = 0; offset < shard; offset += settings_.micro_batch_size) {
+      std::vector<int64_t> samples;
+      for (int64_t i = offset; i < std::min(shard, offset + settings_.micro_batch_size); ++i) {
+        samples.push_back(order.sample_at(first_sample + i));
+      }
+      add_batch(make_batch(data_.train, samples, mask_inputs_, max_seq_length_, pad_id_), offset);
+    }
   }
   // The loss is the mean over every target token of the effective batch, so each micro-batch's
   // summed loss is divided by the step's total, not by its own count.
@@ -209,10 +230,15 @@ double Trainer::train_step(int64_t step) {
   torch::Tensor step_loss_sum;
   for (size_t b = 0; b < batches.size(); ++b) {
     const auto& batch = batches[b];
+    if (batch.input_ids.numel() == 0) continue;  // a packed batch of empty samples
     torch::manual_seed(dropout_seeds[b]);
-    const auto loss = model_.next_token_loss(batch.input_ids.to(model_.device()),
-                                             batch.labels.to(model_.device()), kIgnoreIndex)
-                          .sum;
+    std::optional<PackedSequences> packing;
+    if (!batch.packed_lengths.empty()) packing.emplace(batch.packed_lengths, model_.device());
+    const auto loss =
+        model_
+            .next_token_loss(batch.input_ids.to(model_.device()), batch.labels.to(model_.device()),
+                             kIgnoreIndex, packing ? &*packing : nullptr)
+            .sum;
     step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
     // Times a power of two after the division: the scaled gradients are exactly 2^k times the
     // unscaled ones (tests/sdk/train/loss_scaler_test.cpp).

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
-#include <cmath>
 #include <torch/torch.h>
+#include <cmath>
 
 #include "llm/error.hpp"
 #include "llm/safetensors.hpp"

@@ -93,9 +93,9 @@ TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
       const auto gate = (torch::randn({4, 5, 64}) * 4).to(options);
       const auto up = torch::randn({4, 5, 64}).to(options);
       const auto grad = torch::randn({4, 5, 64}).to(options);
-      const auto ours = run(
-          [](const auto& in) { return gated_activation(Activation::kSilu, in[0], in[1]); },
-          {gate, up}, grad);
+      const auto ours =
+          run([](const auto& in) { return gated_activation(Activation::kSilu, in[0], in[1]); },
+              {gate, up}, grad);
       const auto plain =
           run([](const auto& in) { return torch::silu(in[0]) * in[1]; }, {gate, up}, grad);
       const std::string what = device.str() + " " + std::string(c10::toString(dtype));

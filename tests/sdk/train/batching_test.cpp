@@ -56,6 +56,38 @@ TEST(Batching, MaskedPromptPositionsGetNoGradientAndTheCountMatches) {
   EXPECT_EQ(batch.target_tokens, (5 - 2) + (3 - 1) + (4 - 3));
 }
 
+TEST(Batching, PackedBatchLaysSamplesEndToEndAndIgnoresEachFirstToken) {
+  const auto split = three_samples();
+  const auto batch = llm::make_packed_batch(split, {0, 1, 2}, /*mask_inputs=*/false, 4);
+  EXPECT_TRUE(torch::equal(
+      batch.input_ids, torch::tensor({10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 33}).view({1, 11})));
+  EXPECT_TRUE(torch::equal(
+      batch.labels,
+      torch::tensor({-100, 11, 12, 13, -100, 21, 22, -100, 31, 32, 33}).view({1, 11})));
+  EXPECT_EQ(batch.packed_lengths, (std::vector<int64_t>{4, 3, 4}));
+  EXPECT_EQ(batch.tokens, 11);
+  // The same targets as the padded batch of the same samples.
+  EXPECT_EQ(batch.target_tokens, llm::make_batch(split, {0, 1, 2}, false, 4).target_tokens);
+}
+
+TEST(Batching, PackedBatchMasksPromptsAsThePaddedOneDoes) {
+  const auto split = three_samples();
+  const auto batch = llm::make_packed_batch(split, {1, 2}, /*mask_inputs=*/true, 0);
+  EXPECT_TRUE(
+      torch::equal(batch.labels, torch::tensor({-100, 21, 22, -100, -100, -100, 33}).view({1, 7})));
+  EXPECT_EQ(batch.target_tokens, llm::make_batch(split, {1, 2}, true, 0).target_tokens);
+}
+
+TEST(Batching, PackingGroupsConsecutiveSamplesWithinTheTokenBudget) {
+  const auto split = three_samples();  // lengths 5, 3, 4
+  using Groups = std::vector<std::vector<int64_t>>;
+  EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 0, 8), (Groups{{0, 1}, {2}}));
+  EXPECT_EQ(llm::pack_samples(split, {2, 1, 0}, 0, 8), (Groups{{2, 1}, {0}}));
+  EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 0, 4), (Groups{{0}, {1}, {2}}));  // 5 > 4: alone
+  EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 4, 8), (Groups{{0, 1}, {2}}));    // cut to 4 first
+  EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 0, 100), (Groups{{0, 1, 2}}));
+}
+
 TEST(SampleOrder, EachEpochIsASeededPermutation) {
   llm::SampleOrder order(7, 42), again(7, 42), other(7, 43);
   std::set<int64_t> epoch0, epoch1;

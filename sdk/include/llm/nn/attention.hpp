@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -21,6 +22,33 @@ LLM_API torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tens
 // may see a key, -inf where not) added to the scores: static-shape decoding over a whole KV cache.
 LLM_API torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v, const torch::Tensor& bias);
+// Samples laid end to end in one row (padding-free packing): each attends only to itself,
+// causally, and its positions start again at 0, so every sample is computed as if it were alone.
+class LLM_API PackedSequences {
+ public:
+  // lengths: the samples' token counts in row order (each > 0); tensors live on `device`.
+  PackedSequences(std::vector<int64_t> lengths, const torch::Device& device);
+  const std::vector<int64_t>& lengths() const { return lengths_; }
+  int64_t tokens() const { return tokens_; }
+  int64_t longest() const { return longest_; }
+  const torch::Tensor& positions() const { return positions_; }  // [T] int64: index in its sample
+  // [T, T] in `dtype`: 0 where query t may see key s (same sample, s <= t), -inf elsewhere. Built
+  // once per dtype and shared by every layer.
+  const torch::Tensor& attention_bias(torch::ScalarType dtype) const;
+
+ private:
+  std::vector<int64_t> lengths_;
+  int64_t tokens_ = 0;
+  int64_t longest_ = 0;
+  torch::Tensor positions_;
+  torch::Tensor sample_of_;  // [T] int64: which sample each token belongs to
+  mutable torch::Tensor bias_;
+};
+
+// Attention within each packed sample. q [1, H, T, D]; k, v [1, KVH, T, D]; T = packing.tokens().
+LLM_API torch::Tensor packed_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                       const torch::Tensor& v, const PackedSequences& packing);
+
 // The same computation written out (softmax in fp32): the 1.13 path, and the oracle that tests
 // hold the SDPA path to.
 LLM_API torch::Tensor reference_causal_attention(const torch::Tensor& q, const torch::Tensor& k,
@@ -43,6 +71,8 @@ class LLM_API RotaryEmbedding {
   // Positions from the cache: cache->length() + t, or its device position in a static step;
   // no cache: 0 + t.
   torch::Tensor apply_with_cache(const torch::Tensor& x, KVCache* cache) const;
+  // x [..., T, D] of a packed row: token t at its position within its sample.
+  torch::Tensor apply_packed(const torch::Tensor& x, const PackedSequences& packing) const;
   int64_t rotary_dim() const { return rotary_dim_; }
 
  private:

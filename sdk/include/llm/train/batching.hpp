@@ -17,11 +17,25 @@ struct Batch {
   torch::Tensor labels;       // int64 [B, T], kIgnoreIndex on padding (and on prompt if masked)
   int64_t target_tokens = 0;  // labels[:, 1:] != kIgnoreIndex: the tokens the loss averages over
   int64_t tokens = 0;         // real (non-padding) input tokens
+  std::vector<int64_t> packed_lengths;  // packed batches: the samples' lengths in the one row
 };
 
 // Pads to the longest sample of the batch; samples longer than max_seq_length (> 0) are cut.
 LLM_API Batch make_batch(const PreparedSplit& split, const std::vector<int64_t>& samples,
                          bool mask_inputs, int64_t max_seq_length, int64_t pad_id = 0);
+
+// The samples laid end to end in one row [1, sum of lengths], no padding (padding-free packing):
+// labels as make_batch's, and additionally ignored at each sample's first token, which the previous
+// sample's last token would otherwise be trained to predict. Cut to max_seq_length as make_batch.
+LLM_API Batch make_packed_batch(const PreparedSplit& split, const std::vector<int64_t>& samples,
+                                bool mask_inputs, int64_t max_seq_length);
+
+// Consecutive groups of `samples` (order kept) whose lengths, cut to max_seq_length, sum to at most
+// token_budget each; a sample longer than the budget is a group of its own.
+LLM_API std::vector<std::vector<int64_t>> pack_samples(const PreparedSplit& split,
+                                                       const std::vector<int64_t>& samples,
+                                                       int64_t max_seq_length,
+                                                       int64_t token_budget);
 
 // Summed next-token cross-entropy over positions whose shifted label is not ignored, in fp32.
 // logits [B, T, V], labels [B, T]: position t predicts labels[t + 1].

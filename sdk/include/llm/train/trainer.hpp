@@ -43,6 +43,9 @@ struct TrainingSettings {
   uint64_t seed = 1337;
   int64_t stop_after_step = 0;  // > 0: checkpoint and stop there, as if interrupted
   int64_t log_interval = 1;     // progress line every N steps
+  // Padding-free packing: each step's samples laid end to end in rows of at most
+  // micro_batch_size x max_seq_length tokens, each attending only to itself.
+  bool packing = false;
   // fp16 training: scale the loss, skip steps with inf/NaN gradients (llm/train/loss_scaler.hpp).
   bool dynamic_loss_scaling = false;
   LossScalerSettings loss_scaler;

@@ -1,4 +1,5 @@
 // --task list: every plugin found on the search path, and every file refused with the reason.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -9,6 +10,28 @@ namespace llmhost {
 namespace {
 
 void declare(po::options_description&) {}
+
+// A model plugin's families and what each accepts from config.json (model_type, architectures).
+llm::Json families_of(const PluginRegistry& registry, const LoadedPlugin& plugin) {
+  llm::Json families = llm::Json::array();
+  if (plugin.kind != llm::PluginKind::kModel) return families;
+  for (const auto& family : registry.model_families()) {
+    if (std::find(plugin.features.begin(), plugin.features.end(), family->name()) ==
+        plugin.features.end()) {
+      continue;
+    }
+    families.push_back({{"name", family->name()},
+                        {"model_types", family->model_types()},
+                        {"architectures", family->architectures()}});
+  }
+  return families;
+}
+
+std::string joined(const llm::Json& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n.get<std::string>();
+  return out;
+}
 
 int run(TaskContext& ctx) {
   const auto& registry = ctx.registry();
@@ -21,6 +44,8 @@ int run(TaskContext& ctx) {
                          {"description", p.description},
                          {"features", p.features},
                          {"path", p.path.string()}});
+      const auto families = families_of(registry, p);
+      if (!families.empty()) plugins.back()["families"] = families;
     }
     llm::Json refused = llm::Json::array();
     for (const auto& r : registry.refused()) {
@@ -42,6 +67,11 @@ int run(TaskContext& ctx) {
       for (const auto& f : p.features) out << " " << f;
       out << "\n";
     }
+    for (const auto& family : families_of(registry, p)) {
+      out << std::setw(35) << ""
+          << "config.json model_type: " << joined(family["model_types"])
+          << "; architectures: " << joined(family["architectures"]) << "\n";
+    }
   }
   if (registry.loaded().empty()) out << "(no plugins found)\n";
   for (const auto& r : registry.refused()) {
@@ -51,7 +81,10 @@ int run(TaskContext& ctx) {
 }
 
 const bool registered = register_task(
-    {"list", "show the plugins found (kind, name, version, path) and refused files", declare, run});
+    {"list",
+     "show the plugins found (kind, name, version, path; model families with the config.json "
+     "model_type values they accept) and refused files",
+     declare, run});
 
 }  // namespace
 }  // namespace llmhost

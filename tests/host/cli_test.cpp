@@ -95,6 +95,15 @@ TEST(Cli, ListJsonShowsRealAndTestPluginsAndRefusals) {
     EXPECT_TRUE(p.contains("path"));
   }
   EXPECT_TRUE(good && gpt_neox && llama) << r.out;
+  for (const auto& p : listing["plugins"]) {
+    if (p["name"] == "llama") {  // a model plugin says what config.json it accepts
+      ASSERT_EQ(p["families"].size(), 1u) << p.dump();
+      EXPECT_EQ(p["families"][0]["model_types"], llm::Json::array({"llama"})) << p.dump();
+      EXPECT_EQ(p["families"][0]["architectures"], llm::Json::array({"LlamaForCausalLM"}))
+          << p.dump();
+    }
+    if (p["kind"] != "model") EXPECT_FALSE(p.contains("families")) << p.dump();
+  }
   ASSERT_EQ(listing["refused"].size(), 1u) << r.out;
   EXPECT_NE(listing["refused"][0]["reason"].get<std::string>().find("SDK ABI version mismatch"),
             std::string::npos);

@@ -102,7 +102,9 @@ TEST(Cli, ListJsonShowsRealAndTestPluginsAndRefusals) {
       EXPECT_EQ(p["families"][0]["architectures"], llm::Json::array({"LlamaForCausalLM"}))
           << p.dump();
     }
-    if (p["kind"] != "model") EXPECT_FALSE(p.contains("families")) << p.dump();
+    if (p["kind"] != "model") {
+      EXPECT_FALSE(p.contains("families")) << p.dump();
+    }
   }
   ASSERT_EQ(listing["refused"].size(), 1u) << r.out;
   EXPECT_NE(listing["refused"][0]["reason"].get<std::string>().find("SDK ABI version mismatch"),

@@ -179,7 +179,7 @@ torch::Tensor RotaryEmbedding::apply(const torch::Tensor& x, int64_t offset) con
   ensure(offset + tokens, x);
   if (fused::rotary_kernel_applies(x, tables_->cos)) {
     // One kernel each way instead of four multiplies/adds, a gather and its atomic scatter-add
-    // backward (bench/NOTES.md, "Fused kernels").
+    // backward (bench/NOTES.md, "Issue 13").
     return fused::rotary(x, tables_->cos, tables_->sin, offset, rotary_dim_);
   }
   return rotate(x, tables_->cos.narrow(0, offset, tokens), tables_->sin.narrow(0, offset, tokens));

@@ -29,16 +29,10 @@ WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const 
     r.note = "needs CUDA";
     return r;
   }
-  llm::Json settings = {{"lora_r", 8}, {"lora_alpha", 16}, {"lora_dropout", 0.05}};
-  if (s.model.config().model_type == "gpt_neox") settings["lora_key"] = true;
-  const auto trainable = lora.attach(s.model, settings);
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (size_t i = 0; i < trainable.size(); ++i) {
-    named.emplace_back("lora." + std::to_string(i), trainable[i]);
-  }
+  const auto trainable = attach_protocol_lora(s, lora);
   llm::AdamWSettings adam;
   adam.weight_decay = 0.01;
-  llm::AdamW optimizer(named, adam);
+  llm::AdamW optimizer(named(trainable), adam);
   const double lr = 3e-4;
   torch::manual_seed(o.seed + 2);
   const auto ids =
@@ -84,13 +78,7 @@ WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const 
   r.tokens_per_second = tokens / seconds;
   r.step_seconds = seconds / static_cast<double>(o.train_steps);
   r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
-  const auto timed = torch::stack(losses).to(torch::kDouble).cpu();
-  const double first = timed[0].item<double>();
-  const double last = timed[-1].item<double>();
-  r.passed = std::isfinite(first) && std::isfinite(last) && last < first;
-  r.note = r.passed ? "loss falls" : "loss did not fall";
-  r.extra["loss_first_timed"] = first;
-  r.extra["loss_last_timed"] = last;
+  judge_losses(r, losses, 0, o.train_steps);
   return r;
 }
 #else

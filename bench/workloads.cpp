@@ -57,6 +57,8 @@ WorkloadResult base_result(const Subject& s, const char* workload) {
   return r;
 }
 
+}  // namespace
+
 // PROTOCOL.md's adapter: r 8, alpha 16, dropout 0.05; PEFT's target "query_key_value" adapts every
 // row of GPT-NeoX's fused projection.
 std::vector<torch::Tensor> attach_protocol_lora(Subject& s, const llm::Adapter& lora) {
@@ -86,8 +88,6 @@ void judge_losses(WorkloadResult& r, const std::vector<torch::Tensor>& losses, i
   r.extra["loss_first_timed"] = first;
   r.extra["loss_last_timed"] = last;
 }
-
-}  // namespace
 
 WorkloadResult run_score(Subject& s, const BenchOptions& o) {
   auto r = base_result(s, "score");

@@ -32,6 +32,17 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o);
 // does. `workload` overrides the row's name (lora-train-nf4: a model loaded with NF4 weights).
 WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
                               bool checkpointed = false, const char* workload = nullptr);
+// PROTOCOL.md's adapter (r 8, alpha 16, dropout 0.05; GPT-NeoX: the whole fused
+// query_key_value, as PEFT targets it), attached to s.model; returns the trainable tensors.
+std::vector<torch::Tensor> attach_protocol_lora(Subject& s, const llm::Adapter& lora);
+// The tensors under names "lora.<i>", for llm::AdamW.
+std::vector<std::pair<std::string, torch::Tensor>> named(const std::vector<torch::Tensor>& params);
+
+// Records the first and last timed loss (losses[warmup] and losses[warmup + timed - 1], read after
+// the clock stopped); passed when both are finite and the loss fell.
+void judge_losses(WorkloadResult& r, const std::vector<torch::Tensor>& losses, int64_t warmup,
+                  int64_t timed);
+
 // lora-train on variable-length samples (PROTOCOL.md, "Variable-length workload"; lengths from
 // bench/varlen_lengths.json): micro-batches of train_batch samples packed end to end in one row,
 // each sample attending only to itself. tokens/s counts the samples' tokens (there is no padding).

@@ -117,6 +117,27 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
   }
 };
 
+// The next-token shift both masked losses share: rows[:, :-1] (logits or hidden states,
+// [B, T, X]) predict labels[:, 1:]; `summed(rows [N, X], targets [N])` gives the summed loss.
+template <typename Summed>
+MaskedLoss shifted_masked_loss(const torch::Tensor& rows, const torch::Tensor& labels,
+                               int64_t ignore_index, Summed summed) {
+  const int64_t steps = rows.size(1) - 1;
+  MaskedLoss result;
+  if (steps <= 0) {
+    result.sum = rows.sum().to(torch::kFloat) * 0;  // keeps the graph, contributes nothing
+    result.mean = result.sum;
+    result.target_tokens = torch::zeros({}, labels.options());
+    return result;
+  }
+  const auto targets = labels.narrow(1, 1, steps).reshape({-1});
+  result.sum = summed(rows.narrow(1, 0, steps).reshape({-1, rows.size(2)}), targets);
+  // Counted on the device: reading it here would stall the host once per step.
+  result.target_tokens = targets.ne(ignore_index).sum();
+  result.mean = result.sum / result.target_tokens.clamp_min(1).to(torch::kFloat);
+  return result;
+}
+
 }  // namespace
 
 torch::Tensor summed_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets,
@@ -135,22 +156,10 @@ MaskedLoss masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor
                   logits.size(1) == labels.size(1),
               "masked_cross_entropy: logits [B, T, V] and labels [B, T] expected, got ",
               logits.sizes(), " and ", labels.sizes());
-  const int64_t steps = logits.size(1) - 1;
-  const int64_t vocab = logits.size(2);
-  MaskedLoss result;
-  if (steps <= 0) {
-    result.sum = logits.sum().to(torch::kFloat) * 0;  // keeps the graph, contributes nothing
-    result.mean = result.sum;
-    result.target_tokens = torch::zeros({}, labels.options());
-    return result;
-  }
-  const auto predictions = logits.narrow(1, 0, steps).reshape({-1, vocab});
-  const auto targets = labels.narrow(1, 1, steps).reshape({-1});
-  result.sum = summed_cross_entropy(predictions, targets, ignore_index);
-  // Counted on the device: reading it here would stall the host once per step.
-  result.target_tokens = targets.ne(ignore_index).sum();
-  result.mean = result.sum / result.target_tokens.clamp_min(1).to(torch::kFloat);
-  return result;
+  return shifted_masked_loss(logits, labels, ignore_index,
+                             [&](const torch::Tensor& predictions, const torch::Tensor& targets) {
+                               return summed_cross_entropy(predictions, targets, ignore_index);
+                             });
 }
 
 torch::Tensor summed_linear_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
@@ -174,20 +183,11 @@ MaskedLoss masked_next_token_loss(const torch::Tensor& hidden, const torch::Tens
                   hidden.size(1) == labels.size(1),
               "masked_next_token_loss: hidden [B, T, H] and labels [B, T] expected, got ",
               hidden.sizes(), " and ", labels.sizes());
-  const int64_t steps = hidden.size(1) - 1;
-  MaskedLoss result;
-  if (steps <= 0) {
-    result.sum = hidden.sum().to(torch::kFloat) * 0;  // keeps the graph, contributes nothing
-    result.mean = result.sum;
-    result.target_tokens = torch::zeros({}, labels.options());
-    return result;
-  }
-  const auto predictors = hidden.narrow(1, 0, steps).reshape({-1, hidden.size(2)});
-  const auto targets = labels.narrow(1, 1, steps).reshape({-1});
-  result.sum = summed_linear_cross_entropy(predictors, weight, targets, ignore_index);
-  result.target_tokens = targets.ne(ignore_index).sum();
-  result.mean = result.sum / result.target_tokens.clamp_min(1).to(torch::kFloat);
-  return result;
+  return shifted_masked_loss(hidden, labels, ignore_index,
+                             [&](const torch::Tensor& predictors, const torch::Tensor& targets) {
+                               return summed_linear_cross_entropy(predictors, weight, targets,
+                                                                  ignore_index);
+                             });
 }
 
 }  // namespace llm

@@ -4,6 +4,8 @@
 #include <limits>
 #include <mutex>
 
+#include "fused_ops.hpp"
+
 namespace llm {
 namespace {
 
@@ -124,9 +126,19 @@ PackedSequences::PackedSequences(std::vector<int64_t> lengths, const torch::Devi
     tokens_ += lengths_[i];
     longest_ = std::max(longest_, lengths_[i]);
   }
+  std::vector<int32_t> starts{0};
+  for (const int64_t length : lengths_)
+    starts.push_back(starts.back() + static_cast<int32_t>(length));
+  // A copy from pageable memory waits for the device's queue to drain: from page-locked memory
+  // it is queued, and the host goes on preparing the step (bench/NOTES.md, session 5).
+  const auto to_device = [&](const torch::Tensor& host) {
+    if (device.is_cpu()) return host;
+    return host.pin_memory().to(device, /*non_blocking=*/true);
+  };
   const auto options = torch::TensorOptions().dtype(torch::kLong);
-  positions_ = torch::tensor(positions, options).to(device);
-  sample_of_ = torch::tensor(sample_of, options).to(device);
+  positions_ = to_device(torch::tensor(positions, options));
+  sample_of_ = to_device(torch::tensor(sample_of, options));
+  cumulative_lengths_ = to_device(torch::tensor(starts, torch::TensorOptions().dtype(torch::kInt)));
 }
 
 const torch::Tensor& PackedSequences::attention_bias(torch::ScalarType dtype) const {
@@ -147,6 +159,14 @@ torch::Tensor packed_attention(const torch::Tensor& q, const torch::Tensor& k,
               "packed_attention: q [1, H, T, D] and k, v [1, KVH, T, D] with T = ",
               packing.tokens(), " expected, got ", q.sizes(), " and ", k.sizes());
   const int64_t tokens = packing.tokens();
+  if (fused::varlen_attention_applies(q)) {
+    // [1, H, T, D] -> [T, H, D]: a view, since the projections lay q, k and v out as [1, T, H, D].
+    const auto tokens_first = [](const torch::Tensor& t) { return t.select(0, 0).transpose(0, 1); };
+    return fused::varlen_attention(tokens_first(q), tokens_first(k), tokens_first(v),
+                                   packing.cumulative_lengths(), packing.longest())
+        .transpose(0, 1)
+        .unsqueeze(0);
+  }
   return masked_attention(q, k, v,
                           packing.attention_bias(q.scalar_type()).view({1, 1, tokens, tokens}));
 }

@@ -28,13 +28,20 @@ int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weig
 
 // Rotary embedding in Hugging Face's rotate_half layout over the first rotary_dim of `dim`:
 // out[j] = x[j] * cos[p, j] + x[partner(j)] * sin[p, partner(j) if transpose else j], p = offset
-// + t, partner swapping the two halves of the rotary dims (the rest pass through: cos 1, sin 0).
-// x is [batch, heads, tokens, dim] with element strides (x_strides[0..2] for batch, heads, tokens;
-// dim contiguous); out is contiguous [batch, tokens, heads, dim]. cos and sin are [rows, dim]
+// + t (or positions[t] when `positions`, a device array of `tokens` int64, is given), partner
+// swapping the two halves of the rotary dims (the rest pass through: cos 1, sin 0). x is [batch,
+// heads, tokens, dim] with element strides (x_strides[0..2] for batch, heads, tokens; dim
+// contiguous); out is contiguous [batch, tokens, heads, dim]. cos and sin are [rows, dim]
 // contiguous tables (sin signed as rotary.cpp builds it). transpose = 1 gives the backward pass.
 int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_strides, const void* cos,
-                    const void* sin, int64_t offset, int64_t rotary_dim, int transpose, void* out,
-                    int kind, void* stream);
+                    const void* sin, const int64_t* positions, int64_t offset, int64_t rotary_dim,
+                    int transpose, void* out, int kind, void* stream);
+
+// y [rows] = w [rows, cols] (contiguous) x [cols] (+ bias [rows] unless null), accumulated in fp32
+// and rounded once. cols a multiple of 16 bytes of elements and w, x 16-byte aligned, otherwise
+// cudaErrorInvalidValue without a launch.
+int llm_gemv_cuda(const void* w, const void* x, const void* bias, void* y, int64_t rows,
+                  int64_t cols, int kind, void* stream);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,10 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+
 #include "fused_cuda_kernels.h"
 
 namespace {
@@ -28,18 +32,75 @@ __device__ inline float round_to(const __nv_bfloat16*, float v) {
 
 constexpr int kThreads = 256;
 
+// 16 bytes of elements, loaded and stored as one instruction (8 bf16/fp16 or 4 fp32): the
+// elementwise kernels are bandwidth-bound and 2-byte accesses leave most of it unused.
+template <typename T>
+struct alignas(16) Pack {
+  static constexpr int kSize = 16 / sizeof(T);
+  T v[kSize];
+};
+
+template <typename T>
+__device__ inline Pack<T> load_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T>*>(p);
+}
+template <typename T>
+__device__ inline void store_pack(T* p, const Pack<T>& pack) {
+  *reinterpret_cast<Pack<T>*>(p) = pack;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Whether n elements at these pointers can go as whole packs with 32-bit indices.
+template <typename T>
+bool packs_fit(int64_t n, std::initializer_list<const void*> pointers) {
+  if (n % Pack<T>::kSize != 0 || n / Pack<T>::kSize >= (int64_t{1} << 31)) return false;
+  for (const void* p : pointers) {
+    if (!aligned16(p)) return false;
+  }
+  return true;
+}
+
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
 // ---- SwiGLU ------------------------------------------------------------------------------------
+
+template <typename T>
+__device__ inline float swiglu_value(float g, float u) {
+  const T* tag = nullptr;
+  return round_to(tag, g / (1.0f + expf(-g))) * u;  // silu writes a tensor of type T
+}
+
+template <typename T>
+__device__ inline void swiglu_gradients(float dy, float g, float u, float& dg, float& du) {
+  const T* tag = nullptr;
+  const float sigmoid = 1.0f / (1.0f + expf(-g));
+  du = dy * round_to(tag, g / (1.0f + expf(-g)));
+  const float dsilu = round_to(tag, dy * u);  // mul's backward writes T
+  dg = dsilu * sigmoid * (1.0f + g * (1.0f - sigmoid));
+}
 
 template <typename T>
 __global__ void swiglu_forward(const T* __restrict__ gate, const T* __restrict__ up,
                                T* __restrict__ out, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float g = load(gate, i);
-  const float silu = round_to(out, g / (1.0f + expf(-g)));  // silu writes a tensor of type T
-  store(out, i, silu * load(up, i));
+  store(out, i, swiglu_value<T>(load(gate, i), load(up, i)));
+}
+
+template <typename T>
+__global__ void swiglu_forward_packed(const Pack<T>* __restrict__ gate,
+                                      const Pack<T>* __restrict__ up, Pack<T>* __restrict__ out,
+                                      int32_t packs) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= packs) return;
+  const Pack<T> g = gate[i], u = up[i];
+  Pack<T> o;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    store(o.v, e, swiglu_value<T>(load(g.v, e), load(u.v, e)));
+  }
+  out[i] = o;
 }
 
 template <typename T>
@@ -48,13 +109,31 @@ __global__ void swiglu_backward(const T* __restrict__ grad, const T* __restrict_
                                 T* __restrict__ grad_up, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float g = load(gate, i);
-  const float dy = load(grad, i);
-  const float sigmoid = 1.0f / (1.0f + expf(-g));
-  const float silu = round_to(grad_up, g / (1.0f + expf(-g)));
-  store(grad_up, i, dy * silu);
-  const float dsilu = round_to(grad_gate, dy * load(up, i));  // mul's backward writes T
-  store(grad_gate, i, dsilu * sigmoid * (1.0f + g * (1.0f - sigmoid)));
+  float dg, du;
+  swiglu_gradients<T>(load(grad, i), load(gate, i), load(up, i), dg, du);
+  store(grad_gate, i, dg);
+  store(grad_up, i, du);
+}
+
+template <typename T>
+__global__ void swiglu_backward_packed(const Pack<T>* __restrict__ grad,
+                                       const Pack<T>* __restrict__ gate,
+                                       const Pack<T>* __restrict__ up,
+                                       Pack<T>* __restrict__ grad_gate,
+                                       Pack<T>* __restrict__ grad_up, int32_t packs) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= packs) return;
+  const Pack<T> dy = grad[i], g = gate[i], u = up[i];
+  Pack<T> dg, du;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    float dge, due;
+    swiglu_gradients<T>(load(dy.v, e), load(g.v, e), load(u.v, e), dge, due);
+    store(dg.v, e, dge);
+    store(du.v, e, due);
+  }
+  grad_gate[i] = dg;
+  grad_up[i] = du;
 }
 
 // ---- RMSNorm -----------------------------------------------------------------------------------
@@ -119,13 +198,85 @@ __global__ void rms_norm_backward(const T* __restrict__ grad, const T* __restric
   }
 }
 
+// The same with the row held in registers, one pack per thread (dim / pack-size threads, rounded
+// up to a warp): x is read once, and every access is 16 bytes wide.
+template <typename T>
+__global__ void rms_norm_forward_packed(const T* __restrict__ x, const T* __restrict__ weight,
+                                        T* __restrict__ y, float* __restrict__ rstd,
+                                        int32_t packs_per_row, float eps) {
+  const int64_t row = blockIdx.x;
+  const int32_t k = threadIdx.x;
+  const bool active = k < packs_per_row;
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
+  Pack<T> xv;
+  float squares = 0.0f;
+  if (active) {
+    xv = reinterpret_cast<const Pack<T>*>(x + row * dim)[k];
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kSize; ++e) {
+      const float v = load(xv.v, e);
+      squares += v * v;
+    }
+  }
+  const float r = rsqrtf(block_sum(squares) / static_cast<float>(dim) + eps);
+  if (threadIdx.x == 0) rstd[row] = r;
+  if (!active) return;
+  const Pack<T> w = reinterpret_cast<const Pack<T>*>(weight)[k];
+  Pack<T> out;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float normalized = round_to(out.v, load(xv.v, e) * r);  // cast back before the weight
+    store(out.v, e, load(w.v, e) * normalized);
+  }
+  reinterpret_cast<Pack<T>*>(y + row * dim)[k] = out;
+}
+
+template <typename T>
+__global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __restrict__ x,
+                                         const T* __restrict__ weight,
+                                         const float* __restrict__ rstd, T* __restrict__ grad_x,
+                                         int32_t packs_per_row) {
+  const int64_t row = blockIdx.x;
+  const int32_t k = threadIdx.x;
+  const bool active = k < packs_per_row;
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
+  const float r = rstd[row];
+  Pack<T> dy, xv, w, dx;
+  float dot = 0.0f;  // sum of dn * x_hat
+  if (active) {
+    dy = reinterpret_cast<const Pack<T>*>(grad + row * dim)[k];
+    xv = reinterpret_cast<const Pack<T>*>(x + row * dim)[k];
+    w = reinterpret_cast<const Pack<T>*>(weight)[k];
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kSize; ++e) {
+      const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
+      dot += dn * load(xv.v, e) * r;
+    }
+  }
+  const float mean_dot = block_sum(dot) / static_cast<float>(dim);
+  if (!active) return;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
+    const float x_hat = load(xv.v, e) * r;
+    store(dx.v, e, r * (dn - x_hat * mean_dot));
+  }
+  reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
+}
+
 // ---- Rotary ------------------------------------------------------------------------------------
+
+// The table row of token t: positions[t] for packed samples, offset + t otherwise.
+__device__ inline int64_t rotary_row(const int64_t* positions, int64_t offset, int64_t t) {
+  return positions != nullptr ? positions[t] : offset + t;
+}
 
 template <typename T>
 __global__ void rotary(const T* __restrict__ x, int64_t heads, int64_t tokens, int64_t dim,
                        int64_t stride_b, int64_t stride_h, int64_t stride_t,
-                       const T* __restrict__ cos, const T* __restrict__ sin, int64_t offset,
-                       int64_t rotary_dim, int transpose, T* __restrict__ out, int64_t n) {
+                       const T* __restrict__ cos, const T* __restrict__ sin,
+                       const int64_t* __restrict__ positions, int64_t offset, int64_t rotary_dim,
+                       int transpose, T* __restrict__ out, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   // out is [batch, tokens, heads, dim]
@@ -140,20 +291,110 @@ __global__ void rotary(const T* __restrict__ x, int64_t heads, int64_t tokens, i
   }
   const int64_t half = rotary_dim / 2;
   const int64_t partner = j < half ? j + half : j - half;
-  const T* table_row_cos = cos + (offset + t) * dim;
-  const T* table_row_sin = sin + (offset + t) * dim;
+  const int64_t p = rotary_row(positions, offset, t);
+  const T* table_row_cos = cos + p * dim;
+  const T* table_row_sin = sin + p * dim;
   const float direct = round_to(out, load(row, j) * load(table_row_cos, j));
   const float swapped =
       round_to(out, load(row, partner) * load(table_row_sin, transpose ? partner : j));
   store(out, i, direct + swapped);
 }
 
+// One pack of an output row per thread, with 32-bit index arithmetic (the per-element 64-bit
+// division and modulo above dominated the scalar kernel). The partner pack is the same row's, so
+// its second read comes from cache.
+template <typename T>
+__global__ void rotary_packed(const T* __restrict__ x, int32_t heads, int32_t tokens,
+                              int32_t packs_per_row, int64_t stride_b, int64_t stride_h,
+                              int64_t stride_t, const T* __restrict__ cos,
+                              const T* __restrict__ sin, const int64_t* __restrict__ positions,
+                              int64_t offset, int32_t rotary_dim, int transpose,
+                              Pack<T>* __restrict__ out, int32_t packs) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= packs) return;
+  const int32_t k = i % packs_per_row;
+  const int32_t out_row = i / packs_per_row;  // [batch, tokens, heads] order
+  const int32_t h = out_row % heads;
+  const int32_t t = (out_row / heads) % tokens;
+  const int32_t b = out_row / (heads * tokens);
+  const T* row = x + b * stride_b + h * stride_h + t * stride_t;
+  const int32_t j = k * Pack<T>::kSize;
+  const Pack<T> direct = load_pack(row + j);
+  if (j >= rotary_dim) {
+    out[i] = direct;
+    return;
+  }
+  const int32_t half = rotary_dim / 2;
+  const int32_t partner = j < half ? j + half : j - half;
+  const Pack<T> swapped = load_pack(row + partner);
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
+  const int64_t table_row = rotary_row(positions, offset, t) * dim;
+  const Pack<T> c = load_pack(cos + table_row + j);
+  const Pack<T> sn = load_pack(sin + table_row + (transpose ? partner : j));
+  Pack<T> o;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float a = round_to(o.v, load(direct.v, e) * load(c.v, e));
+    const float bb = round_to(o.v, load(swapped.v, e) * load(sn.v, e));
+    store(o.v, e, a + bb);
+  }
+  out[i] = o;
+}
+
+// ---- Batch-1 linear (decode) -------------------------------------------------------------------
+
+constexpr int kGemvWarps = 4;  // rows per block
+
+// y[n] = bias[n] + sum_k w[n, k] * x[k], one warp per row, accumulated in fp32 and rounded once
+// (as the GEMM's epilogue rounds). A batch-1 product reads each weight once: the kernel is a
+// stream of 16-byte loads, several in flight per lane.
+template <typename T>
+__global__ void gemv(const T* __restrict__ w, const T* __restrict__ x, const T* __restrict__ bias,
+                     T* __restrict__ y, int32_t rows, int32_t packs_per_row) {
+  const int32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int32_t row = blockIdx.x * kGemvWarps + warp;
+  if (row >= rows) return;
+  const Pack<T>* wr =
+      reinterpret_cast<const Pack<T>*>(w) + static_cast<int64_t>(row) * packs_per_row;
+  const Pack<T>* xp = reinterpret_cast<const Pack<T>*>(x);
+  float sum = 0.0f;
+#pragma unroll 4
+  for (int32_t k = lane; k < packs_per_row; k += 32) {
+    const Pack<T> a = wr[k], b = xp[k];
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kSize; ++e) sum += load(a.v, e) * load(b.v, e);
+  }
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+  if (lane == 0) store(y, row, sum + (bias != nullptr ? load(bias, row) : 0.0f));
+}
+
+template <typename T>
+int gemv_launch(const void* w, const void* x, const void* bias, void* y, int64_t rows, int64_t cols,
+                cudaStream_t stream) {
+  if (rows == 0) return 0;
+  if (cols % Pack<T>::kSize != 0 || rows >= (int64_t{1} << 31) || !packs_fit<T>(cols, {w, x})) {
+    return static_cast<int>(cudaErrorInvalidValue);  // the caller checks; never a wrong answer
+  }
+  const auto blocks = static_cast<unsigned>((rows + kGemvWarps - 1) / kGemvWarps);
+  gemv<T><<<blocks, kGemvWarps * 32, 0, stream>>>(
+      static_cast<const T*>(w), static_cast<const T*>(x), static_cast<const T*>(bias),
+      static_cast<T*>(y), static_cast<int32_t>(rows), static_cast<int32_t>(cols / Pack<T>::kSize));
+  return static_cast<int>(cudaGetLastError());
+}
+
 template <typename T>
 int swiglu_forward_launch(const void* gate, const void* up, void* out, int64_t n,
                           cudaStream_t stream) {
   if (n == 0) return 0;
-  swiglu_forward<T><<<blocks_for(n), kThreads, 0, stream>>>(
-      static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(out), n);
+  if (packs_fit<T>(n, {gate, up, out})) {
+    const int64_t packs = n / Pack<T>::kSize;
+    swiglu_forward_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
+        static_cast<const Pack<T>*>(gate), static_cast<const Pack<T>*>(up),
+        static_cast<Pack<T>*>(out), static_cast<int32_t>(packs));
+  } else {
+    swiglu_forward<T><<<blocks_for(n), kThreads, 0, stream>>>(
+        static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(out), n);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -161,9 +402,17 @@ template <typename T>
 int swiglu_backward_launch(const void* grad, const void* gate, const void* up, void* grad_gate,
                            void* grad_up, int64_t n, cudaStream_t stream) {
   if (n == 0) return 0;
-  swiglu_backward<T><<<blocks_for(n), kThreads, 0, stream>>>(
-      static_cast<const T*>(grad), static_cast<const T*>(gate), static_cast<const T*>(up),
-      static_cast<T*>(grad_gate), static_cast<T*>(grad_up), n);
+  if (packs_fit<T>(n, {grad, gate, up, grad_gate, grad_up})) {
+    const int64_t packs = n / Pack<T>::kSize;
+    swiglu_backward_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
+        static_cast<const Pack<T>*>(grad), static_cast<const Pack<T>*>(gate),
+        static_cast<const Pack<T>*>(up), static_cast<Pack<T>*>(grad_gate),
+        static_cast<Pack<T>*>(grad_up), static_cast<int32_t>(packs));
+  } else {
+    swiglu_backward<T><<<blocks_for(n), kThreads, 0, stream>>>(
+        static_cast<const T*>(grad), static_cast<const T*>(gate), static_cast<const T*>(up),
+        static_cast<T*>(grad_gate), static_cast<T*>(grad_up), n);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -175,13 +424,30 @@ int row_threads(int64_t dim) {
   return static_cast<int>(threads);
 }
 
+// Rows whose packs fit one block: the register-held kernels.
+template <typename T>
+bool rows_as_packs(int64_t dim, std::initializer_list<const void*> pointers) {
+  return dim % Pack<T>::kSize == 0 && dim / Pack<T>::kSize <= 1024 && packs_fit<T>(dim, pointers);
+}
+
+int pack_threads(int64_t packs) {
+  return static_cast<int>(std::max<int64_t>(32, (packs + 31) / 32 * 32));
+}
+
 template <typename T>
 int rms_norm_forward_launch(const void* x, const void* weight, void* y, float* rstd, int64_t rows,
                             int64_t dim, double eps, cudaStream_t stream) {
   if (rows == 0) return 0;
-  rms_norm_forward<T><<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(
-      static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, dim,
-      static_cast<float>(eps));
+  if (rows_as_packs<T>(dim, {x, weight, y})) {
+    const int64_t packs = dim / Pack<T>::kSize;
+    rms_norm_forward_packed<T><<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd,
+        static_cast<int32_t>(packs), static_cast<float>(eps));
+  } else {
+    rms_norm_forward<T><<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<T*>(y), rstd, dim,
+        static_cast<float>(eps));
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -189,22 +455,45 @@ template <typename T>
 int rms_norm_backward_launch(const void* grad, const void* x, const void* weight, const float* rstd,
                              void* grad_x, int64_t rows, int64_t dim, cudaStream_t stream) {
   if (rows == 0) return 0;
-  rms_norm_backward<T><<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(
-      static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
-      static_cast<T*>(grad_x), dim);
+  if (rows_as_packs<T>(dim, {grad, x, weight, grad_x})) {
+    const int64_t packs = dim / Pack<T>::kSize;
+    rms_norm_backward_packed<T><<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
+        static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
+        static_cast<T*>(grad_x), static_cast<int32_t>(packs));
+  } else {
+    rms_norm_backward<T><<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(
+        static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
+        static_cast<T*>(grad_x), dim);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
 template <typename T>
 int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, const void* cos,
-                  const void* sin, int64_t offset, int64_t rotary_dim, int transpose, void* out,
-                  cudaStream_t stream) {
+                  const void* sin, const int64_t* positions, int64_t offset, int64_t rotary_dim,
+                  int transpose, void* out, cudaStream_t stream) {
   const int64_t n = sizes[0] * sizes[1] * sizes[2] * sizes[3];
   if (n == 0) return 0;
-  rotary<T><<<blocks_for(n), kThreads, 0, stream>>>(
-      static_cast<const T*>(x), sizes[1], sizes[2], sizes[3], strides[0], strides[1], strides[2],
-      static_cast<const T*>(cos), static_cast<const T*>(sin), offset, rotary_dim, transpose,
-      static_cast<T*>(out), n);
+  constexpr int64_t kSize = Pack<T>::kSize;
+  const int64_t dim = sizes[3];
+  const bool packed = dim % kSize == 0 && rotary_dim % (2 * kSize) == 0 &&
+                      strides[0] % kSize == 0 && strides[1] % kSize == 0 &&
+                      strides[2] % kSize == 0 && packs_fit<T>(n, {x, cos, sin, out}) &&
+                      sizes[1] * sizes[2] < (1 << 30);
+  if (packed) {
+    const int64_t packs = n / kSize;
+    rotary_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<int32_t>(sizes[1]), static_cast<int32_t>(sizes[2]),
+        static_cast<int32_t>(dim / kSize), strides[0], strides[1], strides[2],
+        static_cast<const T*>(cos), static_cast<const T*>(sin), positions, offset,
+        static_cast<int32_t>(rotary_dim), transpose, static_cast<Pack<T>*>(out),
+        static_cast<int32_t>(packs));
+  } else {
+    rotary<T><<<blocks_for(n), kThreads, 0, stream>>>(
+        static_cast<const T*>(x), sizes[1], sizes[2], dim, strides[0], strides[1], strides[2],
+        static_cast<const T*>(cos), static_cast<const T*>(sin), positions, offset, rotary_dim,
+        transpose, static_cast<T*>(out), n);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -257,9 +546,16 @@ extern "C" int llm_rms_norm_backward_cuda(const void* grad, const void* x, const
 }
 
 extern "C" int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_strides,
-                               const void* cos, const void* sin, int64_t offset, int64_t rotary_dim,
-                               int transpose, void* out, int kind, void* stream) {
+                               const void* cos, const void* sin, const int64_t* positions,
+                               int64_t offset, int64_t rotary_dim, int transpose, void* out,
+                               int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(
-      kind, rotary_launch<T>(x, sizes, x_strides, cos, sin, offset, rotary_dim, transpose, out, s))
+  LLM_DISPATCH_KIND(kind, rotary_launch<T>(x, sizes, x_strides, cos, sin, positions, offset,
+                                           rotary_dim, transpose, out, s))
+}
+
+extern "C" int llm_gemv_cuda(const void* w, const void* x, const void* bias, void* y, int64_t rows,
+                             int64_t cols, int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  LLM_DISPATCH_KIND(kind, gemv_launch<T>(w, x, bias, y, rows, cols, s))
 }

@@ -1,9 +1,11 @@
 #include "fused_ops.hpp"
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -168,32 +170,36 @@ class SwiGlu : public torch::autograd::Function<SwiGlu> {
 class Rotary : public torch::autograd::Function<Rotary> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& cos, const torch::Tensor& sin, int64_t offset,
-                               int64_t rotary_dim) {
-    ctx->save_for_backward({cos, sin});
+                               const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& positions, int64_t offset, int64_t rotary_dim) {
+    ctx->save_for_backward({cos, sin, positions});
     ctx->saved_data["offset"] = offset;
     ctx->saved_data["rotary_dim"] = rotary_dim;
-    return launch(x, cos, sin, offset, rotary_dim, /*transpose=*/false);
+    return launch(x, cos, sin, positions, offset, rotary_dim, /*transpose=*/false);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto grad = launch(grad_outputs[0], saved[0], saved[1], ctx->saved_data["offset"].toInt(),
-                             ctx->saved_data["rotary_dim"].toInt(), /*transpose=*/true);
-    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    const auto grad =
+        launch(grad_outputs[0], saved[0], saved[1], saved[2], ctx->saved_data["offset"].toInt(),
+               ctx->saved_data["rotary_dim"].toInt(), /*transpose=*/true);
+    return {grad,           torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 
   // x [B, H, T, D] -> out viewed [B, H, T, D] over contiguous [B, T, H, D] memory (the layout the
   // projections produce, which attention reads as it is).
   static torch::Tensor launch(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
-                              int64_t offset, int64_t rotary_dim, bool transpose) {
+                              const torch::Tensor& positions, int64_t offset, int64_t rotary_dim,
+                              bool transpose) {
     if (x.stride(3) != 1) x = x.contiguous();
     const c10::cuda::CUDAGuard guard(x.device());
     const int64_t sizes[4] = {x.size(0), x.size(1), x.size(2), x.size(3)};
     const int64_t strides[3] = {x.stride(0), x.stride(1), x.stride(2)};
     auto out = torch::empty({sizes[0], sizes[2], sizes[1], sizes[3]}, x.options());
+    const int64_t* rows = positions.numel() > 0 ? positions.data_ptr<int64_t>() : nullptr;
     check_launch(
-        llm_rotary_cuda(x.data_ptr(), sizes, strides, cos.data_ptr(), sin.data_ptr(), offset,
+        llm_rotary_cuda(x.data_ptr(), sizes, strides, cos.data_ptr(), sin.data_ptr(), rows, offset,
                         rotary_dim, transpose ? 1 : 0, out.data_ptr(), kind_of(x), stream_of(x)),
         "rotary");
     return out.transpose(1, 2);
@@ -227,19 +233,105 @@ torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
 }
 
 bool rotary_kernel_applies(const torch::Tensor& x, const torch::Tensor& cos) {
-  return x.dim() == 4 && kernel_applies({x, cos});
+  return x.dim() >= 4 && kernel_applies({x, cos});
 }
 
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                     int64_t offset, int64_t rotary_dim) {
+                     int64_t offset, int64_t rotary_dim, const torch::Tensor& positions) {
 #ifdef LLM_WITH_FUSED_CUDA
+  const int64_t tokens = x.size(-2);
+  // Packed positions are below the longest sample, which the caller's tables cover.
   TORCH_CHECK(rotary_kernel_applies(x, cos) && cos.is_contiguous() && sin.is_contiguous() &&
-                  cos.size(1) == x.size(3) && offset + x.size(2) <= cos.size(0),
-              "fused rotary: CUDA x [B, H, T, D] and contiguous [rows, D] tables expected");
-  return Rotary::apply(x, cos, sin, offset, rotary_dim);
+                  cos.size(1) == x.size(-1) &&
+                  (positions.defined() || offset + tokens <= cos.size(0)),
+              "fused rotary: CUDA x [B, H..., T, D] and contiguous [rows, D] tables expected");
+  TORCH_CHECK(!positions.defined() ||
+                  (positions.is_cuda() && positions.is_contiguous() &&
+                   positions.scalar_type() == torch::kLong && positions.numel() == tokens),
+              "fused rotary: positions must be a contiguous CUDA int64 tensor of T entries");
+  // Autograd functions take defined tensors only: no positions is an empty tensor.
+  const auto rows =
+      positions.defined() ? positions : torch::empty({0}, cos.options().dtype(torch::kLong));
+  if (x.dim() == 4) return Rotary::apply(x, cos, sin, rows, offset, rotary_dim);
+  // [B, H, G, T, D] (GPT-NeoX's q and k stacked as G = 2): the head dims merged into one, a view
+  // when their strides nest, as the stack's permute gives.
+  const auto sizes = x.sizes().vec();
+  const auto merged = x.flatten(1, x.dim() - 3);
+  return Rotary::apply(merged, cos, sin, rows, offset, rotary_dim).view(sizes);
 #else
-  (void)x, (void)cos, (void)sin, (void)offset, (void)rotary_dim;
+  (void)x, (void)cos, (void)sin, (void)offset, (void)rotary_dim, (void)positions;
   TORCH_CHECK(false, "fused rotary: this build has no CUDA kernels");
+#endif
+}
+
+bool gemv_applies(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad())) return false;
+  if (x.scalar_type() != torch::kHalf && x.scalar_type() != torch::kBFloat16) return false;
+  if (!kernel_applies({x, weight}) || weight.dim() != 2 || !weight.is_contiguous()) return false;
+  if (bias.defined() && !(kernel_applies({x, bias}) && bias.is_contiguous())) return false;
+  const int64_t cols = weight.size(1);
+  if (x.size(-1) != cols || x.numel() != cols || cols % 8 != 0) return false;
+  const auto aligned = [](const torch::Tensor& t) {
+    return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  };
+  return aligned(weight) && x.is_contiguous() && aligned(x);
+#else
+  (void)x, (void)weight, (void)bias;
+  return false;
+#endif
+}
+
+torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#ifdef LLM_WITH_FUSED_CUDA
+  TORCH_CHECK(gemv_applies(x, weight, bias),
+              "fused gemv: one contiguous fp16/bf16 CUDA row expected");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight.size(0);
+  auto y = torch::empty(sizes, x.options());
+  check_launch(
+      llm_gemv_cuda(weight.data_ptr(), x.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                    y.data_ptr(), weight.size(0), weight.size(1), kind_of(x), stream_of(x)),
+      "gemv");
+  return y;
+#else
+  (void)x, (void)weight, (void)bias;
+  TORCH_CHECK(false, "fused gemv: this build has no CUDA kernels");
+#endif
+}
+
+// at::_flash_attention_forward takes cumulative sequence lengths from LibTorch 2.1 and its scale
+// from 2.2; autograd differentiates it (derivatives.yaml), so no Function of our own is needed.
+#if defined(LLM_WITH_FUSED_CUDA) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2))
+#define LLM_VARLEN_FLASH 1
+#endif
+
+bool varlen_attention_applies(const torch::Tensor& q) {
+#ifdef LLM_VARLEN_FLASH
+  if (!q.is_cuda()) return false;
+  if (q.scalar_type() != torch::kHalf && q.scalar_type() != torch::kBFloat16) return false;
+  const int64_t head_dim = q.size(-1);
+  if (head_dim % 8 != 0 || head_dim > 256) return false;
+  return at::cuda::getDeviceProperties(q.device().index())->major >= 8;  // flash: sm80 and newer
+#else
+  (void)q;
+  return false;
+#endif
+}
+
+torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& cumulative_lengths,
+                               int64_t longest) {
+#ifdef LLM_VARLEN_FLASH
+  const c10::cuda::CUDAGuard guard(q.device());
+  return std::get<0>(at::_flash_attention_forward(q, k, v, cumulative_lengths, cumulative_lengths,
+                                                  longest, longest, 0.0, /*is_causal=*/true,
+                                                  /*return_debug_mask=*/false));
+#else
+  (void)q, (void)k, (void)v, (void)cumulative_lengths, (void)longest;
+  TORCH_CHECK(false, "varlen attention: this build has no flash attention");
 #endif
 }
 

@@ -14,11 +14,28 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // silu(gate) * up, saving gate and up only (not silu(gate) as well).
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
-// The rotary embedding of x [B, H, T, D] (D contiguous) at positions offset..offset + T - 1 from
-// head-wide tables cos, sin [rows, D] (rotary.cpp's layout), in one kernel each way. CUDA builds
-// and CUDA tensors only (the caller checks rotary_kernel_applies).
+// The rotary embedding of x [B, H..., T, D] (D contiguous) at positions offset..offset + T - 1, or
+// at `positions` [T] (int64, on x's device) when given, from head-wide tables cos, sin [rows, D]
+// (rotary.cpp's layout), in one kernel each way. CUDA builds and CUDA tensors only (the caller
+// checks rotary_kernel_applies).
 bool rotary_kernel_applies(const torch::Tensor& x, const torch::Tensor& cos);
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                     int64_t offset, int64_t rotary_dim);
+                     int64_t offset, int64_t rotary_dim,
+                     const torch::Tensor& positions = torch::Tensor());
+
+// x W^T + b for a single fp16/bf16 row x [..., K] (batch-1 decode) and a frozen contiguous W [N,
+// K], as one bandwidth-bound kernel (cuBLAS's batch-1 products leave a share of the memory
+// bandwidth unused). No gradient: only where autograd does not need one.
+bool gemv_applies(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+torch::Tensor gemv(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+// Causal attention within each of the samples laid end to end in q [T, H, D], k, v [T, KVH, D]
+// (D contiguous), delimited by cumulative_lengths (int32 [samples + 1] on q's device): flash
+// attention's variable-length kernel, which never computes across samples. Where it applies: a
+// CUDA build on LibTorch >= 2.2, fp16/bf16 on an sm80+ device, head_dim a multiple of 8 up to 256.
+bool varlen_attention_applies(const torch::Tensor& q);
+torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& cumulative_lengths,
+                               int64_t longest);
 
 }  // namespace llm::fused

@@ -1,5 +1,7 @@
 #include "llm/nn/linear.hpp"
 
+#include "fused_ops.hpp"
+
 namespace llm {
 
 AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool bias,
@@ -17,7 +19,9 @@ AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_featur
 CompressedWeight::~CompressedWeight() = default;
 
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
-  auto y = compressed_ ? compressed_->linear(x) : torch::linear(x, weight, bias);
+  auto y = compressed_                            ? compressed_->linear(x)
+           : fused::gemv_applies(x, weight, bias) ? fused::gemv(x, weight, bias)
+                                                  : torch::linear(x, weight, bias);
   if (compressed_ && bias.defined()) y = y + bias;
   if (adapter_) {
     // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.

@@ -190,6 +190,9 @@ torch::Tensor RotaryEmbedding::apply_packed(const torch::Tensor& x,
   if (rotary_dim_ == 0) return x;
   ensure(packing.longest(), x);
   const auto& positions = packing.positions();
+  if (fused::rotary_kernel_applies(x, tables_->cos)) {
+    return fused::rotary(x, tables_->cos, tables_->sin, 0, rotary_dim_, positions);
+  }
   return rotate(x, tables_->cos.index_select(0, positions),
                 tables_->sin.index_select(0, positions));
 }

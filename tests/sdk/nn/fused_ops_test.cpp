@@ -11,6 +11,7 @@
 
 #include "llm/nn/activation.hpp"
 #include "llm/nn/attention.hpp"
+#include "llm/nn/linear.hpp"
 #include "llm/nn/norm.hpp"
 
 namespace llm {
@@ -63,45 +64,54 @@ torch::Tensor plain_rms_norm(const torch::Tensor& x, const torch::Tensor& weight
   return weight * (x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
 }
 
+// Widths 96 and 100: in bf16 the CUDA kernel holds a row of 96 as 16-byte packs in registers, and
+// takes its element-wise form for 100 (not a whole number of packs).
 TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAndCuda) {
   for (const auto& device : devices()) {
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      torch::manual_seed(1);
-      const auto options = torch::TensorOptions().dtype(dtype).device(device);
-      RMSNorm norm(96, 1e-5, options);
-      {
-        torch::NoGradGuard no_grad;
-        norm->weight.copy_(torch::rand({96}) + 0.5);
+      for (const int64_t width : {96, 100}) {
+        torch::manual_seed(1);
+        const auto options = torch::TensorOptions().dtype(dtype).device(device);
+        RMSNorm norm(width, 1e-5, options);
+        {
+          torch::NoGradGuard no_grad;
+          norm->weight.copy_(torch::rand({width}) + 0.5);
+        }
+        const auto x = (torch::randn({3, 7, width}) * 3).to(options);
+        const auto grad = torch::randn({3, 7, width}).to(options);
+        const auto ours = run([&](const auto& in) { return norm(in[0]); }, {x}, grad);
+        const auto plain = run(
+            [&](const auto& in) { return plain_rms_norm(in[0], norm->weight, 1e-5); }, {x}, grad);
+        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
+                                 " width " + std::to_string(width);
+        expect_close(ours.out, plain.out, 2, "value, " + what);
+        expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
       }
-      const auto x = (torch::randn({3, 7, 96}) * 3).to(options);
-      const auto grad = torch::randn({3, 7, 96}).to(options);
-      const auto ours = run([&](const auto& in) { return norm(in[0]); }, {x}, grad);
-      const auto plain =
-          run([&](const auto& in) { return plain_rms_norm(in[0], norm->weight, 1e-5); }, {x}, grad);
-      const std::string what = device.str() + " " + std::string(c10::toString(dtype));
-      expect_close(ours.out, plain.out, 2, "value, " + what);
-      expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
     }
   }
 }
 
+// Shapes of 1,280 elements (whole 16-byte packs on CUDA) and 105 (the element-wise form).
 TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
   for (const auto& device : devices()) {
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      torch::manual_seed(2);
-      const auto options = torch::TensorOptions().dtype(dtype).device(device);
-      const auto gate = (torch::randn({4, 5, 64}) * 4).to(options);
-      const auto up = torch::randn({4, 5, 64}).to(options);
-      const auto grad = torch::randn({4, 5, 64}).to(options);
-      const auto ours =
-          run([](const auto& in) { return gated_activation(Activation::kSilu, in[0], in[1]); },
-              {gate, up}, grad);
-      const auto plain =
-          run([](const auto& in) { return torch::silu(in[0]) * in[1]; }, {gate, up}, grad);
-      const std::string what = device.str() + " " + std::string(c10::toString(dtype));
-      expect_close(ours.out, plain.out, 2, "value, " + what);
-      expect_close(ours.grads[0], plain.grads[0], 2, "gate gradient, " + what);
-      expect_close(ours.grads[1], plain.grads[1], 2, "up gradient, " + what);
+      for (const auto& shape : {std::vector<int64_t>{4, 5, 64}, std::vector<int64_t>{3, 7, 5}}) {
+        torch::manual_seed(2);
+        const auto options = torch::TensorOptions().dtype(dtype).device(device);
+        const auto gate = (torch::randn(shape) * 4).to(options);
+        const auto up = torch::randn(shape).to(options);
+        const auto grad = torch::randn(shape).to(options);
+        const auto ours =
+            run([](const auto& in) { return gated_activation(Activation::kSilu, in[0], in[1]); },
+                {gate, up}, grad);
+        const auto plain =
+            run([](const auto& in) { return torch::silu(in[0]) * in[1]; }, {gate, up}, grad);
+        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) + " " +
+                                 std::to_string(gate.numel()) + " elements";
+        expect_close(ours.out, plain.out, 2, "value, " + what);
+        expect_close(ours.grads[0], plain.grads[0], 2, "gate gradient, " + what);
+        expect_close(ours.grads[1], plain.grads[1], 2, "up gradient, " + what);
+      }
     }
   }
 }
@@ -124,6 +134,126 @@ TEST(FusedRotary, CudaKernelGivesTheCpuValuesAndGradients) {
           "rotary_dim " + std::to_string(rotary_dim) + " " + std::string(c10::toString(dtype));
       expect_close(cuda.out, cpu.out, 1, "value, " + what);
       expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+    }
+  }
+}
+
+// Packed samples: each token rotated at its position within its own sample (the kernel reads the
+// positions from the device), against the CPU's gathered tables.
+TEST(FusedRotary, PackedPositionsGiveTheCpuValuesAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const int64_t rotary_dim : {16, 4}) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      torch::manual_seed(4);
+      RotaryEmbedding rope(rotary_dim, 10000.0, 32);
+      const std::vector<int64_t> lengths{4, 7, 2};
+      const PackedSequences cpu_packing(lengths, torch::kCPU);
+      const PackedSequences cuda_packing(lengths, torch::kCUDA);
+      const auto memory = torch::randn({1, 13, 3, 16}).to(dtype);  // [1, T, H, D]
+      const auto grad = torch::randn({1, 3, 13, 16}).to(dtype);
+      const auto cpu =
+          run([&](const auto& in) { return rope.apply_packed(in[0].transpose(1, 2), cpu_packing); },
+              {memory}, grad);
+      const auto cuda = run(
+          [&](const auto& in) { return rope.apply_packed(in[0].transpose(1, 2), cuda_packing); },
+          {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+      const std::string what =
+          "rotary_dim " + std::to_string(rotary_dim) + " " + std::string(c10::toString(dtype));
+      expect_close(cuda.out, cpu.out, 1, "value, " + what);
+      expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+    }
+  }
+}
+
+// GPT-NeoX rotates q and k stacked as [B, H, 2, T, D] (a permuted view of [B, T, H, 2, D]): the
+// kernel takes the two head dimensions as one.
+TEST(FusedRotary, StackedQueryAndKeyHeadsGiveTheCpuValuesAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    torch::manual_seed(5);
+    RotaryEmbedding rope(16, 10000.0, 32);
+    const auto memory = torch::randn({2, 9, 3, 2, 32}).to(dtype);  // [B, T, H, 2, D]
+    const auto grad = torch::randn({2, 3, 2, 9, 32}).to(dtype);    // [B, H, 2, T, D]
+    const auto op = [&](const auto& in) { return rope.apply(in[0].permute({0, 2, 3, 1, 4}), 3); };
+    const auto cpu = run(op, {memory}, grad);
+    const auto cuda = run(op, {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+    const std::string what = std::string(c10::toString(dtype));
+    expect_close(cuda.out, cpu.out, 1, "value, " + what);
+    expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+  }
+}
+
+// Packed attention on CUDA in bf16 takes variable-length flash attention (cumulative sequence
+// lengths, no [T, T] bias) where LibTorch has it; values and gradients against the same attention
+// with the block-diagonal causal bias, in fp32 from the same bf16 inputs. Both round the
+// probabilities and the output to bf16 (2^-8 relative each), the gradients a few more times along
+// the chain: 4 and 16 steps of bf16 times the largest reference magnitude.
+TEST(FusedVarlenAttention, PackedBf16AttentionIsTheBlockDiagonalComputationCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(6);
+  const std::vector<int64_t> lengths{5, 17, 3, 40};
+  const PackedSequences packing(lengths, torch::kCUDA);
+  const int64_t tokens = packing.tokens();
+  for (const int64_t kv_heads : {4, 2}) {
+    const auto options = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+    const auto q = torch::randn({1, tokens, 4, 64}, options).transpose(1, 2);
+    const auto k = torch::randn({1, tokens, kv_heads, 64}, options).transpose(1, 2);
+    const auto v = torch::randn({1, tokens, kv_heads, 64}, options).transpose(1, 2);
+    const auto grad = torch::randn({1, 4, tokens, 64}, options);
+    const auto ours =
+        run([&](const auto& in) { return packed_attention(in[0], in[1], in[2], packing); },
+            {q, k, v}, grad);
+    const auto bias = packing.attention_bias(torch::kFloat).view({1, 1, tokens, tokens});
+    const auto reference = run(
+        [&](const auto& in) {
+          return masked_attention(in[0].to(torch::kFloat), in[1].to(torch::kFloat),
+                                  in[2].to(torch::kFloat), bias)
+              .to(torch::kBFloat16);
+        },
+        {q, k, v}, grad);
+    const std::string what = std::to_string(kv_heads) + " KV heads";
+    expect_close(ours.out, reference.out, 4, "value, " + what);
+    for (int i = 0; i < 3; ++i) {
+      expect_close(ours.grads[i], reference.grads[i], 16,
+                   "gradient " + std::to_string(i) + ", " + what);
+    }
+  }
+}
+
+// A batch-1 bf16/fp16 product (decode) takes its own kernel: fp32 accumulation rounded once, so
+// within the type's unit roundoff (2^-8 bf16, 2^-11 fp16, relative) of the exact product of the
+// stored values (whose pairwise products fp32 holds exactly), plus fp32 accumulation error (K
+// 2^-24 of the sum of |w x| and |b|). Widths
+// 4096 and 520 (not a multiple of the 32 lanes' packs), with and without bias.
+TEST(FusedGemv, BatchOneLinearIsTheExactProductRoundedOnceCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::NoGradGuard no_grad;
+  for (const auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    for (const int64_t cols : {4096, 520}) {
+      for (const bool with_bias : {false, true}) {
+        torch::manual_seed(7);
+        const auto options = torch::TensorOptions().dtype(dtype).device(torch::kCUDA);
+        AdaptableLinear linear(cols, 300, with_bias, options);
+        linear->weight.copy_(torch::randn({300, cols}) * 0.05);
+        if (with_bias) linear->bias.copy_(torch::randn({300}));
+        const auto x = torch::randn({1, 1, cols}, options);
+        const auto y = linear(x).to(torch::kFloat).cpu();
+        const auto w32 = linear->weight.to(torch::kFloat).cpu();
+        const auto x32 = x.to(torch::kFloat).cpu().view({cols});
+        auto exact = torch::mv(w32.to(torch::kDouble), x32.to(torch::kDouble));
+        if (with_bias) exact = exact + linear->bias.to(torch::kDouble).cpu();
+        auto magnitude = torch::mv(w32.abs().to(torch::kDouble), x32.abs().to(torch::kDouble));
+        if (with_bias) magnitude = magnitude + linear->bias.abs().to(torch::kDouble).cpu();
+        const double roundoff =
+            dtype == torch::kBFloat16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+        const auto bound =
+            exact.abs() * roundoff * 1.01 + magnitude * double(cols + 1) * std::ldexp(1.0, -24);
+        const auto error = (y.view({300}).to(torch::kDouble) - exact).abs();
+        EXPECT_TRUE((error <= bound).all().item<bool>())
+            << c10::toString(dtype) << " width " << cols << (with_bias ? " with bias" : "")
+            << ": worst excess " << (error - bound).max().item<double>();
+        EXPECT_EQ(linear(x).sizes(), (std::vector<int64_t>{1, 1, 300}));
+      }
     }
   }
 }

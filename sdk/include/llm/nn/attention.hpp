@@ -32,6 +32,8 @@ class LLM_API PackedSequences {
   int64_t tokens() const { return tokens_; }
   int64_t longest() const { return longest_; }
   const torch::Tensor& positions() const { return positions_; }  // [T] int64: index in its sample
+  // [samples + 1] int32: where each sample starts, then T (flash attention's cu_seqlens).
+  const torch::Tensor& cumulative_lengths() const { return cumulative_lengths_; }
   // [T, T] in `dtype`: 0 where query t may see key s (same sample, s <= t), -inf elsewhere. Built
   // once per dtype and shared by every layer.
   const torch::Tensor& attention_bias(torch::ScalarType dtype) const;
@@ -43,6 +45,7 @@ class LLM_API PackedSequences {
   torch::Tensor positions_;
   torch::Tensor sample_of_;  // [T] int64: which sample each token belongs to
   mutable torch::Tensor bias_;
+  torch::Tensor cumulative_lengths_;  // last: plugins built against ABI 4 see the same offsets
 };
 
 // Attention within each packed sample. q [1, H, T, D]; k, v [1, KVH, T, D]; T = packing.tokens().

@@ -75,13 +75,17 @@ def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
     loss_of = lambda x, m, y: pm(input_ids=x, attention_mask=m, labels=y).loss  # noqa: E731
     step = torch.compile(loss_of, dynamic=True) if compiled else loss_of
     g = torch.Generator().manual_seed(3)
+    # Every sample is a prefix of one seeded random text (as llmhost_bench's lora-train-varlen), so
+    # the loss can fall over the timed steps.
+    text = torch.randint(0, cfg.vocab_size, (max(lengths),), generator=g)
     batches = []
     for i in range(warmup + timed):
         lens = [lengths[(i * mb + j) % len(lengths)] for j in range(mb)]
         longest = max(lens)
-        x = torch.randint(0, cfg.vocab_size, (mb, longest), generator=g)
+        x = torch.zeros(mb, longest, dtype=torch.long)
         m = torch.zeros(mb, longest, dtype=torch.long)
         for j, n in enumerate(lens):
+            x[j, :n] = text[:n]
             m[j, :n] = 1
         y = x.masked_fill(m == 0, -100)
         batches.append((x.cuda(), m.cuda(), y.cuda(), sum(lens)))

@@ -1,5 +1,6 @@
 #include "workloads.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -217,7 +218,10 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   llm::AdamW optimizer(named(trainable), adam);
   const double lr = 3e-4;
   // Step i trains samples 8i .. 8i + 7 (of the 512, cyclically), laid end to end in one row; the
-  // first token of each sample is not a target (nothing of its own precedes it).
+  // first token of each sample is not a target (nothing of its own precedes it). Every sample is
+  // a prefix of one seeded random text (bench/hf_lora_train_bench.py does the same), so the loss
+  // can fall over the timed steps as with the fixed batch; with new random tokens each step it
+  // could only stay at ln(vocab).
   struct Step {
     torch::Tensor ids, labels;
     std::vector<int64_t> lengths;
@@ -226,14 +230,18 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   std::vector<Step> steps;
   const int64_t total_steps = o.train_warmup + o.train_steps;
   torch::manual_seed(o.seed + 3);
+  const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+  const auto text = torch::randint(0, s.model.config().vocab_size, {longest}, torch::kLong);
   for (int64_t i = 0; i < total_steps; ++i) {
     Step step;
+    std::vector<torch::Tensor> samples;
     for (int64_t j = 0; j < o.train_batch; ++j) {
       step.lengths.push_back(lengths[static_cast<size_t>((i * o.train_batch + j) %
                                                          static_cast<int64_t>(lengths.size()))]);
       step.tokens += step.lengths.back();
+      samples.push_back(text.narrow(0, 0, step.lengths.back()));
     }
-    step.ids = torch::randint(0, s.model.config().vocab_size, {1, step.tokens}, torch::kLong);
+    step.ids = torch::cat(samples).unsqueeze(0);
     step.labels = step.ids.clone();
     int64_t start = 0;
     for (const auto length : step.lengths) {

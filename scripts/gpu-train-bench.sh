@@ -9,8 +9,11 @@
 # Usage: scripts/gpu-train-bench.sh SHAPE...   (default: pythia-160m llama-2-7b)
 #   PROFILE=1: a Kineto trace summary of our lora-train per shape (bench/trace_summary.py).
 #   VARLEN=1: also lora-train-varlen (variable-length samples; ours packed, the reference padded per
-#   micro-batch), both sides. SKIP_TESTS=1, SKIP_HF=1: leave those steps out. BUDGET_S (default 585): the reference side
-#   gets what is left of it, so the table is written inside one device call.
+#   micro-batch), both sides. INFER=1: also score and generate (bench/hf_inference_bench.py: score
+#   and generate eager, generate compiled). Reference variants per workload: HF_TRAIN, HF_VARLEN,
+#   HF_INFER (comma lists of eager,compiled; "none" leaves it out). SKIP_TESTS=1, SKIP_OURS=1,
+#   SKIP_HF=1: leave those steps out. BUDGET_S (default 585): the reference side gets what is left of it, so the
+#   table is written inside one device call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=("$@")
@@ -56,12 +59,14 @@ fi
 : >"$OUT_DIR/ours.jsonl"
 TRACE_DIR=/tmp/llmhost-traces
 for shape in "${SHAPES[@]}"; do
+  [ -n "${SKIP_OURS:-}" ] && break
   say "ours $shape"
   profile=()
   [ -n "${PROFILE:-}" ] && mkdir -p "$TRACE_DIR" && profile=(--profile "$TRACE_DIR")
   checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
   timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks \
-    --workload lora-train lora-train-graph ${VARLEN:+lora-train-varlen} "${profile[@]}" \
+    --workload ${INFER:+score generate} lora-train lora-train-graph ${VARLEN:+lora-train-varlen} \
+    "${profile[@]}" \
     --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1
   echo "ours $shape: exit $?" | tee -a "$LOG"
@@ -73,24 +78,40 @@ if [ -n "${PROFILE:-}" ]; then
   rm -rf "$TRACE_DIR"
 fi
 
-if [ -z "${SKIP_HF:-}" ]; then
-  say "reference: HF + PEFT eager and compiled, ${SHAPES[*]}"
-  timeout $((BUDGET_S - SECONDS - 10)) python3 bench/hf_lora_train_bench.py "$OUT_DIR/hf.json" "${SHAPES[@]}" >>"$LOG" 2>&1
-  echo "hf: exit $?" | tee -a "$LOG"
-  if [ -n "${VARLEN:-}" ]; then
-    timeout $((BUDGET_S - SECONDS - 10)) python3 bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" \
-      "${SHAPES[@]}" --workload varlen >>"$LOG" 2>&1
-    echo "hf varlen: exit $?" | tee -a "$LOG"
-  fi
-  # Written only at the end: rebuild from the printed lines if it was cut short.
-  [ -s "$OUT_DIR/hf.json" ] || python3 -c '
+HF_TRAIN=${HF_TRAIN:-eager,compiled}
+HF_VARLEN=${HF_VARLEN:-$([ -n "${VARLEN:-}" ] && echo eager,compiled || echo none)}
+HF_INFER=${HF_INFER:-$([ -n "${INFER:-}" ] && echo eager,compiled || echo none)}
+# One reference script run, cut off where the call's budget ends.
+reference() {
+  local what=$1 out=$2
+  shift 2
+  local left=$((BUDGET_S - SECONDS - 10))
+  [ "$left" -gt 20 ] || { echo "hf $what: no time left" | tee -a "$LOG"; return; }
+  say "reference $what: $*"
+  timeout "$left" python3 "$@" >"$OUT_DIR/hf-$what.log" 2>&1
+  echo "hf $what: exit $?" | tee -a "$LOG"
+  cat "$OUT_DIR/hf-$what.log" >>"$LOG"
+  # Written only at the end: rebuild from this run's printed lines if it was cut short.
+  [ -s "$out" ] || python3 -c '
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{\"model\"")]
-json.dump(rows, open(sys.argv[2], "w"), indent=1)' "$LOG" "$OUT_DIR/hf.json"
+json.dump(rows, open(sys.argv[2], "w"), indent=1)' "$OUT_DIR/hf-$what.log" "$out"
+  rm -f "$OUT_DIR/hf-$what.log"
+}
+if [ -z "${SKIP_HF:-}" ]; then
+  [ "$HF_TRAIN" = none ] || reference train "$OUT_DIR/hf.json" \
+    bench/hf_lora_train_bench.py "$OUT_DIR/hf.json" "${SHAPES[@]}" --variants "$HF_TRAIN"
+  [ "$HF_INFER" = none ] || reference inference "$OUT_DIR/hf-infer.json" \
+    bench/hf_inference_bench.py "$OUT_DIR/hf-infer.json" "${SHAPES[@]}" --variants "$HF_INFER"
+  [ "$HF_VARLEN" = none ] || reference varlen "$OUT_DIR/hf-varlen.json" \
+    bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" "${SHAPES[@]}" --workload varlen \
+    --variants "$HF_VARLEN"
 fi
 
 say "table"
-hf_files=("$OUT_DIR/hf.json")
-[ -s "$OUT_DIR/hf-varlen.json" ] && hf_files+=("$OUT_DIR/hf-varlen.json")
+hf_files=()
+for f in hf.json hf-varlen.json hf-infer.json; do
+  [ -s "$OUT_DIR/$f" ] && hf_files+=("$OUT_DIR/$f")
+done
 python3 bench/compare.py "$OUT_DIR/ours.jsonl" "${hf_files[@]}" \
   "$OUT_DIR/results/$(date -u +%Y-%m-%d)-$GPU-train" --gpu "$GPU" | tee -a "$LOG"

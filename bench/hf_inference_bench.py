@@ -16,7 +16,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_peft_bench import SHAPES, sync_time  # noqa: E402
+from hf_peft_bench import SHAPES, measure_rows, sync_time  # noqa: E402
 
 
 def build(name):
@@ -77,19 +77,9 @@ def main(argv):
     import transformers
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
                       "gpu": torch.cuda.get_device_name()}), flush=True)
-    rows = []
-    for name in shapes:
-        row = {"model": name}
-        for variant in variants:
-            try:
-                row.update(eager(name) if variant == "eager" else compiled(name))
-            except Exception as e:  # an out-of-memory or compile failure is a result too
-                row[f"{variant}_inference_error"] = repr(e)[:300]
-                torch.cuda.empty_cache()
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    with open(out_path, "w") as f:
-        json.dump(rows, f, indent=1)
+    measure_rows(out_path, shapes, variants,
+                 lambda name, variant: eager(name) if variant == "eager" else compiled(name),
+                 lambda variant: f"{variant}_inference_error")
 
 
 if __name__ == "__main__":

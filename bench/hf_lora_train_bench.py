@@ -24,7 +24,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_peft_bench import SHAPES, sync_time  # noqa: E402
+from hf_peft_bench import SHAPES, measure_rows, sync_time  # noqa: E402
 
 
 def build(name):
@@ -126,27 +126,19 @@ def main(argv):
     import transformers
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
                       "peft": peft.__version__, "gpu": torch.cuda.get_device_name()}), flush=True)
-    rows = []
-    for name in shapes:
-        row = {"model": name, "lora_mb": 8, "lora_seq": 512}
-        for variant in variants:
-            key = "lora" if variant == "eager" else "lora_compiled"
-            if workload == "varlen":
-                key = key.replace("lora", "varlen")
-            try:
-                run = train_varlen if workload == "varlen" else train
-                r = run(name, compiled=variant == "compiled")
-                row.update({f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
-                            f"{key}_peak_GiB": r["peak_GiB"],
-                            f"{key}_loss": [r["loss_first"], r["loss_last"]]})
-            except Exception as e:  # an out-of-memory or compile failure is a result too
-                row[f"{key}_error"] = repr(e)[:300]
-                torch.cuda.empty_cache()
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    with open(out_path, "w") as f:
-        json.dump(rows, f, indent=1)
+    def key_of(variant):
+        key = "lora" if variant == "eager" else "lora_compiled"
+        return key.replace("lora", "varlen") if workload == "varlen" else key
 
+    def measure(name, variant):
+        run = train_varlen if workload == "varlen" else train
+        r = run(name, compiled=variant == "compiled")
+        key = key_of(variant)
+        return {f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
+                f"{key}_peak_GiB": r["peak_GiB"], f"{key}_loss": [r["loss_first"], r["loss_last"]]}
+
+    measure_rows(out_path, shapes, variants, measure, lambda variant: f"{key_of(variant)}_error",
+                 first={"lora_mb": 8, "lora_seq": 512})
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -138,6 +138,54 @@ void require_stdout_written() {
   }
 }
 
+// A key of the --config file, read before the full parse (which reports a file it cannot read).
+llm::Json config_value(const po::variables_map& first, const char* key) {
+  if (!first.count("config")) return nullptr;
+  try {
+    const llm::Json config = llm::read_json_file(first["config"].as<std::string>());
+    if (config.is_object() && config.contains(key)) return config[key];
+  } catch (const llm::UserError&) {
+  }
+  return nullptr;
+}
+
+// --plugin_dir (repeatable, searched first; on the command line, else in --config), then the
+// default search path.
+void load_plugins(PluginRegistry& registry, const po::variables_map& first) {
+  std::vector<std::string> dirs;
+  if (first.count("plugin_dir")) {
+    dirs = first["plugin_dir"].as<std::vector<std::string>>();
+  } else {
+    const llm::Json configured = config_value(first, "plugin_dir");
+    if (configured.is_string()) dirs.push_back(configured.get<std::string>());
+    if (configured.is_array()) {
+      for (const auto& dir : configured) {
+        if (dir.is_string()) dirs.push_back(dir.get<std::string>());
+      }
+    }
+  }
+  std::vector<std::filesystem::path> explicit_dirs;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      const bool unreadable = ec && ec != std::errc::no_such_file_or_directory;
+      throw llm::UserError(
+          "--plugin_dir '" + dir + "' " +
+          (unreadable ? "cannot be read: " + ec.message() : std::string("is not a directory")));
+    }
+    explicit_dirs.emplace_back(dir);
+  }
+  registry.load_directories(PluginRegistry::default_search_path(explicit_dirs));
+}
+
+// The plugin a run names before its options are parsed: --plugin, else the --config file's
+// "plugin" key; "" when neither does (a config that cannot be read is reported by the full parse).
+std::string named_plugin(const po::variables_map& first) {
+  if (first.count("plugin")) return first["plugin"].as<std::string>();
+  const llm::Json configured = config_value(first, "plugin");
+  return configured.is_string() ? configured.get<std::string>() : "";
+}
+
 int run_task(const std::vector<std::string>& raw_args, po::variables_map& values) {
   // First pass: only --task and --help, to know which options to declare.
   po::options_description common = common_options();
@@ -157,12 +205,24 @@ int run_task(const std::vector<std::string>& raw_args, po::variables_map& values
     throw llm::UserError("unknown --task '" + task_name + "' (one of: " + task_names() + ")");
   }
 
+  // Plugins load before the options are declared: an adapter declares its own (lora_r, ...).
+  // The registry outlives every object the task creates from plugin code.
+  PluginRegistry registry;
+  load_plugins(registry, first);
+
   po::options_description task_options("Options of --task " + task_name);
   task->declare_options(task_options);
+  po::options_description plugin_options;
+  if (task->declare_plugin_options) {
+    task->declare_plugin_options(plugin_options, registry, named_plugin(first),
+                                 first.count("help") > 0);
+  }
   po::options_description all;
-  all.add(common).add(task_options);
+  all.add(common).add(task_options).add(plugin_options);
   if (first.count("help")) {
-    std::cout << kUsage << "\n" << task->summary << "\n\n" << task_options << "\n" << common;
+    std::cout << kUsage << "\n" << task->summary << "\n\n" << task_options << "\n";
+    if (!plugin_options.options().empty()) std::cout << plugin_options << "\n";
+    std::cout << common;
     require_stdout_written();
     return llm::kExitOk;
   }
@@ -188,22 +248,6 @@ int run_task(const std::vector<std::string>& raw_args, po::variables_map& values
     throw llm::UserError("--format '" + format + "' is not one of " + allowed);
   }
 
-  // The registry outlives every object the task creates from plugin code.
-  PluginRegistry registry;
-  std::vector<std::filesystem::path> explicit_dirs;
-  if (values.count("plugin_dir")) {
-    for (const auto& dir : values["plugin_dir"].as<std::vector<std::string>>()) {
-      std::error_code ec;
-      if (!std::filesystem::is_directory(dir, ec)) {
-        const bool unreadable = ec && ec != std::errc::no_such_file_or_directory;
-        throw llm::UserError(
-            "--plugin_dir '" + dir + "' " +
-            (unreadable ? "cannot be read: " + ec.message() : std::string("is not a directory")));
-      }
-      explicit_dirs.emplace_back(dir);
-    }
-  }
-  registry.load_directories(PluginRegistry::default_search_path(explicit_dirs));
   for (const auto& unsafe : registry.warnings()) {
     std::cerr << "llmhost: warning: plugin " << unsafe.path.string() << " " << unsafe.reason
               << "\n";

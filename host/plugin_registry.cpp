@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <sstream>
 #include <system_error>
@@ -295,6 +296,29 @@ std::shared_ptr<llm::Dataset> PluginRegistry::dataset(const std::string& name) c
 std::shared_ptr<llm::Adapter> PluginRegistry::adapter(const std::string& name) const {
   return find_feature(adapters_, name, "adapter");
 }
+std::vector<std::shared_ptr<llm::Adapter>> PluginRegistry::adapters() const {
+  std::vector<std::shared_ptr<llm::Adapter>> list;
+  for (const auto& [name, a] : adapters_) list.push_back(a);
+  return list;
+}
+
+std::shared_ptr<llm::Adapter> PluginRegistry::adapter_for_peft_type(
+    const std::string& peft_type, const std::string& source) const {
+  const auto upper = [](std::string text) {
+    for (auto& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return text;
+  };
+  std::vector<std::string> known;
+  for (const auto& [name, a] : adapters_) {
+    const std::string type = a->peft_type();
+    if (type.empty()) continue;
+    if (upper(type) == upper(peft_type)) return a;
+    known.push_back(type + " (" + name + ")");
+  }
+  throw llm::UserError(source + ": no adapter plugin loads peft_type '" + peft_type +
+                       "'; loaded: " + (known.empty() ? std::string("none") : join(known, ", ")));
+}
+
 std::shared_ptr<llm::EvalTask> PluginRegistry::eval_task(const std::string& name) const {
   return find_feature(eval_tasks_, name, "eval task");
 }

@@ -65,6 +65,11 @@ class PluginRegistry {
   std::shared_ptr<llm::Adapter> adapter(const std::string& name) const;
   std::shared_ptr<llm::EvalTask> eval_task(const std::string& name) const;
   std::vector<std::string> feature_names(llm::PluginKind kind) const;
+  std::vector<std::shared_ptr<llm::Adapter>> adapters() const;
+  // The adapter that loads directories whose adapter_config.json says this peft_type (compared
+  // without case); UserError naming `source` and the types the loaded adapters take when none.
+  std::shared_ptr<llm::Adapter> adapter_for_peft_type(const std::string& peft_type,
+                                                      const std::string& source) const;
 
  private:
   class ScopedRegistrar;

@@ -1,5 +1,6 @@
 #include "task.hpp"
 
+#include <filesystem>
 #include <ostream>
 
 #include "llm/device.hpp"
@@ -36,6 +37,84 @@ bool register_task(TaskSpec spec) {
 }
 
 const std::vector<TaskSpec>& registered_tasks() { return task_table(); }
+
+void add_adapter_options(po::options_description& options, const llm::Adapter& adapter) {
+  using Type = llm::AdapterOption::Type;
+  for (const auto& option : adapter.options()) {
+    if (options.find_nothrow(option.name, false) != nullptr) {
+      throw llm::UserError("adapter plugin '" + adapter.name() + "' declares --" + option.name +
+                           ", which the task already has");
+    }
+    const auto& fallback = option.default_value;
+    const char* name = option.name.c_str();
+    const char* help = option.help.c_str();
+    try {
+      switch (option.type) {
+        case Type::kInteger:
+          options.add_options()(name, po::value<int64_t>()->default_value(fallback.get<int64_t>()),
+                                help);
+          break;
+        case Type::kNumber:
+          options.add_options()(name, po::value<double>()->default_value(fallback.get<double>()),
+                                help);
+          break;
+        case Type::kBoolean:
+          options.add_options()(
+              name, po::value<bool>()->default_value(fallback.get<bool>())->implicit_value(true),
+              help);
+          break;
+        case Type::kString:
+          options.add_options()(
+              name, po::value<std::string>()->default_value(fallback.get<std::string>()), help);
+          break;
+      }
+    } catch (const llm::Json::exception&) {
+      throw llm::UserError("adapter plugin '" + adapter.name() + "': the default of --" +
+                           option.name + " is not of the option's type");
+    }
+  }
+}
+
+llm::Json adapter_settings(const TaskContext& ctx, const llm::Adapter& adapter) {
+  using Type = llm::AdapterOption::Type;
+  llm::Json settings = llm::Json::object();
+  for (const auto& option : adapter.options()) {
+    switch (option.type) {
+      case Type::kInteger:
+        settings[option.name] = ctx.get<int64_t>(option.name);
+        break;
+      case Type::kNumber:
+        settings[option.name] = ctx.get<double>(option.name);
+        break;
+      case Type::kBoolean:
+        settings[option.name] = ctx.get<bool>(option.name);
+        break;
+      case Type::kString:
+        settings[option.name] = ctx.get<std::string>(option.name);
+        break;
+    }
+  }
+  return settings;
+}
+
+std::shared_ptr<llm::Adapter> adapter_for_directory(const TaskContext& ctx,
+                                                    const std::string& flag) {
+  namespace fs = std::filesystem;
+  const fs::path dir = ctx.get<std::string>(flag);
+  if (!fs::is_directory(dir)) {
+    throw llm::UserError("--" + flag + " '" + dir.string() +
+                         "' is not a directory (expected an adapter: adapter_config.json and its "
+                         "weights, PEFT's layout)");
+  }
+  const fs::path config_file = dir / "adapter_config.json";
+  const llm::Json config = llm::read_json_file(config_file);
+  if (!config.is_object() || !config.contains("peft_type") || !config["peft_type"].is_string()) {
+    throw llm::UserError(config_file.string() +
+                         ": expected a \"peft_type\" string (PEFT's adapter_config.json)");
+  }
+  return ctx.registry().adapter_for_peft_type(config["peft_type"].get<std::string>(),
+                                              config_file.string());
+}
 
 void add_device_options(po::options_description& options) {
   options.add_options()                                                                  //

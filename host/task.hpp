@@ -60,6 +60,12 @@ struct TaskSpec {
   std::function<void(po::options_description&)> declare_options;
   std::function<int(TaskContext&)> run;
   std::vector<std::string> formats = {"text", "json"};  // accepted --format values
+  // Options the loaded plugins declare for this task (an adapter's hyper-parameters), added to
+  // `options` for the plugin the run names (`plugin`, from --plugin or --config; "" when none is
+  // named: then `help` lists every plugin's, each under its own title). Optional.
+  std::function<void(po::options_description& options, const PluginRegistry& registry,
+                     const std::string& plugin, bool help)>
+      declare_plugin_options = nullptr;
 };
 
 // Called from a static initialiser in the task's file; returns true.
@@ -70,6 +76,15 @@ const std::vector<TaskSpec>& registered_tasks();
 void add_device_options(po::options_description& options);     // --device, --precision
 void add_checkpoint_option(po::options_description& options);  // --checkpoint_dir (required)
 void add_quantize_option(po::options_description& options);    // --quantize
+// An adapter's own options (llm::AdapterOption) as flags; UserError when one clashes with a flag
+// the task already has.
+void add_adapter_options(po::options_description& options, const llm::Adapter& adapter);
+// The adapter's option values, by name, for Adapter::attach.
+llm::Json adapter_settings(const TaskContext& ctx, const llm::Adapter& adapter);
+// The adapter plugin that loads the adapter directory given as --FLAG: the one whose peft_type is
+// the directory's adapter_config.json "peft_type". UserError naming the flag or file otherwise.
+std::shared_ptr<llm::Adapter> adapter_for_directory(const TaskContext& ctx,
+                                                    const std::string& flag);
 
 // --precision, or the device's default; when that default applies on CUDA, one line on stderr
 // says which and why (a Turing card gets fp16, not bf16).

@@ -146,11 +146,11 @@ int run(TaskContext& ctx) {
   }
   const auto device = llm::parse_device(ctx.get<std::string>("device"));
   const auto dtype = task_precision(ctx, device);
+  // The adapter plugin, by the directory's peft_type, before the model is loaded.
+  const auto adapter = ctx.has("lora_path") ? adapter_for_directory(ctx, "lora_path") : nullptr;
   auto loaded =
       load_model(registry, checkpoint, device, dtype, /*random_init=*/false, 0, task_quantize(ctx));
-  if (ctx.has("lora_path")) {
-    registry.adapter("lora")->load(*loaded.model, ctx.get<std::string>("lora_path"));
-  }
+  if (adapter) adapter->load(*loaded.model, ctx.get<std::string>("lora_path"));
   const auto tokenizer = llm::load_tokenizer(checkpoint);
 
   llm::ScorerOptions scorer_options;

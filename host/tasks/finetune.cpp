@@ -51,15 +51,6 @@ void declare(po::options_description& o) {
       ("weight_decay", po::value<double>()->default_value(0.01), "AdamW decoupled weight decay")  //
       ("warmup_steps", po::value<int64_t>()->default_value(100), "linear warm-up steps")          //
       ("grad_clip", po::value<double>()->default_value(1.0), "max gradient norm (0: off)")        //
-      ("lora_r", po::value<int64_t>()->default_value(8), "LoRA rank")                             //
-      ("lora_alpha", po::value<double>()->default_value(16), "LoRA alpha (scaling alpha/r)")      //
-      ("lora_dropout", po::value<double>()->default_value(0.05), "dropout on the LoRA input")     //
-      ("lora_query", flag(true), "adapt the query projection")                                    //
-      ("lora_key", flag(false), "adapt the key projection")                                       //
-      ("lora_value", flag(true), "adapt the value projection")                                    //
-      ("lora_projection", flag(false), "adapt the attention output projection")                   //
-      ("lora_mlp", flag(false), "adapt the MLP")                                                  //
-      ("lora_head", flag(false), "adapt the output head")                                         //
       ("eval_interval", po::value<int64_t>()->default_value(100),
        "validate every N steps (0: never)")                                                 //
       ("eval_iters", po::value<int64_t>()->default_value(100), "validation micro-batches")  //
@@ -96,15 +87,23 @@ llm::LaunchOverrides launch_overrides(const TaskContext& ctx) {
   return o;
 }
 
-llm::Json lora_settings(const TaskContext& ctx) {
-  llm::Json s = llm::Json::object();
-  for (const char* key : {"lora_r"}) s[key] = ctx.get<int64_t>(key);
-  for (const char* key : {"lora_alpha", "lora_dropout"}) s[key] = ctx.get<double>(key);
-  for (const char* key :
-       {"lora_query", "lora_key", "lora_value", "lora_projection", "lora_mlp", "lora_head"}) {
-    s[key] = ctx.get<bool>(key);
+// The adapter's own options (lora_r, ... for LoRA): all of every adapter for --help without
+// --plugin, each under its own title; the named adapter's for a run.
+void declare_adapter_options(po::options_description& options, const PluginRegistry& registry,
+                             const std::string& plugin, bool help) {
+  if (!plugin.empty()) {
+    po::options_description own("Options of adapter plugin '" + plugin + "'");
+    add_adapter_options(own, *registry.adapter(plugin));  // UserError listing the adapters
+    options.add(own);
+    return;
   }
-  return s;
+  if (!help) return;
+  for (const auto& adapter : registry.adapters()) {
+    po::options_description own("Options of adapter plugin '" + adapter->name() + "' (--plugin " +
+                                adapter->name() + ")");
+    add_adapter_options(own, *adapter);
+    options.add(own);
+  }
 }
 
 llm::TrainingSettings training_settings(const TaskContext& ctx) {
@@ -218,8 +217,8 @@ int run(TaskContext& ctx) {
   model.set_activation_checkpointing(ctx.get<bool>("activation_checkpointing"));
 
   torch::manual_seed(settings.seed);  // LoRA A initialisation
-  const llm::Json lora = lora_settings(ctx);
-  adapter->attach(model, lora);
+  const llm::Json adapter_options = adapter_settings(ctx, *adapter);
+  adapter->attach(model, adapter_options);
   std::vector<std::pair<std::string, torch::Tensor>> trainable;
   int64_t trainable_count = 0, frozen_count = 0;
   for (const auto& item : model.named_parameters()) {
@@ -235,7 +234,7 @@ int run(TaskContext& ctx) {
       model, trainable, data, settings, out_dir,
       [&](const fs::path& dir) { adapter->save(model, dir); }, ctx.err());
   trainer.set_run_description(llm::Json{{"adapter", adapter->name()},
-                                        {"lora", lora},
+                                        {adapter->name(), adapter_options},
                                         {"quantize", llm::quantize_name(quantize)},
                                         {"precision", llm::precision_name(dtype)}});
   // Rank 0 writes the run's files: it holds --out_dir until the process ends.
@@ -290,8 +289,12 @@ int run(TaskContext& ctx) {
   return exit_code;
 }
 
-const bool registered = register_task(
-    {"finetune", "train a LoRA adapter (--plugin lora) on a prepared dataset", declare, run});
+const bool registered = register_task({"finetune",
+                                       "train an adapter (--plugin lora) on a prepared dataset",
+                                       declare,
+                                       run,
+                                       {"text", "json"},
+                                       declare_adapter_options});
 
 }  // namespace
 }  // namespace llmhost

@@ -60,13 +60,13 @@ int run(TaskContext& ctx) {
   const std::string prompt = ctx.get<std::string>("prompt");
   const std::vector<int64_t> prompt_ids = tokenizer->encode_for_model(prompt);
 
+  // The adapter plugin, by the directory's peft_type, before the model is loaded.
+  const auto adapter = ctx.has("lora_path") ? adapter_for_directory(ctx, "lora_path") : nullptr;
   const auto load_start = std::chrono::steady_clock::now();
   LoadedModel loaded =
       load_model(ctx.registry(), checkpoint_dir, device, dtype, ctx.get<bool>("random_init"),
                  ctx.get<uint64_t>("seed"), quantize);
-  if (ctx.has("lora_path")) {
-    ctx.registry().adapter("lora")->load(*loaded.model, ctx.get<std::string>("lora_path"));
-  }
+  if (adapter) adapter->load(*loaded.model, ctx.get<std::string>("lora_path"));
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 

@@ -44,7 +44,6 @@ torch::ScalarType stored_dtype(const fs::path& checkpoint_dir) {
 }
 
 int run(TaskContext& ctx) {
-  const auto adapter = ctx.registry().adapter(ctx.has("plugin") ? ctx.plugin(false) : "lora");
   const fs::path checkpoint_dir = ctx.get<std::string>("checkpoint_dir");
   const fs::path lora_path = ctx.get<std::string>("lora_path");
   const fs::path out_dir = ctx.get<std::string>("out_dir");
@@ -56,6 +55,9 @@ int run(TaskContext& ctx) {
   refuse_aliasing(output, {{"checkpoint_dir", checkpoint_dir}, {"lora_path", lora_path}},
                   /*replaced_whole=*/true);
   create_output_parent(output);
+  // --plugin names the adapter; otherwise the directory's adapter_config.json peft_type does.
+  const auto adapter = ctx.has("plugin") ? ctx.registry().adapter(ctx.plugin(false))
+                                         : adapter_for_directory(ctx, "lora_path");
   const auto dtype = stored_dtype(checkpoint_dir);
   const auto quantize = task_quantize(ctx);
   auto loaded = load_model(ctx.registry(), checkpoint_dir, torch::kCPU, dtype, false, 0, quantize);

@@ -17,6 +17,8 @@ Registrar::~Registrar() = default;
 ModelFamily::~ModelFamily() = default;
 Dataset::~Dataset() = default;
 Adapter::~Adapter() = default;
+std::vector<AdapterOption> Adapter::options() const { return {}; }
+std::string Adapter::peft_type() const { return ""; }
 EvalTask::~EvalTask() = default;
 LinearAdapter::~LinearAdapter() = default;
 CausalLM::~CausalLM() = default;

@@ -118,3 +118,48 @@ TEST(Cli, BadFormatValueExitsTwo) {
 }
 
 }  // namespace
+
+namespace {
+
+// An adapter's hyper-parameters are the adapter plugin's: --help shows them under its name, with
+// the plugin's defaults, and without --plugin every adapter's under its own title.
+TEST(Cli, FinetuneHelpShowsTheAdapterPluginsOwnOptions) {
+  const auto named = run_llmhost({"--task", "finetune", "--plugin", "lora", "--help"});
+  EXPECT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_NE(named.out.find("Options of adapter plugin 'lora'"), std::string::npos) << named.out;
+  EXPECT_NE(named.out.find("--lora_r arg (=8)"), std::string::npos) << named.out;
+  EXPECT_NE(named.out.find("--lora_mlp"), std::string::npos) << named.out;
+  const auto all = run_llmhost({"--task", "finetune", "--help"});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_NE(all.out.find("Options of adapter plugin 'lora' (--plugin lora)"), std::string::npos)
+      << all.out;
+}
+
+// A --config file names the plugin whose options it sets; the options are then known, and the
+// run goes on to the next problem (here the missing --data_dir).
+TEST(Cli, ConfigFileNamingThePluginMaySetItsOptions) {
+  llm::test::TempDir dir;
+  const auto config = dir.path() / "run.json";
+  std::ofstream(config) << R"({"plugin": "lora", "lora_r": 4, "lora_mlp": true})";
+  const auto r = run_llmhost({"--task", "finetune", "--config", config.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("data_dir"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("lora_r"), std::string::npos) << r.err;
+}
+
+// The adapter for --lora_path is the plugin of the directory's peft_type, not a name in the host.
+TEST(Cli, AdapterDirectoryOfAPeftTypeNoPluginLoadsExitsTwoNamingFileAndTypes) {
+  llm::test::TempDir dir;
+  std::ofstream(dir.path() / "adapter_config.json") << R"({"peft_type": "IA3"})";
+  const auto r = run_llmhost({"--task", "generate", "--checkpoint_dir",
+                              (llm::test::data_dir() / "tiny-pythia").string(), "--prompt", "hi",
+                              "--lora_path", dir.path().string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("adapter_config.json: no adapter plugin loads peft_type 'IA3'; loaded: "
+                       "LORA (lora)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+}
+
+}  // namespace

@@ -10,6 +10,7 @@
 #include "llm/plugin.hpp"
 #include "llm/safetensors.hpp"
 #include "lora_linear.hpp"
+#include "lora_options.hpp"
 #include "lora_targets.hpp"
 #include "peft_config.hpp"
 
@@ -45,6 +46,8 @@ std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>> attached(llm::C
 class LoraAdapter final : public llm::Adapter {
  public:
   std::string name() const override { return "lora"; }
+  std::vector<llm::AdapterOption> options() const override { return lora_options(); }
+  std::string peft_type() const override { return "LORA"; }
 
   std::vector<torch::Tensor> attach(llm::CausalLM& model,
                                     const llm::Json& settings) const override {

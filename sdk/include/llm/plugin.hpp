@@ -20,7 +20,7 @@ namespace llm {
 
 // Bump whenever a plugin-implemented interface (ModelFamily, Dataset, Adapter, EvalTask,
 // LinearAdapter, CausalLM) or PluginInfo changes in any way: a new virtual shifts vtable slots.
-inline constexpr std::uint32_t kSdkAbiVersion = 4;  // 4: CausalLM::packed_hidden_states
+inline constexpr std::uint32_t kSdkAbiVersion = 5;  // 5: Adapter::options, peft_type
 
 enum class PluginKind : std::uint32_t { kModel = 1, kDataset = 2, kAdapter = 3, kEvalTask = 4 };
 LLM_API const char* plugin_kind_name(PluginKind kind);  // "model", "dataset", ...

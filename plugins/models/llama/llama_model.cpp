@@ -5,19 +5,13 @@
 #include "llm/error.hpp"
 
 namespace llama {
-namespace {
 
-const std::vector<std::string> kActivations = {
-    "silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "relu"};
-
-}  // namespace
-
-AttentionImpl::AttentionImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
+AttentionImpl::AttentionImpl(const LlamaConfig& config, const torch::TensorOptions& options)
     : heads_(config.num_heads),
       kv_heads_(config.num_kv_heads),
       head_dim_(config.head_dim),
-      rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings,
-              llm::rope_scaling_of(config)) {
+      rotary_(config.rotary.rotary_dim, config.rotary.theta, config.max_position_embeddings,
+              config.rotary.scaling) {
   const bool bias = config.attention_bias;
   const int64_t hidden = config.hidden_size;
   q_proj =
@@ -49,8 +43,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache
   return o_proj(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }
 
-MlpImpl::MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
-    : activation_(llm::parse_activation(config.hidden_act, config.source, kActivations)) {
+MlpImpl::MlpImpl(const LlamaConfig& config, const torch::TensorOptions& options)
+    : activation_(llm::parse_activation(config.hidden_act, config.source)) {
   const bool bias = config.mlp_bias;
   const int64_t hidden = config.hidden_size;
   const int64_t inner = config.intermediate_size;
@@ -63,12 +57,12 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   return down_proj(llm::gated_activation(activation_, gate_proj(x), up_proj(x)));
 }
 
-LayerImpl::LayerImpl(const llm::ModelConfig& config, const torch::TensorOptions& options) {
+LayerImpl::LayerImpl(const LlamaConfig& config, const torch::TensorOptions& options) {
   input_layernorm = register_module("input_layernorm",
-                                    llm::RMSNorm(config.hidden_size, config.norm_eps, options));
+                                    llm::RMSNorm(config.hidden_size, config.rms_norm_eps, options));
   self_attn = register_module("self_attn", Attention(config, options));
   post_attention_layernorm = register_module(
-      "post_attention_layernorm", llm::RMSNorm(config.hidden_size, config.norm_eps, options));
+      "post_attention_layernorm", llm::RMSNorm(config.hidden_size, config.rms_norm_eps, options));
   mlp = register_module("mlp", Mlp(config, options));
 }
 
@@ -78,7 +72,7 @@ torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, in
   return h + mlp(post_attention_layernorm(h));
 }
 
-BackboneImpl::BackboneImpl(const llm::ModelConfig& config, const torch::TensorOptions& options) {
+BackboneImpl::BackboneImpl(const LlamaConfig& config, const torch::TensorOptions& options) {
   embed_tokens = register_module("embed_tokens",
                                  llm::Embedding(config.vocab_size, config.hidden_size, options));
   layer_list = register_module("layers", torch::nn::ModuleList());
@@ -86,10 +80,10 @@ BackboneImpl::BackboneImpl(const llm::ModelConfig& config, const torch::TensorOp
     layers.emplace_back(config, options);
     layer_list->push_back(layers.back());
   }
-  norm = register_module("norm", llm::RMSNorm(config.hidden_size, config.norm_eps, options));
+  norm = register_module("norm", llm::RMSNorm(config.hidden_size, config.rms_norm_eps, options));
 }
 
-LlamaForCausalLM::LlamaForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options)
+LlamaForCausalLM::LlamaForCausalLM(LlamaConfig config, const torch::TensorOptions& options)
     : config_(std::move(config)) {
   model_ = register_module("model", Backbone(config_, options));
   lm_head_ = register_module(
@@ -120,42 +114,38 @@ torch::Tensor LlamaForCausalLM::run(const torch::Tensor& input_ids, llm::KVCache
   return model_->norm(x);
 }
 
-std::vector<std::pair<std::string, llm::AdaptableLinear>> LlamaForCausalLM::adaptable_linears() {
-  std::vector<std::pair<std::string, llm::AdaptableLinear>> linears;
+std::vector<llm::ModelLinear> LlamaForCausalLM::adaptable_linears() {
+  using Role = llm::LinearRole;
+  std::vector<llm::ModelLinear> linears;
   for (size_t i = 0; i < model_->layers.size(); ++i) {
     const auto prefix = "model.layers." + std::to_string(i) + ".";
-    const auto& layer = model_->layers[i];
-    linears.emplace_back(prefix + "self_attn.q_proj", layer->self_attn->q_proj);
-    linears.emplace_back(prefix + "self_attn.k_proj", layer->self_attn->k_proj);
-    linears.emplace_back(prefix + "self_attn.v_proj", layer->self_attn->v_proj);
-    linears.emplace_back(prefix + "self_attn.o_proj", layer->self_attn->o_proj);
-    linears.emplace_back(prefix + "mlp.gate_proj", layer->mlp->gate_proj);
-    linears.emplace_back(prefix + "mlp.up_proj", layer->mlp->up_proj);
-    linears.emplace_back(prefix + "mlp.down_proj", layer->mlp->down_proj);
+    const auto& attention = model_->layers[i]->self_attn;
+    const auto& mlp = model_->layers[i]->mlp;
+    linears.push_back(
+        llm::plain_linear(prefix + "self_attn.q_proj", attention->q_proj, Role::kQuery));
+    linears.push_back(
+        llm::plain_linear(prefix + "self_attn.k_proj", attention->k_proj, Role::kKey));
+    linears.push_back(
+        llm::plain_linear(prefix + "self_attn.v_proj", attention->v_proj, Role::kValue));
+    linears.push_back(
+        llm::plain_linear(prefix + "self_attn.o_proj", attention->o_proj, Role::kAttentionOutput));
+    linears.push_back(llm::plain_linear(prefix + "mlp.gate_proj", mlp->gate_proj, Role::kMlpGate));
+    linears.push_back(llm::plain_linear(prefix + "mlp.up_proj", mlp->up_proj, Role::kMlpUp));
+    linears.push_back(llm::plain_linear(prefix + "mlp.down_proj", mlp->down_proj, Role::kMlpDown));
   }
-  linears.emplace_back("lm_head", lm_head_);
+  linears.push_back(llm::plain_linear("lm_head", lm_head_, Role::kLmHead));
   return linears;
 }
 
-void LlamaFamily::validate(const llm::ModelConfig& config) const {
-  llm::parse_activation(config.hidden_act, config.source, kActivations);
-  // Llama 3.1+ checkpoints scale RoPE frequencies ("llama3"); other scalings are refused.
-  const auto rope = llm::rope_scaling_of(config).type;
-  if (rope != "default" && rope != "llama3") {
-    throw llm::UserError(config.source + ": rope type '" + rope +
-                         "' is not supported by llama (expected 'default' or 'llama3')");
-  }
-  if (config.rotary_dim != config.head_dim) {
-    throw llm::UserError(config.source + ": llama rotates the whole head (rotary dimension " +
-                         std::to_string(config.rotary_dim) + ", head_dim " +
-                         std::to_string(config.head_dim) + ")");
-  }
+void LlamaFamily::validate(const llm::ModelConfig& config) const { LlamaConfig::read(config); }
+
+llm::Json LlamaFamily::settings(const llm::ModelConfig& config) const {
+  return LlamaConfig::read(config).settings();
 }
 
 std::shared_ptr<llm::CausalLM> LlamaFamily::build(const llm::ModelConfig& config,
                                                   const torch::TensorOptions& options) const {
-  validate(config);
-  return std::make_shared<LlamaForCausalLM>(config, options);
+  return std::make_shared<LlamaForCausalLM>(LlamaConfig::read(config), options);
 }
 
 }  // namespace llama

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "llama_config.hpp"
 #include "llm/model.hpp"
 #include "llm/nn/activation.hpp"
 #include "llm/nn/attention.hpp"
@@ -15,7 +16,7 @@ namespace llama {
 // Self-attention with separate q/k/v/o projections, grouped-query attention and full rotary.
 class AttentionImpl : public torch::nn::Module {
  public:
-  AttentionImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
+  AttentionImpl(const LlamaConfig& config, const torch::TensorOptions& options);
   // packing: samples laid end to end in x's one row (no cache then), else nullptr.
   torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
                         const llm::PackedSequences* packing = nullptr);
@@ -36,7 +37,7 @@ TORCH_MODULE(Attention);
 // SwiGLU: down(act(gate(x)) * up(x)).
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
+  MlpImpl(const LlamaConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
 
   llm::AdaptableLinear gate_proj{nullptr};
@@ -50,7 +51,7 @@ TORCH_MODULE(Mlp);
 
 class LayerImpl : public torch::nn::Module {
  public:
-  LayerImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
+  LayerImpl(const LlamaConfig& config, const torch::TensorOptions& options);
   // packing: samples laid end to end in x's one row (no cache then), else nullptr.
   torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
                         const llm::PackedSequences* packing = nullptr);
@@ -65,7 +66,7 @@ TORCH_MODULE(Layer);
 // LlamaModel: embeddings, layers, final norm (module "model").
 class BackboneImpl : public torch::nn::Module {
  public:
-  BackboneImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
+  BackboneImpl(const LlamaConfig& config, const torch::TensorOptions& options);
 
   llm::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layer_list{nullptr};  // registered as "layers" -> "layers.<i>.*"
@@ -77,20 +78,20 @@ TORCH_MODULE(Backbone);
 // LlamaForCausalLM, with parameters under the checkpoint's names.
 class LlamaForCausalLM : public llm::CausalLM {
  public:
-  LlamaForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options);
+  LlamaForCausalLM(LlamaConfig config, const torch::TensorOptions& options);
 
   torch::Tensor hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) override;
   torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
                                      const llm::PackedSequences& packing) override;
   llm::AdaptableLinear& output_head() override { return lm_head_; }
   const llm::ModelConfig& config() const override { return config_; }
-  std::vector<std::pair<std::string, llm::AdaptableLinear>> adaptable_linears() override;
+  std::vector<llm::ModelLinear> adaptable_linears() override;
 
  private:
   torch::Tensor run(const torch::Tensor& input_ids, llm::KVCache* cache,
                     const llm::PackedSequences* packing);
 
-  llm::ModelConfig config_;
+  LlamaConfig config_;
   Backbone model_{nullptr};
   llm::AdaptableLinear lm_head_{nullptr};
 };
@@ -101,6 +102,7 @@ class LlamaFamily : public llm::ModelFamily {
   std::vector<std::string> model_types() const override { return {"llama"}; }
   std::vector<std::string> architectures() const override { return {"LlamaForCausalLM"}; }
   void validate(const llm::ModelConfig& config) const override;
+  llm::Json settings(const llm::ModelConfig& config) const override;
   std::shared_ptr<llm::CausalLM> build(const llm::ModelConfig& config,
                                        const torch::TensorOptions& options) const override;
 };

@@ -24,7 +24,8 @@ TEST(LlamaConfig, TinyLlamaRotatesTheWholeHeadWithoutBiases) {
   EXPECT_EQ(s["rotary_dim"], c.head_dim);
   EXPECT_EQ(s["rope_theta"], c.raw["rope_theta"]);
   EXPECT_EQ(s["rms_norm_eps"], c.raw["rms_norm_eps"]);
-  EXPECT_EQ(s["attention_bias"], false);
+  EXPECT_EQ(s["qkv_bias"], false);
+  EXPECT_EQ(s["output_bias"], false);
   EXPECT_EQ(s["mlp_bias"], false);
   EXPECT_EQ(s["hidden_act"], "silu");
 }
@@ -45,7 +46,7 @@ TEST(LlamaConfig, DefaultsFollowTransformers) {
   EXPECT_EQ(s["rope_theta"], 10000.0);
   EXPECT_EQ(s["rope_type"], "default");
   EXPECT_EQ(s["rms_norm_eps"], 1e-6);  // LlamaConfig.rms_norm_eps
-  EXPECT_EQ(s["attention_bias"], false);
+  EXPECT_EQ(s["qkv_bias"], false);
   EXPECT_EQ(s["tie_word_embeddings"], false);
 }
 

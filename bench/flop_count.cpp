@@ -16,9 +16,9 @@ FlopModel flop_model(llm::CausalLM& model) {
   const auto& config = model.config();
   f.layers = config.num_layers;
   f.hidden = config.hidden_size;
-  for (const auto& [name, linear] : model.adaptable_linears()) {
-    (void)name;
-    f.matmul_params += linear->in_features() * linear->out_features();  // NF4 layers have no weight
+  for (const auto& layer : model.adaptable_linears()) {
+    // NF4 layers have no weight.
+    f.matmul_params += layer.linear->in_features() * layer.linear->out_features();
   }
   return f;
 }

@@ -17,7 +17,9 @@ llmhost::LoadedModel load_nf4_random(const llmhost::PluginRegistry& registry,
   loaded.model =
       loaded.family->build(loaded.config, torch::TensorOptions().device(torch::kCPU).dtype(dtype));
   torch::manual_seed(seed);
-  const double std = loaded.config.initializer_range;  // as llm::random_init draws matrices
+  // As llm::random_init draws matrices.
+  const double std =
+      llm::json_number_or(loaded.config.raw, "initializer_range", 0.02, loaded.config.source);
   loaded.quantized = llm::quantize_frozen_linears(
       *loaded.model, llm::QuantizeScheme::kNf4, device,
       [&](const std::string&, llm::AdaptableLinear& linear) {

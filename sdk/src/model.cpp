@@ -88,6 +88,8 @@ torch::ScalarType CausalLM::dtype() const {
 
 void ModelFamily::validate(const ModelConfig&) const {}
 
+Json ModelFamily::settings(const ModelConfig&) const { return Json::object(); }
+
 bool ModelFamily::recognises(const ModelConfig& config) const {
   const auto types = model_types();
   if (std::find(types.begin(), types.end(), config.model_type) != types.end()) return true;
@@ -140,7 +142,8 @@ void load_weights(CausalLM& model, const std::filesystem::path& checkpoint_dir) 
 void random_init(CausalLM& model, uint64_t seed) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(seed);  // seeds the CPU and every CUDA generator
-  const double std = model.config().initializer_range;
+  const auto& config = model.config();
+  const double std = json_number_or(config.raw, "initializer_range", 0.02, config.source);
   // As Hugging Face's _init_weights: matrices (linear, embedding) ~ N(0, std); 1-d parameters are
   // norm weights (1) or biases (0).
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {

@@ -1,6 +1,5 @@
-// config.json -> ModelConfig, for the published key layouts (GPT-NeoX `rotary_pct` /
-// `rotary_emb_base`, Llama `rope_theta`) and the transformers-5 one (`rope_parameters`, `dtype`).
-// Defaults follow the transformers config classes of each model type.
+// config.json -> the common ModelConfig (keys every family spells the same way, in the published
+// and the transformers-5 layouts), and the readers families use for their own keys.
 #include "llm/model_config.hpp"
 
 #include <cmath>
@@ -19,7 +18,6 @@ constexpr int64_t kMaxHidden = 1 << 20;
 constexpr int64_t kMaxLayers = 1000;
 constexpr int64_t kMaxHeads = 4096;
 constexpr int64_t kMaxHeadDim = 4096;
-constexpr int64_t kMaxIntermediate = 1 << 22;
 constexpr int64_t kMaxPositions = 1 << 24;
 
 std::string format_number(double value) {
@@ -123,8 +121,6 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
   c.raw = json;
   c.source = source;
   c.model_type = json_string_or(json, "model_type", "", source);
-  const bool neox = c.model_type == "gpt_neox";
-  const bool llama = c.model_type == "llama";
 
   if (const auto it = json.find("architectures"); it != json.end() && !it->is_null()) {
     if (!it->is_array()) throw UserError(source + ": 'architectures' must be a list of strings");
@@ -142,7 +138,6 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
   c.num_heads = required_size(json, "num_attention_heads", kMaxHeads, source);
   c.num_kv_heads = checked_size(json_int_or(json, "num_key_value_heads", c.num_heads, source),
                                 "num_key_value_heads", kMaxHeads, source);
-  c.intermediate_size = required_size(json, "intermediate_size", kMaxIntermediate, source);
   c.max_position_embeddings =
       checked_size(json_int_or(json, "max_position_embeddings", 2048, source),
                    "max_position_embeddings", kMaxPositions, source);
@@ -161,52 +156,13 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
                     " is not divisible by 'num_key_value_heads' " + std::to_string(c.num_kv_heads));
   }
 
-  // RoPE: transformers 5 nests it in rope_parameters; older files keep it at the top level.
-  // Both RoPE objects are validated here; rope_scaling_of() reads the one that applies.
-  const Json no_rope_parameters = Json::object();
-  const Json* rope_parameters = &no_rope_parameters;
+  // Both RoPE scaling objects are validated here; rope_scaling_of() reads the one that applies.
   if (const auto it = json.find("rope_parameters"); it != json.end() && !it->is_null()) {
     parse_rope_scaling(*it, "rope_parameters", c.max_position_embeddings, source);
-    rope_parameters = &*it;
   }
   if (const auto it = json.find("rope_scaling"); it != json.end() && !it->is_null()) {
     parse_rope_scaling(*it, "rope_scaling", c.max_position_embeddings, source);
   }
-  const double legacy_theta = json_number_or(
-      json, "rope_theta", json_number_or(json, "rotary_emb_base", 10000.0, source), source);
-  c.rope_theta = json_number_or(*rope_parameters, "rope_theta", legacy_theta, source);
-  const double legacy_factor =
-      json_number_or(json, "partial_rotary_factor",
-                     json_number_or(json, "rotary_pct", neox ? 0.25 : 1.0, source), source);
-  c.partial_rotary_factor =
-      json_number_or(*rope_parameters, "partial_rotary_factor", legacy_factor, source);
-  if (!(c.rope_theta > 0.0)) throw UserError(source + ": 'rope_theta' must be positive");
-  if (!(c.partial_rotary_factor > 0.0 && c.partial_rotary_factor <= 1.0)) {
-    throw UserError(source + ": the rotary fraction ('rotary_pct' / 'partial_rotary_factor') " +
-                    "must be in (0, 1], got " + format_number(c.partial_rotary_factor));
-  }
-  // int() truncation, as transformers computes it.
-  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * c.partial_rotary_factor);
-  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0) {
-    throw UserError(source + ": rotary dimension head_dim * rotary fraction = " +
-                    std::to_string(c.rotary_dim) + " must be even and at least 2");
-  }
-
-  const char* eps_key = neox ? "layer_norm_eps" : llama ? "rms_norm_eps" : nullptr;
-  if (eps_key == nullptr)
-    eps_key = json.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_eps";
-  c.norm_eps = json_number_or(json, eps_key, llama ? 1e-6 : 1e-5, source);
-  if (!(c.norm_eps > 0.0 && c.norm_eps < 1.0)) {
-    throw UserError(source + ": '" + eps_key + "' must be in (0, 1)");
-  }
-
-  c.hidden_act = json_string_or(json, "hidden_act", llama ? "silu" : "gelu", source);
-  c.tie_word_embeddings = json_bool_or(json, "tie_word_embeddings", false, source);
-  c.use_parallel_residual = json_bool_or(json, "use_parallel_residual", neox, source);
-  c.attention_bias = json_bool_or(json, "attention_bias", neox, source);
-  // GPT-NeoX's MLP always has biases (no config key); Llama's follow `mlp_bias`.
-  c.mlp_bias = neox ? true : json_bool_or(json, "mlp_bias", false, source);
-  c.initializer_range = json_number_or(json, "initializer_range", 0.02, source);
 
   const auto bos = token_ids(json, "bos_token_id", source);
   if (bos.size() > 1) throw UserError(source + ": 'bos_token_id' must be a single integer");
@@ -223,6 +179,55 @@ ModelConfig ModelConfig::from_json(const Json& json, const std::string& source) 
   // transformers 5 writes `dtype`; older versions `torch_dtype`.
   c.dtype = json_string_or(json, "dtype", json_string_or(json, "torch_dtype", "", source), source);
   return c;
+}
+
+int64_t config_size(const ModelConfig& config, const char* key, std::optional<int64_t> fallback,
+                    int64_t max) {
+  const auto it = config.raw.find(key);
+  if ((it == config.raw.end() || it->is_null()) && fallback) {
+    return checked_size(*fallback, key, max, config.source);
+  }
+  return required_size(config.raw, key, max, config.source);
+}
+
+double config_norm_eps(const ModelConfig& config, const char* key, double fallback) {
+  const double eps = json_number_or(config.raw, key, fallback, config.source);
+  if (!(eps > 0.0 && eps < 1.0)) {
+    throw UserError(config.source + ": '" + key + "' must be in (0, 1), got " + format_number(eps));
+  }
+  return eps;
+}
+
+RotaryConfig read_rotary_config(const ModelConfig& config, double default_theta,
+                                double default_partial_rotary_factor) {
+  const Json& json = config.raw;
+  const std::string& source = config.source;
+  const Json no_rope_parameters = Json::object();
+  const Json* rope_parameters = &no_rope_parameters;
+  if (const auto it = json.find("rope_parameters"); it != json.end() && !it->is_null()) {
+    if (!it->is_object()) throw UserError(source + ": 'rope_parameters' must be an object or null");
+    rope_parameters = &*it;
+  }
+  RotaryConfig r;
+  r.theta = json_number_or(*rope_parameters, "rope_theta",
+                           json_number_or(json, "rope_theta", default_theta, source), source);
+  r.partial_rotary_factor = json_number_or(
+      *rope_parameters, "partial_rotary_factor",
+      json_number_or(json, "partial_rotary_factor", default_partial_rotary_factor, source), source);
+  if (!(r.theta > 0.0)) throw UserError(source + ": 'rope_theta' must be positive");
+  if (!(r.partial_rotary_factor > 0.0 && r.partial_rotary_factor <= 1.0)) {
+    throw UserError(source + ": the rotary fraction ('partial_rotary_factor') must be in (0, 1], " +
+                    "got " + format_number(r.partial_rotary_factor));
+  }
+  // int() truncation, as transformers computes it.
+  r.rotary_dim =
+      static_cast<int64_t>(static_cast<double>(config.head_dim) * r.partial_rotary_factor);
+  if (r.rotary_dim < 2 || r.rotary_dim % 2 != 0) {
+    throw UserError(source + ": rotary dimension head_dim * rotary fraction = " +
+                    std::to_string(r.rotary_dim) + " must be even and at least 2");
+  }
+  r.scaling = rope_scaling_of(config);
+  return r;
 }
 
 ModelConfig read_model_config(const std::filesystem::path& checkpoint_dir) {

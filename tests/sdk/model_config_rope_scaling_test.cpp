@@ -36,7 +36,7 @@ TEST(ModelConfigRopeScaling, Llama3ScalingIsReadFromRopeScaling) {
   json["rope_theta"] = 500000.0;
   json["rope_scaling"] = llama3_scaling();
   const auto c = llm::ModelConfig::from_json(json, "config.json");
-  EXPECT_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(llm::read_rotary_config(c, 10000.0, 1.0).theta, 500000.0);
   EXPECT_EQ(llm::rope_scaling_of(c).type, "llama3");
   EXPECT_EQ(llm::rope_scaling_of(c).factor, 8.0);
   EXPECT_EQ(llm::rope_scaling_of(c).low_freq_factor, 1.0);
@@ -53,7 +53,8 @@ TEST(ModelConfigRopeScaling, Transformers5RopeParametersGiveTheSameScaling) {
   v5["rope_parameters"]["rope_theta"] = 500000.0;
   const auto a = llm::ModelConfig::from_json(legacy, "a.json");
   const auto b = llm::ModelConfig::from_json(v5, "b.json");
-  EXPECT_EQ(b.rope_theta, a.rope_theta);
+  EXPECT_EQ(llm::read_rotary_config(b, 10000.0, 1.0).theta,
+            llm::read_rotary_config(a, 10000.0, 1.0).theta);
   EXPECT_FALSE(llm::rope_scaling_of(a) < llm::rope_scaling_of(b) ||
                llm::rope_scaling_of(b) < llm::rope_scaling_of(a));
 }

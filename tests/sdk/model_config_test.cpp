@@ -24,7 +24,7 @@ llm::ModelConfig parse(const llm::Json& json) {
 }
 
 // Every parsed field except the raw JSON and the source name.
-void expect_same_architecture(const llm::ModelConfig& a, const llm::ModelConfig& b) {
+void expect_same_common_record(const llm::ModelConfig& a, const llm::ModelConfig& b) {
   EXPECT_EQ(a.model_type, b.model_type);
   EXPECT_EQ(a.architectures, b.architectures);
   EXPECT_EQ(a.vocab_size, b.vocab_size);
@@ -33,63 +33,37 @@ void expect_same_architecture(const llm::ModelConfig& a, const llm::ModelConfig&
   EXPECT_EQ(a.num_heads, b.num_heads);
   EXPECT_EQ(a.num_kv_heads, b.num_kv_heads);
   EXPECT_EQ(a.head_dim, b.head_dim);
-  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
   EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
-  EXPECT_EQ(a.rope_theta, b.rope_theta);
-  EXPECT_EQ(a.partial_rotary_factor, b.partial_rotary_factor);
-  EXPECT_EQ(a.rotary_dim, b.rotary_dim);
-  EXPECT_EQ(a.norm_eps, b.norm_eps);
-  EXPECT_EQ(a.hidden_act, b.hidden_act);
-  EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
-  EXPECT_EQ(a.use_parallel_residual, b.use_parallel_residual);
-  EXPECT_EQ(a.attention_bias, b.attention_bias);
-  EXPECT_EQ(a.mlp_bias, b.mlp_bias);
-  EXPECT_EQ(a.initializer_range, b.initializer_range);
   EXPECT_EQ(a.bos_token_id, b.bos_token_id);
   EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
   EXPECT_EQ(a.dtype, b.dtype);
 }
 
-TEST(ModelConfig, PublishedAndTransformers5LayoutsParseToTheSameConfig) {
+// The families' own keys in both layouts: tests/plugins/<family>/*_config_test.cpp.
+TEST(ModelConfig, PublishedAndTransformers5LayoutsParseToTheSameCommonRecord) {
   for (const std::string model : {"tiny-pythia", "tiny-llama"}) {
     SCOPED_TRACE(model);
     const auto published = llm::read_model_config(data_dir() / model);
     const auto v5 = parse_file(data_dir() / "golden" / "config-v5-style" / (model + ".json"));
-    expect_same_architecture(published, v5);
+    expect_same_common_record(published, v5);
   }
 }
 
-TEST(ModelConfig, TinyPythiaUsesPartialRotaryAndParallelResidual) {
+TEST(ModelConfig, TinyPythiaCommonRecord) {
   const auto c = llm::read_model_config(data_dir() / "tiny-pythia");
   EXPECT_EQ(c.model_type, "gpt_neox");
   EXPECT_EQ(c.head_dim * c.num_heads, c.hidden_size);
   EXPECT_EQ(c.num_kv_heads, c.num_heads);
-  EXPECT_EQ(c.partial_rotary_factor, c.raw["rotary_pct"].get<double>());
-  EXPECT_EQ(c.rotary_dim, static_cast<int64_t>(c.head_dim * c.raw["rotary_pct"].get<double>()));
-  EXPECT_LT(c.rotary_dim, c.head_dim);
-  EXPECT_EQ(c.rope_theta, c.raw["rotary_emb_base"].get<double>());
-  EXPECT_EQ(c.norm_eps, c.raw["layer_norm_eps"].get<double>());
-  EXPECT_TRUE(c.use_parallel_residual);
-  EXPECT_TRUE(c.attention_bias);  // GPT-NeoX default: QKV and dense have biases
-  EXPECT_TRUE(c.mlp_bias);
-  EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_EQ(c.eos_token_ids, std::vector<int64_t>{c.raw["eos_token_id"].get<int64_t>()});
   EXPECT_EQ(c.dtype, "float32");
   EXPECT_NE(c.source.find("config.json"), std::string::npos);
 }
 
-TEST(ModelConfig, TinyLlamaUsesGroupedQueryAttentionAndNoBiases) {
+TEST(ModelConfig, TinyLlamaUsesGroupedQueryAttention) {
   const auto c = llm::read_model_config(data_dir() / "tiny-llama");
   EXPECT_EQ(c.model_type, "llama");
   EXPECT_EQ(c.num_kv_heads, c.raw["num_key_value_heads"].get<int64_t>());
   EXPECT_LT(c.num_kv_heads, c.num_heads);
-  EXPECT_EQ(c.rotary_dim, c.head_dim);
-  EXPECT_EQ(c.rope_theta, c.raw["rope_theta"].get<double>());
-  EXPECT_EQ(c.norm_eps, c.raw["rms_norm_eps"].get<double>());
-  EXPECT_FALSE(c.attention_bias);
-  EXPECT_FALSE(c.mlp_bias);
-  EXPECT_FALSE(c.use_parallel_residual);
-  EXPECT_EQ(c.hidden_act, "silu");
   EXPECT_EQ(c.bos_token_id, c.raw["bos_token_id"].get<int64_t>());
 }
 
@@ -113,24 +87,14 @@ llm::Json minimal(const std::string& model_type) {
           {"intermediate_size", 64},  {"num_hidden_layers", 2}, {"num_attention_heads", 4}};
 }
 
-TEST(ModelConfig, DefaultsFollowTransformersPerModelType) {
-  const auto llama = parse(minimal("llama"));
-  EXPECT_EQ(llama.num_kv_heads, llama.num_heads);
-  EXPECT_EQ(llama.head_dim, 32 / 4);
-  EXPECT_EQ(llama.rotary_dim, llama.head_dim);
-  EXPECT_EQ(llama.rope_theta, 10000.0);
-  EXPECT_EQ(llama.norm_eps, 1e-6);  // LlamaConfig.rms_norm_eps
-  EXPECT_FALSE(llama.attention_bias);
-  EXPECT_FALSE(llama.tie_word_embeddings);
-  EXPECT_FALSE(llama.bos_token_id.has_value());
-
-  const auto neox = parse(minimal("gpt_neox"));
-  EXPECT_TRUE(neox.attention_bias);
-  EXPECT_TRUE(neox.use_parallel_residual);
-  EXPECT_EQ(neox.partial_rotary_factor, 0.25);  // GPTNeoXConfig.rotary_pct
-  EXPECT_EQ(neox.rotary_dim, neox.head_dim / 4);
-  EXPECT_EQ(neox.norm_eps, 1e-5);
-  EXPECT_FALSE(neox.tie_word_embeddings);
+TEST(ModelConfig, CommonDefaults) {
+  const auto c = parse(minimal("any_family"));
+  EXPECT_EQ(c.num_kv_heads, c.num_heads);
+  EXPECT_EQ(c.head_dim, 32 / 4);
+  EXPECT_EQ(c.max_position_embeddings, 2048);
+  EXPECT_FALSE(c.bos_token_id.has_value());
+  EXPECT_TRUE(c.eos_token_ids.empty());
+  EXPECT_EQ(c.dtype, "");
 }
 
 TEST(ModelConfig, ExplicitHeadDimNeedNotDivideHidden) {
@@ -139,7 +103,7 @@ TEST(ModelConfig, ExplicitHeadDimNeedNotDivideHidden) {
   json["num_attention_heads"] = 3;
   const auto c = parse(json);
   EXPECT_EQ(c.head_dim, 48);
-  EXPECT_EQ(c.rotary_dim, 48);
+  EXPECT_EQ(llm::read_rotary_config(c, 10000.0, 1.0).rotary_dim, 48);
 }
 
 TEST(ModelConfig, AcceptsEosListNullPadAndDefaultRopeScaling) {
@@ -149,6 +113,44 @@ TEST(ModelConfig, AcceptsEosListNullPadAndDefaultRopeScaling) {
   json["rope_scaling"] = {{"rope_type", "default"}};
   const auto c = parse(json);
   EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{2, 7}));
+}
+
+TEST(ModelConfig, RotaryConfigReadsBothLayoutsWithTheFamilysDefaults) {
+  const auto plain = llm::read_rotary_config(parse(minimal("x")), 500.0, 0.5);
+  EXPECT_EQ(plain.theta, 500.0);
+  EXPECT_EQ(plain.partial_rotary_factor, 0.5);
+  EXPECT_EQ(plain.rotary_dim, 4);
+  auto json = minimal("x");
+  json["rope_theta"] = 20.0;
+  json["partial_rotary_factor"] = 0.25;
+  const auto top = llm::read_rotary_config(parse(json), 500.0, 0.5);
+  json.erase("rope_theta");
+  json.erase("partial_rotary_factor");
+  json["rope_parameters"] = {
+      {"rope_type", "default"}, {"rope_theta", 20.0}, {"partial_rotary_factor", 0.25}};
+  const auto nested = llm::read_rotary_config(parse(json), 500.0, 0.5);
+  EXPECT_EQ(top.theta, 20.0);
+  EXPECT_EQ(nested.theta, 20.0);
+  EXPECT_EQ(top.rotary_dim, 2);
+  EXPECT_EQ(nested.rotary_dim, 2);
+}
+
+TEST(ModelConfig, FamilyKeyReadersNameTheFileAndTheKey) {
+  auto json = minimal("x");
+  json["rms_norm_eps"] = 2.0;
+  json["partial_rotary_factor"] = 0.0;
+  json["intermediate_size"] = -3;
+  const auto c = parse(json);
+  auto message = user_error_of([&] { llm::config_norm_eps(c, "rms_norm_eps", 1e-6); });
+  EXPECT_NE(message.find("t.json: 'rms_norm_eps' must be in (0, 1)"), std::string::npos) << message;
+  message = user_error_of([&] { llm::read_rotary_config(c, 10000.0, 1.0); });
+  EXPECT_NE(message.find("partial_rotary_factor"), std::string::npos) << message;
+  message = user_error_of([&] { llm::config_size(c, "intermediate_size"); });
+  EXPECT_NE(message.find("'intermediate_size' must be a positive integer"), std::string::npos)
+      << message;
+  message = user_error_of([&] { llm::config_size(c, "moe_size"); });
+  EXPECT_NE(message.find("'moe_size'"), std::string::npos) << message;
+  EXPECT_EQ(llm::config_size(c, "moe_size", 5), 5);
 }
 
 struct BadConfigCase {
@@ -178,7 +180,6 @@ INSTANTIATE_TEST_SUITE_P(
                     BadConfigCase{"hidden-negative.json", "'hidden_size' must be a positive"},
                     BadConfigCase{"hidden-missing.json", "'hidden_size'"},
                     BadConfigCase{"hidden-string.json", "'hidden_size' must be an integer"},
-                    BadConfigCase{"rotary-pct-zero.json", "rotary"},
                     BadConfigCase{"truncated.json", "invalid JSON at byte"}),
     [](const testing::TestParamInfo<BadConfigCase>& info) {
       std::string name = info.param.file.substr(0, info.param.file.find('.'));

@@ -35,9 +35,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>> attached(llm::CausalLM& model) {
   std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>> out;
-  for (auto& [name, linear] : model.adaptable_linears()) {
-    if (auto lora = std::dynamic_pointer_cast<LoraLinear>(linear->adapter())) {
-      out.emplace_back(name, lora);
+  for (auto& layer : model.adaptable_linears()) {
+    if (auto lora = std::dynamic_pointer_cast<LoraLinear>(layer.linear->adapter())) {
+      out.emplace_back(layer.name, lora);
     }
   }
   return out;
@@ -67,9 +67,10 @@ class LoraAdapter final : public llm::Adapter {
     }
     const auto switches = TargetSwitches::from_settings(settings);
     std::vector<torch::Tensor> trainable;
-    for (auto& [module, linear] : model.adaptable_linears()) {
-      const auto decision = decide_target(module, linear->out_features(), model.config(), switches);
+    for (auto& declared : model.adaptable_linears()) {
+      const auto decision = decide_target(declared, switches);
       if (!decision.targeted) continue;
+      auto& linear = declared.linear;
       LoraShape layer = shape;
       layer.in_features = linear->in_features();
       layer.out_features = linear->out_features();
@@ -108,7 +109,9 @@ class LoraAdapter final : public llm::Adapter {
     };
     std::vector<Planned> planned;
     std::set<std::string> used;
-    for (auto& [module, linear] : model.adaptable_linears()) {
+    for (auto& layer : model.adaptable_linears()) {
+      const std::string& module = layer.name;
+      auto& linear = layer.linear;
       if (!config.targets(module)) continue;
       const std::string a = peft_tensor_name(module, "lora_A");
       const std::string b = peft_tensor_name(module, "lora_B");
@@ -194,7 +197,8 @@ class LoraAdapter final : public llm::Adapter {
 
   void merge(llm::CausalLM& model) const override {
     torch::NoGradGuard no_grad;
-    for (auto& [module, linear] : model.adaptable_linears()) {
+    for (auto& layer : model.adaptable_linears()) {
+      auto& linear = layer.linear;
       auto lora = std::dynamic_pointer_cast<LoraLinear>(linear->adapter());
       if (!lora) continue;
       // W + B A * scaling, in fp32 whatever the base dtype, rounded once.

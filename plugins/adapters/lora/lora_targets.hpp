@@ -1,12 +1,12 @@
 #pragma once
-// Which linear layers of a model a LoRA setting targets, by Hugging Face module name.
+// Which linear layers of a model a LoRA setting targets, by the roles the model declares for them
+// (llm::LinearRole): LoRA knows no family's module names or fused layouts.
 #include <string>
-#include <vector>
 
 #include <torch/torch.h>
 
 #include "llm/json_file.hpp"
-#include "llm/model_config.hpp"
+#include "llm/nn/linear_role.hpp"
 
 namespace llm_lora {
 
@@ -19,18 +19,18 @@ struct TargetSwitches {
   bool mlp = false;
   bool head = false;
   static TargetSwitches from_settings(const llm::Json& settings);
+  bool selects(llm::LinearRole role) const;
 };
 
 // The module's last name component ("query_key_value", "q_proj", "dense", ...).
 std::string leaf_name(const std::string& module_name);
 
-// Whether the layer is targeted, and for GPT-NeoX's fused query_key_value the row mask of the
-// switched-on parts (rows of head h are [q_h, k_h, v_h], head_dim each). Undefined mask = all rows.
+// Whether the layer is targeted (a switched-on role in any of its parts), and for a fused layer
+// whose parts are not all switched on the row mask of those that are. Undefined mask = all rows.
 struct TargetDecision {
   bool targeted = false;
   torch::Tensor row_mask;
 };
-TargetDecision decide_target(const std::string& module_name, int64_t out_features,
-                             const llm::ModelConfig& config, const TargetSwitches& switches);
+TargetDecision decide_target(const llm::ModelLinear& layer, const TargetSwitches& switches);
 
 }  // namespace llm_lora

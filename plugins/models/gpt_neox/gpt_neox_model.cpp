@@ -5,24 +5,13 @@
 #include "llm/error.hpp"
 
 namespace gpt_neox {
-namespace {
 
-// GPT-NeoX always had biases on attention; transformers 5 writes it out as attention_bias.
-bool attention_has_bias(const llm::ModelConfig& config) {
-  return llm::json_bool_or(config.raw, "attention_bias", true, config.source);
-}
-
-const std::vector<std::string> kActivations = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh",
-                                               "relu", "silu"};
-
-}  // namespace
-
-AttentionImpl::AttentionImpl(const llm::ModelConfig& config, bool bias,
-                             const torch::TensorOptions& options)
+AttentionImpl::AttentionImpl(const GptNeoXConfig& config, const torch::TensorOptions& options)
     : heads_(config.num_heads),
       head_dim_(config.head_dim),
-      rotary_(config.rotary_dim, config.rope_theta, config.max_position_embeddings,
-              llm::rope_scaling_of(config)) {
+      rotary_(config.rotary.rotary_dim, config.rotary.theta, config.max_position_embeddings,
+              config.rotary.scaling) {
+  const bool bias = config.attention_bias;
   const int64_t width = heads_ * head_dim_;
   query_key_value = register_module(
       "query_key_value", llm::AdaptableLinear(config.hidden_size, 3 * width, bias, options));
@@ -50,8 +39,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache
   return dense(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
 }
 
-MlpImpl::MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options)
-    : activation_(llm::parse_activation(config.hidden_act, config.source, kActivations)) {
+MlpImpl::MlpImpl(const GptNeoXConfig& config, const torch::TensorOptions& options)
+    : activation_(llm::parse_activation(config.hidden_act, config.source)) {
   dense_h_to_4h = register_module(
       "dense_h_to_4h",
       llm::AdaptableLinear(config.hidden_size, config.intermediate_size, true, options));
@@ -64,14 +53,14 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   return dense_4h_to_h(llm::apply_activation(activation_, dense_h_to_4h(x)));
 }
 
-LayerImpl::LayerImpl(const llm::ModelConfig& config, bool attention_bias,
-                     const torch::TensorOptions& options)
+LayerImpl::LayerImpl(const GptNeoXConfig& config, const torch::TensorOptions& options)
     : parallel_residual_(config.use_parallel_residual) {
-  input_layernorm = register_module("input_layernorm",
-                                    llm::LayerNorm(config.hidden_size, config.norm_eps, options));
-  post_attention_layernorm = register_module(
-      "post_attention_layernorm", llm::LayerNorm(config.hidden_size, config.norm_eps, options));
-  attention = register_module("attention", Attention(config, attention_bias, options));
+  input_layernorm = register_module(
+      "input_layernorm", llm::LayerNorm(config.hidden_size, config.layer_norm_eps, options));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm",
+                      llm::LayerNorm(config.hidden_size, config.layer_norm_eps, options));
+  attention = register_module("attention", Attention(config, options));
   mlp = register_module("mlp", Mlp(config, options));
 }
 
@@ -86,22 +75,21 @@ torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, in
   return mlp(post_attention_layernorm(h)) + h;
 }
 
-BackboneImpl::BackboneImpl(const llm::ModelConfig& config, bool attention_bias,
-                           const torch::TensorOptions& options) {
+BackboneImpl::BackboneImpl(const GptNeoXConfig& config, const torch::TensorOptions& options) {
   embed_in =
       register_module("embed_in", llm::Embedding(config.vocab_size, config.hidden_size, options));
   layer_list = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_layers; ++i) {
-    layers.emplace_back(config, attention_bias, options);
+    layers.emplace_back(config, options);
     layer_list->push_back(layers.back());
   }
-  final_layer_norm = register_module("final_layer_norm",
-                                     llm::LayerNorm(config.hidden_size, config.norm_eps, options));
+  final_layer_norm = register_module(
+      "final_layer_norm", llm::LayerNorm(config.hidden_size, config.layer_norm_eps, options));
 }
 
-GPTNeoXForCausalLM::GPTNeoXForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options)
+GPTNeoXForCausalLM::GPTNeoXForCausalLM(GptNeoXConfig config, const torch::TensorOptions& options)
     : config_(std::move(config)) {
-  gpt_neox_ = register_module("gpt_neox", Backbone(config_, attention_has_bias(config_), options));
+  gpt_neox_ = register_module("gpt_neox", Backbone(config_, options));
   embed_out_ = register_module(
       "embed_out", llm::AdaptableLinear(config_.hidden_size, config_.vocab_size, false, options));
   if (config_.tie_word_embeddings) embed_out_->weight.set_data(gpt_neox_->embed_in->weight);
@@ -130,37 +118,42 @@ torch::Tensor GPTNeoXForCausalLM::run(const torch::Tensor& input_ids, llm::KVCac
   return gpt_neox_->final_layer_norm(x);
 }
 
-std::vector<std::pair<std::string, llm::AdaptableLinear>> GPTNeoXForCausalLM::adaptable_linears() {
-  std::vector<std::pair<std::string, llm::AdaptableLinear>> linears;
+std::vector<llm::ModelLinear> GPTNeoXForCausalLM::adaptable_linears() {
+  using Role = llm::LinearRole;
+  // query_key_value's rows per head are [q, k, v], head_dim each (AttentionImpl::forward).
+  const int64_t heads = config_.num_heads;
+  const int64_t d = config_.head_dim;
+  const auto fused_part = [&](Role role, int64_t index) {
+    return llm::LinearPart{role, index * d, d, heads, 3 * d};
+  };
+  std::vector<llm::ModelLinear> linears;
   for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
     const auto prefix = "gpt_neox.layers." + std::to_string(i) + ".";
     const auto& layer = gpt_neox_->layers[i];
-    linears.emplace_back(prefix + "attention.query_key_value", layer->attention->query_key_value);
-    linears.emplace_back(prefix + "attention.dense", layer->attention->dense);
-    linears.emplace_back(prefix + "mlp.dense_h_to_4h", layer->mlp->dense_h_to_4h);
-    linears.emplace_back(prefix + "mlp.dense_4h_to_h", layer->mlp->dense_4h_to_h);
+    linears.push_back(
+        {prefix + "attention.query_key_value",
+         layer->attention->query_key_value,
+         {fused_part(Role::kQuery, 0), fused_part(Role::kKey, 1), fused_part(Role::kValue, 2)}});
+    linears.push_back(llm::plain_linear(prefix + "attention.dense", layer->attention->dense,
+                                        Role::kAttentionOutput));
+    linears.push_back(
+        llm::plain_linear(prefix + "mlp.dense_h_to_4h", layer->mlp->dense_h_to_4h, Role::kMlpUp));
+    linears.push_back(
+        llm::plain_linear(prefix + "mlp.dense_4h_to_h", layer->mlp->dense_4h_to_h, Role::kMlpDown));
   }
-  linears.emplace_back("embed_out", embed_out_);
+  linears.push_back(llm::plain_linear("embed_out", embed_out_, Role::kLmHead));
   return linears;
 }
 
-void GPTNeoXFamily::validate(const llm::ModelConfig& config) const {
-  llm::parse_activation(config.hidden_act, config.source, kActivations);
-  if (config.num_kv_heads != config.num_heads) {
-    throw llm::UserError(config.source + ": gpt_neox has no grouped-query attention (" +
-                         std::to_string(config.num_kv_heads) + " KV heads for " +
-                         std::to_string(config.num_heads) + " heads)");
-  }
-  if (config.rotary_dim % 2 != 0 || config.rotary_dim > config.head_dim) {
-    throw llm::UserError(config.source + ": rotary dimension " + std::to_string(config.rotary_dim) +
-                         " must be even and at most head_dim " + std::to_string(config.head_dim));
-  }
+void GPTNeoXFamily::validate(const llm::ModelConfig& config) const { GptNeoXConfig::read(config); }
+
+llm::Json GPTNeoXFamily::settings(const llm::ModelConfig& config) const {
+  return GptNeoXConfig::read(config).settings();
 }
 
 std::shared_ptr<llm::CausalLM> GPTNeoXFamily::build(const llm::ModelConfig& config,
                                                     const torch::TensorOptions& options) const {
-  validate(config);
-  return std::make_shared<GPTNeoXForCausalLM>(config, options);
+  return std::make_shared<GPTNeoXForCausalLM>(GptNeoXConfig::read(config), options);
 }
 
 }  // namespace gpt_neox

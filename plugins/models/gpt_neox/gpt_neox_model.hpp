@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "gpt_neox_config.hpp"
 #include "llm/model.hpp"
 #include "llm/nn/activation.hpp"
 #include "llm/nn/attention.hpp"
@@ -16,7 +17,7 @@ namespace gpt_neox {
 // [heads, (q, k, v), head_dim], and partial rotary embedding.
 class AttentionImpl : public torch::nn::Module {
  public:
-  AttentionImpl(const llm::ModelConfig& config, bool bias, const torch::TensorOptions& options);
+  AttentionImpl(const GptNeoXConfig& config, const torch::TensorOptions& options);
   // packing: samples laid end to end in x's one row (no cache then), else nullptr.
   torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
                         const llm::PackedSequences* packing = nullptr);
@@ -33,7 +34,7 @@ TORCH_MODULE(Attention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(const llm::ModelConfig& config, const torch::TensorOptions& options);
+  MlpImpl(const GptNeoXConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
 
   llm::AdaptableLinear dense_h_to_4h{nullptr};
@@ -46,8 +47,7 @@ TORCH_MODULE(Mlp);
 
 class LayerImpl : public torch::nn::Module {
  public:
-  LayerImpl(const llm::ModelConfig& config, bool attention_bias,
-            const torch::TensorOptions& options);
+  LayerImpl(const GptNeoXConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
                         const llm::PackedSequences* packing = nullptr);
 
@@ -64,8 +64,7 @@ TORCH_MODULE(Layer);
 // GPTNeoXModel: embeddings, layers, final norm (module "gpt_neox").
 class BackboneImpl : public torch::nn::Module {
  public:
-  BackboneImpl(const llm::ModelConfig& config, bool attention_bias,
-               const torch::TensorOptions& options);
+  BackboneImpl(const GptNeoXConfig& config, const torch::TensorOptions& options);
 
   llm::Embedding embed_in{nullptr};
   torch::nn::ModuleList layer_list{nullptr};  // registered as "layers" -> "layers.<i>.*"
@@ -77,20 +76,20 @@ TORCH_MODULE(Backbone);
 // GPTNeoXForCausalLM, with parameters under the checkpoint's names.
 class GPTNeoXForCausalLM : public llm::CausalLM {
  public:
-  GPTNeoXForCausalLM(llm::ModelConfig config, const torch::TensorOptions& options);
+  GPTNeoXForCausalLM(GptNeoXConfig config, const torch::TensorOptions& options);
 
   torch::Tensor hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) override;
   torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
                                      const llm::PackedSequences& packing) override;
   llm::AdaptableLinear& output_head() override { return embed_out_; }
   const llm::ModelConfig& config() const override { return config_; }
-  std::vector<std::pair<std::string, llm::AdaptableLinear>> adaptable_linears() override;
+  std::vector<llm::ModelLinear> adaptable_linears() override;
 
  private:
   torch::Tensor run(const torch::Tensor& input_ids, llm::KVCache* cache,
                     const llm::PackedSequences* packing);
 
-  llm::ModelConfig config_;
+  GptNeoXConfig config_;
   Backbone gpt_neox_{nullptr};
   llm::AdaptableLinear embed_out_{nullptr};
 };
@@ -101,6 +100,7 @@ class GPTNeoXFamily : public llm::ModelFamily {
   std::vector<std::string> model_types() const override { return {"gpt_neox"}; }
   std::vector<std::string> architectures() const override { return {"GPTNeoXForCausalLM"}; }
   void validate(const llm::ModelConfig& config) const override;
+  llm::Json settings(const llm::ModelConfig& config) const override;
   std::shared_ptr<llm::CausalLM> build(const llm::ModelConfig& config,
                                        const torch::TensorOptions& options) const override;
 };

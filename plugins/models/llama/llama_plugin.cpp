@@ -1,9 +1,11 @@
-#include "llama_model.hpp"
+#include "llama_config.hpp"
 #include "llm/plugin.hpp"
 
 namespace {
 void register_llama(llm::Registrar& registrar) {
-  registrar.add_model_family(std::make_shared<llama::LlamaFamily>());
+  registrar.add_model_family(std::make_shared<llm::DecoderFamily>(
+      "llama", std::vector<std::string>{"llama"}, std::vector<std::string>{"LlamaForCausalLM"},
+      llama::read_llama_config));
 }
 }  // namespace
 

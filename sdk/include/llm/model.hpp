@@ -13,6 +13,7 @@
 #include "llm/nn/attention.hpp"
 #include "llm/nn/kv_cache.hpp"
 #include "llm/nn/linear.hpp"
+#include "llm/nn/linear_role.hpp"
 
 namespace llm {
 
@@ -38,8 +39,8 @@ class LLM_API CausalLM : public torch::nn::Module {
   virtual bool ignores_checkpoint_tensor(const std::string& name) const;
 
   // Every linear layer that accepts an adapter, by Hugging Face module name
-  // ("gpt_neox.layers.0.attention.query_key_value", "lm_head", ...).
-  virtual std::vector<std::pair<std::string, AdaptableLinear>> adaptable_linears() = 0;
+  // ("gpt_neox.layers.0.attention.query_key_value", "lm_head", ...), with the roles of its rows.
+  virtual std::vector<ModelLinear> adaptable_linears() = 0;
 
   // logits [B, T, vocab] = output_head(hidden_states(ids, cache)).
   torch::Tensor forward(const torch::Tensor& input_ids, KVCache* cache = nullptr);
@@ -75,8 +76,12 @@ class LLM_API ModelFamily {
   virtual std::string name() const = 0;                        // "gpt_neox"
   virtual std::vector<std::string> model_types() const = 0;    // config.json model_type values
   virtual std::vector<std::string> architectures() const = 0;  // config.json architectures
-  // Family-specific validation of the parsed config (UserError naming config.json on failure).
+  // The family reads its own config.json keys (defaults, legacy names) from config.raw and
+  // validates them: UserError naming config.json and the key on failure.
   virtual void validate(const ModelConfig& config) const;
+  // Those keys as the family resolved them (defaults applied), for inspection and tests: e.g.
+  // {"rotary_dim": 4, "use_parallel_residual": true, ...}. Empty by default.
+  virtual Json settings(const ModelConfig& config) const;
   // Builds the module with uninitialised parameters allocated with `options` (device + dtype).
   virtual std::shared_ptr<CausalLM> build(const ModelConfig& config,
                                           const torch::TensorOptions& options) const = 0;

@@ -19,8 +19,13 @@
 namespace llm {
 
 // Bump whenever a plugin-implemented interface (ModelFamily, Dataset, Adapter, EvalTask,
-// LinearAdapter, CausalLM) or PluginInfo changes in any way: a new virtual shifts vtable slots.
-inline constexpr std::uint32_t kSdkAbiVersion = 5;  // 5: Adapter::options, peft_type
+// LinearAdapter, CausalLM), PluginInfo or a struct that crosses the boundary (ModelConfig,
+// EvalTaskOptions, InstructionExample, DatasetReadOptions) changes in any way: a new virtual
+// shifts vtable slots, a new field shifts the layout.
+// 5: ModelConfig keeps the common keys only; ModelFamily::settings.
+// 6: CausalLM::adaptable_linears returns ModelLinear (typed roles).
+// 7: Adapter::options, Adapter::peft_type.
+inline constexpr std::uint32_t kSdkAbiVersion = 7;
 
 enum class PluginKind : std::uint32_t { kModel = 1, kDataset = 2, kAdapter = 3, kEvalTask = 4 };
 LLM_API const char* plugin_kind_name(PluginKind kind);  // "model", "dataset", ...

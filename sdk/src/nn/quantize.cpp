@@ -37,8 +37,8 @@ std::string quantize_name(QuantizeScheme scheme) {
 std::vector<std::pair<std::string, AdaptableLinear>> quantizable_linears(CausalLM& model) {
   const auto* head = model.output_head().get();
   std::vector<std::pair<std::string, AdaptableLinear>> layers;
-  for (auto& [name, linear] : model.adaptable_linears()) {
-    if (linear.get() != head) layers.emplace_back(name, linear);
+  for (auto& layer : model.adaptable_linears()) {
+    if (layer.linear.get() != head) layers.emplace_back(layer.name, layer.linear);
   }
   return layers;
 }
@@ -76,9 +76,9 @@ QuantizeReport quantize_frozen_linears(CausalLM& model, QuantizeScheme scheme,
 
 int64_t expand_compressed_linears(CausalLM& model, torch::ScalarType dtype) {
   int64_t count = 0;
-  for (auto& [name, linear] : model.adaptable_linears()) {
-    if (!linear->compressed_weight()) continue;
-    linear->expand_weight(dtype);
+  for (auto& layer : model.adaptable_linears()) {
+    if (!layer.linear->compressed_weight()) continue;
+    layer.linear->expand_weight(dtype);
     ++count;
   }
   return count;

@@ -51,7 +51,7 @@ TEST(GptNeoX, SequentialResidualDiffersFromParallelOnTheSameWeights) {
   const auto ids = golden_logits(kModel).input_ids;
   auto parallel = load_test_model(data_dir() / kModel);
   auto sequential = load_test_model(dir.path());
-  EXPECT_FALSE(sequential.config.use_parallel_residual);
+  EXPECT_EQ(sequential.family->settings(sequential.config)["use_parallel_residual"], false);
   const auto logits = forward_no_grad(*sequential.model, ids);
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
   EXPECT_GT(max_abs_diff(logits, forward_no_grad(*parallel.model, ids)), 1e-3);

@@ -36,7 +36,7 @@ TEST(Llama3, ConfigReadsLlama3RopeScalingAndBothEosIds) {
             expected["rope_scaling"]["factor"].get<double>());
   EXPECT_EQ(rope_scaling_of(loaded.config).original_max_position_embeddings,
             expected["rope_scaling"]["original_max_position_embeddings"].get<double>());
-  EXPECT_EQ(loaded.config.rope_theta, expected["rope_theta"].get<double>());
+  EXPECT_EQ(loaded.family->settings(loaded.config)["rope_theta"], expected["rope_theta"]);
   EXPECT_EQ(loaded.config.eos_token_ids, expected["eos_token_id"].get<std::vector<int64_t>>());
   EXPECT_EQ(loaded.config.eos_token_ids.size(), 2u);
 }
@@ -44,8 +44,9 @@ TEST(Llama3, ConfigReadsLlama3RopeScalingAndBothEosIds) {
 TEST(Llama3, InverseFrequenciesEqualTransformers) {
   const Json expected = golden();
   const auto config = read_model_config(data_dir() / kModel);
-  const auto ours =
-      rope_inverse_frequencies(config.rotary_dim, config.rope_theta, rope_scaling_of(config));
+  const auto rotary = read_rotary_config(config, 10000.0, 1.0);
+  ASSERT_EQ(rotary.rotary_dim, config.head_dim);
+  const auto ours = rope_inverse_frequencies(rotary.rotary_dim, rotary.theta, rotary.scaling);
   const auto theirs = expected["inv_freq_transformers"].get<std::vector<double>>();
   ASSERT_EQ(ours.numel(), static_cast<int64_t>(theirs.size()));
   for (size_t i = 0; i < theirs.size(); ++i) {

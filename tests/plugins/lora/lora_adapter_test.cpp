@@ -61,8 +61,9 @@ TEST_P(LoraParity, MergedWeightsReproducePeftMergedLogitsWithin1e4) {
   auto loaded = load(GetParam());
   loaded->lora->load(*loaded->model.model, golden_adapter(GetParam()));
   loaded->lora->merge(*loaded->model.model);
-  for (auto& [name, linear] : loaded->model.model->adaptable_linears()) {
-    EXPECT_EQ(linear->adapter(), nullptr) << name << " still has an adapter after merge";
+  for (auto& layer : loaded->model.model->adaptable_linears()) {
+    EXPECT_EQ(layer.linear->adapter(), nullptr)
+        << layer.name << " still has an adapter after merge";
   }
   EXPECT_LE(max_abs_diff(logits(*loaded->model.model), golden("logits_merged")), 1e-4);
 }
@@ -109,8 +110,9 @@ TEST(LoraAdapter, AdapterTargetingModulesTheModelLacksIsAUserError) {
   const auto message =
       error_of([&] { pythia->lora->load(*pythia->model.model, golden_adapter("tiny-llama")); });
   EXPECT_NE(message.find("match no layer"), std::string::npos) << message;
-  for (auto& [name, linear] : pythia->model.model->adaptable_linears()) {
-    EXPECT_EQ(linear->adapter(), nullptr) << "a refused adapter must leave the model untouched";
+  for (auto& layer : pythia->model.model->adaptable_linears()) {
+    EXPECT_EQ(layer.linear->adapter(), nullptr)
+        << "a refused adapter must leave the model untouched";
   }
 }
 

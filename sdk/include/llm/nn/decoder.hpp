@@ -1,0 +1,147 @@
+#pragma once
+// The decoder layout most Hugging Face families share, so such a family's plugin is only how it
+// reads config.json (into a DecoderSpec) plus its registration:
+//   model.embed_tokens
+//   model.layers.<i>.input_layernorm            RMSNorm
+//   model.layers.<i>.self_attn.{q,k,v,o}_proj   grouped-query attention, rotary
+//   model.layers.<i>.post_attention_layernorm   RMSNorm
+//   model.layers.<i>.mlp.{gate,up,down}_proj    down(act(gate(x)) * up(x))
+//   model.norm, lm_head                         (lm_head shares the embedding when tied)
+// Each block: h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h)).
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "llm/export.hpp"
+#include "llm/json_file.hpp"
+#include "llm/model.hpp"
+#include "llm/model_config.hpp"
+#include "llm/nn/activation.hpp"
+#include "llm/nn/attention.hpp"
+#include "llm/nn/linear.hpp"
+#include "llm/nn/norm.hpp"
+
+namespace llm {
+
+// Everything the layout leaves to a family, as the family read it from config.json.
+struct LLM_API DecoderSpec {
+  ModelConfig common;
+  int64_t intermediate_size = 0;
+  RotaryConfig rotary;
+  double rms_norm_eps = 1e-6;
+  std::string hidden_act = "silu";
+  bool qkv_bias = false;     // q_proj, k_proj, v_proj
+  bool output_bias = false;  // o_proj
+  bool mlp_bias = false;
+  bool tie_word_embeddings = false;  // the checkpoint then has no lm_head.weight
+
+  Json settings() const;  // the family-read fields, for ModelFamily::settings
+};
+
+class LLM_API DecoderAttentionImpl : public torch::nn::Module {
+ public:
+  DecoderAttentionImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
+  // packing: samples laid end to end in x's one row (no cache then), else nullptr.
+  torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
+                        const PackedSequences* packing = nullptr);
+
+  AdaptableLinear q_proj{nullptr};
+  AdaptableLinear k_proj{nullptr};
+  AdaptableLinear v_proj{nullptr};
+  AdaptableLinear o_proj{nullptr};
+
+ private:
+  int64_t heads_;
+  int64_t kv_heads_;
+  int64_t head_dim_;
+  RotaryEmbedding rotary_;
+};
+TORCH_MODULE(DecoderAttention);
+
+class LLM_API DecoderMlpImpl : public torch::nn::Module {
+ public:
+  DecoderMlpImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  AdaptableLinear gate_proj{nullptr};
+  AdaptableLinear up_proj{nullptr};
+  AdaptableLinear down_proj{nullptr};
+
+ private:
+  Activation activation_;
+};
+TORCH_MODULE(DecoderMlp);
+
+class LLM_API DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
+                        const PackedSequences* packing = nullptr);
+
+  RMSNorm input_layernorm{nullptr};
+  DecoderAttention self_attn{nullptr};
+  RMSNorm post_attention_layernorm{nullptr};
+  DecoderMlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// Module "model": embeddings, layers, final norm.
+class LLM_API DecoderBackboneImpl : public torch::nn::Module {
+ public:
+  DecoderBackboneImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
+
+  Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layer_list{nullptr};  // registered as "layers" -> "layers.<i>.*"
+  std::vector<DecoderLayer> layers;
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderBackbone);
+
+// The causal LM, with parameters under the checkpoint's names and every linear layer's role
+// declared (adaptable_linears).
+class LLM_API DecoderForCausalLM : public CausalLM {
+ public:
+  DecoderForCausalLM(DecoderSpec spec, const torch::TensorOptions& options);
+
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, KVCache* cache) override;
+  torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
+                                     const PackedSequences& packing) override;
+  AdaptableLinear& output_head() override { return lm_head_; }
+  const ModelConfig& config() const override { return spec_.common; }
+  std::vector<ModelLinear> adaptable_linears() override;
+
+ private:
+  torch::Tensor run(const torch::Tensor& input_ids, KVCache* cache, const PackedSequences* packing);
+
+  DecoderSpec spec_;
+  DecoderBackbone model_{nullptr};
+  AdaptableLinear lm_head_{nullptr};
+};
+
+// A family of this layout: its names, and how it reads config.json into a DecoderSpec (defaults,
+// legacy keys, validation; UserError naming config.json and the key). validate, settings and build
+// all go through `read`.
+class LLM_API DecoderFamily : public ModelFamily {
+ public:
+  using Reader = std::function<DecoderSpec(const ModelConfig&)>;
+  DecoderFamily(std::string name, std::vector<std::string> model_types,
+                std::vector<std::string> architectures, Reader read);
+
+  std::string name() const override { return name_; }
+  std::vector<std::string> model_types() const override { return model_types_; }
+  std::vector<std::string> architectures() const override { return architectures_; }
+  void validate(const ModelConfig& config) const override;
+  Json settings(const ModelConfig& config) const override;
+  std::shared_ptr<CausalLM> build(const ModelConfig& config,
+                                  const torch::TensorOptions& options) const override;
+
+ private:
+  std::string name_;
+  std::vector<std::string> model_types_;
+  std::vector<std::string> architectures_;
+  Reader read_;
+};
+
+}  // namespace llm

@@ -1,5 +1,6 @@
 // Every file under configs/ must parse, name a registered task, and use only that task's options
-// with values of the right type: a recipe that drifted from the CLI fails here, not on a GPU.
+// (and those its plugin declares, e.g. LoRA's) with values of the right type: a recipe that drifted
+// from the CLI fails here, not on a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -34,6 +35,8 @@ std::string scalar_text(const llm::Json& v) {
 TEST(Configs, EveryFileUsesOnlyDeclaredOptionsOfItsTask) {
   const auto files = config_files();
   ASSERT_GE(files.size(), 4u);
+  llmhost::PluginRegistry registry;
+  registry.load_directories({llm::test::plugin_dir()});
   for (const auto& file : files) {
     SCOPED_TRACE(file.string());
     const llm::Json config = llm::read_json_file(file);
@@ -45,6 +48,10 @@ TEST(Configs, EveryFileUsesOnlyDeclaredOptionsOfItsTask) {
     ASSERT_NE(task, tasks.end()) << "no task '" << task_name << "'";
     po::options_description options;
     task->declare_options(options);
+    if (task->declare_plugin_options) {
+      task->declare_plugin_options(options, registry, config.value("plugin", std::string()),
+                                   /*help=*/false);
+    }
     std::vector<std::string> args;
     for (const auto& [key, value] : config.items()) {
       if (key.empty() || key[0] == '_' || key == "task") continue;

@@ -197,6 +197,25 @@ class LoraAdapter final : public llm::Adapter {
 
   void merge(llm::CausalLM& model) const override {
     torch::NoGradGuard no_grad;
+    // A weight shared with another tensor (a head tied to the input embedding) would change both:
+    // refused before anything is merged.
+    for (auto& layer : model.adaptable_linears()) {
+      if (!std::dynamic_pointer_cast<LoraLinear>(layer.linear->adapter())) continue;
+      const auto& weight = layer.linear->weight;
+      if (!weight.defined() || weight.numel() == 0) continue;
+      bool itself_seen = false;
+      for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+        if (item.value().data_ptr() != weight.data_ptr()) continue;
+        if (item.value().is_same(weight) && !itself_seen) {
+          itself_seen = true;
+          continue;
+        }
+        throw llm::UserError("cannot merge the LoRA adapter of " + layer.name +
+                             ": its weight is also " + item.key() +
+                             " (tied embeddings), and merging would change both; use the adapter "
+                             "unmerged (--lora_path) or train without --lora_head");
+      }
+    }
     for (auto& layer : model.adaptable_linears()) {
       auto& linear = layer.linear;
       auto lora = std::dynamic_pointer_cast<LoraLinear>(linear->adapter());

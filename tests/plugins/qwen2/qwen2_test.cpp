@@ -136,6 +136,24 @@ TEST(Qwen2, LoraSwitchesTargetTheDeclaredRoles) {
                          "model.layers.1.mlp.up_proj", "model.layers.1.mlp.down_proj"}));
 }
 
+// The head is the embedding's storage: merging a head adapter would change the input embedding
+// too, so merge refuses (naming both) and leaves every weight as it was.
+TEST(Qwen2, MergingAHeadAdapterIntoTheTiedEmbeddingIsRefused) {
+  auto loaded = load_test_model(data_dir() / kModel);
+  const auto lora = model_plugins().adapter("lora");
+  lora->attach(*loaded.model, Json{{"lora_head", true}});
+  torch::Tensor head;
+  for (const auto& layer : loaded.model->adaptable_linears()) {
+    if (layer.linear->adapter() && layer.name == "lm_head") head = layer.linear->weight;
+  }
+  ASSERT_TRUE(head.defined());
+  const auto before = head.clone();
+  const std::string message = user_error_of([&] { lora->merge(*loaded.model); });
+  EXPECT_NE(message.find("lm_head"), std::string::npos) << message;
+  EXPECT_NE(message.find("tied embeddings"), std::string::npos) << message;
+  EXPECT_TRUE(torch::equal(head, before));
+}
+
 TEST(Qwen2, SlidingWindowIsAUserErrorNamingConfigJsonAndTheKey) {
   TempDir dir;
   edited_checkpoint(dir.path(), [](Json& c) { c["use_sliding_window"] = true; });

@@ -16,18 +16,12 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_peft_bench import SHAPES, measure_rows, sync_time  # noqa: E402
+from hf_peft_bench import measure_rows, random_model, sync_time  # noqa: E402
 
 
 def build(name):
-    cls, cfgcls, kw, _ = SHAPES[name]
-    torch.manual_seed(0)
-    cfg = cfgcls(**kw)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = cls(cfg).eval()
-    torch.set_default_dtype(torch.float32)
-    return cfg, model
+    cfg, model = random_model(name)
+    return cfg, model.eval()
 
 
 def generate_rate(model, prompt, warmup, timed):

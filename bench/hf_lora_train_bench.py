@@ -24,17 +24,12 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_peft_bench import SHAPES, measure_rows, sync_time  # noqa: E402
+from hf_peft_bench import SHAPES, measure_rows, random_model, sync_time  # noqa: E402
 
 
 def build(name):
-    cls, cfgcls, kw, targets = SHAPES[name]
-    torch.manual_seed(0)
-    cfg = cfgcls(**kw)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = cls(cfg)
-    torch.set_default_dtype(torch.float32)
+    targets = SHAPES[name][3]
+    cfg, model = random_model(name)
     model.config.use_cache = False
     model.train()
     pm = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets))

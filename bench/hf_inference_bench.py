@@ -16,7 +16,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_peft_bench import measure_rows, random_model, sync_time  # noqa: E402
+from hf_peft_bench import measure_rows, pop_option, random_model, sync_time  # noqa: E402
 
 
 def build(name):
@@ -62,11 +62,8 @@ def compiled(name):
 
 
 def main(argv):
-    variants = ["eager", "compiled"]
-    if "--variants" in argv:
-        i = argv.index("--variants")
-        variants = argv[i + 1].split(",")
-        argv = argv[:i] + argv[i + 2:]
+    variants, argv = pop_option(argv, "--variants", "eager,compiled")
+    variants = variants.split(",")
     out_path, shapes = argv[1], argv[2:]
     import transformers
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,

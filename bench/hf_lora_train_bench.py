@@ -24,7 +24,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_peft_bench import SHAPES, measure_rows, random_model, sync_time  # noqa: E402
+from hf_peft_bench import SHAPES, measure_rows, pop_option, random_model, sync_time  # noqa: E402
 
 
 def build(name):
@@ -106,16 +106,9 @@ def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
 
 
 def main(argv):
-    variants = ["eager", "compiled"]
-    workload = "fixed"
-    if "--workload" in argv:
-        i = argv.index("--workload")
-        workload = argv[i + 1]
-        argv = argv[:i] + argv[i + 2:]
-    if "--variants" in argv:
-        i = argv.index("--variants")
-        variants = argv[i + 1].split(",")
-        argv = argv[:i] + argv[i + 2:]
+    workload, argv = pop_option(argv, "--workload", "fixed")
+    variants, argv = pop_option(argv, "--variants", "eager,compiled")
+    variants = variants.split(",")
     out_path, shapes = argv[1], argv[2:]
     import peft
     import transformers

@@ -138,25 +138,26 @@ void require_stdout_written() {
   }
 }
 
-// A key of the --config file, read before the full parse (which reports a file it cannot read).
-llm::Json config_value(const po::variables_map& first, const char* key) {
+// The --config file as read before the full parse, once, for what decides the plugins ("plugin",
+// "plugin_dir"); null without one, or when it cannot be read (the full parse reports that).
+llm::Json early_config(const po::variables_map& first) {
   if (!first.count("config")) return nullptr;
   try {
-    const llm::Json config = llm::read_json_file(first["config"].as<std::string>());
-    if (config.is_object() && config.contains(key)) return config[key];
+    llm::Json config = llm::read_json_file(first["config"].as<std::string>());
+    if (config.is_object()) return config;
   } catch (const llm::UserError&) {
   }
   return nullptr;
 }
 
-// --plugin_dir (repeatable, searched first; on the command line, else in --config), then the
-// default search path.
-void load_plugins(PluginRegistry& registry, const po::variables_map& first) {
+// --plugin_dir (repeatable, searched first; the command line's, then --config's, as the full parse
+// composes them), then the default search path.
+void load_plugins(PluginRegistry& registry, const po::variables_map& first,
+                  const llm::Json& config) {
   std::vector<std::string> dirs;
-  if (first.count("plugin_dir")) {
-    dirs = first["plugin_dir"].as<std::vector<std::string>>();
-  } else {
-    const llm::Json configured = config_value(first, "plugin_dir");
+  if (first.count("plugin_dir")) dirs = first["plugin_dir"].as<std::vector<std::string>>();
+  if (config.is_object() && config.contains("plugin_dir")) {
+    const llm::Json& configured = config["plugin_dir"];
     if (configured.is_string()) dirs.push_back(configured.get<std::string>());
     if (configured.is_array()) {
       for (const auto& dir : configured) {
@@ -179,11 +180,13 @@ void load_plugins(PluginRegistry& registry, const po::variables_map& first) {
 }
 
 // The plugin a run names before its options are parsed: --plugin, else the --config file's
-// "plugin" key; "" when neither does (a config that cannot be read is reported by the full parse).
-std::string named_plugin(const po::variables_map& first) {
+// "plugin" key; "" when neither does.
+std::string named_plugin(const po::variables_map& first, const llm::Json& config) {
   if (first.count("plugin")) return first["plugin"].as<std::string>();
-  const llm::Json configured = config_value(first, "plugin");
-  return configured.is_string() ? configured.get<std::string>() : "";
+  if (config.is_object() && config.contains("plugin") && config["plugin"].is_string()) {
+    return config["plugin"].get<std::string>();
+  }
+  return "";
 }
 
 int run_task(const std::vector<std::string>& raw_args, po::variables_map& values) {
@@ -205,16 +208,19 @@ int run_task(const std::vector<std::string>& raw_args, po::variables_map& values
     throw llm::UserError("unknown --task '" + task_name + "' (one of: " + task_names() + ")");
   }
 
-  // Plugins load before the options are declared: an adapter declares its own (lora_r, ...).
-  // The registry outlives every object the task creates from plugin code.
+  // The registry outlives every object the task creates from plugin code. A task whose plugins
+  // declare options (an adapter's lora_r, ...) loads them before declaring; the others after the
+  // parse, so their --help and bad flags cost no plugin loading.
   PluginRegistry registry;
-  load_plugins(registry, first);
+  const llm::Json config = early_config(first);
+  const bool plugins_declare = static_cast<bool>(task->declare_plugin_options);
+  if (plugins_declare) load_plugins(registry, first, config);
 
   po::options_description task_options("Options of --task " + task_name);
   task->declare_options(task_options);
   po::options_description plugin_options;
-  if (task->declare_plugin_options) {
-    task->declare_plugin_options(plugin_options, registry, named_plugin(first),
+  if (plugins_declare) {
+    task->declare_plugin_options(plugin_options, registry, named_plugin(first, config),
                                  first.count("help") > 0);
   }
   po::options_description all;
@@ -248,6 +254,7 @@ int run_task(const std::vector<std::string>& raw_args, po::variables_map& values
     throw llm::UserError("--format '" + format + "' is not one of " + allowed);
   }
 
+  if (!plugins_declare) load_plugins(registry, first, config);
   for (const auto& unsafe : registry.warnings()) {
     std::cerr << "llmhost: warning: plugin " << unsafe.path.string() << " " << unsafe.reason
               << "\n";

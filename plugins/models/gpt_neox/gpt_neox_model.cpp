@@ -53,8 +53,10 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   return dense_4h_to_h(llm::apply_activation(activation_, dense_h_to_4h(x)));
 }
 
-LayerImpl::LayerImpl(const GptNeoXConfig& config, const torch::TensorOptions& options)
-    : parallel_residual_(config.use_parallel_residual) {
+Layer::Layer(const GptNeoXConfig& config, const torch::TensorOptions& options)
+    : parallel_residual_(config.use_parallel_residual),
+      heads_(config.num_heads),
+      head_dim_(config.head_dim) {
   input_layernorm = register_module(
       "input_layernorm", llm::LayerNorm(config.hidden_size, config.layer_norm_eps, options));
   post_attention_layernorm =
@@ -64,8 +66,8 @@ LayerImpl::LayerImpl(const GptNeoXConfig& config, const torch::TensorOptions& op
   mlp = register_module("mlp", Mlp(config, options));
 }
 
-torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
-                                 const llm::PackedSequences* packing) {
+torch::Tensor Layer::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
+                             const llm::PackedSequences* packing) {
   const auto attended = attention(input_layernorm(x), cache, layer, packing);
   if (parallel_residual_) {
     // x + attn(ln1(x)) + mlp(ln2(x)), summed in Hugging Face's order.
@@ -75,74 +77,19 @@ torch::Tensor LayerImpl::forward(const torch::Tensor& x, llm::KVCache* cache, in
   return mlp(post_attention_layernorm(h)) + h;
 }
 
-BackboneImpl::BackboneImpl(const GptNeoXConfig& config, const torch::TensorOptions& options) {
-  embed_in =
-      register_module("embed_in", llm::Embedding(config.vocab_size, config.hidden_size, options));
-  layer_list = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < config.num_layers; ++i) {
-    layers.emplace_back(config, options);
-    layer_list->push_back(layers.back());
-  }
-  final_layer_norm = register_module(
-      "final_layer_norm", llm::LayerNorm(config.hidden_size, config.layer_norm_eps, options));
-}
-
-GPTNeoXForCausalLM::GPTNeoXForCausalLM(GptNeoXConfig config, const torch::TensorOptions& options)
-    : config_(std::move(config)) {
-  gpt_neox_ = register_module("gpt_neox", Backbone(config_, options));
-  embed_out_ = register_module(
-      "embed_out", llm::AdaptableLinear(config_.hidden_size, config_.vocab_size, false, options));
-  if (config_.tie_word_embeddings) embed_out_->weight.set_data(gpt_neox_->embed_in->weight);
-}
-
-torch::Tensor GPTNeoXForCausalLM::hidden_states(const torch::Tensor& input_ids,
-                                                llm::KVCache* cache) {
-  return run(input_ids, cache, nullptr);
-}
-
-torch::Tensor GPTNeoXForCausalLM::packed_hidden_states(const torch::Tensor& input_ids,
-                                                       const llm::PackedSequences& packing) {
-  return run(input_ids, nullptr, &packing);
-}
-
-torch::Tensor GPTNeoXForCausalLM::run(const torch::Tensor& input_ids, llm::KVCache* cache,
-                                      const llm::PackedSequences* packing) {
-  auto x = gpt_neox_->embed_in(input_ids);
-  for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
-    auto& layer = gpt_neox_->layers[i];
-    x = run_block(*layer, x, cache, [layer, cache, i, packing](const torch::Tensor& h) mutable {
-      return layer(h, cache, static_cast<int64_t>(i), packing);
-    });
-  }
-  if (cache) cache->advance(input_ids.size(1));
-  return gpt_neox_->final_layer_norm(x);
-}
-
-std::vector<llm::ModelLinear> GPTNeoXForCausalLM::adaptable_linears() {
+std::vector<llm::ModelLinear> Layer::linears(const std::string& prefix) {
   using Role = llm::LinearRole;
   // query_key_value's rows per head are [q, k, v], head_dim each (AttentionImpl::forward).
-  const int64_t heads = config_.num_heads;
-  const int64_t d = config_.head_dim;
+  const int64_t d = head_dim_;
   const auto fused_part = [&](Role role, int64_t index) {
-    return llm::LinearPart{role, index * d, d, heads, 3 * d};
+    return llm::LinearPart{role, index * d, d, heads_, 3 * d};
   };
-  std::vector<llm::ModelLinear> linears;
-  for (size_t i = 0; i < gpt_neox_->layers.size(); ++i) {
-    const auto prefix = "gpt_neox.layers." + std::to_string(i) + ".";
-    const auto& layer = gpt_neox_->layers[i];
-    linears.push_back(
-        {prefix + "attention.query_key_value",
-         layer->attention->query_key_value,
-         {fused_part(Role::kQuery, 0), fused_part(Role::kKey, 1), fused_part(Role::kValue, 2)}});
-    linears.push_back(llm::plain_linear(prefix + "attention.dense", layer->attention->dense,
-                                        Role::kAttentionOutput));
-    linears.push_back(
-        llm::plain_linear(prefix + "mlp.dense_h_to_4h", layer->mlp->dense_h_to_4h, Role::kMlpUp));
-    linears.push_back(
-        llm::plain_linear(prefix + "mlp.dense_4h_to_h", layer->mlp->dense_4h_to_h, Role::kMlpDown));
-  }
-  linears.push_back(llm::plain_linear("embed_out", embed_out_, Role::kLmHead));
-  return linears;
+  return {{prefix + "attention.query_key_value",
+           attention->query_key_value,
+           {fused_part(Role::kQuery, 0), fused_part(Role::kKey, 1), fused_part(Role::kValue, 2)}},
+          llm::plain_linear(prefix + "attention.dense", attention->dense, Role::kAttentionOutput),
+          llm::plain_linear(prefix + "mlp.dense_h_to_4h", mlp->dense_h_to_4h, Role::kMlpUp),
+          llm::plain_linear(prefix + "mlp.dense_4h_to_h", mlp->dense_4h_to_h, Role::kMlpDown)};
 }
 
 void GPTNeoXFamily::validate(const llm::ModelConfig& config) const { GptNeoXConfig::read(config); }
@@ -153,7 +100,15 @@ llm::Json GPTNeoXFamily::settings(const llm::ModelConfig& config) const {
 
 std::shared_ptr<llm::CausalLM> GPTNeoXFamily::build(const llm::ModelConfig& config,
                                                     const torch::TensorOptions& options) const {
-  return std::make_shared<GPTNeoXForCausalLM>(GptNeoXConfig::read(config), options);
+  const auto neox = GptNeoXConfig::read(config);
+  llm::DecoderParts parts;
+  parts.names = {"gpt_neox", "embed_in", "layers", "final_layer_norm", "embed_out"};
+  parts.make_block = [&neox, &options](int64_t) { return std::make_shared<Layer>(neox, options); };
+  parts.make_final_norm = [&neox, &options] {
+    return torch::nn::AnyModule(llm::LayerNorm(neox.hidden_size, neox.layer_norm_eps, options));
+  };
+  parts.tie_word_embeddings = neox.tie_word_embeddings;
+  return std::make_shared<llm::CausalDecoder>(neox, parts, options);
 }
 
 }  // namespace gpt_neox

@@ -8,6 +8,7 @@
 #include "llm/model.hpp"
 #include "llm/nn/activation.hpp"
 #include "llm/nn/attention.hpp"
+#include "llm/nn/causal_decoder.hpp"
 #include "llm/nn/linear.hpp"
 #include "llm/nn/norm.hpp"
 
@@ -45,11 +46,13 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-class LayerImpl : public torch::nn::Module {
+// One block: x + attention(ln1(x)) + mlp(ln2(x)) with the parallel residual, else sequential.
+class Layer : public llm::DecoderBlock {
  public:
-  LayerImpl(const GptNeoXConfig& config, const torch::TensorOptions& options);
+  Layer(const GptNeoXConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
-                        const llm::PackedSequences* packing = nullptr);
+                        const llm::PackedSequences* packing) override;
+  std::vector<llm::ModelLinear> linears(const std::string& prefix) override;
 
   llm::LayerNorm input_layernorm{nullptr};
   llm::LayerNorm post_attention_layernorm{nullptr};
@@ -58,40 +61,8 @@ class LayerImpl : public torch::nn::Module {
 
  private:
   bool parallel_residual_;
-};
-TORCH_MODULE(Layer);
-
-// GPTNeoXModel: embeddings, layers, final norm (module "gpt_neox").
-class BackboneImpl : public torch::nn::Module {
- public:
-  BackboneImpl(const GptNeoXConfig& config, const torch::TensorOptions& options);
-
-  llm::Embedding embed_in{nullptr};
-  torch::nn::ModuleList layer_list{nullptr};  // registered as "layers" -> "layers.<i>.*"
-  std::vector<Layer> layers;
-  llm::LayerNorm final_layer_norm{nullptr};
-};
-TORCH_MODULE(Backbone);
-
-// GPTNeoXForCausalLM, with parameters under the checkpoint's names.
-class GPTNeoXForCausalLM : public llm::CausalLM {
- public:
-  GPTNeoXForCausalLM(GptNeoXConfig config, const torch::TensorOptions& options);
-
-  torch::Tensor hidden_states(const torch::Tensor& input_ids, llm::KVCache* cache) override;
-  torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
-                                     const llm::PackedSequences& packing) override;
-  llm::AdaptableLinear& output_head() override { return embed_out_; }
-  const llm::ModelConfig& config() const override { return config_; }
-  std::vector<llm::ModelLinear> adaptable_linears() override;
-
- private:
-  torch::Tensor run(const torch::Tensor& input_ids, llm::KVCache* cache,
-                    const llm::PackedSequences* packing);
-
-  GptNeoXConfig config_;
-  Backbone gpt_neox_{nullptr};
-  llm::AdaptableLinear embed_out_{nullptr};
+  int64_t heads_;
+  int64_t head_dim_;
 };
 
 class GPTNeoXFamily : public llm::ModelFamily {

@@ -67,7 +67,7 @@ torch::Tensor DecoderMlpImpl::forward(const torch::Tensor& x) {
   return down_proj(gated_activation(activation_, gate_proj(x), up_proj(x)));
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const DecoderSpec& spec, const torch::TensorOptions& options) {
+DecoderLayer::DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& options) {
   const int64_t hidden = spec.common.hidden_size;
   input_layernorm = register_module("input_layernorm", RMSNorm(hidden, spec.rms_norm_eps, options));
   self_attn = register_module("self_attn", DecoderAttention(spec, options));
@@ -76,73 +76,35 @@ DecoderLayerImpl::DecoderLayerImpl(const DecoderSpec& spec, const torch::TensorO
   mlp = register_module("mlp", DecoderMlp(spec, options));
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
-                                        const PackedSequences* packing) {
+torch::Tensor DecoderLayer::forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
+                                    const PackedSequences* packing) {
   const auto h = x + self_attn(input_layernorm(x), cache, layer, packing);
   return h + mlp(post_attention_layernorm(h));
 }
 
-DecoderBackboneImpl::DecoderBackboneImpl(const DecoderSpec& spec,
-                                         const torch::TensorOptions& options) {
-  const auto& c = spec.common;
-  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, options));
-  layer_list = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    layers.emplace_back(spec, options);
-    layer_list->push_back(layers.back());
-  }
-  norm = register_module("norm", RMSNorm(c.hidden_size, spec.rms_norm_eps, options));
-}
-
-DecoderForCausalLM::DecoderForCausalLM(DecoderSpec spec, const torch::TensorOptions& options)
-    : spec_(std::move(spec)) {
-  model_ = register_module("model", DecoderBackbone(spec_, options));
-  lm_head_ = register_module("lm_head", AdaptableLinear(spec_.common.hidden_size,
-                                                        spec_.common.vocab_size, false, options));
-  // Tied: one storage under both names; the checkpoint then carries only the embedding.
-  if (spec_.tie_word_embeddings) lm_head_->weight.set_data(model_->embed_tokens->weight);
-}
-
-torch::Tensor DecoderForCausalLM::hidden_states(const torch::Tensor& input_ids, KVCache* cache) {
-  return run(input_ids, cache, nullptr);
-}
-
-torch::Tensor DecoderForCausalLM::packed_hidden_states(const torch::Tensor& input_ids,
-                                                       const PackedSequences& packing) {
-  return run(input_ids, nullptr, &packing);
-}
-
-torch::Tensor DecoderForCausalLM::run(const torch::Tensor& input_ids, KVCache* cache,
-                                      const PackedSequences* packing) {
-  auto x = model_->embed_tokens(input_ids);
-  for (size_t i = 0; i < model_->layers.size(); ++i) {
-    auto& layer = model_->layers[i];
-    x = run_block(*layer, x, cache, [layer, cache, i, packing](const torch::Tensor& h) mutable {
-      return layer(h, cache, static_cast<int64_t>(i), packing);
-    });
-  }
-  if (cache) cache->advance(input_ids.size(1));
-  return model_->norm(x);
-}
-
-std::vector<ModelLinear> DecoderForCausalLM::adaptable_linears() {
+std::vector<ModelLinear> DecoderLayer::linears(const std::string& prefix) {
   using Role = LinearRole;
-  std::vector<ModelLinear> linears;
-  for (size_t i = 0; i < model_->layers.size(); ++i) {
-    const auto prefix = "model.layers." + std::to_string(i) + ".";
-    const auto& attention = model_->layers[i]->self_attn;
-    const auto& mlp = model_->layers[i]->mlp;
-    linears.push_back(plain_linear(prefix + "self_attn.q_proj", attention->q_proj, Role::kQuery));
-    linears.push_back(plain_linear(prefix + "self_attn.k_proj", attention->k_proj, Role::kKey));
-    linears.push_back(plain_linear(prefix + "self_attn.v_proj", attention->v_proj, Role::kValue));
-    linears.push_back(
-        plain_linear(prefix + "self_attn.o_proj", attention->o_proj, Role::kAttentionOutput));
-    linears.push_back(plain_linear(prefix + "mlp.gate_proj", mlp->gate_proj, Role::kMlpGate));
-    linears.push_back(plain_linear(prefix + "mlp.up_proj", mlp->up_proj, Role::kMlpUp));
-    linears.push_back(plain_linear(prefix + "mlp.down_proj", mlp->down_proj, Role::kMlpDown));
-  }
-  linears.push_back(plain_linear("lm_head", lm_head_, Role::kLmHead));
-  return linears;
+  return {plain_linear(prefix + "self_attn.q_proj", self_attn->q_proj, Role::kQuery),
+          plain_linear(prefix + "self_attn.k_proj", self_attn->k_proj, Role::kKey),
+          plain_linear(prefix + "self_attn.v_proj", self_attn->v_proj, Role::kValue),
+          plain_linear(prefix + "self_attn.o_proj", self_attn->o_proj, Role::kAttentionOutput),
+          plain_linear(prefix + "mlp.gate_proj", mlp->gate_proj, Role::kMlpGate),
+          plain_linear(prefix + "mlp.up_proj", mlp->up_proj, Role::kMlpUp),
+          plain_linear(prefix + "mlp.down_proj", mlp->down_proj, Role::kMlpDown)};
+}
+
+std::shared_ptr<CausalDecoder> make_decoder_lm(const DecoderSpec& spec,
+                                               const torch::TensorOptions& options) {
+  DecoderParts parts;
+  parts.names = {"model", "embed_tokens", "layers", "norm", "lm_head"};
+  parts.make_block = [&spec, &options](int64_t) {
+    return std::make_shared<DecoderLayer>(spec, options);
+  };
+  parts.make_final_norm = [&spec, &options] {
+    return torch::nn::AnyModule(RMSNorm(spec.common.hidden_size, spec.rms_norm_eps, options));
+  };
+  parts.tie_word_embeddings = spec.tie_word_embeddings;
+  return std::make_shared<CausalDecoder>(spec.common, parts, options);
 }
 
 DecoderFamily::DecoderFamily(std::string name, std::vector<std::string> model_types,
@@ -158,7 +120,7 @@ Json DecoderFamily::settings(const ModelConfig& config) const { return read_(con
 
 std::shared_ptr<CausalLM> DecoderFamily::build(const ModelConfig& config,
                                                const torch::TensorOptions& options) const {
-  return std::make_shared<DecoderForCausalLM>(read_(config), options);
+  return make_decoder_lm(read_(config), options);
 }
 
 }  // namespace llm

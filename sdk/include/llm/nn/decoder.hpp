@@ -7,7 +7,6 @@
 //   model.layers.<i>.post_attention_layernorm   RMSNorm
 //   model.layers.<i>.mlp.{gate,up,down}_proj    down(act(gate(x)) * up(x))
 //   model.norm, lm_head                         (lm_head shares the embedding when tied)
-// Each block: h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h)).
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,6 +19,7 @@
 #include "llm/model_config.hpp"
 #include "llm/nn/activation.hpp"
 #include "llm/nn/attention.hpp"
+#include "llm/nn/causal_decoder.hpp"
 #include "llm/nn/linear.hpp"
 #include "llm/nn/norm.hpp"
 
@@ -74,51 +74,24 @@ class LLM_API DecoderMlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderMlp);
 
-class LLM_API DecoderLayerImpl : public torch::nn::Module {
+// One block: h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h)).
+class LLM_API DecoderLayer : public DecoderBlock {
  public:
-  DecoderLayerImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
+  DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
-                        const PackedSequences* packing = nullptr);
+                        const PackedSequences* packing) override;
+  std::vector<ModelLinear> linears(const std::string& prefix) override;
 
   RMSNorm input_layernorm{nullptr};
   DecoderAttention self_attn{nullptr};
   RMSNorm post_attention_layernorm{nullptr};
   DecoderMlp mlp{nullptr};
 };
-TORCH_MODULE(DecoderLayer);
 
-// Module "model": embeddings, layers, final norm.
-class LLM_API DecoderBackboneImpl : public torch::nn::Module {
- public:
-  DecoderBackboneImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
-
-  Embedding embed_tokens{nullptr};
-  torch::nn::ModuleList layer_list{nullptr};  // registered as "layers" -> "layers.<i>.*"
-  std::vector<DecoderLayer> layers;
-  RMSNorm norm{nullptr};
-};
-TORCH_MODULE(DecoderBackbone);
-
-// The causal LM, with parameters under the checkpoint's names and every linear layer's role
-// declared (adaptable_linears).
-class LLM_API DecoderForCausalLM : public CausalLM {
- public:
-  DecoderForCausalLM(DecoderSpec spec, const torch::TensorOptions& options);
-
-  torch::Tensor hidden_states(const torch::Tensor& input_ids, KVCache* cache) override;
-  torch::Tensor packed_hidden_states(const torch::Tensor& input_ids,
-                                     const PackedSequences& packing) override;
-  AdaptableLinear& output_head() override { return lm_head_; }
-  const ModelConfig& config() const override { return spec_.common; }
-  std::vector<ModelLinear> adaptable_linears() override;
-
- private:
-  torch::Tensor run(const torch::Tensor& input_ids, KVCache* cache, const PackedSequences* packing);
-
-  DecoderSpec spec_;
-  DecoderBackbone model_{nullptr};
-  AdaptableLinear lm_head_{nullptr};
-};
+// The causal LM of this layout on the shared shell (llm/nn/causal_decoder.hpp), with parameters
+// under the checkpoint's names and every linear layer's role declared.
+LLM_API std::shared_ptr<CausalDecoder> make_decoder_lm(const DecoderSpec& spec,
+                                                       const torch::TensorOptions& options);
 
 // A family of this layout: its names, and how it reads config.json into a DecoderSpec (defaults,
 // legacy keys, validation; UserError naming config.json and the key). validate, settings and build

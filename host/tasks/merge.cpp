@@ -1,5 +1,6 @@
 // --task merge: base checkpoint + LoRA adapter -> a complete Hugging Face directory.
 #include <ostream>
+#include <set>
 
 #include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
@@ -8,7 +9,8 @@
 #include "output_path.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::merge_task {
 namespace {
 
 namespace fs = std::filesystem;
@@ -83,9 +85,14 @@ int run(TaskContext& ctx) {
   fs::remove_all(temp);
   fs::create_directories(temp);
   try {
+    // A tensor shared under two names (a head tied to the embedding) is written once, under its
+    // first name, as transformers writes tied weights: the file then has the base's names.
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    std::set<const void*> written;
     for (const auto& item : loaded.model->named_parameters()) {
-      tensors.emplace_back(item.key(), item.value().detach());
+      const auto& value = item.value();
+      if (value.numel() > 0 && !written.insert(value.data_ptr()).second) continue;
+      tensors.emplace_back(item.key(), value.detach());
     }
     llm::write_safetensors(temp / "model.safetensors", tensors, {{"format", "pt"}});
     for (const char* name : kCopiedFiles) {
@@ -115,4 +122,4 @@ const bool registered = register_task(
      run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::merge_task

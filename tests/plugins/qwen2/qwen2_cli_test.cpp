@@ -2,6 +2,8 @@
 // generate and evaluate, and a PEFT adapter merged and evaluated unmerged.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "llm/adapter.hpp"
 #include "llm/json_file.hpp"
 #include "sdk/nn/causal_lm_checks.hpp"
@@ -86,6 +88,13 @@ TEST(Qwen2Cli, MergedPeftAdapterReproducesPeftMergedLogitsAndKeepsTheBaseNames) 
                          golden_tensor("logits_merged")),
             1e-4);
   EXPECT_EQ(read_json_file(merged / "config.json"), read_json_file(model_dir() / "config.json"));
+  // Tied: the head is the embedding, so the file has no lm_head.weight, as the base has none.
+  auto sorted_names = [](const fs::path& checkpoint) {
+    auto names = SafetensorsCheckpoint::open(checkpoint).names();
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  EXPECT_EQ(sorted_names(merged), sorted_names(model_dir()));
   EXPECT_EQ(read_file_bytes(merged / "tokenizer.json"),
             read_file_bytes(model_dir() / "tokenizer.json"));
   EXPECT_EQ(read_file_bytes(merged / "generation_config.json"),

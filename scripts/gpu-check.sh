@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: builds with scripts/gpu-build.sh (LibTorch 2.x from the PyTorch wheel), then
-# runs the CUDA parity tests and the whole suite. Every step's output lands in $OUT/check.log
-# (or out/check.log off the device machine); a failing step does not stop the next one.
+# runs the CUDA parity tests, the PEFT interop check (scripts/peft_interop.py) and the whole suite.
+# Every step's output lands in $OUT/check.log (or out/check.log off the device machine); a failing
+# step does not stop the next one.
 # Usage: scripts/gpu-check.sh [--no-build] [--parity-only|--suite-only] [--suite-timeout SECONDS]
 # Exit status: 0 when the build and every test passed.
 set -uo pipefail
@@ -65,6 +66,16 @@ if [ "$SUITE_ONLY" = 0 ]; then
   grep -E '^\[ +(OK|FAILED|SKIPPED|PASSED) ' "$OUT_DIR/parity.tmp" | tail -20
   rm -f "$OUT_DIR/parity.tmp"
   echo "parity: exit $rc" | tee -a "$LOG"
+  [ $rc = 0 ] || status=1
+fi
+
+# PEFT and transformers read our adapters and merged models (scripts/peft_interop.py).
+if [ "$SUITE_ONLY" = 0 ] && python3 -c 'import peft' 2>/dev/null; then
+  echo "== PEFT interop ($(date -u +%T))" | tee -a "$LOG"
+  timeout 300 python3 scripts/peft_interop.py "$BUILD_DIR/bin/llmhost" "$OUT_DIR/interop.json" 2>&1 |
+    tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  echo "interop: exit $rc" | tee -a "$LOG"
   [ $rc = 0 ] || status=1
 fi
 

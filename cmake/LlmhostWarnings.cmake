@@ -24,3 +24,11 @@ endfunction()
 function(llmhost_prefer_system_libstdcxx target)
   target_link_options(${target} PRIVATE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
 endfunction()
+
+# Unity batches (LLMHOST_UNITY_BUILD). Files with their own compile definitions are compiled
+# alone (CMake leaves them out of the batches).
+function(llmhost_use_unity_build target)
+  if(LLMHOST_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 8)
+  endif()
+endfunction()

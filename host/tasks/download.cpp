@@ -10,7 +10,8 @@
 #include "llm/json_file.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::download_task {
 namespace {
 
 namespace dl = download;
@@ -130,4 +131,4 @@ const bool registered = register_task(
     {"download", "fetch a model or dataset from the Hugging Face hub (resumable)", declare, run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::download_task

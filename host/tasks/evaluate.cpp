@@ -15,7 +15,8 @@
 #include "output_path.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::evaluate_task {
 namespace {
 
 void declare(po::options_description& o) {
@@ -208,4 +209,4 @@ const bool registered = register_task(
     {"evaluate", "score a checkpoint on lm-eval-harness tasks (task plugins)", declare, run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::evaluate_task

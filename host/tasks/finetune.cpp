@@ -17,7 +17,8 @@
 #include "slurm_requeue.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::finetune_task {
 namespace {
 
 namespace fs = std::filesystem;
@@ -297,4 +298,4 @@ const bool registered = register_task({"finetune",
                                        declare_adapter_options});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::finetune_task

@@ -9,7 +9,8 @@
 #include "stream_decoder.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::generate_task {
 namespace {
 
 void declare(po::options_description& o) {
@@ -118,4 +119,4 @@ const bool registered = register_task(
      run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::generate_task

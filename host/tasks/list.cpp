@@ -6,7 +6,8 @@
 #include "llm/error.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::list_task {
 namespace {
 
 void declare(po::options_description&) {}
@@ -87,4 +88,4 @@ const bool registered = register_task(
      declare, run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::list_task

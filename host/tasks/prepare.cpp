@@ -14,7 +14,8 @@
 #include "output_path.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::prepare_task {
 namespace {
 
 namespace fs = std::filesystem;
@@ -167,4 +168,4 @@ const bool registered = register_task(
      declare, run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::prepare_task

@@ -12,7 +12,8 @@
 #include "report_chart.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::report_task {
 namespace {
 
 void declare(po::options_description& o) {
@@ -207,4 +208,4 @@ const bool registered = register_task({"report",
                                        {"text", "markdown", "html", "json"}});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::report_task

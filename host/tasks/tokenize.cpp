@@ -5,7 +5,8 @@
 #include "llm/tokenizer.hpp"
 #include "task.hpp"
 
-namespace llmhost {
+// A namespace of its own: the tasks are compiled together in unity builds.
+namespace llmhost::tokenize_task {
 namespace {
 
 void declare(po::options_description& o) {
@@ -41,4 +42,4 @@ const bool registered = register_task(
     {"tokenize", "encode a text and show ids, tokens and the decoded text", declare, run});
 
 }  // namespace
-}  // namespace llmhost
+}  // namespace llmhost::tokenize_task

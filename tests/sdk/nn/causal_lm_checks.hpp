@@ -95,7 +95,7 @@ inline void expect_greedy_tokens_match(CausalLM& model, const std::vector<int64_
 }
 
 inline void expect_greedy_matches_golden(const std::string& model_name) {
-  const auto summary = golden_summary()[model_name];
+  const auto summary = golden_model_summary(model_name);
   const auto prompt = summary["greedy_prompt"].get<std::vector<int64_t>>();
   const auto expected = summary["greedy_out"].get<std::vector<int64_t>>();
   auto loaded = load_test_model(data_dir() / model_name);
@@ -221,7 +221,7 @@ inline void expect_cuda_matches_golden(const std::string& model_name) {
   const auto chunk = model.forward(ids.narrow(1, 5, 3), &cache);
   const auto step = model.forward(ids.narrow(1, 8, 1), &cache);
   EXPECT_LE(max_abs_diff(torch::cat({prefill, chunk, step}, 1), full.narrow(1, 0, 9)), 1e-4);
-  const auto summary = golden_summary()[model_name];
+  const auto summary = golden_model_summary(model_name);
   expect_greedy_tokens_match(
       model, greedy(model, summary["greedy_prompt"].get<std::vector<int64_t>>(), 12),
       summary["greedy_out"].get<std::vector<int64_t>>());

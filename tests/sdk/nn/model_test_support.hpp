@@ -33,6 +33,18 @@ inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 inline Json golden_summary() { return read_json_file(data_dir() / "golden" / "summary.json"); }
+// One model's goldens: its entry of summary.json, or its own <model>.json for the fixtures made
+// after summary.json (tiny-qwen2, tiny-llama3). "greedy_out" is summary.json's: the prompt
+// followed by the new tokens (the own files hold the new tokens only).
+inline Json golden_model_summary(const std::string& model_name) {
+  const auto own = data_dir() / "golden" / (model_name + ".json");
+  if (!std::filesystem::exists(own)) return golden_summary()[model_name];
+  Json summary = read_json_file(own);
+  Json full = summary["greedy_prompt"];
+  for (const auto& id : summary["greedy_out"]) full.push_back(id);
+  summary["greedy_out"] = full;
+  return summary;
+}
 
 inline torch::Tensor ids_tensor(const std::vector<int64_t>& ids) {
   return torch::tensor(ids, torch::kLong).view({1, -1});

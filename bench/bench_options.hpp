@@ -31,6 +31,7 @@ struct BenchOptions {
   int64_t new_tokens = 128;
   int64_t generate_warmup = 1;
   int64_t generate_runs = 3;
+  int64_t greedy_sync_every = 0;
 };
 
 // Parses argv; prints --help and exits 0 on request; UserError naming the flag on bad input.

@@ -121,6 +121,7 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
   options.max_new_tokens = o.new_tokens;
   options.sampling.temperature = 0;  // greedy
   options.stop_at_eos = false;
+  options.greedy_sync_every = o.greedy_sync_every;
   s.model.eval();
   reset_peak_memory(device);
   int64_t made = o.new_tokens;
@@ -142,6 +143,7 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
   if (!r.passed) r.note = "made " + std::to_string(made) + " new tokens";
   r.extra["new_tokens"] = o.new_tokens;
   r.extra["decode_path"] = decode_path;
+  r.extra["greedy_sync_every"] = o.greedy_sync_every;
   return r;
 }
 

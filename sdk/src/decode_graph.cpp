@@ -47,6 +47,13 @@ class CudaDecodeGraph final : public DecodeGraph {
     return logits_;
   }
 
+  torch::Tensor step_on_device(const torch::Tensor& token) override {
+    cache_.mirror_replayed_step();
+    ids_.copy_(token, /*non_blocking=*/true);
+    graph_.replay();
+    return logits_;
+  }
+
  private:
   KVCache& cache_;
   at::cuda::CUDAGraph graph_;

@@ -18,6 +18,8 @@ class DecodeGraph {
   // Feeds `token` at the cache's current length; returns its logits [1, vocab], a buffer that
   // the next step overwrites. Advances the cache by one.
   virtual torch::Tensor step(int64_t token) = 0;
+  // The same with the token already on the device ([1, 1] int64): no host round trip.
+  virtual torch::Tensor step_on_device(const torch::Tensor& token) = 0;
 };
 
 // A CUDA graph of one decode step over `cache` (which already holds the prompt), or nullptr with

@@ -56,6 +56,41 @@ TEST(Generate, StopsAtAnEosIdItProduces) {
   EXPECT_EQ(stopped.tokens.back(), free_run.tokens[6]);
 }
 
+// Greedy tokens chosen on the device and read back in chunks: the same tokens, stream and stop
+// as reading each token back, wherever the EOS or the token limit falls in a chunk.
+TEST(Generate, GreedyReadBackInChunksMatchesReadingEachToken) {
+  auto loaded = load_test_model(data_dir() / "tiny-pythia");
+  auto options = sampled(0, 10);
+  options.sampling.temperature = 0;
+  const auto run = [&](int64_t sync_every, int64_t max_new, std::vector<int64_t> eos) {
+    auto o = options;
+    o.greedy_sync_every = sync_every;
+    o.max_new_tokens = max_new;
+    o.stop_at_eos = !eos.empty();
+    o.eos_ids = eos;
+    std::vector<int64_t> streamed;
+    auto result =
+        generate(*loaded.model, prompt_of(4), o, [&](int64_t token) { streamed.push_back(token); });
+    EXPECT_EQ(std::vector<int64_t>(result.tokens.begin() + 4, result.tokens.end()), streamed);
+    return result;
+  };
+  const auto free_run = run(1, 10, {});
+  ASSERT_EQ(free_run.new_tokens, 10);
+  for (const int64_t max_new : {7, 10}) {
+    const auto chunked = run(4, max_new, {});
+    EXPECT_EQ(chunked.tokens, run(1, max_new, {}).tokens) << max_new;
+    EXPECT_EQ(chunked.new_tokens, max_new);
+  }
+  // EOS at the 7th new token: inside the second chunk of 4 after the prefill's token.
+  const std::vector<int64_t> eos = {free_run.tokens[4 + 6]};
+  const auto per_token = run(1, 10, eos);
+  const auto chunked = run(4, 10, eos);
+  EXPECT_TRUE(chunked.stopped_at_eos);
+  EXPECT_EQ(chunked.tokens, per_token.tokens);
+  EXPECT_EQ(chunked.new_tokens, per_token.new_tokens);
+  EXPECT_EQ(chunked.tokens.back(), eos[0]);
+}
+
 TEST(Generate, NewTokensStopAtTheModelsContext) {
   auto loaded = load_test_model(data_dir() / "tiny-pythia");
   const auto context = loaded.config.max_position_embeddings;
@@ -127,7 +162,8 @@ TEST(Generate, StaticDecodeStepsMatchDynamicStepsLlama) {
   expect_static_steps_match_dynamic(data_dir() / "tiny-llama");
 }
 
-// Replaying a captured decode step must choose exactly the tokens eager steps choose.
+// Replaying a captured decode step (greedy: tokens kept on the device) must choose exactly the
+// tokens eager steps choose.
 TEST(GenerateCuda, CudaGraphDecodeChoosesTheSameTokensAsEagerDecode) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   for (const char* name : {"tiny-pythia", "tiny-llama"}) {
@@ -137,7 +173,9 @@ TEST(GenerateCuda, CudaGraphDecodeChoosesTheSameTokensAsEagerDecode) {
       auto options = sampled(7, 20);
       options.sampling.temperature = temperature;
       options.cuda_graph = false;
+      options.greedy_sync_every = 1;  // each token read back: the plain reference
       const auto eager = generate(*loaded.model, prompt_of(6), options);
+      options.greedy_sync_every = 0;  // greedy: chosen on the device, read back 16 at a time
       options.cuda_graph = true;
       const auto replayed = generate(*loaded.model, prompt_of(6), options);
       EXPECT_EQ(eager.decode_path, "eager");

@@ -20,6 +20,11 @@ struct GenerationOptions {
   // On CUDA, record one decode step as a CUDA graph and replay it (same tokens, far fewer kernel
   // launches); falls back to eager steps where capture is not possible.
   bool cuda_graph = true;
+  // Greedy decoding picks each token on the model's device and feeds it to the next step there;
+  // the host reads the tokens back (streams them, checks EOS) every this many steps instead of
+  // waiting for each one. Steps run past an EOS inside such a chunk are dropped. 0: 16 on CUDA,
+  // 1 elsewhere (a CPU step is the host's own work, and would be wasted).
+  int64_t greedy_sync_every = 0;
 };
 
 struct GenerationResult {
@@ -35,8 +40,9 @@ struct GenerationResult {
 
 // Autoregressive generation for one prompt: a KV cache sized prompt + max_new_tokens, one
 // forward over the prompt, then one token per step, without autograd. on_token sees each new
-// token as soon as it is chosen (EOS included). UserError naming --prompt for an empty prompt,
-// an id outside the vocabulary or a prompt longer than the model's context.
+// token as soon as the host has it (EOS included; greedy_sync_every tokens at a time). UserError
+// naming --prompt for an empty prompt, an id outside the vocabulary or a prompt longer than the
+// model's context.
 LLM_API GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
                                   const GenerationOptions& options,
                                   const std::function<void(int64_t token)>& on_token = {});

@@ -1,8 +1,10 @@
 #include <malloc.h>
 
+#include "blas_kernels.hpp"
 #include "cli.hpp"
 
 int main(int argc, char** argv) {
+  llmhost::rerun_with_avx2_blas_kernels_if_misdetected(argv);
   // LibTorch allocates and frees activation-sized blocks (100 KB to tens of MB) for every op.
   // glibc's defaults give the ones above its mmap threshold back with munmap and trim the heap top
   // once 128 KB+ is free, so the next op faults the same pages in again, zeroed by the kernel: on

@@ -119,5 +119,26 @@ TEST(Llama3, TokenizerJsonAloneAddsBeginOfTextAsItsPostProcessorSays) {
             expected["greedy_prompt"].get<std::vector<int64_t>>());
 }
 
+// PEFT's own adapter (tests/data/make_llama3_peft_golden.py: r 4 on all seven projections, random
+// A and B) applied and merged by llmhost, against PEFT's logits.
+TEST(Llama3, PeftAdapterOnAllSevenProjectionsReproducesPeftWithin1e4) {
+  SafetensorsFile goldens(data_dir() / "golden" / (kModel + "-lora-logits.safetensors"));
+  const auto golden_of = [&](const char* name) { return goldens.tensor(name).clone(); };
+  auto loaded = load_test_model(data_dir() / kModel);
+  const auto lora = model_plugins().adapter("lora");
+  lora->load(*loaded.model, data_dir() / "golden" / (kModel + "-lora-adapter"));
+  int adapted = 0;
+  for (const auto& layer : loaded.model->adaptable_linears())
+    adapted += layer.linear->adapter() ? 1 : 0;
+  EXPECT_EQ(adapted, 2 * 7);
+  const auto ids = golden_of("input_ids");
+  ASSERT_TRUE(torch::equal(ids, llama3_logits().input_ids));
+  EXPECT_LE(max_abs_diff(forward_no_grad(*loaded.model, ids), golden_of("logits_lora")), 1e-4);
+  // The adapter matters: the base logits are far from the adapted ones.
+  EXPECT_GT(max_abs_diff(llama3_logits().logits, golden_of("logits_lora")), 1e-2);
+  lora->merge(*loaded.model);
+  EXPECT_LE(max_abs_diff(forward_no_grad(*loaded.model, ids), golden_of("logits_merged")), 1e-4);
+}
+
 }  // namespace
 }  // namespace llm::test

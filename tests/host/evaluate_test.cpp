@@ -192,12 +192,15 @@ TEST(EvaluateLora, LoraPathFlagChangesTheScores) {
   const auto b = run_llmhost(adapted);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
-  // Same value as the in-process unmerged evaluation.
+  // Same value as the in-process unmerged evaluation, up to fp32 rounding: the binary may run
+  // other BLAS kernels than this process (host/blas_kernels.hpp), and a sum of ~10^3 fp32
+  // products differs by ~1e-6 relative between kernels; perplexity = exp(mean NLL) turns the
+  // NLL's absolute error into its relative one. 1e-5 bounds that with room.
   probe.registry().adapter("lora")->load(probe.model(),
                                          data_dir() / "golden" / "tiny-llama-lora-adapter");
   const auto in_process = probe.evaluate("wikitext", 128, 4);
   const double cli = Json::parse(b.out)["results"]["wikitext"]["word_perplexity"].get<double>();
-  EXPECT_NEAR(cli, in_process[0].second, 1e-9 * in_process[0].second);
+  EXPECT_NEAR(cli, in_process[0].second, 1e-5 * in_process[0].second);
   EXPECT_NE(Json::parse(a.out)["results"], Json::parse(b.out)["results"]);
 }
 

@@ -40,15 +40,8 @@ class CudaDecodeGraph final : public DecodeGraph {
     torch::cuda::synchronize(device.index());
   }
 
-  torch::Tensor step(int64_t token) override {
-    cache_.mirror_replayed_step();  // checks the capacity before the graph writes the cache
-    ids_.fill_(token);
-    graph_.replay();
-    return logits_;
-  }
-
   torch::Tensor step_on_device(const torch::Tensor& token) override {
-    cache_.mirror_replayed_step();
+    cache_.mirror_replayed_step();  // checks the capacity before the graph writes the cache
     ids_.copy_(token, /*non_blocking=*/true);
     graph_.replay();
     return logits_;

@@ -15,10 +15,9 @@ class KVCache;
 class DecodeGraph {
  public:
   virtual ~DecodeGraph() = default;
-  // Feeds `token` at the cache's current length; returns its logits [1, vocab], a buffer that
-  // the next step overwrites. Advances the cache by one.
-  virtual torch::Tensor step(int64_t token) = 0;
-  // The same with the token already on the device ([1, 1] int64): no host round trip.
+  // Feeds `token` ([1, 1] int64 on the model's device; no host round trip) at the cache's current
+  // length; returns its logits [1, vocab], a buffer that the next step overwrites. Advances the
+  // cache by one.
   virtual torch::Tensor step_on_device(const torch::Tensor& token) = 0;
 };
 

@@ -62,25 +62,25 @@ GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
   auto cache = model.make_cache(1, prompt_length + max_new);
   const auto device = model.device();
 
-  // Returns the chosen token; the host needs it (streaming, EOS), so this syncs once per step
-  // (greedy decoding below syncs once per chunk of steps instead).
-  const auto choose_from = [&](const torch::Tensor& last_logits) {
-    const int64_t token = sample_next(last_logits, options.sampling, &generator).item<int64_t>();
+  // The token after `last_logits` ([1, vocab]), as a [1, 1] tensor on the model's device.
+  const auto next_token = [&](const torch::Tensor& last_logits) {
+    return sample_next(last_logits, options.sampling, &generator).view({1, 1});
+  };
+  const auto record = [&](int64_t token) {
     result.tokens.push_back(token);
     ++result.new_tokens;
     if (on_token) on_token(token);
-    return token;
-  };
-  const auto choose = [&](const torch::Tensor& ids) {
-    const auto logits = model.forward(ids, &cache);
-    return choose_from(logits.select(1, logits.size(1) - 1));
   };
   const auto is_eos = [&](int64_t token) {
     return options.stop_at_eos && std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
   };
 
   const auto prefill_start = Clock::now();
-  int64_t token = choose(torch::tensor(prompt, torch::kLong).view({1, -1}).to(device));
+  const auto prompt_logits =
+      model.forward(torch::tensor(prompt, torch::kLong).view({1, -1}).to(device), &cache);
+  auto current = next_token(prompt_logits.select(1, prompt_logits.size(1) - 1));
+  int64_t token = current.item<int64_t>();
+  record(token);
   result.prefill_seconds = seconds_since(prefill_start);
 
   const bool more = !is_eos(token) && result.new_tokens < max_new;
@@ -92,42 +92,28 @@ GenerationResult generate(CausalLM& model, const std::vector<int64_t>& prompt,
     result.decode_path = graph ? "cuda_graph" : "eager: " + why_not;
   }
   const auto decode_start = Clock::now();  // capture excluded: a one-off cost
-  const auto ids_options = torch::TensorOptions().dtype(torch::kLong).device(device);
-  const int64_t sync_every = options.greedy_sync_every > 0 ? options.greedy_sync_every
-                             : device.is_cuda()            ? 16
-                                                           : 1;
-  if (options.sampling.temperature == 0.0 && sync_every > 1) {
-    // Greedy on the device: each step's argmax is the next step's input without leaving the
-    // device, so steps queue back to back; the host reads a chunk of tokens at a time.
-    auto current = torch::full({1, 1}, token, ids_options);
-    while (!(result.stopped_at_eos = is_eos(token)) && result.new_tokens < max_new) {
-      const int64_t steps = std::min(sync_every, max_new - result.new_tokens);
-      auto chosen = torch::empty({steps}, ids_options);
-      for (int64_t i = 0; i < steps; ++i) {
-        const auto logits =
-            graph ? graph->step_on_device(current) : model.forward(current, &cache).select(1, 0);
-        current = logits.argmax(-1).view({1, 1});
-        chosen.narrow(0, i, 1).copy_(current.view({1}));
-      }
-      const auto on_host = chosen.cpu();
-      const auto* ids = on_host.data_ptr<int64_t>();
-      for (int64_t i = 0; i < steps; ++i) {
-        token = ids[i];
-        result.tokens.push_back(token);
-        ++result.new_tokens;
-        if (on_token) on_token(token);
-        if (is_eos(token)) break;
-      }
+  // Each step's token is the next step's input without leaving the device, so steps queue back to
+  // back; the host reads the tokens (streams them, checks EOS) every `sync_every` steps. Sampling
+  // draws on the CPU generator, a round trip each step anyway: 1.
+  const int64_t sync_every = options.sampling.temperature != 0.0 ? 1
+                             : options.greedy_sync_every > 0     ? options.greedy_sync_every
+                             : device.is_cuda()                  ? 16
+                                                                 : 1;
+  while (!(result.stopped_at_eos = is_eos(token)) && result.new_tokens < max_new) {
+    const int64_t steps = std::min(sync_every, max_new - result.new_tokens);
+    auto chosen = torch::empty({steps}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    for (int64_t i = 0; i < steps; ++i) {
+      const auto logits =
+          graph ? graph->step_on_device(current) : model.forward(current, &cache).select(1, 0);
+      current = next_token(logits);
+      chosen.narrow(0, i, 1).copy_(current.view({1}));
     }
-  } else {
-    auto step_ids = torch::empty({1, 1}, ids_options);
-    while (!(result.stopped_at_eos = is_eos(token)) && result.new_tokens < max_new) {
-      if (graph) {
-        token = choose_from(graph->step(token));
-      } else {
-        step_ids.fill_(token);
-        token = choose(step_ids);
-      }
+    const auto on_host = chosen.cpu();
+    const auto* ids = on_host.data_ptr<int64_t>();
+    for (int64_t i = 0; i < steps; ++i) {
+      token = ids[i];
+      record(token);
+      if (is_eos(token)) break;
     }
   }
   result.decode_seconds = seconds_since(decode_start);

@@ -8,58 +8,12 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "cuda_pack.cuh"
 #include "fused_cuda_kernels.h"
 
 namespace {
 
-__device__ inline float load(const float* p, int64_t i) { return p[i]; }
-__device__ inline float load(const __half* p, int64_t i) { return __half2float(p[i]); }
-__device__ inline float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ inline void store(float* p, int64_t i, float v) { p[i] = v; }
-__device__ inline void store(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-__device__ inline void store(__nv_bfloat16* p, int64_t i, float v) {
-  p[i] = __float2bfloat16_rn(v);
-}
-
-// The value a tensor of type T holds after writing v.
-__device__ inline float round_to(const float*, float v) { return v; }
-__device__ inline float round_to(const __half*, float v) {
-  return __half2float(__float2half_rn(v));
-}
-__device__ inline float round_to(const __nv_bfloat16*, float v) {
-  return __bfloat162float(__float2bfloat16_rn(v));
-}
-
 constexpr int kThreads = 256;
-
-// 16 bytes of elements, loaded and stored as one instruction (8 bf16/fp16 or 4 fp32): the
-// elementwise kernels are bandwidth-bound and 2-byte accesses leave most of it unused.
-template <typename T>
-struct alignas(16) Pack {
-  static constexpr int kSize = 16 / sizeof(T);
-  T v[kSize];
-};
-
-template <typename T>
-__device__ inline Pack<T> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T>*>(p);
-}
-template <typename T>
-__device__ inline void store_pack(T* p, const Pack<T>& pack) {
-  *reinterpret_cast<Pack<T>*>(p) = pack;
-}
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
-// Whether n elements at these pointers can go as whole packs with 32-bit indices.
-template <typename T>
-bool packs_fit(int64_t n, std::initializer_list<const void*> pointers) {
-  if (n % Pack<T>::kSize != 0 || n / Pack<T>::kSize >= (int64_t{1} << 31)) return false;
-  for (const void* p : pointers) {
-    if (!aligned16(p)) return false;
-  }
-  return true;
-}
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 

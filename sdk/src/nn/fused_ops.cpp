@@ -5,10 +5,7 @@
 #include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
+#include "cuda_launch.hpp"
 #include "fused_cuda_kernels.h"
 #endif
 
@@ -19,19 +16,6 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 #ifdef LLM_WITH_FUSED_CUDA
-int kind_of(const torch::Tensor& t) {
-  switch (t.scalar_type()) {
-    case torch::kFloat:
-      return 0;
-    case torch::kHalf:
-      return 1;
-    case torch::kBFloat16:
-      return 2;
-    default:
-      return -1;
-  }
-}
-
 bool kernel_applies(std::initializer_list<torch::Tensor> tensors) {
   const auto& first = *tensors.begin();
   if (!first.is_cuda() || kind_of(first) < 0) return false;
@@ -39,17 +23,6 @@ bool kernel_applies(std::initializer_list<torch::Tensor> tensors) {
     if (!t.is_cuda() || t.scalar_type() != first.scalar_type()) return false;
   }
   return true;
-}
-
-void check_launch(int status, const char* kernel) {
-  if (status != 0) {
-    throw std::runtime_error(std::string(kernel) + " kernel failed to launch (CUDA error " +
-                             std::to_string(status) + ")");
-  }
-}
-
-void* stream_of(const torch::Tensor& t) {
-  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
 #else
 bool kernel_applies(std::initializer_list<torch::Tensor>) { return false; }
@@ -272,10 +245,7 @@ bool gemv_applies(const torch::Tensor& x, const torch::Tensor& weight, const tor
   if (bias.defined() && !(kernel_applies({x, bias}) && bias.is_contiguous())) return false;
   const int64_t cols = weight.size(1);
   if (x.size(-1) != cols || x.numel() != cols || cols % 8 != 0) return false;
-  const auto aligned = [](const torch::Tensor& t) {
-    return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-  };
-  return aligned(weight) && x.is_contiguous() && aligned(x);
+  return aligned16(weight) && x.is_contiguous() && aligned16(x);
 #else
   (void)x, (void)weight, (void)bias;
   return false;

@@ -1,0 +1,44 @@
+#pragma once
+// What the .cpp files that call the CUDA kernels' C interfaces share (CUDA LibTorch builds only,
+// where the file is compiled with LLM_WITH_FUSED_CUDA).
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace llm::fused {
+
+// The kernels' element-type code (0: fp32, 1: fp16, 2: bf16), -1 for any other type.
+inline int kind_of(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat:
+      return 0;
+    case torch::kHalf:
+      return 1;
+    case torch::kBFloat16:
+      return 2;
+    default:
+      return -1;
+  }
+}
+
+inline void check_launch(int status, const char* kernel) {
+  if (status != 0) {
+    throw std::runtime_error(std::string(kernel) + " kernel failed to launch (CUDA error " +
+                             std::to_string(status) + ")");
+  }
+}
+
+inline void* stream_of(const torch::Tensor& t) {
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+
+inline bool aligned16(const torch::Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+}  // namespace llm::fused

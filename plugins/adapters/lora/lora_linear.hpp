@@ -23,6 +23,7 @@ class LoraLinear final : public llm::LinearAdapter {
  public:
   LoraLinear(const LoraShape& shape, const torch::Device& device, torch::Tensor row_mask);
   torch::Tensor delta(const torch::Tensor& x) override;
+  torch::Tensor add_to(const torch::Tensor& x, const torch::Tensor& y) override;
 
   torch::Tensor effective_B() const;  // B with masked rows zeroed: what is saved and merged
   double scaling() const { return scaling_; }
@@ -32,6 +33,8 @@ class LoraLinear final : public llm::LinearAdapter {
   torch::Tensor lora_B;  // [out, r], zeros
 
  private:
+  double dropout() const { return is_training() ? shape_.dropout : 0.0; }
+
   LoraShape shape_;
   double scaling_;
   torch::Tensor row_mask_;

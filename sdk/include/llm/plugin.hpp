@@ -25,7 +25,9 @@ namespace llm {
 // 5: ModelConfig keeps the common keys only; ModelFamily::settings.
 // 6: CausalLM::adaptable_linears returns ModelLinear (typed roles).
 // 7: Adapter::options, Adapter::peft_type.
-inline constexpr std::uint32_t kSdkAbiVersion = 8;
+// 8: llm::CausalDecoder, DecoderBlock, DecoderParts.
+// 9: LinearAdapter::add_to (the fused low-rank update).
+inline constexpr std::uint32_t kSdkAbiVersion = 9;
 
 enum class PluginKind : std::uint32_t { kModel = 1, kDataset = 2, kAdapter = 3, kEvalTask = 4 };
 LLM_API const char* plugin_kind_name(PluginKind kind);  // "model", "dataset", ...

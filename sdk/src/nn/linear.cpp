@@ -23,11 +23,13 @@ torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
            : fused::gemv_applies(x, weight, bias) ? fused::gemv(x, weight, bias)
                                                   : torch::linear(x, weight, bias);
   if (compressed_ && bias.defined()) y = y + bias;
-  if (adapter_) {
-    // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.
-    y = y + adapter_->delta(x).to(y.scalar_type());
-  }
+  if (adapter_) y = adapter_->add_to(x, y);
   return y;
+}
+
+torch::Tensor LinearAdapter::add_to(const torch::Tensor& x, const torch::Tensor& y) {
+  // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.
+  return y + delta(x).to(y.scalar_type());
 }
 
 void AdaptableLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter,

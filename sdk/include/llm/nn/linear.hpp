@@ -13,6 +13,9 @@ class LLM_API LinearAdapter : public torch::nn::Module {
   ~LinearAdapter() override;
   // x [..., in] -> delta [..., out], added to x W^T + b.
   virtual torch::Tensor delta(const torch::Tensor& x) = 0;
+  // y + delta(x) for the frozen layer's output y (in y's dtype). Adapters override it where the
+  // sum fuses with the update (llm::low_rank_update); the default adds delta(x).
+  virtual torch::Tensor add_to(const torch::Tensor& x, const torch::Tensor& y);
 };
 
 // A frozen weight kept compressed (NF4, ...) and expanded where it is used.

@@ -1,0 +1,227 @@
+#include "llm/nn/low_rank.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#ifdef LLM_WITH_FUSED_CUDA
+#include "cuda_launch.hpp"
+#include "low_rank_cuda_kernels.h"
+#endif
+
+namespace llm {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The operations autograd would record for (dropout(x32) A^T) B^T * scaling, with the same
+// arithmetic in backward, but saving x in its own dtype and the dropout mask instead of the fp32
+// dropped copy of x that the second product would keep (at Llama 2 7B, 64 MB per adapted layer
+// and micro-batch of 4k tokens). Backward recomputes that copy from x and the mask.
+class LowRankDelta : public torch::autograd::Function<LowRankDelta> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& A,
+                               const torch::Tensor& B, double scaling, double dropout) {
+    const auto x32 = x.to(torch::kFloat);
+    torch::Tensor h = x32;
+    torch::Tensor mask;
+    if (dropout > 0) std::tie(h, mask) = at::native_dropout(x32, dropout, true);
+    const auto a = torch::matmul(h, A.t());
+    ctx->save_for_backward({x, A, B, a, mask});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["dropout"] = dropout;
+    return (torch::matmul(a, B.t()) * scaling).to(x.scalar_type());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &A = saved[1], &B = saved[2], &a = saved[3], &mask = saved[4];
+    const double scaling = ctx->saved_data["scaling"].toDouble();
+    const double dropout = ctx->saved_data["dropout"].toDouble();
+    const double keep_scale = dropout > 0 ? 1.0 / (1.0 - dropout) : 1.0;
+    const auto g = grad_outputs[0].to(torch::kFloat) * scaling;
+    const int64_t out = B.size(0), r = A.size(0), in = A.size(1);
+    const auto g2 = g.reshape({-1, out});
+    const auto grad_a = torch::matmul(g, B);
+    torch::Tensor grad_A, grad_B, grad_x;
+    if (ctx->needs_input_grad(2)) grad_B = torch::matmul(g2.t(), a.reshape({-1, r}));
+    if (ctx->needs_input_grad(1)) {
+      auto h = x.to(torch::kFloat);
+      if (dropout > 0) h = at::native_dropout_backward(h, mask, keep_scale);  // x32 * mask * scale
+      grad_A = torch::matmul(grad_a.reshape({-1, r}).t(), h.reshape({-1, in}));
+    }
+    if (ctx->needs_input_grad(0)) {
+      auto grad_h = torch::matmul(grad_a, A);
+      if (dropout > 0) grad_h = at::native_dropout_backward(grad_h, mask, keep_scale);
+      grad_x = grad_h.to(x.scalar_type());
+    }
+    return {grad_x, grad_A, grad_B, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+#ifdef LLM_WITH_FUSED_CUDA
+using fused::aligned16;
+using fused::check_launch;
+using fused::kind_of;
+using fused::stream_of;
+
+// The kernels' dropout arguments: the seed tensor (empty: none), the keep threshold on a 16-bit
+// draw and the kept elements' scale.
+struct KeepMask {
+  const int64_t* seed = nullptr;
+  uint32_t threshold = 0;
+  float scale = 1.0f;
+};
+
+KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
+  if (dropout <= 0 || seed.numel() == 0) return {};
+  const double keep = 1.0 - dropout;
+  const double threshold = std::round(keep * 65536.0);  // on 16-bit draws
+  return {seed.data_ptr<int64_t>(), static_cast<uint32_t>(threshold),
+          static_cast<float>(1.0 / keep)};
+}
+
+// Rows of a [..., cols] tensor seen as [rows, cols].
+int64_t rows_of(const torch::Tensor& t) { return t.numel() / std::max<int64_t>(t.size(-1), 1); }
+
+// u [rows, r] = scale * dropout(x) w^T, w [r, cols] fp32.
+torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMask& mask,
+                   double scale) {
+  const int64_t rows = rows_of(x), r = w.size(0);
+  auto u = torch::empty({rows, r}, x.options().dtype(torch::kFloat));
+  check_launch(
+      llm_low_rank_down_cuda(x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r, mask.seed,
+                             mask.threshold, mask.scale, static_cast<float>(scale),
+                             u.data_ptr<float>(), kind_of(x), stream_of(x)),
+      "low-rank down");
+  return u;
+}
+
+// out [..., cols] = y + dropout(scale * u w^T) in `like`'s dtype and shape; y may be undefined.
+torch::Tensor up(const torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
+                 const KeepMask& mask, double scale, const torch::Tensor& like) {
+  auto out = torch::empty_like(like, torch::MemoryFormat::Contiguous);
+  check_launch(llm_low_rank_up_cuda(y.defined() ? y.data_ptr() : nullptr, u.data_ptr<float>(),
+                                    w.data_ptr<float>(), u.size(0), w.size(0), u.size(1), mask.seed,
+                                    mask.threshold, mask.scale, static_cast<float>(scale),
+                                    out.data_ptr(), kind_of(like), stream_of(like)),
+               "low-rank up");
+  return out;
+}
+
+// [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order.
+torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMask& mask,
+                    double scale) {
+  const int64_t rows = rows_of(x), cols = x.size(-1), r = u.size(1);
+  auto partial =
+      torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
+  check_launch(llm_low_rank_outer_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
+                                       mask.threshold, mask.scale, static_cast<float>(scale),
+                                       partial.data_ptr<float>(), kind_of(x), stream_of(x)),
+               "low-rank outer product");
+  return partial.sum(0);
+}
+
+torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
+  const auto options = x.options().dtype(torch::kLong);
+  // On the device from LibTorch's generator: reproducible under manual_seed, and a fresh draw on
+  // each replay of a captured CUDA graph.
+  return dropout > 0 ? torch::randint(std::numeric_limits<int64_t>::max(), {1}, options)
+                     : torch::empty({0}, options);
+}
+
+class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& y,
+                               const torch::Tensor& A, const torch::Tensor& B, double scaling,
+                               double dropout) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto xc = x.contiguous();
+    const auto a = A.contiguous(), b = B.contiguous();
+    const auto seed = draw_seed(x, dropout);
+    const auto u = down(xc, a, keep_mask(seed, dropout), 1.0);
+    ctx->save_for_backward({xc, a, b, u, seed});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["dropout"] = dropout;
+    return up(y.contiguous(), u, b, KeepMask{}, scaling, y);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &A = saved[1], &B = saved[2], &u = saved[3], &seed = saved[4];
+    const double scaling = ctx->saved_data["scaling"].toDouble();
+    const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto dy = grad_outputs[0].contiguous();
+    // g = dL/du = scaling * dy B, the rank-r gradient every input's gradient goes through.
+    const auto g = down(dy, B.t().contiguous(), KeepMask{}, scaling);
+    torch::Tensor grad_x, grad_A, grad_B;
+    if (ctx->needs_input_grad(0)) grad_x = up(torch::Tensor(), g, A.t().contiguous(), mask, 1.0, x);
+    if (ctx->needs_input_grad(2)) grad_A = outer(x, g, mask, 1.0);
+    if (ctx->needs_input_grad(3)) grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+    return {grad_x,          ctx->needs_input_grad(1) ? grad_outputs[0] : torch::Tensor(),
+            grad_A,          grad_B,
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// LLMHOST_FUSED_LOW_RANK=0 keeps LibTorch's operations on CUDA as well: the A/B of bench/.
+bool fused_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("LLMHOST_FUSED_LOW_RANK");
+    return value == nullptr || std::string(value) != "0";
+  }();
+  return enabled;
+}
+
+bool fused_applies(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
+                   const torch::Tensor& B) {
+  if (!fused_enabled()) return false;
+  if (!x.is_cuda() || !y.is_cuda() || !A.is_cuda() || !B.is_cuda()) return false;
+  if (x.device() != y.device() || x.device() != A.device() || x.device() != B.device()) {
+    return false;
+  }
+  if (kind_of(x) < 1 || y.scalar_type() != x.scalar_type()) return false;
+  if (A.scalar_type() != torch::kFloat || B.scalar_type() != torch::kFloat) return false;
+  if (A.dim() != 2 || B.dim() != 2 || x.dim() == 0 || y.dim() == 0) return false;
+  const int64_t r = A.size(0), in = A.size(1), out = B.size(0);
+  if (r < 1 || r > 64 || B.size(1) != r || x.size(-1) != in || y.size(-1) != out) return false;
+  if (in % 8 != 0 || out % 8 != 0 || rows_of(x) != rows_of(y)) return false;
+  if (rows_of(x) >= (int64_t{1} << 31)) return false;
+  // .contiguous() gives fresh, aligned memory; a contiguous view may start mid-pack.
+  return (!x.is_contiguous() || aligned16(x)) && (!y.is_contiguous() || aligned16(y));
+}
+#endif
+
+}  // namespace
+
+torch::Tensor low_rank_delta(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B,
+                             double scaling, double dropout) {
+  if (torch::GradMode::is_enabled()) return LowRankDelta::apply(x, A, B, scaling, dropout);
+  auto h = x.to(torch::kFloat);
+  if (dropout > 0) h = std::get<0>(at::native_dropout(h, dropout, true));  // draws as above
+  return (torch::matmul(torch::matmul(h, A.t()), B.t()) * scaling).to(x.scalar_type());
+}
+
+torch::Tensor low_rank_update(const torch::Tensor& x, const torch::Tensor& y,
+                              const torch::Tensor& A, const torch::Tensor& B, double scaling,
+                              double dropout) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (fused_applies(x, y, A, B)) {
+    const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || y.requires_grad() ||
+                                                        A.requires_grad() || B.requires_grad());
+    if (grad) return FusedLowRankUpdate::apply(x, y, A, B, scaling, dropout);
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto seed = draw_seed(x, dropout);
+    const auto u = down(x.contiguous(), A.contiguous(), keep_mask(seed, dropout), 1.0);
+    return up(y.contiguous(), u, B.contiguous(), KeepMask{}, scaling, y);
+  }
+#endif
+  return y + low_rank_delta(x, A, B, scaling, dropout).to(y.scalar_type());
+}
+
+}  // namespace llm

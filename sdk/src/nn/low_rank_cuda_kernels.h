@@ -1,0 +1,44 @@
+#pragma once
+// The three kernels of a low-rank update y + s (dropout(x) A^T) B^T and its backward pass
+// (low_rank_kernels.cu), behind a C interface like fused_cuda_kernels.h: raw pointers, `kind` the
+// element type of the activations (1: fp16, 2: bf16; fp32 is not taken), `stream` a cudaStream_t,
+// 0 or the cudaError_t as the result. Factors (A, B and the [rows, r] products) are fp32 and every
+// sum is accumulated in fp32.
+//
+// Dropout: `seed` (a device int64, or null for none) keys a counter-based generator, so element
+// (n, c) of a [rows, cols] input is kept or dropped the same way in every kernel that names the
+// same seed and cols: backward regenerates the mask instead of keeping it. Kept elements are
+// multiplied by keep_scale (1 / (1 - p)); keep_threshold is (1 - p) 2^16, rounded (a 16-bit
+// draw per element).
+// Every function needs cols (the 16-byte packs' dimension) a multiple of 8 and 16-byte aligned
+// activations, and r <= 64; otherwise cudaErrorInvalidValue without a launch.
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// u[n, j] = scale * sum_c dropout(x)[n, c] w[j, c]: x [rows, cols], w [r, cols] fp32, u [rows, r].
+int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
+                           const int64_t* seed, uint32_t keep_threshold, float keep_scale,
+                           float scale, float* u, int kind, void* stream);
+
+// out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[c, j]), rounded once to the element type:
+// u [rows, r], w [cols, r] fp32, y (or null for zeros) and out [rows, cols]. The dropout here is
+// applied to the product (backward's mask on the input gradient).
+int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows, int64_t cols,
+                         int64_t r, const int64_t* seed, uint32_t keep_threshold, float keep_scale,
+                         float scale, void* out, int kind, void* stream);
+
+// partial[k, j, c] = scale * sum over rows n of chunk k of u[n, j] dropout(x)[n, c]: x [rows,
+// cols], u [rows, r] fp32, partial [chunks, r, cols] fp32 (16-byte aligned) with chunks =
+// llm_low_rank_chunks(rows, cols); their sum over k is u^T x (a weight gradient), summed by the
+// caller in a fixed order.
+int64_t llm_low_rank_chunks(int64_t rows, int64_t cols);
+int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r,
+                            const int64_t* seed, uint32_t keep_threshold, float keep_scale,
+                            float scale, float* partial, int kind, void* stream);
+
+#ifdef __cplusplus
+}
+#endif

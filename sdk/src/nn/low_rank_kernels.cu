@@ -1,0 +1,442 @@
+// The low-rank update's kernels (low_rank_cuda_kernels.h). A LoRA update of rank r <= 64 is a
+// stream over its [rows, cols] activations with r multiply-adds per element: each kernel reads or
+// writes every activation once, in 16-byte packs, where the LibTorch form casts to fp32, drops, and
+// multiplies in separate passes over fp32 copies (~1.6 GB of traffic per adapted 4096 x 4096
+// layer and 4k-token step against ~0.3 GB here).
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda_pack.cuh"
+#include "low_rank_cuda_kernels.h"
+
+namespace {
+
+struct Dropout {
+  const int64_t* seed;  // null: no dropout
+  uint32_t threshold;   // keep when the 32-bit draw is below it
+  float scale;          // applied to kept elements
+};
+
+// Philox4x32-10 (Salmon et al., SC'11): a counter-based generator, so the draw for element i is a
+// pure function of (seed, i) and any kernel regenerates it.
+__device__ inline uint4 philox(uint4 c, uint2 k) {
+#pragma unroll
+  for (int round = 0; round < 10; ++round) {
+    const uint32_t hi0 = __umulhi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
+    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;
+    c = make_uint4(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+    k.x += 0x9E3779B9u;
+    k.y += 0xBB67AE85u;
+  }
+  return c;
+}
+
+// Bit e set: element first + e is kept (first a multiple of 8, the start of a pack). One Philox
+// call gives 128 bits: a 16-bit draw per element, kept below threshold = (1 - p) 2^16.
+__device__ inline uint32_t keep_bits(uint64_t seed, uint64_t first, uint32_t threshold) {
+  const uint64_t pack = first >> 3;
+  const uint4 draw =
+      philox(make_uint4(static_cast<uint32_t>(pack), static_cast<uint32_t>(pack >> 32), 0u, 0u),
+             make_uint2(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)));
+  const uint32_t words[4] = {draw.x, draw.y, draw.z, draw.w};
+  uint32_t bits = 0;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const uint32_t sixteen = (words[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
+    bits |= static_cast<uint32_t>(sixteen < threshold) << e;
+  }
+  return bits;
+}
+
+__device__ inline uint64_t seed_of(const Dropout& d) {
+  return d.seed != nullptr ? static_cast<uint64_t>(*d.seed) : 0;
+}
+
+// The 8 elements of a pack as fp32, dropped and scaled as dropout writes them.
+template <typename T>
+__device__ inline void dropped_pack(const T* x, int64_t first, const Dropout& d, uint64_t seed,
+                                    float (&v)[8]) {
+  const Pack<T> pack = load_pack(x + first);
+  const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float value = load(pack.v, e);
+    v[e] = d.seed == nullptr ? value : ((bits >> e) & 1u) ? value * d.scale : 0.0f;
+  }
+}
+
+__device__ inline float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+constexpr int kDownFewWarps = 4, kDownFewRows = 8;
+
+// u = scale * dropout(x) w^T for r <= 8: a block's kDownFewWarps warps share kDownFewRows rows
+// and split their packs (enough warps in flight for the bandwidth: one warp per 8 rows would be ~4
+// warps an SM at 4k rows). A lane holds w's [8 ranks, 8 columns] block of its pack in registers for
+// all those rows (w is re-read from L2 once per 8 rows: at 4096 columns it is 128 KB, and L2 is
+// not much faster than HBM on Hopper). Sums are reduced across the warp, then across the warps
+// in a fixed order.
+template <typename T>
+__global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t packs,
+                                  const float* __restrict__ w, int32_t r, Dropout d, float scale,
+                                  float* __restrict__ u) {
+  __shared__ float warp_sums[kDownFewWarps][kDownFewRows][8];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kDownFewRows;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const uint64_t seed = seed_of(d);
+  float acc[kDownFewRows][8];
+#pragma unroll
+  for (int i = 0; i < kDownFewRows; ++i) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+  }
+  for (int32_t p = warp * 32 + lane; p < packs; p += kDownFewWarps * 32) {
+    const int64_t c0 = static_cast<int64_t>(p) * 8;
+    float wr[8][8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      if (j < r) {
+        const float4* wj = reinterpret_cast<const float4*>(w + j * cols + c0);
+        const float4 w0 = wj[0], w1 = wj[1];
+        wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
+        wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kDownFewRows; ++i) {
+      if (row0 + i < rows) {
+        float xv[8];
+        dropped_pack(x, (row0 + i) * cols + c0, d, seed, xv);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[i][j] += xv[e] * wr[j][e];
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kDownFewRows; ++i) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float sum = warp_sum(acc[i][j]);
+      if (lane == 0) warp_sums[warp][i][j] = sum;
+    }
+  }
+  __syncthreads();
+  const int i = threadIdx.x / 8, j = threadIdx.x % 8;
+  if (threadIdx.x < kDownFewRows * 8 && j < r && row0 + i < rows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kDownFewWarps; ++k) sum += warp_sums[k][i][j];
+    u[(row0 + i) * r + j] = scale * sum;
+  }
+}
+
+constexpr int kDownWarps = 8;
+
+// u = scale * dropout(x) w^T for 8 < r <= R: each warp takes ROWS rows, lanes stride over their
+// packs, and every w load serves ROWS rows; the r sums of a row are reduced across the warp.
+template <typename T, int R, int ROWS>
+__global__ void low_rank_down(const T* __restrict__ x, int32_t rows, int32_t packs,
+                              const float* __restrict__ w, int32_t r, Dropout d, float scale,
+                              float* __restrict__ u) {
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kDownWarps + warp) * ROWS;
+  if (row0 >= rows) return;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const uint64_t seed = seed_of(d);
+  float acc[ROWS][R];
+#pragma unroll
+  for (int i = 0; i < ROWS; ++i) {
+#pragma unroll
+    for (int j = 0; j < R; ++j) acc[i][j] = 0.0f;
+  }
+  for (int32_t p = lane; p < packs; p += 32) {
+    float xv[ROWS][8];
+#pragma unroll
+    for (int i = 0; i < ROWS; ++i) {
+      if (row0 + i < rows) {
+        dropped_pack(x, (row0 + i) * cols + static_cast<int64_t>(p) * 8, d, seed, xv[i]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) xv[i][e] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+      if (j < r) {
+        const float4* wj =
+            reinterpret_cast<const float4*>(w + j * cols + static_cast<int64_t>(p) * 8);
+        const float4 w0 = wj[0], w1 = wj[1];
+#pragma unroll
+        for (int i = 0; i < ROWS; ++i) {
+          acc[i][j] += xv[i][0] * w0.x + xv[i][1] * w0.y + xv[i][2] * w0.z + xv[i][3] * w0.w +
+                       xv[i][4] * w1.x + xv[i][5] * w1.y + xv[i][6] * w1.z + xv[i][7] * w1.w;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < ROWS; ++i) {
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+      if (j < r) {
+        const float sum = warp_sum(acc[i][j]);
+        if (lane == 0 && row0 + i < rows) u[(row0 + i) * r + j] = scale * sum;
+      }
+    }
+  }
+}
+
+// out = y + dropout(scale * u w^T): each thread takes one pack of 8 columns over `row_count` rows.
+// For r <= 8 (kFewRanks) w's [8 columns, 8 ranks] block stays in registers for all of them;
+// otherwise it is re-read (from L1) per row, 8 ranks at a time.
+template <typename T, bool kFewRanks>
+__global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u,
+                            const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
+                            int32_t row_count, Dropout d, float scale, T* __restrict__ out) {
+  const int64_t id = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t c0 = (id % packs) * 8;
+  const int64_t row0 = (id / packs) * row_count;
+  if (row0 >= rows) return;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
+  const uint64_t seed = seed_of(d);
+  float wr[8][8];
+  const auto load_w = [&](int32_t j0) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) wr[e][j] = j0 + j < r ? w[(c0 + e) * r + j0 + j] : 0.0f;
+    }
+  };
+  if (kFewRanks) load_w(0);
+#pragma unroll 4
+  for (int64_t row = row0; row < row_end; ++row) {
+    float acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[e] = 0.0f;
+    for (int32_t j0 = 0; j0 < r; j0 += 8) {
+      if (!kFewRanks) load_w(j0);
+      float uj[8];
+      if (r == 8) {  // LoRA's usual rank: the row's u as two 16-byte loads
+        const float4* ur = reinterpret_cast<const float4*>(u + row * 8);
+        const float4 u0 = ur[0], u1 = ur[1];
+        uj[0] = u0.x, uj[1] = u0.y, uj[2] = u0.z, uj[3] = u0.w;
+        uj[4] = u1.x, uj[5] = u1.y, uj[6] = u1.z, uj[7] = u1.w;
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) uj[j] = j0 + j < r ? u[row * r + j0 + j] : 0.0f;
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[e] += uj[j] * wr[e][j];
+      }
+    }
+    const int64_t first = row * cols + c0;
+    const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+    Pack<T> base{};
+    if (y != nullptr) base = load_pack(y + first);
+    Pack<T> result;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      float v = scale * acc[e];
+      if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
+      store(result.v, e, (y != nullptr ? load(base.v, e) : 0.0f) + v);
+    }
+    store_pack(out + first, result);
+  }
+}
+
+constexpr int kOuterThreads = 128;
+
+// partial[k] = scale * u^T dropout(x) over the rows of chunk k, [r, cols]: each thread
+// accumulates its pack of 8 columns against 8 ranks at a time, reading its rows of x once per 8
+// ranks (4 rows' loads in flight), and stores 8 consecutive columns per rank (coalesced).
+template <typename T>
+__global__ void low_rank_outer(const T* __restrict__ x, const float* __restrict__ u, int32_t rows,
+                               int32_t packs, int32_t r, int32_t chunk_rows, Dropout d, float scale,
+                               float* __restrict__ partial) {
+  const int32_t p = blockIdx.x * kOuterThreads + threadIdx.x;
+  if (p >= packs) return;
+  const int64_t cols = static_cast<int64_t>(packs) * 8, c0 = static_cast<int64_t>(p) * 8;
+  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+  const uint64_t seed = seed_of(d);
+  float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
+  for (int32_t j0 = 0; j0 < r; j0 += 8) {
+    float acc[8][8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[j][e] = 0.0f;
+    }
+#pragma unroll 4
+    for (int64_t n = begin; n < end; ++n) {
+      float xv[8];
+      dropped_pack(x, n * cols + c0, d, seed, xv);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float uj = j0 + j < r ? u[n * r + j0 + j] : 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[j][e] += xv[e] * uj;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      if (j0 + j < r) {
+        float4* o = reinterpret_cast<float4*>(out + (j0 + j) * cols + c0);
+        o[0] =
+            make_float4(scale * acc[j][0], scale * acc[j][1], scale * acc[j][2], scale * acc[j][3]);
+        o[1] =
+            make_float4(scale * acc[j][4], scale * acc[j][5], scale * acc[j][6], scale * acc[j][7]);
+      }
+    }
+  }
+}
+
+constexpr int64_t kMaxRank = 64;
+
+template <typename T>
+bool shapes_fit(int64_t rows, int64_t cols, int64_t r,
+                std::initializer_list<const void*> pointers) {
+  return cols % 8 == 0 && r >= 1 && r <= kMaxRank && rows < (int64_t{1} << 31) &&
+         cols / 8 < (int64_t{1} << 31) && packs_fit<T>(cols, pointers);
+}
+
+Dropout dropout_of(const int64_t* seed, uint32_t threshold, float keep_scale) {
+  return Dropout{seed, threshold, keep_scale};
+}
+
+template <typename T, int R, int ROWS>
+void down_launch(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
+                 const Dropout& d, float scale, float* u, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>((rows + kDownWarps * ROWS - 1) / (kDownWarps * ROWS));
+  low_rank_down<T, R, ROWS><<<blocks, kDownWarps * 32, 0, stream>>>(
+      static_cast<const T*>(x), static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8), w,
+      static_cast<int32_t>(r), d, scale, u);
+}
+
+template <typename T>
+int down(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r, const Dropout& d,
+         float scale, float* u, cudaStream_t stream) {
+  if (!shapes_fit<T>(rows, cols, r, {x, w})) return static_cast<int>(cudaErrorInvalidValue);
+  if (rows == 0) return 0;
+  if (r <= 8) {
+    const auto blocks = static_cast<unsigned>((rows + kDownFewRows - 1) / kDownFewRows);
+    low_rank_down_few<T><<<blocks, kDownFewWarps * 32, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8), w,
+        static_cast<int32_t>(r), d, scale, u);
+  } else if (r <= 16) {
+    down_launch<T, 16, 2>(x, rows, cols, w, r, d, scale, u, stream);
+  } else if (r <= 32) {
+    down_launch<T, 32, 1>(x, rows, cols, w, r, d, scale, u, stream);
+  } else {
+    down_launch<T, 64, 1>(x, rows, cols, w, r, d, scale, u, stream);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
+int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols, int64_t r,
+       const Dropout& d, float scale, void* out, cudaStream_t stream) {
+  if (!shapes_fit<T>(rows, cols, r, {y, out})) return static_cast<int>(cudaErrorInvalidValue);
+  if (rows == 0) return 0;
+  const int64_t packs = cols / 8;
+  // Rows per thread: up to 16 (w's registers serve them all) while ~64k threads stay in flight.
+  const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
+  const int64_t threads = packs * ((rows + row_count - 1) / row_count);
+  constexpr int kBlock = 256;
+  const auto blocks = static_cast<unsigned>((threads + kBlock - 1) / kBlock);
+  const auto launch = [&](auto kernel) {
+    kernel<<<blocks, kBlock, 0, stream>>>(
+        static_cast<const T*>(y), u, w, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
+        static_cast<int32_t>(r), static_cast<int32_t>(row_count), d, scale, static_cast<T*>(out));
+  };
+  if (r <= 8) {
+    launch(low_rank_up<T, true>);
+  } else {
+    launch(low_rank_up<T, false>);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+// Rows per chunk of the outer product: enough chunks for ~64k threads in flight, at least 32 rows
+// each, so the partial sums stay a fraction of the input's traffic.
+int64_t chunk_rows_for(int64_t rows, int64_t cols) {
+  const int64_t packs = std::max<int64_t>(cols / 8, 1);
+  const int64_t wanted_chunks = std::max<int64_t>(1, (int64_t{1} << 16) / packs);
+  return std::max<int64_t>(32, (rows + wanted_chunks - 1) / wanted_chunks);
+}
+
+template <typename T>
+int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, const Dropout& d,
+          float scale, float* partial, cudaStream_t stream) {
+  if (!shapes_fit<T>(rows, cols, r, {x, partial})) return static_cast<int>(cudaErrorInvalidValue);
+  if (rows == 0) return 0;
+  const int64_t chunk = chunk_rows_for(rows, cols);
+  const dim3 grid(static_cast<unsigned>((cols / 8 + kOuterThreads - 1) / kOuterThreads),
+                  static_cast<unsigned>((rows + chunk - 1) / chunk));
+  low_rank_outer<T><<<grid, kOuterThreads, 0, stream>>>(
+      static_cast<const T*>(x), u, static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8),
+      static_cast<int32_t>(r), static_cast<int32_t>(chunk), d, scale, partial);
+  return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace
+
+// fp16 and bf16 activations only (fp32 training keeps LibTorch's path).
+#define LLM_LOW_RANK_DISPATCH(kind, CALL)             \
+  switch (kind) {                                     \
+    case 1: {                                         \
+      using T = __half;                               \
+      return CALL;                                    \
+    }                                                 \
+    case 2: {                                         \
+      using T = __nv_bfloat16;                        \
+      return CALL;                                    \
+    }                                                 \
+    default:                                          \
+      return static_cast<int>(cudaErrorInvalidValue); \
+  }
+
+extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
+                                      int64_t r, const int64_t* seed, uint32_t keep_threshold,
+                                      float keep_scale, float scale, float* u, int kind,
+                                      void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
+  LLM_LOW_RANK_DISPATCH(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
+}
+
+extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows,
+                                    int64_t cols, int64_t r, const int64_t* seed,
+                                    uint32_t keep_threshold, float keep_scale, float scale,
+                                    void* out, int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
+  LLM_LOW_RANK_DISPATCH(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
+}
+
+extern "C" int64_t llm_low_rank_chunks(int64_t rows, int64_t cols) {
+  const int64_t chunk = chunk_rows_for(rows, cols);
+  return std::max<int64_t>(1, (rows + chunk - 1) / chunk);
+}
+
+extern "C" int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
+                                       int64_t r, const int64_t* seed, uint32_t keep_threshold,
+                                       float keep_scale, float scale, float* partial, int kind,
+                                       void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
+  LLM_LOW_RANK_DISPATCH(kind, outer<T>(x, u, rows, cols, r, d, scale, partial, s))
+}

@@ -1,0 +1,142 @@
+// llm::low_rank_update (y + dropout(x) A^T B^T * scaling) against the same sums taken in fp64:
+// its value and all four gradients, on the CPU (LibTorch operations) and through the CUDA kernels
+// where a device is available, with and without dropout.
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "llm/nn/low_rank.hpp"
+
+namespace llm {
+namespace {
+
+struct Case {
+  int64_t rows, in, out, r;
+};
+
+struct Inputs {
+  torch::Tensor x, y, A, B, dy;  // x, y, dy in the activation dtype; A, B fp32
+};
+
+Inputs make_inputs(const Case& c, torch::ScalarType dtype, const torch::Device& device) {
+  torch::manual_seed(static_cast<uint64_t>(c.rows * 131 + c.r));
+  const auto act = torch::TensorOptions().dtype(dtype).device(device);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  return {torch::randn({c.rows, c.in}).to(act), torch::randn({c.rows, c.out}).to(act),
+          (torch::randn({c.r, c.in}) * 0.3).to(f32), (torch::randn({c.out, c.r}) * 0.3).to(f32),
+          torch::randn({c.rows, c.out}).to(act)};
+}
+
+struct Outputs {
+  torch::Tensor out, grad_x, grad_y, grad_A, grad_B;
+};
+
+Outputs run_update(const Inputs& in, double scaling, double dropout) {
+  auto x = in.x.clone().requires_grad_(true);
+  auto y = in.y.clone().requires_grad_(true);
+  auto A = in.A.clone().requires_grad_(true);
+  auto B = in.B.clone().requires_grad_(true);
+  const auto out = low_rank_update(x, y, A, B, scaling, dropout);
+  out.backward(in.dy);
+  return {out.detach(), x.grad(), y.grad(), A.grad(), B.grad()};
+}
+
+// The exact sums in fp64 from the same stored inputs, with keep [rows, in] (1 kept, 0 dropped)
+// and the kept elements scaled by keep_scale.
+Outputs exact(const Inputs& in, double scaling, const torch::Tensor& keep, double keep_scale) {
+  const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+  const auto h = d(in.x) * d(keep) * keep_scale;
+  const auto u = h.matmul(d(in.A).t());
+  const auto out = d(in.y) + u.matmul(d(in.B).t()) * scaling;
+  const auto dy = d(in.dy);
+  const auto g = dy.matmul(d(in.B)) * scaling;
+  return {out, g.matmul(d(in.A)) * d(keep) * keep_scale, dy, g.t().matmul(h),
+          dy.t().matmul(u) * scaling};
+}
+
+// A stored result is the exact value rounded once to its type (bf16: within 2^-8 of its
+// magnitude), after fp32 sums whose reordering error is far below 2^-16 of the largest value;
+// fp32 results (the factor gradients) are sums of up to a few hundred products in fp32.
+void expect_rounded(const torch::Tensor& ours, const torch::Tensor& reference,
+                    const std::string& what) {
+  ASSERT_EQ(ours.sizes(), reference.sizes()) << what;
+  const double unit = ours.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8)
+                      : ours.scalar_type() == torch::kHalf   ? std::ldexp(1.0, -11)
+                                                             : std::ldexp(1.0, -16);
+  const auto a = ours.to(torch::kCPU, torch::kDouble);
+  const double scale = reference.abs().max().item<double>();
+  const auto bound = reference.abs() * unit + std::ldexp(1.0, -16) * scale;
+  const auto excess = ((a - reference).abs() - bound).max().item<double>();
+  EXPECT_LE(excess, 0.0) << what << ": max |ours - exact| "
+                         << (a - reference).abs().max().item<double>();
+}
+
+void expect_matches_exact(const Outputs& ours, const Outputs& ref, const std::string& label) {
+  expect_rounded(ours.out, ref.out, label + " value");
+  expect_rounded(ours.grad_x, ref.grad_x, label + " grad x");
+  expect_rounded(ours.grad_y, ref.grad_y, label + " grad y");
+  expect_rounded(ours.grad_A, ref.grad_A, label + " grad A");
+  expect_rounded(ours.grad_B, ref.grad_B, label + " grad B");
+}
+
+std::vector<torch::Device> devices() {
+  std::vector<torch::Device> list{torch::kCPU};
+  if (torch::cuda::is_available()) list.emplace_back(torch::kCUDA);
+  return list;
+}
+
+// fp32 on the CPU (LibTorch's operations), bf16 on CUDA (the kernels). Rows 37 (not a whole
+// number of any kernel's row blocks); ranks 8, 20 (two passes of 8 ranks in the up and outer
+// kernels, the 32-rank down kernel) and 64 (the largest the kernels take).
+TEST(LowRankUpdate, ValueAndGradientsAreTheExactSumsRoundedOnceOnCpuAndCuda) {
+  const double scaling = 2.0;
+  for (const auto& device : devices()) {
+    const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
+    for (const Case c : {Case{37, 64, 48, 8}, Case{37, 64, 48, 20}, Case{5, 128, 16, 64}}) {
+      const auto in = make_inputs(c, dtype, device);
+      const auto ours = run_update(in, scaling, 0.0);
+      const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
+      expect_matches_exact(ours, ref, device.str() + " rank " + std::to_string(c.r));
+    }
+  }
+}
+
+// Dropout's mask is unknown to the caller, but it shows in the input gradient: (g A)[n, c] is
+// nonzero for random data, so grad x is zero exactly where x was dropped. Value and factor
+// gradients with that mask must be the exact sums too: forward and backward dropped the same
+// elements, about the requested share of them.
+TEST(LowRankUpdate, DropoutDropsTheSameElementsInValueAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const double p = 0.3, scaling = 0.5;
+  const Case c{256, 512, 64, 8};
+  const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+  const auto ours = run_update(in, scaling, p);
+  const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
+  // Binomial share of kept elements: 5 standard deviations of sqrt(p (1 - p) / n).
+  const double n = static_cast<double>(c.rows * c.in);
+  EXPECT_NEAR(keep.mean().item<double>(), 1 - p, 5 * std::sqrt(p * (1 - p) / n));
+  expect_matches_exact(ours, exact(in, scaling, keep, 1.0 / (1 - p)), "dropout 0.3");
+  // A second call draws another mask.
+  const auto again = run_update(in, scaling, p);
+  EXPECT_FALSE(torch::equal(again.grad_x != 0, ours.grad_x != 0));
+}
+
+// [batch, tokens, features] activations are rows like any other; no gradient needed is the same
+// value as with one.
+TEST(LowRankUpdate, BatchedInputWithoutGradientGivesTheGradientPathsValueCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto in = make_inputs(Case{24, 64, 32, 8}, torch::kBFloat16, torch::kCUDA);
+  const auto with_grad = run_update(in, 1.5, 0.0).out;
+  torch::NoGradGuard no_grad;
+  const auto batched =
+      low_rank_update(in.x.view({2, 12, 64}), in.y.view({2, 12, 32}), in.A, in.B, 1.5, 0.0);
+  ASSERT_EQ(batched.sizes(), (std::vector<int64_t>{2, 12, 32}));
+  EXPECT_TRUE(torch::equal(batched.view({24, 32}), with_grad));
+}
+
+}  // namespace
+}  // namespace llm

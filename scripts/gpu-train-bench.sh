@@ -12,8 +12,10 @@
 #   micro-batch), both sides. INFER=1: also score and generate (bench/hf_inference_bench.py: score
 #   and generate eager, generate compiled). Reference variants per workload: HF_TRAIN, HF_VARLEN,
 #   HF_INFER (comma lists of eager,compiled; "none" leaves it out). SKIP_TESTS=1, SKIP_OURS=1,
-#   SKIP_HF=1: leave those steps out. BUDGET_S (default 585): the reference side gets what is left of it, so the
-#   table is written inside one device call.
+#   SKIP_HF=1: leave those steps out. AB_LOW_RANK=1: our lora-train again with
+#   LLMHOST_FUSED_LOW_RANK=0 (LoRA through LibTorch's operations), into ours-plain-low-rank.jsonl.
+#   BUDGET_S (default 585): the reference side gets what is left of it, so the table is written
+#   inside one device call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=("$@")
@@ -29,11 +31,13 @@ say() { echo "== $* ($(date -u +%T), ${SECONDS}s)" | tee -a "$LOG"; }
 
 if [ ! -x "$BUILD_DIR/bin/llmhost_bench" ]; then
   # The CUDA kernels alone first: a compile error shows in seconds, not after the whole build.
-  if command -v nvcc >/dev/null && ! nvcc -std=c++17 -c sdk/src/nn/fused_kernels.cu -o /tmp/fused_kernels.o >>"$LOG" 2>&1; then
-    echo "gpu-train-bench: fused_kernels.cu does not compile:" | tee -a "$LOG"
-    grep -E 'error' "$LOG" | head -30
-    exit 1
-  fi
+  for cu in fused_kernels low_rank_kernels; do
+    if command -v nvcc >/dev/null && ! nvcc -std=c++17 -c "sdk/src/nn/$cu.cu" -o "/tmp/$cu.o" >>"$LOG" 2>&1; then
+      echo "gpu-train-bench: $cu.cu does not compile:" | tee -a "$LOG"
+      grep -E 'error' "$LOG" | head -30
+      exit 1
+    fi
+  done
   [ -d .gpu-debs ] || { echo "gpu-train-bench: .gpu-debs/ missing (scripts/fetch-gpu-debs.sh; carry it)" | tee -a "$LOG"; exit 2; }
   say "build into $BUILD_DIR"
   if ! scripts/gpu-build.sh "$BUILD_DIR" >>"$LOG" 2>&1; then
@@ -70,6 +74,14 @@ for shape in "${SHAPES[@]}"; do
     --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1
   echo "ours $shape: exit $?" | tee -a "$LOG"
+  if [ -n "${AB_LOW_RANK:-}" ]; then
+    # The same training step with LoRA through LibTorch's operations instead of the fused kernels.
+    say "ours $shape, LLMHOST_FUSED_LOW_RANK=0"
+    LLMHOST_FUSED_LOW_RANK=0 timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" \
+      --device cuda --no_correctness --workload lora-train lora-train-graph \
+      --json_out "$OUT_DIR/ours-plain-low-rank.jsonl" >>"$LOG" 2>&1
+    echo "ours $shape plain low-rank: exit $?" | tee -a "$LOG"
+  fi
 done
 if [ -n "${PROFILE:-}" ]; then
   for trace in "$TRACE_DIR"/*.json; do

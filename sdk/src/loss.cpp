@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "nn/fused_ops.hpp"
+
 namespace llm {
 namespace {
 
@@ -88,6 +90,12 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     const int64_t rows = hidden.size(0);
     const bool want_grad = hidden.requires_grad();
     const auto f32 = hidden.options().dtype(torch::kFloat);
+    if (fused::cross_entropy_kernel_applies(hidden)) {
+      const auto [loss, grad_hidden] = blocks_in_one_kernel(hidden, weight, targets.contiguous(),
+                                                            ignore_index, block, want_grad);
+      ctx->save_for_backward({grad_hidden});
+      return loss;
+    }
     const auto valid = targets.ne(ignore_index);
     const auto safe_targets = targets.masked_fill(valid.logical_not(), 0);
     auto total = torch::zeros({}, f32);
@@ -108,6 +116,28 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     }
     ctx->save_for_backward({grad_hidden});
     return total;
+  }
+
+  // CUDA: per block of rows, the product, one kernel for the loss and the logits' gradient (in
+  // place), and the gradient's product with W written into its rows of grad_hidden. Returns the
+  // summed loss and grad_hidden (undefined without want_grad).
+  static std::pair<torch::Tensor, torch::Tensor> blocks_in_one_kernel(
+      const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+      int64_t ignore_index, int64_t block, bool want_grad) {
+    const int64_t rows = hidden.size(0);
+    auto row_loss = torch::empty({rows}, hidden.options().dtype(torch::kFloat));
+    torch::Tensor grad_hidden =
+        want_grad ? torch::empty(hidden.sizes(), hidden.options()) : torch::Tensor();
+    for (int64_t start = 0; start < rows; start += block) {
+      const int64_t length = std::min(block, rows - start);
+      const auto logits = torch::matmul(hidden.narrow(0, start, length), weight.t()).contiguous();
+      fused::cross_entropy_rows(logits, targets.narrow(0, start, length), ignore_index,
+                                row_loss.narrow(0, start, length), want_grad);
+      if (!want_grad) continue;
+      auto rows_out = grad_hidden.narrow(0, start, length);
+      torch::mm_out(rows_out, logits, weight);
+    }
+    return {row_loss.sum(), grad_hidden};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 
 #include <cmath>
 
@@ -113,6 +114,36 @@ TEST(SummedLinearCrossEntropy, Bf16GradientIsTheUnfusedOneToBf16Rounding) {
   // Both round the same fp32 product once to bf16 (relative 2^-8); allow two roundings.
   EXPECT_LE((f - p).abs().max().item<double>(),
             2 * std::ldexp(1.0, -8) * p.abs().max().item<double>());
+}
+
+// On CUDA each block's loss and logits' gradient come from one kernel (fused_ops.hpp,
+// cross_entropy_rows) instead of LibTorch's operations: the same fp32 arithmetic in another
+// order, so the value agrees to fp32 summation order and the bf16 gradient to two bf16 roundings.
+// Vocabularies 64 (the kernel's 16-byte packs) and 50 (element by element); ignored rows.
+TEST(SummedLinearCrossEntropy, CudaKernelGivesTheUnfusedValueAndGradient) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const int64_t vocab : {64, 50}) {
+    torch::manual_seed(8);
+    const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+    const auto hidden = torch::randn({37, 32}).to(cuda.dtype(torch::kBFloat16));
+    const auto weight = (torch::randn({vocab, 32}) * 0.3).to(cuda.dtype(torch::kBFloat16));
+    auto targets = torch::randint(0, vocab, {37}, torch::kLong);
+    targets[2] = -100;
+    targets = targets.to(torch::kCUDA);
+    const auto fused_in = hidden.clone().requires_grad_(true);
+    const auto plain_in = hidden.clone().requires_grad_(true);
+    const auto fused = summed_linear_cross_entropy(fused_in, weight, targets, -100, 8);
+    const auto plain = summed_cross_entropy(torch::matmul(plain_in, weight.t()), targets, -100);
+    EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-5 * plain.item<double>());
+    fused.backward();
+    plain.backward();
+    const auto f = fused_in.grad().to(torch::kCPU, torch::kFloat);
+    const auto p = plain_in.grad().to(torch::kCPU, torch::kFloat);
+    EXPECT_LE((f - p).abs().max().item<double>(),
+              2 * std::ldexp(1.0, -8) * p.abs().max().item<double>())
+        << "vocabulary " << vocab;
+    EXPECT_EQ(f[2].abs().sum().item<double>(), 0.0);  // the ignored row gets nothing
+  }
 }
 
 TEST(SummedLinearCrossEntropy, WithoutAutogradKeepsNoGradientAndGivesTheSameValue) {

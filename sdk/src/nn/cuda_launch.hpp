@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -35,6 +36,13 @@ inline void check_launch(int status, const char* kernel) {
 
 inline void* stream_of(const torch::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+
+// False when the environment variable is "0": LLMHOST_FUSED_LOW_RANK=0 or
+// LLMHOST_FUSED_CROSS_ENTROPY=0 keep LibTorch's operations on CUDA too (the A/B runs of bench/).
+inline bool kernels_switched_on(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value == nullptr || std::string(value) != "0";
 }
 
 inline bool aligned16(const torch::Tensor& t) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
+#include "cross_entropy_cuda_kernels.h"
 #include "cuda_launch.hpp"
 #include "fused_cuda_kernels.h"
 #endif
@@ -302,6 +303,42 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
 #else
   (void)q, (void)k, (void)v, (void)cumulative_lengths, (void)longest;
   TORCH_CHECK(false, "varlen attention: this build has no flash attention");
+#endif
+}
+
+bool cross_entropy_kernel_applies(const torch::Tensor& logits) {
+#ifdef LLM_WITH_FUSED_CUDA
+  return logits.is_cuda() && kind_of(logits) >= 0 &&
+         kernels_switched_on("LLMHOST_FUSED_CROSS_ENTROPY");
+#else
+  (void)logits;
+  return false;
+#endif
+}
+
+void cross_entropy_rows(const torch::Tensor& logits, const torch::Tensor& targets,
+                        int64_t ignore_index, const torch::Tensor& row_loss,
+                        bool gradient_in_place) {
+#ifdef LLM_WITH_FUSED_CUDA
+  TORCH_CHECK(cross_entropy_kernel_applies(logits) && logits.dim() == 2 && logits.is_contiguous(),
+              "fused cross-entropy: contiguous CUDA logits [rows, V] expected");
+  const int64_t rows = logits.size(0);
+  TORCH_CHECK(targets.is_cuda() && targets.scalar_type() == torch::kLong &&
+                  targets.is_contiguous() && targets.numel() == rows,
+              "fused cross-entropy: contiguous int64 CUDA targets [rows] expected");
+  TORCH_CHECK(row_loss.is_cuda() && row_loss.scalar_type() == torch::kFloat &&
+                  row_loss.is_contiguous() && row_loss.numel() == rows,
+              "fused cross-entropy: contiguous fp32 CUDA row_loss [rows] expected");
+  const c10::cuda::CUDAGuard guard(logits.device());
+  check_launch(
+      llm_cross_entropy_rows_cuda(logits.data_ptr(), targets.data_ptr<int64_t>(), ignore_index,
+                                  rows, logits.size(1), row_loss.data_ptr<float>(),
+                                  gradient_in_place ? logits.data_ptr() : nullptr, kind_of(logits),
+                                  stream_of(logits)),
+      "cross-entropy rows");
+#else
+  (void)logits, (void)targets, (void)ignore_index, (void)row_loss, (void)gradient_in_place;
+  TORCH_CHECK(false, "fused cross-entropy: this build has no CUDA kernels");
 #endif
 }
 

@@ -38,4 +38,13 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& cumulative_lengths,
                                int64_t longest);
 
+// Cross-entropy of each row of logits [rows, V] (contiguous, CUDA, fp32/fp16/bf16) against
+// targets [rows] (int64, same device): row_loss [rows] (fp32) gets lse - logits[target], 0 where
+// the target is ignore_index; with gradient_in_place the logits become the summed loss's gradient,
+// softmax - onehot in fp32 rounded to their dtype (0 on ignored rows). One kernel per call.
+bool cross_entropy_kernel_applies(const torch::Tensor& logits);
+void cross_entropy_rows(const torch::Tensor& logits, const torch::Tensor& targets,
+                        int64_t ignore_index, const torch::Tensor& row_loss,
+                        bool gradient_in_place);
+
 }  // namespace llm::fused

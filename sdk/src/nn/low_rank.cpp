@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -169,18 +167,9 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
   }
 };
 
-// LLMHOST_FUSED_LOW_RANK=0 keeps LibTorch's operations on CUDA as well: the A/B of bench/.
-bool fused_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("LLMHOST_FUSED_LOW_RANK");
-    return value == nullptr || std::string(value) != "0";
-  }();
-  return enabled;
-}
-
 bool fused_applies(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
                    const torch::Tensor& B) {
-  if (!fused_enabled()) return false;
+  if (!fused::kernels_switched_on("LLMHOST_FUSED_LOW_RANK")) return false;
   if (!x.is_cuda() || !y.is_cuda() || !A.is_cuda() || !B.is_cuda()) return false;
   if (x.device() != y.device() || x.device() != A.device() || x.device() != B.device()) {
     return false;

@@ -41,6 +41,19 @@ std::optional<int64_t> peak_memory_bytes(const torch::Device& device) {
   return std::nullopt;
 }
 
+std::optional<int64_t> allocated_memory_bytes(const torch::Device& device) {
+#ifdef LLMHOST_HAVE_CUDA_ALLOCATOR_STATS
+  if (device.is_cuda()) {
+    synchronize(device);
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_index(device));
+    return static_cast<int64_t>(stats.allocated_bytes[0].current);
+  }
+#else
+  (void)device;
+#endif
+  return std::nullopt;
+}
+
 void release_cached_memory(const torch::Device& device) {
 #ifdef LLMHOST_HAVE_CUDA_ALLOCATOR_STATS
   if (device.is_cuda()) {

@@ -36,6 +36,28 @@ def build(name):
     return cfg, pm
 
 
+def memory_categories(pm, opt, forward):
+    """One more untimed step, split as bench/workloads.cpp splits ours (record_memory_categories):
+    frozen weights, the rest of what stays between steps (LoRA parameters, optimizer state), what
+    the forward pass keeps for backward, and what backward needs beyond that at its peak."""
+    gib = 2**30
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    frozen = sum(p.numel() * p.element_size() for p in pm.parameters() if not p.requires_grad)
+    loss = forward()
+    torch.cuda.synchronize()
+    after_forward = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    loss.backward()
+    torch.cuda.synchronize()
+    backward_peak = torch.cuda.max_memory_allocated()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return {"weights": frozen / gib, "trainable_and_optimizer": (before - frozen) / gib,
+            "saved_by_forward": (after_forward - before) / gib,
+            "backward_beyond_saved": (backward_peak - after_forward) / gib}
+
+
 def train(name, compiled, mb=8, seq=512):
     cfg, pm = build(name)
     opt = torch.optim.AdamW([q for q in pm.parameters() if q.requires_grad], lr=3e-4, weight_decay=0.01)
@@ -56,7 +78,8 @@ def train(name, compiled, mb=8, seq=512):
     dt = sync_time() - t
     result = {"tok_s": 20 * mb * seq / dt, "step_ms": 1000 * dt / 20,
               "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
-              "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
+              "loss_first": losses[0].item(), "loss_last": losses[-1].item(),
+              "memory_GiB": memory_categories(pm, opt, lambda: step(x))}
     del pm, opt, loss, losses
     torch.cuda.empty_cache()
     return result
@@ -122,8 +145,11 @@ def main(argv):
         run = train_varlen if workload == "varlen" else train
         r = run(name, compiled=variant == "compiled")
         key = key_of(variant)
-        return {f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
-                f"{key}_peak_GiB": r["peak_GiB"], f"{key}_loss": [r["loss_first"], r["loss_last"]]}
+        row = {f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
+               f"{key}_peak_GiB": r["peak_GiB"], f"{key}_loss": [r["loss_first"], r["loss_last"]]}
+        if "memory_GiB" in r:
+            row[f"{key}_memory_GiB"] = r["memory_GiB"]
+        return row
 
     measure_rows(out_path, shapes, variants, measure, lambda variant: f"{key_of(variant)}_error",
                  first={"lora_mb": 8, "lora_seq": 512})

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 
 #include <c10/core/InferenceMode.h>
 
@@ -147,6 +148,32 @@ WorkloadResult run_generate(Subject& s, const BenchOptions& o) {
   return r;
 }
 
+// Where one more (untimed) step's memory goes, in GiB (bench/NOTES.md, issue 13 item 5):
+// frozen weights, what stays between steps besides them (LoRA parameters, gradients, optimizer
+// state), what the forward pass keeps for backward (saved activations and the loss's blocks), and
+// what backward needs beyond that at its peak (gradients in flight, workspace).
+void record_memory_categories(WorkloadResult& r, Subject& s, const torch::Device& device,
+                              const std::function<torch::Tensor()>& forward,
+                              const std::function<void(const torch::Tensor&)>& backward) {
+  const auto before = allocated_memory_bytes(device);
+  if (!before) return;
+  int64_t frozen = 0;
+  for (const auto& p : s.model.parameters()) {
+    if (!p.requires_grad()) frozen += p.numel() * p.element_size();
+  }
+  const auto loss = forward();
+  const int64_t after_forward = *allocated_memory_bytes(device);
+  reset_peak_memory(device);
+  backward(loss);
+  const int64_t backward_peak = *peak_memory_bytes(device);
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  r.extra["memory_GiB"] = {
+      {"weights", static_cast<double>(frozen) / kGiB},
+      {"trainable_and_optimizer", static_cast<double>(*before - frozen) / kGiB},
+      {"saved_by_forward", static_cast<double>(after_forward - *before) / kGiB},
+      {"backward_beyond_saved", static_cast<double>(backward_peak - after_forward) / kGiB}};
+}
+
 WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
                               bool checkpointed, const char* name) {
   const char* workload = name ? name : checkpointed ? "lora-train-checkpointed" : "lora-train";
@@ -197,6 +224,14 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
 
   judge_losses(r, losses, o.train_warmup, o.train_steps);
+  if (!scaled)
+    record_memory_categories(
+        r, s, device, [&] { return s.model.next_token_loss(ids, ids).mean; },
+        [&](const torch::Tensor& loss) {
+          loss.backward();
+          optimizer.step(lr);
+          optimizer.zero_grad();
+        });
   r.extra["trainable_params"] = trainable_count;
   r.extra["micro_batch"] = o.train_batch;
   r.extra["seq"] = o.train_seq;

@@ -13,7 +13,9 @@
 #   and generate eager, generate compiled). Reference variants per workload: HF_TRAIN, HF_VARLEN,
 #   HF_INFER (comma lists of eager,compiled; "none" leaves it out). SKIP_TESTS=1, SKIP_OURS=1,
 #   SKIP_HF=1: leave those steps out. AB_LOW_RANK=1: our lora-train again with
-#   LLMHOST_FUSED_LOW_RANK=0 (LoRA through LibTorch's operations), into ours-plain-low-rank.jsonl.
+#   LLMHOST_FUSED_LOW_RANK=0 (LoRA through LibTorch's operations), then also with
+#   LLMHOST_FUSED_CROSS_ENTROPY=0 (the loss too), into ours-plain-*.jsonl; AB_SHAPES (default all)
+#   limits those runs to some shapes.
 #   BUDGET_S (default 585): the reference side gets what is left of it, so the table is written
 #   inside one device call.
 set -uo pipefail
@@ -31,7 +33,7 @@ say() { echo "== $* ($(date -u +%T), ${SECONDS}s)" | tee -a "$LOG"; }
 
 if [ ! -x "$BUILD_DIR/bin/llmhost_bench" ]; then
   # The CUDA kernels alone first: a compile error shows in seconds, not after the whole build.
-  for cu in fused_kernels low_rank_kernels; do
+  for cu in fused_kernels low_rank_kernels cross_entropy_kernels; do
     if command -v nvcc >/dev/null && ! nvcc -std=c++17 -c "sdk/src/nn/$cu.cu" -o "/tmp/$cu.o" >>"$LOG" 2>&1; then
       echo "gpu-train-bench: $cu.cu does not compile:" | tee -a "$LOG"
       grep -E 'error' "$LOG" | head -30
@@ -74,13 +76,17 @@ for shape in "${SHAPES[@]}"; do
     --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1
   echo "ours $shape: exit $?" | tee -a "$LOG"
-  if [ -n "${AB_LOW_RANK:-}" ]; then
-    # The same training step with LoRA through LibTorch's operations instead of the fused kernels.
-    say "ours $shape, LLMHOST_FUSED_LOW_RANK=0"
-    LLMHOST_FUSED_LOW_RANK=0 timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" \
-      --device cuda --no_correctness --workload lora-train lora-train-graph \
-      --json_out "$OUT_DIR/ours-plain-low-rank.jsonl" >>"$LOG" 2>&1
-    echo "ours $shape plain low-rank: exit $?" | tee -a "$LOG"
+  if [ -n "${AB_LOW_RANK:-}" ] && [[ " ${AB_SHAPES:-${SHAPES[*]}} " == *" $shape "* ]]; then
+    # The same training step with LoRA's update, then also the loss, through LibTorch's operations
+    # instead of the fused kernels.
+    for plain in LLMHOST_FUSED_LOW_RANK LLMHOST_FUSED_LOW_RANK+LLMHOST_FUSED_CROSS_ENTROPY; do
+      say "ours $shape, $plain=0"
+      env $(for v in ${plain//+/ }; do echo "$v=0"; done) timeout 300 \
+        "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda --no_correctness \
+        --workload lora-train lora-train-graph \
+        --json_out "$OUT_DIR/ours-plain-$(echo "$plain" | tr 'A-Z+' 'a-z-').jsonl" >>"$LOG" 2>&1
+      echo "ours $shape $plain=0: exit $?" | tee -a "$LOG"
+    done
   fi
 done
 if [ -n "${PROFILE:-}" ]; then

@@ -126,16 +126,6 @@ extern "C" int llm_cross_entropy_rows_cuda(const void* logits, const int64_t* ta
                                            int64_t ignore_index, int64_t rows, int64_t vocab,
                                            float* loss, void* grad, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (kind) {
-    case 0:
-      return cross_entropy_launch<float>(logits, targets, ignore_index, rows, vocab, loss, grad, s);
-    case 1:
-      return cross_entropy_launch<__half>(logits, targets, ignore_index, rows, vocab, loss, grad,
-                                          s);
-    case 2:
-      return cross_entropy_launch<__nv_bfloat16>(logits, targets, ignore_index, rows, vocab, loss,
-                                                 grad, s);
-    default:
-      return static_cast<int>(cudaErrorInvalidValue);
-  }
+  LLM_DISPATCH_KIND(
+      kind, cross_entropy_launch<T>(logits, targets, ignore_index, rows, vocab, loss, grad, s))
 }

@@ -58,3 +58,31 @@ bool packs_fit(int64_t n, std::initializer_list<const void*> pointers) {
 }
 
 }  // namespace
+
+// Dispatch on the element type; an unknown kind is cudaErrorInvalidValue. The _HALF form takes
+// fp16 and bf16 only (the low-rank kernels: fp32 training keeps LibTorch's path).
+#define LLM_HALF_KIND_CASES(CALL) \
+  case 1: {                       \
+    using T = __half;             \
+    return CALL;                  \
+  }                               \
+  case 2: {                       \
+    using T = __nv_bfloat16;      \
+    return CALL;                  \
+  }
+#define LLM_DISPATCH_KIND(kind, CALL)                 \
+  switch (kind) {                                     \
+    case 0: {                                         \
+      using T = float;                                \
+      return CALL;                                    \
+    }                                                 \
+      LLM_HALF_KIND_CASES(CALL)                       \
+    default:                                          \
+      return static_cast<int>(cudaErrorInvalidValue); \
+  }
+#define LLM_DISPATCH_HALF_KIND(kind, CALL)            \
+  switch (kind) {                                     \
+    LLM_HALF_KIND_CASES(CALL)                         \
+    default:                                          \
+      return static_cast<int>(cudaErrorInvalidValue); \
+  }

@@ -453,25 +453,6 @@ int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, c
 
 }  // namespace
 
-// Dispatch on the element type; an unknown kind is cudaErrorInvalidValue.
-#define LLM_DISPATCH_KIND(kind, CALL)                 \
-  switch (kind) {                                     \
-    case 0: {                                         \
-      using T = float;                                \
-      return CALL;                                    \
-    }                                                 \
-    case 1: {                                         \
-      using T = __half;                               \
-      return CALL;                                    \
-    }                                                 \
-    case 2: {                                         \
-      using T = __nv_bfloat16;                        \
-      return CALL;                                    \
-    }                                                 \
-    default:                                          \
-      return static_cast<int>(cudaErrorInvalidValue); \
-  }
-
 extern "C" int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t n,
                                        int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);

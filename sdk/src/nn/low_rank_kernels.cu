@@ -394,28 +394,13 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
 
 }  // namespace
 
-// fp16 and bf16 activations only (fp32 training keeps LibTorch's path).
-#define LLM_LOW_RANK_DISPATCH(kind, CALL)             \
-  switch (kind) {                                     \
-    case 1: {                                         \
-      using T = __half;                               \
-      return CALL;                                    \
-    }                                                 \
-    case 2: {                                         \
-      using T = __nv_bfloat16;                        \
-      return CALL;                                    \
-    }                                                 \
-    default:                                          \
-      return static_cast<int>(cudaErrorInvalidValue); \
-  }
-
 extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
                                       int64_t r, const int64_t* seed, uint32_t keep_threshold,
                                       float keep_scale, float scale, float* u, int kind,
                                       void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
-  LLM_LOW_RANK_DISPATCH(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
+  LLM_DISPATCH_HALF_KIND(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
 }
 
 extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows,
@@ -424,7 +409,7 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
                                     void* out, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
-  LLM_LOW_RANK_DISPATCH(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
+  LLM_DISPATCH_HALF_KIND(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
 }
 
 extern "C" int64_t llm_low_rank_chunks(int64_t rows, int64_t cols) {
@@ -438,5 +423,5 @@ extern "C" int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t ro
                                        void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
-  LLM_LOW_RANK_DISPATCH(kind, outer<T>(x, u, rows, cols, r, d, scale, partial, s))
+  LLM_DISPATCH_HALF_KIND(kind, outer<T>(x, u, rows, cols, r, d, scale, partial, s))
 }

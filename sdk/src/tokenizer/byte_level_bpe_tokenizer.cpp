@@ -68,7 +68,7 @@ bool is_byte_level_tokenizer_json(const json& tokenizer_json) {
 
 ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const json& tokenizer_json,
                                              const std::filesystem::path& file)
-    : source_(file.string()) {
+    : JsonBpeTokenizer(file.string()) {
   if (!tokenizer_json.is_object()) throw UserError(source_ + ": expected a JSON object");
   const auto member = [&](const char* key) -> const json& {
     static const json null_value;
@@ -77,8 +77,13 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const json& tokenizer_json,
   };
   parse_normalizer(member("normalizer"));
   parse_pre_tokenizer(member("pre_tokenizer"));
-  parse_model(member("model"));
-  parse_added_tokens(member("added_tokens"));
+  ParsedBpeModel parsed = parse_bpe_model(member("model"), source_);
+  // Byte-level vocabularies cover all 256 bytes: nothing is unknown, nothing falls back.
+  parsed.options.byte_fallback = false;
+  parsed.options.unk_id.reset();
+  set_model(std::move(parsed));
+  set_added_tokens(member("added_tokens"),
+                   [this](std::string_view text) { return normalize(text); });
 }
 
 void ByteLevelBpeTokenizer::parse_normalizer(const json& normalizer) {
@@ -129,35 +134,6 @@ void ByteLevelBpeTokenizer::parse_pre_tokenizer(const json& pre_tokenizer) {
   }
   throw UserError(source_ + ": pre_tokenizer '" + component_type(pre_tokenizer) +
                   "' is not supported (expected ByteLevel, as GPT-2 and GPT-NeoX use)");
-}
-
-void ByteLevelBpeTokenizer::parse_model(const json& model) {
-  ParsedBpeModel parsed = parse_bpe_model(model, source_);
-  // Byte-level vocabularies cover all 256 bytes: nothing is unknown, nothing falls back.
-  parsed.options.byte_fallback = false;
-  parsed.options.unk_id.reset();
-  id_to_token_ = std::move(parsed.id_to_token);
-  vocab_size_ = parsed.vocab_size;
-  model_ =
-      std::make_unique<BpeModel>(std::move(parsed.vocab), parsed.merges, parsed.options, source_);
-}
-
-void ByteLevelBpeTokenizer::parse_added_tokens(const json& added_tokens) {
-  std::vector<AddedToken> raw, normalized;
-  for (AddedToken& token : tokenizer_detail::parse_added_tokens(added_tokens, source_)) {
-    id_to_token_[token.id] = token.content;
-    added_is_special_[token.id] = token.special;
-    added_by_content_[token.content] = token.id;
-    vocab_size_ = std::max(vocab_size_, token.id + 1);
-    if (token.normalized) {
-      token.content = normalize(to_valid_utf8(token.content));
-      normalized.push_back(std::move(token));
-    } else {
-      raw.push_back(std::move(token));
-    }
-  }
-  raw_added_tokens_ = AddedTokenSplitter(std::move(raw));
-  normalized_added_tokens_ = AddedTokenSplitter(std::move(normalized));
 }
 
 std::string ByteLevelBpeTokenizer::normalize(std::string_view text) const {
@@ -234,36 +210,11 @@ std::string ByteLevelBpeTokenizer::decode(const std::vector<int64_t>& ids,
   const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::instance();
   std::string bytes;
   for (int64_t id : ids) {
-    if (id < 0 || id >= vocab_size_) {
-      throw UserError(source_ + ": cannot decode token id " + std::to_string(id) +
-                      " (expected 0.." + std::to_string(vocab_size_ - 1) + ")");
+    if (const std::string* token = decoded_token(id, skip_special_tokens)) {
+      alphabet.decode_token(*token, bytes);
     }
-    const auto token = id_to_token_.find(id);
-    if (token == id_to_token_.end()) continue;  // a gap in the ids: `tokenizers` skips it too
-    if (skip_special_tokens) {
-      const auto special = added_is_special_.find(id);
-      if (special != added_is_special_.end() && special->second) continue;
-    }
-    alphabet.decode_token(token->second, bytes);
   }
   return finish_decoded_text(to_valid_utf8(bytes));
-}
-
-std::string ByteLevelBpeTokenizer::token_text(int64_t id) const {
-  const auto token = id_to_token_.find(id);
-  if (token == id_to_token_.end()) {
-    throw UserError(source_ + ": no token with id " + std::to_string(id) + " (expected 0.." +
-                    std::to_string(vocab_size_ - 1) + ")");
-  }
-  return token->second;
-}
-
-std::optional<int64_t> ByteLevelBpeTokenizer::find_token_id(const std::string& token) const {
-  const auto added = added_by_content_.find(token);
-  if (added != added_by_content_.end()) return added->second;
-  const auto it = model_->vocab().find(token);
-  if (it != model_->vocab().end()) return it->second;
-  return std::nullopt;
 }
 
 }  // namespace llm::tokenizer_detail

@@ -9,8 +9,8 @@
 
 #include "added_tokens.hpp"
 #include "bpe_model.hpp"
+#include "json_bpe_tokenizer.hpp"
 #include "regex_pretokenizer.hpp"
-#include "tokenizer_base.hpp"
 #include "utf8_text.hpp"
 
 namespace llm::tokenizer_detail {
@@ -23,7 +23,7 @@ bool is_byte_level_tokenizer_json(const nlohmann::json& tokenizer_json);
 // first, Unicode normalisation, the file's Split patterns (Llama 3's, Qwen2's), ByteLevel
 // pre-tokenisation (GPT-2 regex unless use_regex is false, optional prefix space), rank-based BPE,
 // ByteLevel decoding.
-class ByteLevelBpeTokenizer : public TokenizerBase {
+class ByteLevelBpeTokenizer : public JsonBpeTokenizer {
  public:
   // Throws UserError naming `file` for anything it cannot honour.
   ByteLevelBpeTokenizer(const nlohmann::json& tokenizer_json, const std::filesystem::path& file);
@@ -31,10 +31,7 @@ class ByteLevelBpeTokenizer : public TokenizerBase {
   std::vector<int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids,
                      bool skip_special_tokens = false) const override;
-  std::string token_text(int64_t id) const override;
-  int64_t vocab_size() const override { return vocab_size_; }
   std::string kind() const override { return "byte-level-bpe"; }
-  std::optional<int64_t> find_token_id(const std::string& token) const override;
 
   // tokenizer_config.json may override the pre-tokeniser's prefix space, as transformers allows.
   void set_add_prefix_space(bool add_prefix_space) { add_prefix_space_ = add_prefix_space; }
@@ -42,25 +39,14 @@ class ByteLevelBpeTokenizer : public TokenizerBase {
  private:
   void parse_normalizer(const nlohmann::json& normalizer);
   void parse_pre_tokenizer(const nlohmann::json& pre_tokenizer);
-  void parse_model(const nlohmann::json& model);
-  void parse_added_tokens(const nlohmann::json& added_tokens);
   std::string normalize(std::string_view text) const;
   void encode_plain_text(std::string_view text, std::vector<int64_t>& ids) const;
   void encode_byte_level(std::string_view piece, std::vector<int64_t>& ids) const;
 
-  std::string source_;  // the file, for error messages
   std::vector<UnicodeForm> normalizers_;
   std::vector<std::unique_ptr<RegexPreTokenizer>> splits_;  // Split steps before ByteLevel
   bool add_prefix_space_ = false;
   std::unique_ptr<RegexPreTokenizer> byte_level_regex_;  // GPT-2's, unless use_regex is false
-  std::unique_ptr<BpeModel> model_;
-  AddedTokenSplitter raw_added_tokens_;         // matched on the input as given
-  AddedTokenSplitter normalized_added_tokens_;  // matched after normalisation
-  // A map, not a vector: ids come from the file, and a stray huge id must not size an allocation.
-  std::unordered_map<int64_t, std::string> id_to_token_;
-  std::unordered_map<int64_t, bool> added_is_special_;
-  std::unordered_map<std::string, int64_t> added_by_content_;
-  int64_t vocab_size_ = 0;
 };
 
 }  // namespace llm::tokenizer_detail

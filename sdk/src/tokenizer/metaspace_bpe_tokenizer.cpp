@@ -146,34 +146,15 @@ std::string strip(const std::string& token, const std::string& content, size_t s
 
 MetaspaceBpeTokenizer::MetaspaceBpeTokenizer(const json& tokenizer_json,
                                              const std::filesystem::path& file)
-    : source_(file.string()) {
+    : JsonBpeTokenizer(file.string()) {
   if (!tokenizer_json.is_object()) throw UserError(source_ + ": expected a JSON object");
   parse_normalizer(member(tokenizer_json, "normalizer"));
   parse_pre_tokenizer(member(tokenizer_json, "pre_tokenizer"));
 
-  ParsedBpeModel parsed = parse_bpe_model(member(tokenizer_json, "model"), source_);
-  id_to_token_ = std::move(parsed.id_to_token);
-  vocab_size_ = parsed.vocab_size;
-  model_ =
-      std::make_unique<BpeModel>(std::move(parsed.vocab), parsed.merges, parsed.options, source_);
-
+  set_model(parse_bpe_model(member(tokenizer_json, "model"), source_));
   parse_decoder(member(tokenizer_json, "decoder"));
-
-  std::vector<AddedToken> raw, normalized;
-  for (AddedToken& token : parse_added_tokens(member(tokenizer_json, "added_tokens"), source_)) {
-    id_to_token_[token.id] = token.content;
-    added_is_special_[token.id] = token.special;
-    added_by_content_[token.content] = token.id;
-    vocab_size_ = std::max(vocab_size_, token.id + 1);
-    if (token.normalized) {
-      token.content = normalize(to_valid_utf8(token.content));
-      normalized.push_back(std::move(token));
-    } else {
-      raw.push_back(std::move(token));
-    }
-  }
-  raw_added_tokens_ = AddedTokenSplitter(std::move(raw));
-  normalized_added_tokens_ = AddedTokenSplitter(std::move(normalized));
+  set_added_tokens(member(tokenizer_json, "added_tokens"),
+                   [this](std::string_view text) { return normalize(text); });
 }
 
 void MetaspaceBpeTokenizer::parse_normalizer(const json& normalizer) {
@@ -343,17 +324,9 @@ std::string MetaspaceBpeTokenizer::decode(const std::vector<int64_t>& ids,
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
-    if (id < 0 || id >= vocab_size_) {
-      throw UserError(source_ + ": cannot decode token id " + std::to_string(id) +
-                      " (expected 0.." + std::to_string(vocab_size_ - 1) + ")");
+    if (const std::string* token = decoded_token(id, skip_special_tokens)) {
+      tokens.push_back(*token);
     }
-    const auto token = id_to_token_.find(id);
-    if (token == id_to_token_.end()) continue;  // a gap in the ids: `tokenizers` skips it too
-    if (skip_special_tokens) {
-      const auto special = added_is_special_.find(id);
-      if (special != added_is_special_.end() && special->second) continue;
-    }
-    tokens.push_back(token->second);
   }
   // `tokenizers` joins the tokens with spaces when the file has no decoder.
   if (!has_decoder_) {
@@ -404,23 +377,6 @@ std::string MetaspaceBpeTokenizer::decode(const std::vector<int64_t>& ids,
   std::string text;
   for (const std::string& token : tokens) text += token;
   return finish_decoded_text(to_valid_utf8(text));
-}
-
-std::string MetaspaceBpeTokenizer::token_text(int64_t id) const {
-  const auto token = id_to_token_.find(id);
-  if (token == id_to_token_.end()) {
-    throw UserError(source_ + ": no token with id " + std::to_string(id) + " (expected 0.." +
-                    std::to_string(vocab_size_ - 1) + ")");
-  }
-  return token->second;
-}
-
-std::optional<int64_t> MetaspaceBpeTokenizer::find_token_id(const std::string& token) const {
-  const auto added = added_by_content_.find(token);
-  if (added != added_by_content_.end()) return added->second;
-  const auto it = model_->vocab().find(token);
-  if (it != model_->vocab().end()) return it->second;
-  return std::nullopt;
 }
 
 }  // namespace llm::tokenizer_detail

@@ -9,7 +9,7 @@
 
 #include "added_tokens.hpp"
 #include "bpe_model.hpp"
-#include "tokenizer_base.hpp"
+#include "json_bpe_tokenizer.hpp"
 #include "utf8_text.hpp"
 
 namespace llm::tokenizer_detail {
@@ -20,7 +20,7 @@ namespace llm::tokenizer_detail {
 // "legacy" layout) or by the Metaspace pre-tokenizer (prepend_scheme first/always/never); BPE with
 // byte fallback to <0xNN> tokens and an unk token; decoders Replace / ByteFallback / Fuse / Strip
 // or Metaspace.
-class MetaspaceBpeTokenizer : public TokenizerBase {
+class MetaspaceBpeTokenizer : public JsonBpeTokenizer {
  public:
   // Throws UserError naming `file` and the component for anything it cannot honour.
   MetaspaceBpeTokenizer(const nlohmann::json& tokenizer_json, const std::filesystem::path& file);
@@ -28,10 +28,7 @@ class MetaspaceBpeTokenizer : public TokenizerBase {
   std::vector<int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int64_t>& ids,
                      bool skip_special_tokens = false) const override;
-  std::string token_text(int64_t id) const override;
-  int64_t vocab_size() const override { return vocab_size_; }
   std::string kind() const override { return "sentencepiece-bpe"; }
-  std::optional<int64_t> find_token_id(const std::string& token) const override;
 
   struct NormalizerStep {
     enum class Kind { kPrepend, kReplace, kUnicode } kind = Kind::kUnicode;
@@ -56,7 +53,6 @@ class MetaspaceBpeTokenizer : public TokenizerBase {
   // Metaspace + BPE on one normalized piece; `at_start`: the piece begins the input.
   void encode_piece(std::string_view piece, bool at_start, std::vector<int64_t>& ids) const;
 
-  std::string source_;  // the file, for error messages
   std::vector<NormalizerStep> normalizers_;
   bool metaspace_ = false;                    // a Metaspace pre-tokenizer is present
   std::string replacement_ = "\xE2\x96\x81";  // U+2581 "▁"
@@ -64,13 +60,6 @@ class MetaspaceBpeTokenizer : public TokenizerBase {
   bool split_on_replacement_ = true;
   bool has_decoder_ = false;
   std::vector<DecoderStep> decoders_;
-  std::unique_ptr<BpeModel> model_;
-  AddedTokenSplitter raw_added_tokens_;         // matched on the input as given
-  AddedTokenSplitter normalized_added_tokens_;  // matched after normalisation
-  std::unordered_map<int64_t, std::string> id_to_token_;
-  std::unordered_map<int64_t, bool> added_is_special_;
-  std::unordered_map<std::string, int64_t> added_by_content_;
-  int64_t vocab_size_ = 0;
 };
 
 }  // namespace llm::tokenizer_detail

@@ -9,6 +9,7 @@
 #include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/eval/results.hpp"
+#include "llm/svg.hpp"
 #include "report_chart.hpp"
 #include "task.hpp"
 
@@ -90,29 +91,6 @@ std::string format_cell(const Cell& cell) {
   return s.str();
 }
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 int run(TaskContext& ctx) {
   std::vector<std::string> paths;
   std::stringstream list(ctx.get<std::string>("inputs"));
@@ -177,11 +155,11 @@ int run(TaskContext& ctx) {
     out << llm::python_json_dumps(llm::OrderedJson{{"inputs", paths}, {"rows", json_rows}}) << "\n";
   } else if (format == "html") {
     out << "<table>\n<tr>";
-    for (const auto& h : header) out << "<th>" << html_escape(h) << "</th>";
+    for (const auto& h : header) out << "<th>" << llm::svg::escape(h) << "</th>";
     out << "</tr>\n";
     for (const auto& line : table) {
       out << "<tr>";
-      for (const auto& cell : line) out << "<td>" << html_escape(cell) << "</td>";
+      for (const auto& cell : line) out << "<td>" << llm::svg::escape(cell) << "</td>";
       out << "</tr>\n";
     }
     out << "</table>\n";

@@ -83,6 +83,13 @@ KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
           static_cast<float>(1.0 / keep)};
 }
 
+// t as the kernels read it: contiguous and 16-byte aligned (.contiguous() returns a contiguous view
+// as it is, and a view may start mid-pack; a copy is fresh, aligned memory).
+torch::Tensor packed(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return aligned16(c) ? c : c.clone();
+}
+
 // Rows of a [..., cols] tensor seen as [rows, cols].
 int64_t rows_of(const torch::Tensor& t) { return t.numel() / std::max<int64_t>(t.size(-1), 1); }
 
@@ -138,14 +145,14 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
                                const torch::Tensor& A, const torch::Tensor& B, double scaling,
                                double dropout) {
     const c10::cuda::CUDAGuard guard(x.device());
-    const auto xc = x.contiguous();
-    const auto a = A.contiguous(), b = B.contiguous();
+    const auto xc = packed(x);
+    const auto a = packed(A), b = packed(B);
     const auto seed = draw_seed(x, dropout);
     const auto u = down(xc, a, keep_mask(seed, dropout), 1.0);
     ctx->save_for_backward({xc, a, b, u, seed});
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["dropout"] = dropout;
-    return up(y.contiguous(), u, b, KeepMask{}, scaling, y);
+    return up(packed(y), u, b, KeepMask{}, scaling, y);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -154,7 +161,7 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
     const double scaling = ctx->saved_data["scaling"].toDouble();
     const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
     const c10::cuda::CUDAGuard guard(x.device());
-    const auto dy = grad_outputs[0].contiguous();
+    const auto dy = packed(grad_outputs[0]);
     // g = dL/du = scaling * dy B, the rank-r gradient every input's gradient goes through.
     const auto g = down(dy, B.t().contiguous(), KeepMask{}, scaling);
     torch::Tensor grad_x, grad_A, grad_B;
@@ -180,9 +187,7 @@ bool fused_applies(const torch::Tensor& x, const torch::Tensor& y, const torch::
   const int64_t r = A.size(0), in = A.size(1), out = B.size(0);
   if (r < 1 || r > 64 || B.size(1) != r || x.size(-1) != in || y.size(-1) != out) return false;
   if (in % 8 != 0 || out % 8 != 0 || rows_of(x) != rows_of(y)) return false;
-  if (rows_of(x) >= (int64_t{1} << 31)) return false;
-  // .contiguous() gives fresh, aligned memory; a contiguous view may start mid-pack.
-  return (!x.is_contiguous() || aligned16(x)) && (!y.is_contiguous() || aligned16(y));
+  return rows_of(x) < (int64_t{1} << 31);
 }
 #endif
 
@@ -206,8 +211,8 @@ torch::Tensor low_rank_update(const torch::Tensor& x, const torch::Tensor& y,
     if (grad) return FusedLowRankUpdate::apply(x, y, A, B, scaling, dropout);
     const c10::cuda::CUDAGuard guard(x.device());
     const auto seed = draw_seed(x, dropout);
-    const auto u = down(x.contiguous(), A.contiguous(), keep_mask(seed, dropout), 1.0);
-    return up(y.contiguous(), u, B.contiguous(), KeepMask{}, scaling, y);
+    const auto u = down(packed(x), packed(A), keep_mask(seed, dropout), 1.0);
+    return up(packed(y), u, packed(B), KeepMask{}, scaling, y);
   }
 #endif
   return y + low_rank_delta(x, A, B, scaling, dropout).to(y.scalar_type());

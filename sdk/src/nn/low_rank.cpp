@@ -139,20 +139,34 @@ torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
                      : torch::empty({0}, options);
 }
 
+// The fused forward pass: out = y + s (dropout(x) A^T) B^T, and what backward needs from it.
+struct FusedForward {
+  torch::Tensor out, x, A, B, u, seed;
+};
+
+FusedForward fused_forward(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
+                           const torch::Tensor& B, double scaling, double dropout) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  FusedForward f;
+  f.x = packed(x);
+  f.A = packed(A);
+  f.B = packed(B);
+  f.seed = draw_seed(x, dropout);
+  f.u = down(f.x, f.A, keep_mask(f.seed, dropout), 1.0);
+  f.out = up(packed(y), f.u, f.B, KeepMask{}, scaling, y);
+  return f;
+}
+
 class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& y,
                                const torch::Tensor& A, const torch::Tensor& B, double scaling,
                                double dropout) {
-    const c10::cuda::CUDAGuard guard(x.device());
-    const auto xc = packed(x);
-    const auto a = packed(A), b = packed(B);
-    const auto seed = draw_seed(x, dropout);
-    const auto u = down(xc, a, keep_mask(seed, dropout), 1.0);
-    ctx->save_for_backward({xc, a, b, u, seed});
+    auto f = fused_forward(x, y, A, B, scaling, dropout);
+    ctx->save_for_backward({f.x, f.A, f.B, f.u, f.seed});
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["dropout"] = dropout;
-    return up(packed(y), u, b, KeepMask{}, scaling, y);
+    return f.out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -208,11 +222,8 @@ torch::Tensor low_rank_update(const torch::Tensor& x, const torch::Tensor& y,
   if (fused_applies(x, y, A, B)) {
     const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || y.requires_grad() ||
                                                         A.requires_grad() || B.requires_grad());
-    if (grad) return FusedLowRankUpdate::apply(x, y, A, B, scaling, dropout);
-    const c10::cuda::CUDAGuard guard(x.device());
-    const auto seed = draw_seed(x, dropout);
-    const auto u = down(packed(x), packed(A), keep_mask(seed, dropout), 1.0);
-    return up(packed(y), u, packed(B), KeepMask{}, scaling, y);
+    return grad ? FusedLowRankUpdate::apply(x, y, A, B, scaling, dropout)
+                : fused_forward(x, y, A, B, scaling, dropout).out;
   }
 #endif
   return y + low_rank_delta(x, A, B, scaling, dropout).to(y.scalar_type());

@@ -313,10 +313,6 @@ bool shapes_fit(int64_t rows, int64_t cols, int64_t r,
          cols / 8 < (int64_t{1} << 31) && packs_fit<T>(cols, pointers);
 }
 
-Dropout dropout_of(const int64_t* seed, uint32_t threshold, float keep_scale) {
-  return Dropout{seed, threshold, keep_scale};
-}
-
 template <typename T, int R, int ROWS>
 void down_launch(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
                  const Dropout& d, float scale, float* u, cudaStream_t stream) {
@@ -399,7 +395,7 @@ extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols,
                                       float keep_scale, float scale, float* u, int kind,
                                       void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
+  const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
 }
 
@@ -408,7 +404,7 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
                                     uint32_t keep_threshold, float keep_scale, float scale,
                                     void* out, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
+  const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
 }
 
@@ -422,6 +418,6 @@ extern "C" int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t ro
                                        float keep_scale, float scale, float* partial, int kind,
                                        void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d = dropout_of(seed, keep_threshold, keep_scale);
+  const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, outer<T>(x, u, rows, cols, r, d, scale, partial, s))
 }

@@ -22,17 +22,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, llm::KVCache* cache
                                      const llm::PackedSequences* packing) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
-  // [B, T, heads, 3, head_dim] -> q, k, v. unbind, not selects or narrows: its backward is one
-  // stack instead of zero-filled full-size gradients. q and k rotate together as
-  // [B, heads, 2, T, head_dim]: one set of rotary kernels, not two.
-  const auto qkv = query_key_value(x).view({batch, tokens, heads_, 3, head_dim_}).unbind(3);
-  const auto qk_in = torch::stack({qkv[0], qkv[1]}, 3).permute({0, 2, 3, 1, 4});
-  const auto qk =
-      (packing ? rotary_.apply_packed(qk_in, *packing) : rotary_.apply_with_cache(qk_in, cache))
-          .unbind(2);
-  const auto& q = qk[0];
-  const auto& k = qk[1];
-  const auto v = qkv[2].transpose(1, 2);
+  const auto [q, k, v] = rotary_.split_interleaved_qkv(query_key_value(x), heads_, cache, packing);
   const auto attended = cache     ? cache->attend(layer, q, k, v)
                         : packing ? llm::packed_attention(q, k, v, *packing)
                                   : llm::causal_attention(q, k, v);

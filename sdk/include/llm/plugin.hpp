@@ -27,7 +27,8 @@ namespace llm {
 // 7: Adapter::options, Adapter::peft_type.
 // 8: llm::CausalDecoder, DecoderBlock, DecoderParts.
 // 9: LinearAdapter::add_to (the fused low-rank update).
-inline constexpr std::uint32_t kSdkAbiVersion = 9;
+// 10: RotaryEmbedding::split_interleaved_qkv, PackedSequences fixed layouts, PackedMicroStep.
+inline constexpr std::uint32_t kSdkAbiVersion = 10;
 
 enum class PluginKind : std::uint32_t { kModel = 1, kDataset = 2, kAdapter = 3, kEvalTask = 4 };
 LLM_API const char* plugin_kind_name(PluginKind kind);  // "model", "dataset", ...

@@ -37,6 +37,22 @@ int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_stride
                     const void* sin, const int64_t* positions, int64_t offset, int64_t rotary_dim,
                     int transpose, void* out, int kind, void* stream);
 
+// Up to three parts of shape [batch, heads, tokens, dim] (sizes), each read from in[p] and written
+// to out[p] with its own element strides (batch, heads, tokens; dim contiguous), the first
+// `rotated` parts rotated as llm_rotary_cuda does and the rest copied. Whole 16-byte packs only:
+// dim, rotary_dim / 2 and every stride a multiple of a pack, pointers 16-byte aligned, otherwise
+// cudaErrorInvalidValue without a launch.
+struct LlmRotaryParts {
+  const void* in[3];
+  int64_t in_strides[3][3];
+  void* out[3];
+  int64_t out_strides[3][3];
+};
+int llm_rotary_parts_cuda(const struct LlmRotaryParts* parts, int count, int rotated,
+                          const int64_t* sizes, const void* cos, const void* sin,
+                          const int64_t* positions, int64_t offset, int64_t rotary_dim,
+                          int transpose, int kind, void* stream);
+
 // y [rows] = w [rows, cols] (contiguous) x [cols] (+ bias [rows] unless null), accumulated in fp32
 // and rounded once. cols a multiple of 16 bytes of elements and w, x 16-byte aligned, otherwise
 // cudaErrorInvalidValue without a launch.

@@ -295,6 +295,55 @@ __global__ void rotary_packed(const T* __restrict__ x, int32_t heads, int32_t to
   out[i] = o;
 }
 
+// Several parts of one projection (GPT-NeoX-style q, k, v interleaved per head) moved between
+// two layouts in one pass, the first `rotated` parts rotated on the way as rotary_packed does: one
+// kernel instead of stacking q and k, rotating them, and stacking the gradients back in backward.
+// Thread order: part, batch, token, head, pack; each part has its own strides.
+template <typename T>
+__global__ void rotary_parts_packed(LlmRotaryParts parts, int32_t rotated, int32_t heads,
+                                    int32_t tokens, int32_t batch, int32_t packs_per_row,
+                                    const T* __restrict__ cos, const T* __restrict__ sin,
+                                    const int64_t* __restrict__ positions, int64_t offset,
+                                    int32_t rotary_dim, int transpose, int32_t packs) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= packs) return;
+  const int32_t k = i % packs_per_row;
+  int32_t row = i / packs_per_row;
+  const int32_t h = row % heads;
+  row /= heads;
+  const int32_t t = row % tokens;
+  row /= tokens;
+  const int32_t b = row % batch;
+  const int32_t part = row / batch;
+  const int64_t* in_strides = parts.in_strides[part];
+  const int64_t* out_strides = parts.out_strides[part];
+  const T* in = static_cast<const T*>(parts.in[part]) + b * in_strides[0] + h * in_strides[1] +
+                t * in_strides[2];
+  T* out = static_cast<T*>(parts.out[part]) + b * out_strides[0] + h * out_strides[1] +
+           t * out_strides[2];
+  const int32_t j = k * Pack<T>::kSize;
+  const Pack<T> direct = load_pack(in + j);
+  if (part >= rotated || j >= rotary_dim) {
+    store_pack(out + j, direct);
+    return;
+  }
+  const int32_t half = rotary_dim / 2;
+  const int32_t partner = j < half ? j + half : j - half;
+  const Pack<T> swapped = load_pack(in + partner);
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
+  const int64_t table_row = rotary_row(positions, offset, t) * dim;
+  const Pack<T> c = load_pack(cos + table_row + j);
+  const Pack<T> sn = load_pack(sin + table_row + (transpose ? partner : j));
+  Pack<T> o;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float a = round_to(o.v, load(direct.v, e) * load(c.v, e));
+    const float bb = round_to(o.v, load(swapped.v, e) * load(sn.v, e));
+    store(o.v, e, a + bb);
+  }
+  store_pack(out + j, o);
+}
+
 // ---- Batch-1 linear (decode) -------------------------------------------------------------------
 
 constexpr int kGemvWarps = 4;  // rows per block
@@ -423,6 +472,31 @@ int rms_norm_backward_launch(const void* grad, const void* x, const void* weight
 }
 
 template <typename T>
+int rotary_parts_launch(const LlmRotaryParts& parts, int count, int rotated, const int64_t* sizes,
+                        const void* cos, const void* sin, const int64_t* positions, int64_t offset,
+                        int64_t rotary_dim, int transpose, cudaStream_t stream) {
+  constexpr int64_t kSize = Pack<T>::kSize;
+  const int64_t dim = sizes[3];
+  const int64_t packs = count * sizes[0] * sizes[1] * sizes[2] * (dim / kSize);
+  if (packs == 0) return 0;
+  bool fits = count >= 1 && count <= 3 && dim % kSize == 0 && rotary_dim % (2 * kSize) == 0 &&
+              packs < (int64_t{1} << 31) && aligned16(cos) && aligned16(sin);
+  for (int p = 0; p < count && fits; ++p) {
+    fits = aligned16(parts.in[p]) && aligned16(parts.out[p]);
+    for (int d = 0; d < 3; ++d) {
+      fits = fits && parts.in_strides[p][d] % kSize == 0 && parts.out_strides[p][d] % kSize == 0;
+    }
+  }
+  if (!fits) return static_cast<int>(cudaErrorInvalidValue);
+  rotary_parts_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
+      parts, rotated, static_cast<int32_t>(sizes[1]), static_cast<int32_t>(sizes[2]),
+      static_cast<int32_t>(sizes[0]), static_cast<int32_t>(dim / kSize), static_cast<const T*>(cos),
+      static_cast<const T*>(sin), positions, offset, static_cast<int32_t>(rotary_dim), transpose,
+      static_cast<int32_t>(packs));
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
 int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, const void* cos,
                   const void* sin, const int64_t* positions, int64_t offset, int64_t rotary_dim,
                   int transpose, void* out, cudaStream_t stream) {
@@ -487,6 +561,15 @@ extern "C" int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_
   const auto s = static_cast<cudaStream_t>(stream);
   LLM_DISPATCH_KIND(kind, rotary_launch<T>(x, sizes, x_strides, cos, sin, positions, offset,
                                            rotary_dim, transpose, out, s))
+}
+
+extern "C" int llm_rotary_parts_cuda(const LlmRotaryParts* parts, int count, int rotated,
+                                     const int64_t* sizes, const void* cos, const void* sin,
+                                     const int64_t* positions, int64_t offset, int64_t rotary_dim,
+                                     int transpose, int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  LLM_DISPATCH_KIND(kind, rotary_parts_launch<T>(*parts, count, rotated, sizes, cos, sin, positions,
+                                                 offset, rotary_dim, transpose, s))
 }
 
 extern "C" int llm_gemv_cuda(const void* w, const void* x, const void* bias, void* y, int64_t rows,

@@ -1,5 +1,6 @@
 #include "fused_ops.hpp"
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -179,6 +180,80 @@ class Rotary : public torch::autograd::Function<Rotary> {
     return out.transpose(1, 2);
   }
 };
+
+// q, k, v out of a [B, T, H, 3, D] projection in one kernel, q and k rotated on the way; backward
+// rotates their gradients back and writes all three into the projection's layout in one kernel.
+class RotaryInterleavedQkv : public torch::autograd::Function<RotaryInterleavedQkv> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& qkv,
+                               const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& positions, int64_t offset, int64_t rotary_dim) {
+    ctx->save_for_backward({cos, sin, positions});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["rotary_dim"] = rotary_dim;
+    const int64_t batch = qkv.size(0), tokens = qkv.size(1), heads = qkv.size(2);
+    const int64_t dim = qkv.size(4);
+    LlmRotaryParts parts{};
+    variable_list outputs;
+    for (int p = 0; p < 3; ++p) {
+      auto out = torch::empty({batch, tokens, heads, dim}, qkv.options());
+      parts.in[p] =
+          static_cast<const char*>(qkv.data_ptr()) + p * qkv.stride(3) * qkv.element_size();
+      set_strides(parts.in_strides[p], qkv.stride(0), qkv.stride(2), qkv.stride(1));
+      parts.out[p] = out.data_ptr();
+      set_strides(parts.out_strides[p], out.stride(0), out.stride(2), out.stride(1));
+      outputs.push_back(out.transpose(1, 2));  // [B, H, T, D], as attention reads it
+    }
+    launch(parts, qkv, cos, sin, positions, offset, rotary_dim, /*transpose=*/false);
+    return outputs;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& like = grads[0].defined() ? grads[0] : grads[1].defined() ? grads[1] : grads[2];
+    const int64_t batch = like.size(0), heads = like.size(1), tokens = like.size(2);
+    const int64_t dim = like.size(3);
+    auto grad_qkv = torch::empty({batch, tokens, heads, 3, dim}, like.options());
+    LlmRotaryParts parts{};
+    for (int p = 0; p < 3; ++p) {
+      auto& g = grads[p];
+      if (!g.defined()) g = torch::zeros({batch, heads, tokens, dim}, like.options());
+      if (g.stride(3) != 1 || !aligned16(g) || g.stride(0) % 8 != 0 || g.stride(1) % 8 != 0 ||
+          g.stride(2) % 8 != 0) {
+        g = g.contiguous();
+      }
+      parts.in[p] = g.data_ptr();
+      set_strides(parts.in_strides[p], g.stride(0), g.stride(1), g.stride(2));
+      parts.out[p] = static_cast<char*>(grad_qkv.data_ptr()) + p * dim * grad_qkv.element_size();
+      set_strides(parts.out_strides[p], grad_qkv.stride(0), grad_qkv.stride(2), grad_qkv.stride(1));
+    }
+    launch(parts, grad_qkv, saved[0], saved[1], saved[2], ctx->saved_data["offset"].toInt(),
+           ctx->saved_data["rotary_dim"].toInt(), /*transpose=*/true);
+    return {grad_qkv,        torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+ private:
+  static void set_strides(int64_t* strides, int64_t batch, int64_t heads, int64_t tokens) {
+    strides[0] = batch;
+    strides[1] = heads;
+    strides[2] = tokens;
+  }
+
+  static void launch(const LlmRotaryParts& parts, const torch::Tensor& like,
+                     const torch::Tensor& cos, const torch::Tensor& sin,
+                     const torch::Tensor& positions, int64_t offset, int64_t rotary_dim,
+                     bool transpose) {
+    const c10::cuda::CUDAGuard guard(like.device());
+    const int64_t batch = like.size(0), tokens = like.size(1), heads = like.size(2);
+    const int64_t sizes[4] = {batch, heads, tokens, like.size(-1)};
+    const int64_t* rows = positions.numel() > 0 ? positions.data_ptr<int64_t>() : nullptr;
+    check_launch(
+        llm_rotary_parts_cuda(&parts, 3, 2, sizes, cos.data_ptr(), sin.data_ptr(), rows, offset,
+                              rotary_dim, transpose ? 1 : 0, kind_of(like), stream_of(like)),
+        "interleaved q, k, v rotary");
+  }
+};
 #endif
 
 }  // namespace
@@ -235,6 +310,50 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
 #else
   (void)x, (void)cos, (void)sin, (void)offset, (void)rotary_dim, (void)positions;
   TORCH_CHECK(false, "fused rotary: this build has no CUDA kernels");
+#endif
+}
+
+bool rotary_interleaved_qkv_applies(const torch::Tensor& qkv, const torch::Tensor& cos,
+                                    int64_t rotary_dim) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (qkv.dim() != 5 || qkv.size(3) != 3 || !kernel_applies({qkv, cos})) return false;
+  const int64_t dim = qkv.size(4);
+  const int64_t pack = 16 / qkv.element_size();
+  if (qkv.stride(4) != 1 || dim % pack != 0 || rotary_dim % (2 * pack) != 0 || !aligned16(qkv) ||
+      !cos.is_contiguous() || cos.size(1) != dim) {
+    return false;
+  }
+  for (int d = 0; d < 4; ++d) {
+    if (qkv.stride(d) % pack != 0) return false;
+  }
+  return true;
+#else
+  (void)qkv, (void)cos, (void)rotary_dim;
+  return false;
+#endif
+}
+
+std::array<torch::Tensor, 3> rotary_interleaved_qkv(const torch::Tensor& qkv,
+                                                    const torch::Tensor& cos,
+                                                    const torch::Tensor& sin, int64_t rotary_dim,
+                                                    const torch::Tensor& positions) {
+#ifdef LLM_WITH_FUSED_CUDA
+  TORCH_CHECK(rotary_interleaved_qkv_applies(qkv, cos, rotary_dim) && sin.is_contiguous() &&
+                  aligned16(cos) && aligned16(sin) &&
+                  (positions.defined() || qkv.size(1) <= cos.size(0)),
+              "fused interleaved q, k, v: CUDA qkv [B, T, H, 3, D] and [rows, D] tables expected");
+  TORCH_CHECK(!positions.defined() ||
+                  (positions.is_cuda() && positions.is_contiguous() &&
+                   positions.scalar_type() == torch::kLong && positions.numel() == qkv.size(1)),
+              "fused interleaved q, k, v: positions must be a contiguous CUDA int64 tensor of T "
+              "entries");
+  const auto rows =
+      positions.defined() ? positions : torch::empty({0}, cos.options().dtype(torch::kLong));
+  const auto out = RotaryInterleavedQkv::apply(qkv, cos, sin, rows, 0, rotary_dim);
+  return {out[0], out[1], out[2]};
+#else
+  (void)qkv, (void)cos, (void)sin, (void)rotary_dim, (void)positions;
+  TORCH_CHECK(false, "fused interleaved q, k, v: this build has no CUDA kernels");
 #endif
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // Training-path operations with hand-written backward passes that save less than autograd would
 // (fused_ops.cpp): CUDA kernels in a CUDA build (fused_kernels.cu), LibTorch operations elsewhere.
+#include <array>
+
 #include <torch/torch.h>
 
 namespace llm::fused {
@@ -22,6 +24,17 @@ bool rotary_kernel_applies(const torch::Tensor& x, const torch::Tensor& cos);
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                      int64_t offset, int64_t rotary_dim,
                      const torch::Tensor& positions = torch::Tensor());
+
+// q, k, v [B, H, T, D] (views of contiguous [B, T, H, D]) out of a projection qkv [B, T, H, 3, D]
+// (per head [q | k | v], D contiguous), q and k rotated as rotary() does from position 0 or at
+// `positions` [T]; backward writes the three gradients into qkv's layout, q's and k's rotated back.
+// One kernel each way where rotary_interleaved_qkv_applies (CUDA, whole 16-byte packs).
+bool rotary_interleaved_qkv_applies(const torch::Tensor& qkv, const torch::Tensor& cos,
+                                    int64_t rotary_dim);
+std::array<torch::Tensor, 3> rotary_interleaved_qkv(const torch::Tensor& qkv,
+                                                    const torch::Tensor& cos,
+                                                    const torch::Tensor& sin, int64_t rotary_dim,
+                                                    const torch::Tensor& positions);
 
 // x W^T + b for a single fp16/bf16 row x [..., K] (batch-1 decode) and a frozen contiguous W [N,
 // K], as one bandwidth-bound kernel (cuBLAS's batch-1 products leave a share of the memory

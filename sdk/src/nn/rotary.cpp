@@ -212,4 +212,26 @@ torch::Tensor RotaryEmbedding::apply_with_cache(const torch::Tensor& x, KVCache*
   return rotate(x, cos, sin);
 }
 
+std::array<torch::Tensor, 3> RotaryEmbedding::split_interleaved_qkv(
+    const torch::Tensor& qkv, int64_t heads, KVCache* cache, const PackedSequences* packing) const {
+  const int64_t batch = qkv.size(0);
+  const int64_t tokens = qkv.size(1);
+  const int64_t head_dim = qkv.size(2) / (3 * heads);
+  const auto parts = qkv.view({batch, tokens, heads, 3, head_dim});
+  if (cache == nullptr && rotary_dim_ > 0) {
+    ensure(packing ? packing->longest() : tokens, parts);
+    if (fused::rotary_interleaved_qkv_applies(parts, tables_->cos, rotary_dim_)) {
+      return fused::rotary_interleaved_qkv(parts, tables_->cos, tables_->sin, rotary_dim_,
+                                           packing ? packing->positions() : torch::Tensor());
+    }
+  }
+  // unbind, not selects or narrows: its backward is one stack instead of zero-filled full-size
+  // gradients. q and k rotate together as [B, heads, 2, T, head_dim]: one set of rotary kernels.
+  const auto qkv_parts = parts.unbind(3);
+  const auto qk_in = torch::stack({qkv_parts[0], qkv_parts[1]}, 3).permute({0, 2, 3, 1, 4});
+  const auto qk =
+      (packing ? apply_packed(qk_in, *packing) : apply_with_cache(qk_in, cache)).unbind(2);
+  return {qk[0], qk[1], qkv_parts[2].transpose(1, 2)};
+}
+
 }  // namespace llm

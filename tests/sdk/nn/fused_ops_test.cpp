@@ -183,6 +183,38 @@ TEST(FusedRotary, StackedQueryAndKeyHeadsGiveTheCpuValuesAndGradientsCuda) {
   }
 }
 
+// GPT-NeoX's query_key_value output ([B, T, H * 3 * D], per head [q | k | v]) split into q, k, v
+// with q and k rotated: on CUDA one kernel each way (head_dim 32, rotary_dim 16: whole packs),
+// against the CPU's stacked rotation, from position 0 and at packed positions.
+TEST(FusedRotary, InterleavedQkvSplitGivesTheCpuValuesAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (const bool packed : {false, true}) {
+      torch::manual_seed(6);
+      RotaryEmbedding rope(16, 10000.0, 32);
+      const int64_t batch = packed ? 1 : 2, tokens = 13, heads = 3, dim = 32;
+      const std::vector<int64_t> lengths{4, 7, 2};
+      const PackedSequences cpu_packing(lengths, torch::kCPU);
+      const PackedSequences cuda_packing(lengths, torch::kCUDA);
+      const auto qkv = torch::randn({batch, tokens, heads * 3 * dim}).to(dtype);
+      const auto grad = torch::randn({3, batch, heads, tokens, dim}).to(dtype);
+      const auto op = [&](const PackedSequences& packing) {
+        return [&](const std::vector<torch::Tensor>& in) {
+          const auto parts =
+              rope.split_interleaved_qkv(in[0], heads, nullptr, packed ? &packing : nullptr);
+          return torch::stack({parts[0], parts[1], parts[2]});
+        };
+      };
+      const auto cpu = run(op(cpu_packing), {qkv}, grad);
+      const auto cuda = run(op(cuda_packing), {qkv.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+      const std::string what =
+          std::string(c10::toString(dtype)) + (packed ? ", packed positions" : ", positions 0..T");
+      expect_close(cuda.out, cpu.out, 1, "value, " + what);
+      expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+    }
+  }
+}
+
 // Packed attention on CUDA in bf16 takes variable-length flash attention (cumulative sequence
 // lengths, no [T, T] bias) where LibTorch has it; values and gradients against the same attention
 // with the block-diagonal causal bias, in fp32 from the same bf16 inputs. Both round the

@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -77,6 +78,13 @@ class LLM_API RotaryEmbedding {
   // x [..., T, D] of a packed row: token t at its position within its sample.
   torch::Tensor apply_packed(const torch::Tensor& x, const PackedSequences& packing) const;
   int64_t rotary_dim() const { return rotary_dim_; }
+  // q, k, v [B, heads, T, head_dim] out of one projection's output qkv [B, T, heads * 3 * head_dim]
+  // that holds, per head, [q | k | v] (GPT-NeoX's query_key_value), q and k rotated at the
+  // positions apply_with_cache (cache) or apply_packed (packing) would use. Training on CUDA
+  // takes one kernel each way, where stacking q and k and their gradients took three copies.
+  std::array<torch::Tensor, 3> split_interleaved_qkv(const torch::Tensor& qkv, int64_t heads,
+                                                     KVCache* cache,
+                                                     const PackedSequences* packing) const;
 
  private:
   int64_t rotary_dim_;

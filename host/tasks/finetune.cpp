@@ -66,7 +66,10 @@ void declare(po::options_description& o) {
        "recompute each transformer block in backward (less memory, ~1/3 more compute)")  //
       ("packing", flag(false),
        "lay samples end to end, micro_batch_size x max_seq_length tokens per forward, no "
-       "padding (each sample attends only to itself)");
+       "padding (each sample attends only to itself)")  //
+      ("cuda_graphs", flag(true),
+       "with --packing on a CUDA device: replay each micro-batch as a recorded CUDA graph (rows "
+       "filled to micro_batch_size x max_seq_length tokens)");
   // Data parallel: these override SLURM_* / torchrun's RANK, WORLD_SIZE, ... (llm/dist/launch.hpp).
   o.add_options()                                                                                //
       ("rank", po::value<int>(), "this process's rank (default: from SLURM or torchrun)")        //
@@ -126,6 +129,7 @@ llm::TrainingSettings training_settings(const TaskContext& ctx) {
   s.max_seq_length = ctx.get<int64_t>("max_seq_length");
   s.seed = static_cast<uint64_t>(ctx.get<int64_t>("seed"));
   s.packing = ctx.get<bool>("packing");
+  s.cuda_graphs = ctx.get<bool>("cuda_graphs");
   return s;
 }
 

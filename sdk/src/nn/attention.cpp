@@ -116,29 +116,72 @@ torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k,
 
 PackedSequences::PackedSequences(std::vector<int64_t> lengths, const torch::Device& device)
     : lengths_(std::move(lengths)) {
+  for (const int64_t length : lengths_) {
+    TORCH_CHECK(length > 0, "PackedSequences: sample lengths must be positive");
+    tokens_ += length;
+    longest_ = std::max(longest_, length);
+  }
+  slots_ = static_cast<int64_t>(lengths_.size());
+  fill(device);
+}
+
+PackedSequences::PackedSequences(int64_t tokens, int64_t slots, int64_t longest,
+                                 const torch::Device& device)
+    : lengths_{tokens}, tokens_(tokens), longest_(longest), slots_(slots) {
+  TORCH_CHECK(tokens > 0 && slots > 0 && longest > 0 && tokens <= slots * longest,
+              "PackedSequences: a fixed layout needs tokens <= slots x longest, all positive");
+  lengths_.assign(static_cast<size_t>(tokens / longest), longest);
+  if (tokens % longest != 0) lengths_.push_back(tokens % longest);
+  fill(device);
+}
+
+void PackedSequences::assign(const std::vector<int64_t>& lengths) {
+  TORCH_CHECK(slots_ > 0 && cumulative_lengths_.size(0) == slots_ + 1,
+              "PackedSequences::assign: not a fixed layout");
+  int64_t total = 0;
+  for (const int64_t length : lengths) {
+    TORCH_CHECK(length > 0 && length <= longest_,
+                "PackedSequences::assign: sample lengths must be in [1, ", longest_, "], got ",
+                length);
+    total += length;
+  }
+  TORCH_CHECK(total == tokens_ && static_cast<int64_t>(lengths.size()) <= slots_,
+              "PackedSequences::assign: ", lengths.size(), " samples of ", total,
+              " tokens do not fill a layout of ", slots_, " slots and ", tokens_, " tokens");
+  lengths_ = lengths;
+  fill(positions_.device());
+}
+
+// Positions, owners and starts of lengths_, written into the existing tensors when there are
+// some (a fixed layout: the same memory every batch), else into new ones.
+void PackedSequences::fill(const torch::Device& device) {
   std::vector<int64_t> positions, sample_of;
+  positions.reserve(static_cast<size_t>(tokens_));
+  sample_of.reserve(static_cast<size_t>(tokens_));
+  std::vector<int32_t> starts{0};
   for (size_t i = 0; i < lengths_.size(); ++i) {
-    TORCH_CHECK(lengths_[i] > 0, "PackedSequences: sample lengths must be positive");
     for (int64_t t = 0; t < lengths_[i]; ++t) {
       positions.push_back(t);
       sample_of.push_back(static_cast<int64_t>(i));
     }
-    tokens_ += lengths_[i];
-    longest_ = std::max(longest_, lengths_[i]);
+    starts.push_back(starts.back() + static_cast<int32_t>(lengths_[i]));
   }
-  std::vector<int32_t> starts{0};
-  for (const int64_t length : lengths_)
-    starts.push_back(starts.back() + static_cast<int32_t>(length));
+  starts.resize(static_cast<size_t>(slots_ + 1), starts.back());  // empty slots at the end
+  bias_ = torch::Tensor();
   // A copy from pageable memory waits for the device's queue to drain: from page-locked memory
   // it is queued, and the host goes on preparing the step (bench/NOTES.md, session 5).
-  const auto to_device = [&](const torch::Tensor& host) {
-    if (device.is_cpu()) return host;
-    return host.pin_memory().to(device, /*non_blocking=*/true);
+  const auto put = [&](torch::Tensor& target, const torch::Tensor& host) {
+    const auto source = device.is_cpu() ? host : host.pin_memory();
+    if (target.defined()) {
+      target.copy_(source, /*non_blocking=*/true);
+    } else {
+      target = device.is_cpu() ? source : source.to(device, /*non_blocking=*/true);
+    }
   };
   const auto options = torch::TensorOptions().dtype(torch::kLong);
-  positions_ = to_device(torch::tensor(positions, options));
-  sample_of_ = to_device(torch::tensor(sample_of, options));
-  cumulative_lengths_ = to_device(torch::tensor(starts, torch::TensorOptions().dtype(torch::kInt)));
+  put(positions_, torch::tensor(positions, options));
+  put(sample_of_, torch::tensor(sample_of, options));
+  put(cumulative_lengths_, torch::tensor(starts, torch::TensorOptions().dtype(torch::kInt)));
 }
 
 const torch::Tensor& PackedSequences::attention_bias(torch::ScalarType dtype) const {
@@ -161,7 +204,7 @@ torch::Tensor packed_attention(const torch::Tensor& q, const torch::Tensor& k,
   const int64_t tokens = packing.tokens();
   if (fused::varlen_attention_applies(q)) {
     // [1, H, T, D] -> [T, H, D]: a view, since the projections lay q, k and v out as [1, T, H, D].
-    const auto tokens_first = [](const torch::Tensor& t) { return t.select(0, 0).transpose(0, 1); };
+    const auto tokens_first = [](const torch::Tensor& t) { return t.squeeze(0).transpose(0, 1); };
     return fused::varlen_attention(tokens_first(q), tokens_first(k), tokens_first(v),
                                    packing.cumulative_lengths(), packing.longest())
         .transpose(0, 1)

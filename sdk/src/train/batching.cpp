@@ -72,12 +72,14 @@ Batch make_packed_batch(const PreparedSplit& split, const std::vector<int64_t>& 
 
 std::vector<std::vector<int64_t>> pack_samples(const PreparedSplit& split,
                                                const std::vector<int64_t>& samples,
-                                               int64_t max_seq_length, int64_t token_budget) {
+                                               int64_t max_seq_length, int64_t token_budget,
+                                               int64_t max_samples) {
   std::vector<std::vector<int64_t>> groups;
   int64_t used = 0;
   for (const auto s : samples) {
     const int64_t length = cut_length(split, s, max_seq_length);
-    if (groups.empty() || used + length > token_budget) {
+    if (groups.empty() || used + length > token_budget ||
+        (max_samples > 0 && static_cast<int64_t>(groups.back().size()) >= max_samples)) {
       groups.emplace_back();
       used = 0;
     }
@@ -85,6 +87,25 @@ std::vector<std::vector<int64_t>> pack_samples(const PreparedSplit& split,
     used += length;
   }
   return groups;
+}
+
+Batch fill_packed_batch(const Batch& packed, int64_t tokens, int64_t longest, int64_t pad_id) {
+  const int64_t used = packed.input_ids.numel();
+  TORCH_CHECK(
+      packed.input_ids.dim() == 2 && packed.input_ids.size(0) == 1 && used <= tokens && longest > 0,
+      "fill_packed_batch: a packed batch [1, T <= ", tokens, "] expected, got ",
+      packed.input_ids.sizes());
+  Batch filled = packed;
+  const int64_t filler = tokens - used;
+  if (filler == 0) return filled;
+  filled.input_ids =
+      torch::cat({packed.input_ids, torch::full({1, filler}, pad_id, torch::kInt64)}, 1);
+  filled.labels =
+      torch::cat({packed.labels, torch::full({1, filler}, kIgnoreIndex, torch::kInt64)}, 1);
+  for (int64_t left = filler; left > 0; left -= longest) {
+    filled.packed_lengths.push_back(std::min(left, longest));
+  }
+  return filled;
 }
 
 torch::Tensor summed_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {

@@ -197,14 +197,21 @@ double Trainer::train_step(int64_t step) {
     dropout_seeds.push_back(settings_.seed * 1000003ULL + static_cast<uint64_t>(step) * 65599ULL +
                             position);
   };
+  const int64_t token_budget = settings_.micro_batch_size * max_seq_length_;
+  if (settings_.packing && settings_.cuda_graphs && !micro_step_ &&
+      PackedMicroStep::can_replay(model_.device()) && !model_.activation_checkpointing()) {
+    std::vector<torch::Tensor> parameters;
+    for (const auto& [name, p] : trainable_) parameters.push_back(p);
+    micro_step_ =
+        std::make_unique<PackedMicroStep>(model_, parameters, token_budget, max_seq_length_);
+  }
   if (settings_.packing) {
     // Padding-free: the shard's samples laid end to end, micro_batch_size x max_seq_length tokens
     // per forward at most.
     std::vector<int64_t> samples;
     for (int64_t i = 0; i < shard; ++i) samples.push_back(order.sample_at(first_sample + i));
     int64_t offset = 0;
-    for (const auto& group : pack_samples(data_.train, samples, max_seq_length_,
-                                          settings_.micro_batch_size * max_seq_length_)) {
+    for (const auto& group : pack_samples(data_.train, samples, max_seq_length_, token_budget)) {
       add_batch(make_packed_batch(data_.train, group, mask_inputs_, max_seq_length_), offset);
       offset += static_cast<int64_t>(group.size());
     }
@@ -228,21 +235,29 @@ double Trainer::train_step(int64_t step) {
   // Summed on the device and read once per step: a read per micro-batch stalls the host while
   // the GPU drains.
   torch::Tensor step_loss_sum;
-  for (size_t b = 0; b < batches.size(); ++b) {
-    const auto& batch = batches[b];
-    if (batch.input_ids.numel() == 0) continue;  // a packed batch of empty samples
-    torch::manual_seed(dropout_seeds[b]);
-    std::optional<PackedSequences> packing;
-    if (!batch.packed_lengths.empty()) packing.emplace(batch.packed_lengths, model_.device());
-    const auto loss =
-        model_
-            .next_token_loss(batch.input_ids.to(model_.device()), batch.labels.to(model_.device()),
-                             kIgnoreIndex, packing ? &*packing : nullptr)
-            .sum;
-    step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
-    // Times a power of two after the division: the scaled gradients are exactly 2^k times the
-    // unscaled ones (tests/sdk/train/loss_scaler_test.cpp).
-    if (batch.target_tokens > 0) ((loss / divisor) * loss_scale).backward();
+  if (micro_step_) {
+    micro_step_->begin_step(divisor, loss_scale);
+    for (size_t b = 0; b < batches.size(); ++b) {
+      if (batches[b].input_ids.numel() > 0) micro_step_->run(batches[b], dropout_seeds[b]);
+    }
+    step_loss_sum = micro_step_->loss_sum();
+  } else {
+    for (size_t b = 0; b < batches.size(); ++b) {
+      const auto& batch = batches[b];
+      if (batch.input_ids.numel() == 0) continue;  // a packed batch of empty samples
+      torch::manual_seed(dropout_seeds[b]);
+      std::optional<PackedSequences> packing;
+      if (!batch.packed_lengths.empty()) packing.emplace(batch.packed_lengths, model_.device());
+      const auto loss = model_
+                            .next_token_loss(batch.input_ids.to(model_.device()),
+                                             batch.labels.to(model_.device()), kIgnoreIndex,
+                                             packing ? &*packing : nullptr)
+                            .sum;
+      step_loss_sum = step_loss_sum.defined() ? step_loss_sum + loss.detach() : loss.detach();
+      // Times a power of two after the division: the scaled gradients are exactly 2^k times the
+      // unscaled ones (tests/sdk/train/loss_scaler_test.cpp).
+      if (batch.target_tokens > 0) ((loss / divisor) * loss_scale).backward();
+    }
   }
   double loss_sum = step_loss_sum.defined() ? step_loss_sum.item<double>() : 0.0;
   kill_point("step", step);  // gradients computed, optimizer not yet stepped
@@ -262,19 +277,24 @@ double Trainer::train_step(int64_t step) {
     scaler_.update(finite);
     if (!finite) return loss_sum / divisor;  // skipped: parameters and AdamW moments untouched
   }
-  if (settings_.grad_clip > 0) {
-    torch::NoGradGuard no_grad;
-    double squared = 0;
-    for (const auto& g : grads) squared += g.to(torch::kDouble).pow(2).sum().item<double>();
-    const double norm = std::sqrt(squared);
-    if (norm > settings_.grad_clip) {
-      for (auto& g : grads) g.mul_(settings_.grad_clip / (norm + 1e-6));
-    }
-  }
+  if (settings_.grad_clip > 0) clip_gradients(grads);
   LrSchedule schedule{settings_.learning_rate, settings_.warmup_steps, total_steps_,
                       settings_.min_lr};
   optimizer_->step(schedule.at(step));
   return loss_sum / divisor;
+}
+
+// Scales the gradients by clip / (norm + 1e-6) where their global norm exceeds the clip, deciding
+// on the device: reading the norm would stall the host once per step.
+void Trainer::clip_gradients(const std::vector<torch::Tensor>& grads) const {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flat;
+  for (const auto& g : grads) flat.push_back(g.reshape({-1}));
+  const auto norm = torch::cat(flat).to(torch::kDouble).pow(2).sum().sqrt();
+  const auto factor = torch::where(norm > settings_.grad_clip,
+                                   torch::full_like(norm, settings_.grad_clip) / (norm + 1e-6),
+                                   torch::ones_like(norm));
+  for (const auto& g : grads) g.mul_(factor);
 }
 
 Json Trainer::state_description(int64_t step) const {

@@ -88,6 +88,31 @@ TEST(Batching, PackingGroupsConsecutiveSamplesWithinTheTokenBudget) {
   EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 0, 100), (Groups{{0, 1, 2}}));
 }
 
+TEST(Batching, PackingStartsANewGroupAtTheSampleCap) {
+  const auto split = three_samples();  // lengths 5, 3, 4
+  using Groups = std::vector<std::vector<int64_t>>;
+  EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 0, 100, 2), (Groups{{0, 1}, {2}}));
+  EXPECT_EQ(llm::pack_samples(split, {0, 1, 2}, 0, 100, 1), (Groups{{0}, {1}, {2}}));
+}
+
+// A fixed layout: the row filled to the token count with ignored filler, cut into pieces of at
+// most `longest` that count as samples of their own; the real counts unchanged.
+TEST(Batching, FilledPackedBatchAppendsIgnoredFillerInPiecesOfAtMostLongest) {
+  const auto split = three_samples();
+  const auto packed = llm::make_packed_batch(split, {1, 2}, /*mask_inputs=*/false, 0);  // 3 + 4
+  const auto filled = llm::fill_packed_batch(packed, 16, 4, /*pad_id=*/9);
+  EXPECT_TRUE(torch::equal(
+      filled.input_ids,
+      torch::tensor({20, 21, 22, 30, 31, 32, 33, 9, 9, 9, 9, 9, 9, 9, 9, 9}).view({1, 16})));
+  EXPECT_TRUE(torch::equal(filled.labels.narrow(1, 0, 7), packed.labels));
+  EXPECT_TRUE(filled.labels.narrow(1, 7, 9).eq(llm::kIgnoreIndex).all().item<bool>());
+  EXPECT_EQ(filled.packed_lengths, (std::vector<int64_t>{3, 4, 4, 4, 1}));
+  EXPECT_EQ(filled.tokens, packed.tokens);
+  EXPECT_EQ(filled.target_tokens, packed.target_tokens);
+  EXPECT_EQ(llm::fill_packed_batch(packed, 7, 4).packed_lengths, packed.packed_lengths);
+  EXPECT_THROW(llm::fill_packed_batch(packed, 6, 4), c10::Error);  // does not fit
+}
+
 TEST(SampleOrder, EachEpochIsASeededPermutation) {
   llm::SampleOrder order(7, 42), again(7, 42), other(7, 43);
   std::set<int64_t> epoch0, epoch1;

@@ -4,6 +4,7 @@
 // ones). The two runs sum the same per-token terms in a different order and run their matrix
 // products over different row counts: equal within a few fp32 ulps of the sums, 1e-5 relative.
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include "llm/model.hpp"
 #include "llm/train/batching.hpp"
+#include "llm/train/packed_micro_step.hpp"
 #include "sdk/nn/model_test_support.hpp"
 
 namespace llm {
@@ -67,6 +69,111 @@ TEST_P(Packing, PackedRowGivesThePaddedBatchsLossAndLoraGradients) {
     const double largest = padded.grads[i].abs().max().item<double>();
     EXPECT_LE((packed.grads[i] - padded.grads[i]).abs().max().item<double>(), 1e-5 * largest)
         << "trainable tensor " << i;
+  }
+}
+
+// Five samples of different lengths (7, 3, 11, 5, 9 tokens), prompts masked, LoRA on every
+// linear layer with random weights (lora_B starts at zero: every LoRA weight gets a gradient).
+struct PackingCase {
+  llmhost::LoadedModel loaded;
+  std::vector<torch::Tensor> trainable;
+  PreparedSplit split;
+};
+
+PackingCase packing_case(const std::string& model_name, double dropout,
+                         torch::ScalarType dtype = torch::kFloat,
+                         torch::Device device = torch::kCPU) {
+  auto loaded = test::load_test_model(test::data_dir() / model_name, dtype, device);
+  torch::manual_seed(0);
+  auto trainable = test::model_plugins().adapter("lora")->attach(
+      *loaded.model, Json{{"lora_dropout", dropout}, {"lora_mlp", true}});
+  {
+    torch::NoGradGuard no_grad;
+    for (auto p : trainable) p.normal_(0, 0.1);
+  }
+  loaded.model->train();
+  std::vector<std::vector<int64_t>> samples;
+  std::vector<int64_t> prompts;
+  const int64_t vocab = loaded.model->config().vocab_size;
+  for (const int64_t length : {7, 3, 11, 5, 9}) {
+    const auto ids = torch::randint(1, vocab, {length}, torch::kInt64);
+    samples.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + length);
+    prompts.push_back(length / 3);
+  }
+  auto split = PreparedSplit::from_samples(samples, prompts, {0, 1, 2, 3, 4});
+  return {std::move(loaded), std::move(trainable), std::move(split)};
+}
+
+// The micro-step's fixed layout (the row filled to 48 tokens with ignored filler in pieces of at
+// most 16, the samples in power-of-two slots) gives the packed row's loss and gradients: filler
+// attends only to itself and adds exact zeros, in other places of the sums (1e-5 relative).
+TEST_P(Packing, FilledFixedLayoutGivesThePackedRowsLossAndLoraGradients) {
+  auto c = packing_case(GetParam(), 0.0);
+  auto& model = *c.loaded.model;
+  const auto batch = make_packed_batch(c.split, {0, 1, 2, 3, 4}, true, 0);
+  const auto packed = train_once(model, c.trainable, batch);
+  for (auto p : c.trainable) p.mutable_grad() = torch::Tensor();
+  PackedMicroStep step(model, c.trainable, 48, 16);
+  step.begin_step(1.0, 1.0);
+  step.run(batch, 7);
+  EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss));
+  for (size_t i = 0; i < packed.grads.size(); ++i) {
+    const double largest = packed.grads[i].abs().max().item<double>();
+    EXPECT_LE((c.trainable[i].grad() - packed.grads[i]).abs().max().item<double>(), 1e-5 * largest)
+        << "trainable tensor " << i;
+  }
+  // A second step: the loss starts again from 0, gradients are those of loss / divisor * scale.
+  for (auto p : c.trainable) p.mutable_grad().zero_();
+  step.begin_step(4.0, 2.0);
+  step.run(batch, 7);
+  EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss));
+  for (size_t i = 0; i < packed.grads.size(); ++i) {
+    const double largest = packed.grads[i].abs().max().item<double>();
+    EXPECT_LE((c.trainable[i].grad() - packed.grads[i] * 0.5).abs().max().item<double>(),
+              1e-5 * largest)
+        << "trainable tensor " << i;
+  }
+  EXPECT_EQ(step.graphs(), 0);  // nothing is recorded on the CPU
+}
+
+// On a CUDA device the micro-step records its work once and replays it: every run's loss and
+// gradients, LoRA dropout on, equal the eager runs' with the same seeds. bf16 weights (the flash
+// varlen path); both sides run the same kernels on the same inputs, so they agree to far below a
+// bf16 step (2^-8 of the largest gradient), where stale inputs or masks would differ by O(1).
+TEST_P(Packing, ReplayedMicroStepGivesTheEagerLossAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!PackedMicroStep::can_replay(torch::kCUDA)) GTEST_SKIP() << "LibTorch without CUDA graphs";
+  auto c = packing_case(GetParam(), 0.05, torch::kBFloat16, torch::kCUDA);
+  auto& model = *c.loaded.model;
+  // Slots: 4 for the first four rows, 8 for the last (two recorded graphs, one memory pool).
+  const std::vector<std::vector<int64_t>> rows{{0, 1, 2}, {3, 4}, {2, 0, 4}, {1, 3}, {0, 1, 3, 4}};
+  const auto runs = [&](PackedMicroStep& step) {
+    std::vector<std::pair<double, std::vector<torch::Tensor>>> out;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      for (auto p : c.trainable) {
+        if (p.grad().defined()) p.mutable_grad().zero_();
+      }
+      step.begin_step(10.0, 1.0);
+      step.run(make_packed_batch(c.split, rows[r], true, 0), 100 + r);
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : c.trainable) grads.push_back(p.grad().cpu().clone());
+      out.emplace_back(step.loss_sum().item<double>(), std::move(grads));
+    }
+    return out;
+  };
+  PackedMicroStep eager(model, c.trainable, 32, 16, /*eager_runs=*/1000);
+  const auto expected = runs(eager);
+  PackedMicroStep replayed(model, c.trainable, 32, 16, /*eager_runs=*/1);
+  const auto got = runs(replayed);
+  EXPECT_EQ(replayed.graphs(), 2);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    EXPECT_NEAR(got[r].first, expected[r].first, 1e-3 * std::abs(expected[r].first)) << "run " << r;
+    for (size_t i = 0; i < c.trainable.size(); ++i) {
+      const double largest = expected[r].second[i].abs().max().item<double>();
+      EXPECT_LE((got[r].second[i] - expected[r].second[i]).abs().max().item<double>(),
+                std::ldexp(1.0, -8) * largest)
+          << "run " << r << ", trainable tensor " << i;
+    }
   }
 }
 

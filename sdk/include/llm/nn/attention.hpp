@@ -29,6 +29,13 @@ class LLM_API PackedSequences {
  public:
   // lengths: the samples' token counts in row order (each > 0); tensors live on `device`.
   PackedSequences(std::vector<int64_t> lengths, const torch::Device& device);
+  // A fixed layout, for work recorded once and replayed (a CUDA graph): always `tokens` positions
+  // in `slots` samples of at most `longest` tokens, unused slots empty; assign() refills the same
+  // tensors with each batch's lengths. Attention kernels size their grids by slots and longest.
+  PackedSequences(int64_t tokens, int64_t slots, int64_t longest, const torch::Device& device);
+  // A fixed layout's next lengths: summing to tokens(), at most `slots` of them, each in
+  // [1, longest]. Copies are queued on the current stream; nothing waits for the device.
+  void assign(const std::vector<int64_t>& lengths);
   const std::vector<int64_t>& lengths() const { return lengths_; }
   int64_t tokens() const { return tokens_; }
   int64_t longest() const { return longest_; }
@@ -47,6 +54,8 @@ class LLM_API PackedSequences {
   torch::Tensor sample_of_;  // [T] int64: which sample each token belongs to
   mutable torch::Tensor bias_;
   torch::Tensor cumulative_lengths_;  // last: plugins built against ABI 4 see the same offsets
+  int64_t slots_ = 0;                 // fixed layouts: the cumulative lengths' entries - 1
+  void fill(const torch::Device& device);
 };
 
 // Attention within each packed sample. q [1, H, T, D]; k, v [1, KVH, T, D]; T = packing.tokens().

@@ -31,11 +31,19 @@ LLM_API Batch make_packed_batch(const PreparedSplit& split, const std::vector<in
                                 bool mask_inputs, int64_t max_seq_length);
 
 // Consecutive groups of `samples` (order kept) whose lengths, cut to max_seq_length, sum to at most
-// token_budget each; a sample longer than the budget is a group of its own.
+// token_budget each, and of at most max_samples samples when > 0; a sample longer than the budget
+// is a group of its own.
 LLM_API std::vector<std::vector<int64_t>> pack_samples(const PreparedSplit& split,
                                                        const std::vector<int64_t>& samples,
-                                                       int64_t max_seq_length,
-                                                       int64_t token_budget);
+                                                       int64_t max_seq_length, int64_t token_budget,
+                                                       int64_t max_samples = 0);
+
+// A packed batch brought to exactly `tokens` positions: the rest is filler (pad_id, every label
+// ignored) cut into pieces of at most `longest` tokens, appended to packed_lengths as samples of
+// their own, so it attends only to itself and adds nothing to the loss or the gradients.
+// `tokens` and target_tokens keep counting the real samples only.
+LLM_API Batch fill_packed_batch(const Batch& packed, int64_t tokens, int64_t longest,
+                                int64_t pad_id = 0);
 
 // Summed next-token cross-entropy over positions whose shifted label is not ignored, in fp32.
 // logits [B, T, V], labels [B, T]: position t predicts labels[t + 1].

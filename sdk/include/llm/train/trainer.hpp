@@ -20,6 +20,7 @@
 #include "llm/json_file.hpp"
 #include "llm/train/adamw.hpp"
 #include "llm/train/loss_scaler.hpp"
+#include "llm/train/packed_micro_step.hpp"
 #include "llm/train/prepared_data.hpp"
 
 namespace llm {
@@ -46,6 +47,10 @@ struct TrainingSettings {
   // Padding-free packing: each step's samples laid end to end in rows of at most
   // micro_batch_size x max_seq_length tokens, each attending only to itself.
   bool packing = false;
+  // With packing on a CUDA device: each micro-batch filled to micro_batch_size x max_seq_length
+  // tokens and replayed as a recorded CUDA graph (llm/train/packed_micro_step.hpp). Off with
+  // activation checkpointing, whose recomputation reads and sets the RNG state.
+  bool cuda_graphs = true;
   // fp16 training: scale the loss, skip steps with inf/NaN gradients (llm/train/loss_scaler.hpp).
   bool dynamic_loss_scaling = false;
   LossScalerSettings loss_scaler;
@@ -108,6 +113,7 @@ class LLM_API Trainer {
 
  private:
   double train_step(int64_t step);
+  void clip_gradients(const std::vector<torch::Tensor>& grads) const;
   void save_checkpoint(int64_t step, const std::string& name);
   int64_t restore(const std::filesystem::path& checkpoint);
   Json state_description(int64_t step) const;
@@ -123,6 +129,7 @@ class LLM_API Trainer {
   GradientReducer* reducer_ = &default_reducer_;
   Json description_ = Json::object();
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<PackedMicroStep> micro_step_;  // packing replayed as CUDA graphs
   LossScaler scaler_;
   GradientHook gradient_hook_;
   int64_t total_steps_ = 0;

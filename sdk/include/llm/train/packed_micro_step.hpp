@@ -1,0 +1,54 @@
+#pragma once
+// One packed micro-batch's forward, loss and backward, recorded once as a CUDA graph and replayed
+// for every later batch. At a small model's size a training step is bound by the host: ~1,000
+// kernel launches plus autograd's bookkeeping per micro-batch, where the GPU needs ~10 ms for
+// the work (bench/NOTES.md, "Issue 13, session 8"). A graph needs every batch the same shape:
+// each batch is filled to the same token count, and its samples go into a fixed number of slots
+// (power-of-two buckets, one graph each, all graphs sharing one memory pool).
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "llm/export.hpp"
+
+namespace llm {
+
+class CausalLM;
+struct Batch;
+
+class LLM_API PackedMicroStep {
+ public:
+  // Whether runs on `device` can be replayed: a CUDA device and a LibTorch built with CUDA.
+  static bool can_replay(const torch::Device& device);
+
+  // tokens: positions of every micro-batch; longest: the longest sample (and filler piece).
+  // trainable: the parameters whose .grad the runs accumulate into (defined before recording, so
+  // that every replay adds into the same tensors). eager_runs: batches run eagerly before the
+  // first recording (they create what is made lazily: gradients, tables, kernel choices).
+  PackedMicroStep(CausalLM& model, std::vector<torch::Tensor> trainable, int64_t tokens,
+                  int64_t longest, int64_t eager_runs = 2);
+  ~PackedMicroStep();
+  PackedMicroStep(const PackedMicroStep&) = delete;
+  PackedMicroStep& operator=(const PackedMicroStep&) = delete;
+
+  // Starts an optimizer step: the loss sum goes back to 0, and the gradients of the following
+  // runs are those of (loss / divisor) * loss_scale.
+  void begin_step(double divisor, double loss_scale);
+  // One packed batch (make_packed_batch; at most `tokens` positions): adds its summed loss to
+  // loss_sum() and its gradients to the trainable parameters' .grad, dropout drawn from
+  // dropout_seed (the same masks replayed or not).
+  void run(const Batch& batch, uint64_t dropout_seed);
+  // The summed loss of this step's runs (an fp32 scalar on the device: reading it waits for it).
+  const torch::Tensor& loss_sum() const;
+  // Recorded graphs so far (0 while eager).
+  int64_t graphs() const;
+  int64_t tokens() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llm

@@ -15,6 +15,7 @@
 #include "llm/device.hpp"
 #include "llm/error.hpp"
 #include "llm/json_file.hpp"
+#include "llm/train/packed_micro_step.hpp"
 #include "plugin_registry.hpp"
 #include "quantized_model.hpp"
 #include "workloads.hpp"
@@ -139,16 +140,20 @@ int run(const BenchOptions& o) {
       ShapeDir dir(shape);
       auto loaded = llmhost::load_model(registry, dir.path(), device, dtype, true, o.seed);
       Subject subject{label, *loaded.model, flop_model(*loaded.model)};
-      for (const std::string workload :
-           {"score", "generate", "lora-train", "lora-train-checkpointed", "lora-train-graph",
-            "lora-train-varlen"}) {
+      for (const std::string workload : {"score", "generate", "lora-train", "lora-train-eager",
+                                         "lora-train-checkpointed", "lora-train-varlen"}) {
         if (!wants(o, workload)) continue;
         run_guarded(reporter, label, workload, [&] {
           if (workload == "score") return run_score(subject, o);
           if (workload == "generate") return run_generate(subject, o);
-          if (workload == "lora-train-graph") return run_lora_train_graph(subject, *lora, o);
+          if (workload == "lora-train" && llm::PackedMicroStep::can_replay(device)) {
+            return run_lora_train_replayed(subject, *lora, o);
+          }
           if (workload == "lora-train-varlen") {
             return run_lora_train_varlen(subject, *lora, o, varlen_lengths());
+          }
+          if (workload == "lora-train-eager") {
+            return run_lora_train(subject, *lora, o, false, "lora-train-eager");
           }
           return run_lora_train(subject, *lora, o, workload == "lora-train-checkpointed");
         });

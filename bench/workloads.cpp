@@ -14,7 +14,9 @@
 #include "llm/generation.hpp"
 #include "llm/loss.hpp"
 #include "llm/train/adamw.hpp"
+#include "llm/train/batching.hpp"
 #include "llm/train/loss_scaler.hpp"
+#include "llm/train/packed_micro_step.hpp"
 
 namespace llmhost_bench {
 namespace {
@@ -241,6 +243,77 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
     r.extra["loss_scale"] = scaler.scale();
     r.extra["skipped_steps"] = scaler.skipped_steps();
   }
+  return r;
+}
+
+// lora-train as `llmhost --task finetune --packing true` runs it on a CUDA device: the samples laid
+// end to end in one row (each attending only to itself: the same targets and arithmetic as the
+// [8, 512] batch), forward, loss and backward replayed as a recorded CUDA graph
+// (llm::PackedMicroStep), then the fused AdamW step.
+WorkloadResult run_lora_train_replayed(Subject& s, const llm::Adapter& lora,
+                                       const BenchOptions& o) {
+  WorkloadResult r;
+  r.shape = s.shape;
+  r.workload = "lora-train";
+  const auto device = s.model.device();
+  const auto trainable = attach_protocol_lora(s, lora);
+  llm::AdamWSettings adam;
+  adam.weight_decay = 0.01;
+  llm::AdamW optimizer(named(trainable), adam);
+  const double lr = 3e-4;
+
+  // The lora-train batch (same seed), packed: labels = inputs, each sample's first token not a
+  // target (the [8, 512] batch has no target there either).
+  torch::manual_seed(o.seed + 2);
+  const auto ids =
+      torch::randint(0, s.model.config().vocab_size, {o.train_batch, o.train_seq}, torch::kLong);
+  llm::Batch batch;
+  batch.input_ids = ids.reshape({1, o.train_batch * o.train_seq});
+  batch.labels = batch.input_ids.clone();
+  for (int64_t i = 0; i < o.train_batch; ++i) {
+    batch.labels[0][i * o.train_seq] = llm::kIgnoreIndex;
+    batch.packed_lengths.push_back(o.train_seq);
+  }
+  const double targets = static_cast<double>(o.train_batch * (o.train_seq - 1));
+
+  s.model.train();
+  const bool scaled = s.model.dtype() == torch::kHalf;
+  llm::LossScaler scaler;
+  std::vector<torch::Tensor> grads;
+  std::vector<torch::Tensor> losses;
+  release_cached_memory(device);  // what earlier workloads left cached
+  reset_peak_memory(device);      // recording and warm-up count, as in lora-train-eager
+  llm::PackedMicroStep micro_step(s.model, trainable, o.train_batch * o.train_seq, o.train_seq);
+  uint64_t dropout_seed = o.seed + 100;
+  const double seconds = time_steps(
+      device, o.train_warmup, o.train_steps,
+      [&] {
+        micro_step.begin_step(targets, scaled ? scaler.scale() : 1.0);
+        micro_step.run(batch, dropout_seed++);
+        if (scaled) {
+          grads.clear();
+          for (const auto& p : trainable) grads.push_back(p.grad());
+          const bool finite = scaler.unscale(grads);
+          scaler.update(finite);
+          if (finite) optimizer.step(lr);
+        } else {
+          optimizer.step(lr);
+        }
+        optimizer.zero_grad();
+        losses.push_back(micro_step.loss_sum() / targets);
+      },
+      trace_path(s, o, "lora-train"));
+  r.peak_memory_bytes = peak_memory_bytes(device);
+  const double tokens = static_cast<double>(o.train_steps * o.train_batch * o.train_seq);
+  r.tokens_per_second = tokens / seconds;
+  r.step_seconds = seconds / static_cast<double>(o.train_steps);
+  r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
+  judge_losses(r, losses, o.train_warmup, o.train_steps);
+  r.extra["micro_batch"] = o.train_batch;
+  r.extra["seq"] = o.train_seq;
+  r.extra["packing"] = true;
+  r.extra["cuda_graphs"] = micro_step.graphs();
+  r.extra["precision"] = llm::precision_name(s.model.dtype());
   return r;
 }
 

@@ -48,8 +48,9 @@ void judge_losses(WorkloadResult& r, const std::vector<torch::Tensor>& losses, i
 // each sample attending only to itself. tokens/s counts the samples' tokens (there is no padding).
 WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
                                      const std::vector<int64_t>& lengths);
-// lora-train with the whole step captured as one CUDA graph and replayed (workload
-// "lora-train-graph"): how much of the step is host overhead. CUDA builds only.
-WorkloadResult run_lora_train_graph(Subject& s, const llm::Adapter& lora, const BenchOptions& o);
+// lora-train as the trainer runs it with --packing on a CUDA device (llm::PackedMicroStep): the
+// batch's samples in one row, each micro-batch a replayed CUDA graph. The row "lora-train" where
+// PackedMicroStep::can_replay; run_lora_train (row "lora-train-eager") is the autograd step.
+WorkloadResult run_lora_train_replayed(Subject& s, const llm::Adapter& lora, const BenchOptions& o);
 
 }  // namespace llmhost_bench

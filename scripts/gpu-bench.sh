@@ -43,8 +43,8 @@ if [ -x "$BUILD_DIR/bin/llmhost_bench" ]; then
     [ "$t" -gt 20 ] || { echo "ours: no time left for $shape" | tee -a "$OUT_DIR/ours.log"; continue; }
     checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
     # Activation checkpointing's memory saving (issue 5) shows at the larger shapes.
-    # lora-train-graph: the step as one CUDA graph, to size the host overhead (bench/NOTES.md).
-    extra="--workload score generate lora-train lora-train-graph"
+    # lora-train-eager: the step through autograd, beside lora-train's replayed graph (bench/NOTES.md).
+    extra="--workload score generate lora-train lora-train-eager"
     case "$shape" in pythia-1.4b|llama-2-7b) extra="$extra lora-train-checkpointed" ;; esac
     profile=$([ -n "${PROFILE:-}" ] && echo --profile "$TRACE_DIR")
     timeout "$t" "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks $extra \

@@ -3,7 +3,7 @@
 # and torch.compile'd, the same shapes in the same call (bench/hf_lora_train_bench.py).
 #   1. builds with scripts/gpu-build.sh (needs .gpu-debs/: scripts/fetch-gpu-debs.sh, carried),
 #   2. runs the CUDA tests (kernels against plain LibTorch, parity with the goldens),
-#   3. per shape: our lora-train (+ lora-train-graph), then the reference, eager and compiled,
+#   3. per shape: our lora-train (+ lora-train-eager), then the reference, eager and compiled,
 #   4. joins them with bench/compare.py into results/<date>-<gpu>-train.{json,md}.
 # Output in $OUT (or ./out): train.log, tests.log, ours.jsonl, hf.json, results/*, profile.txt.
 # Usage: scripts/gpu-train-bench.sh SHAPE...   (default: pythia-160m llama-2-7b)
@@ -15,7 +15,8 @@
 #   SKIP_HF=1: leave those steps out. AB_LOW_RANK=1: our lora-train again with
 #   LLMHOST_FUSED_LOW_RANK=0 (LoRA through LibTorch's operations), then also with
 #   LLMHOST_FUSED_CROSS_ENTROPY=0 (the loss too), into ours-plain-*.jsonl; AB_SHAPES (default all)
-#   limits those runs to some shapes.
+#   limits those runs to some shapes. FINETUNE_SMOKE=1: the demo's finetune on the device with
+#   --packing, replayed as CUDA graphs and not (finetune-graphs-{true,false}.log).
 #   BUDGET_S (default 585): the reference side gets what is left of it, so the table is written
 #   inside one device call.
 set -uo pipefail
@@ -56,10 +57,30 @@ GPU=${GPU:-unknown-gpu}
 if [ -z "${SKIP_TESTS:-}" ]; then
   say "CUDA tests"
   timeout 240 "$BUILD_DIR/tests/llmhost_tests" \
-    --gtest_filter='*Cuda*:*Fused*:SummedLinearCrossEntropy.*:MaskedNextTokenLoss.*:LoraAdapter.*' \
+    --gtest_filter='*Cuda*:*Fused*:SummedLinearCrossEntropy.*:MaskedNextTokenLoss.*:LoraAdapter.*:*Packing*' \
     >"$OUT_DIR/tests.log" 2>&1
   echo "tests: exit $?" | tee -a "$LOG"
   grep -E '^\[  (FAILED|PASSED) ' "$OUT_DIR/tests.log" | tee -a "$LOG"
+fi
+
+if [ -n "${FINETUNE_SMOKE:-}" ]; then
+  # The trainer's own path on the device: the demo's finetune with --packing, its micro-batches
+  # replayed as CUDA graphs, then the same run through autograd (--cuda_graphs false).
+  say "finetune smoke"
+  smoke=/tmp/llmhost-smoke
+  rm -rf "$smoke"
+  "$BUILD_DIR/bin/llmhost" --task prepare --plugin dolly --data_file examples/demo/train.jsonl \
+    --checkpoint_dir tests/data/tiny-pythia-trained --destination_dir "$smoke/data" \
+    --test_split_fraction 0.05 >>"$LOG" 2>&1
+  for graphs in true false; do
+    timeout 120 "$BUILD_DIR/bin/llmhost" --task finetune --plugin lora \
+      --config configs/finetune/tiny-demo.json --data_dir "$smoke/data" \
+      --checkpoint_dir tests/data/tiny-pythia-trained --out_dir "$smoke/graphs-$graphs" \
+      --device cuda --precision bf16 --packing true --cuda_graphs "$graphs" --max_seq_length 256 \
+      >"$OUT_DIR/finetune-graphs-$graphs.log" 2>&1
+    echo "finetune --cuda_graphs $graphs: exit $?; $(grep -E 'step 24/|final val_loss' \
+      "$OUT_DIR/finetune-graphs-$graphs.log" | tr '\n' ' ')" | tee -a "$LOG"
+  done
 fi
 
 : >"$OUT_DIR/ours.jsonl"
@@ -71,7 +92,7 @@ for shape in "${SHAPES[@]}"; do
   [ -n "${PROFILE:-}" ] && mkdir -p "$TRACE_DIR" && profile=(--profile "$TRACE_DIR")
   checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
   timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks \
-    --workload ${INFER:+score generate} lora-train lora-train-graph ${VARLEN:+lora-train-varlen} \
+    --workload ${INFER:+score generate} lora-train lora-train-eager ${VARLEN:+lora-train-varlen} \
     "${profile[@]}" \
     --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1
@@ -83,7 +104,7 @@ for shape in "${SHAPES[@]}"; do
       say "ours $shape, $plain=0"
       env $(for v in ${plain//+/ }; do echo "$v=0"; done) timeout 300 \
         "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda --no_correctness \
-        --workload lora-train lora-train-graph \
+        --workload lora-train lora-train-eager \
         --json_out "$OUT_DIR/ours-plain-$(echo "$plain" | tr 'A-Z+' 'a-z-').jsonl" >>"$LOG" 2>&1
       echo "ours $shape $plain=0: exit $?" | tee -a "$LOG"
     done

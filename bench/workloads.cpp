@@ -61,6 +61,22 @@ WorkloadResult base_result(const Subject& s, const char* workload) {
   return r;
 }
 
+// One optimizer step after backward, then the gradients zeroed; with a loss scaler (fp16) the
+// gradients are unscaled first and an overflowing step is skipped (one host read per step, as in
+// the trainer).
+void step_optimizer(llm::AdamW& optimizer, double lr, const std::vector<torch::Tensor>& trainable,
+                    llm::LossScaler* scaler) {
+  bool finite = true;
+  if (scaler != nullptr) {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : trainable) grads.push_back(p.grad());
+    finite = scaler->unscale(grads);
+    scaler->update(finite);
+  }
+  if (finite) optimizer.step(lr);
+  optimizer.zero_grad();
+}
+
 }  // namespace
 
 // PROTOCOL.md's adapter: r 8, alpha 16, dropout 0.05; PEFT's target "query_key_value" adapts every
@@ -77,6 +93,19 @@ std::vector<std::pair<std::string, torch::Tensor>> named(const std::vector<torch
     list.emplace_back("lora." + std::to_string(i), params[i]);
   return list;
 }
+
+namespace {
+
+// PROTOCOL.md's optimizer: AdamW, weight decay 0.01, at kProtocolLearningRate.
+constexpr double kProtocolLearningRate = 3e-4;
+
+llm::AdamW protocol_adamw(const std::vector<torch::Tensor>& trainable) {
+  llm::AdamWSettings adam;
+  adam.weight_decay = 0.01;
+  return llm::AdamW(named(trainable), adam);
+}
+
+}  // namespace
 
 // First and last timed loss (read after the clock stopped); passed when finite and falling.
 void judge_losses(WorkloadResult& r, const std::vector<torch::Tensor>& losses, int64_t warmup,
@@ -185,10 +214,8 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   const auto trainable = attach_protocol_lora(s, lora);
   int64_t trainable_count = 0;
   for (const auto& p : trainable) trainable_count += p.numel();
-  llm::AdamWSettings adam;
-  adam.weight_decay = 0.01;
-  llm::AdamW optimizer(named(trainable), adam);
-  const double lr = 3e-4;
+  auto optimizer = protocol_adamw(trainable);
+  const double lr = kProtocolLearningRate;
 
   const auto ids = random_tokens(s.model, o.train_batch, o.train_seq, o.seed + 2);
   s.model.train();
@@ -197,24 +224,13 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   // per step for the finiteness check, as in the trainer).
   const bool scaled = s.model.dtype() == torch::kHalf;
   llm::LossScaler scaler;
-  std::vector<torch::Tensor> grads;
   reset_peak_memory(device);
   const double seconds = time_steps(
       device, o.train_warmup, o.train_steps,
       [&] {
         const auto loss = s.model.next_token_loss(ids, ids).mean;
-        if (scaled) {
-          (loss * scaler.scale()).backward();
-          grads.clear();
-          for (const auto& p : trainable) grads.push_back(p.grad());
-          const bool finite = scaler.unscale(grads);
-          scaler.update(finite);
-          if (finite) optimizer.step(lr);
-        } else {
-          loss.backward();
-          optimizer.step(lr);
-        }
-        optimizer.zero_grad();
+        (scaled ? loss * scaler.scale() : loss).backward();
+        step_optimizer(optimizer, lr, trainable, scaled ? &scaler : nullptr);
         losses.push_back(loss.detach());
       },
       trace_path(s, o, workload));
@@ -252,15 +268,11 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
 // (llm::PackedMicroStep), then the fused AdamW step.
 WorkloadResult run_lora_train_replayed(Subject& s, const llm::Adapter& lora,
                                        const BenchOptions& o) {
-  WorkloadResult r;
-  r.shape = s.shape;
-  r.workload = "lora-train";
+  auto r = base_result(s, "lora-train");
   const auto device = s.model.device();
   const auto trainable = attach_protocol_lora(s, lora);
-  llm::AdamWSettings adam;
-  adam.weight_decay = 0.01;
-  llm::AdamW optimizer(named(trainable), adam);
-  const double lr = 3e-4;
+  auto optimizer = protocol_adamw(trainable);
+  const double lr = kProtocolLearningRate;
 
   // The lora-train batch (same seed), packed: labels = inputs, each sample's first token not a
   // target (the [8, 512] batch has no target there either).
@@ -279,7 +291,6 @@ WorkloadResult run_lora_train_replayed(Subject& s, const llm::Adapter& lora,
   s.model.train();
   const bool scaled = s.model.dtype() == torch::kHalf;
   llm::LossScaler scaler;
-  std::vector<torch::Tensor> grads;
   std::vector<torch::Tensor> losses;
   release_cached_memory(device);  // what earlier workloads left cached
   reset_peak_memory(device);      // recording and warm-up count, as in lora-train-eager
@@ -290,16 +301,7 @@ WorkloadResult run_lora_train_replayed(Subject& s, const llm::Adapter& lora,
       [&] {
         micro_step.begin_step(targets, scaled ? scaler.scale() : 1.0);
         micro_step.run(batch, dropout_seed++);
-        if (scaled) {
-          grads.clear();
-          for (const auto& p : trainable) grads.push_back(p.grad());
-          const bool finite = scaler.unscale(grads);
-          scaler.update(finite);
-          if (finite) optimizer.step(lr);
-        } else {
-          optimizer.step(lr);
-        }
-        optimizer.zero_grad();
+        step_optimizer(optimizer, lr, trainable, scaled ? &scaler : nullptr);
         losses.push_back(micro_step.loss_sum() / targets);
       },
       trace_path(s, o, "lora-train"));
@@ -323,10 +325,8 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   if (lengths.empty()) throw llm::UserError("lora-train-varlen: no sample lengths");
   const auto device = s.model.device();
   const auto trainable = attach_protocol_lora(s, lora);
-  llm::AdamWSettings adam;
-  adam.weight_decay = 0.01;
-  llm::AdamW optimizer(named(trainable), adam);
-  const double lr = 3e-4;
+  auto optimizer = protocol_adamw(trainable);
+  const double lr = kProtocolLearningRate;
   // Step i trains samples 8i .. 8i + 7 (of the 512, cyclically), laid end to end in one row; the
   // first token of each sample is not a target (nothing of its own precedes it). Every sample is
   // a prefix of one seeded random text (bench/hf_lora_train_bench.py does the same), so the loss

@@ -254,6 +254,29 @@ __global__ void rotary(const T* __restrict__ x, int64_t heads, int64_t tokens, i
   store(out, i, direct + swapped);
 }
 
+// Pack j (element index) of one head row, rotated: the row's packs j and partner(j) against the
+// tables' row for token t (the partner's sin in backward). j must be below rotary_dim.
+template <typename T>
+__device__ inline Pack<T> rotated_pack(const T* row, int32_t j, int32_t rotary_dim, int64_t dim,
+                                       const T* cos, const T* sin, const int64_t* positions,
+                                       int64_t offset, int32_t t, int transpose) {
+  const int32_t half = rotary_dim / 2;
+  const int32_t partner = j < half ? j + half : j - half;
+  const Pack<T> direct = load_pack(row + j);
+  const Pack<T> swapped = load_pack(row + partner);
+  const int64_t table_row = rotary_row(positions, offset, t) * dim;
+  const Pack<T> c = load_pack(cos + table_row + j);
+  const Pack<T> sn = load_pack(sin + table_row + (transpose ? partner : j));
+  Pack<T> o;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float a = round_to(o.v, load(direct.v, e) * load(c.v, e));
+    const float bb = round_to(o.v, load(swapped.v, e) * load(sn.v, e));
+    store(o.v, e, a + bb);
+  }
+  return o;
+}
+
 // One pack of an output row per thread, with 32-bit index arithmetic (the per-element 64-bit
 // division and modulo above dominated the scalar kernel). The partner pack is the same row's, so
 // its second read comes from cache.
@@ -273,26 +296,12 @@ __global__ void rotary_packed(const T* __restrict__ x, int32_t heads, int32_t to
   const int32_t b = out_row / (heads * tokens);
   const T* row = x + b * stride_b + h * stride_h + t * stride_t;
   const int32_t j = k * Pack<T>::kSize;
-  const Pack<T> direct = load_pack(row + j);
   if (j >= rotary_dim) {
-    out[i] = direct;
+    out[i] = load_pack(row + j);
     return;
   }
-  const int32_t half = rotary_dim / 2;
-  const int32_t partner = j < half ? j + half : j - half;
-  const Pack<T> swapped = load_pack(row + partner);
   const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
-  const int64_t table_row = rotary_row(positions, offset, t) * dim;
-  const Pack<T> c = load_pack(cos + table_row + j);
-  const Pack<T> sn = load_pack(sin + table_row + (transpose ? partner : j));
-  Pack<T> o;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    const float a = round_to(o.v, load(direct.v, e) * load(c.v, e));
-    const float bb = round_to(o.v, load(swapped.v, e) * load(sn.v, e));
-    store(o.v, e, a + bb);
-  }
-  out[i] = o;
+  out[i] = rotated_pack(row, j, rotary_dim, dim, cos, sin, positions, offset, t, transpose);
 }
 
 // Several parts of one projection (GPT-NeoX-style q, k, v interleaved per head) moved between
@@ -322,26 +331,13 @@ __global__ void rotary_parts_packed(LlmRotaryParts parts, int32_t rotated, int32
   T* out = static_cast<T*>(parts.out[part]) + b * out_strides[0] + h * out_strides[1] +
            t * out_strides[2];
   const int32_t j = k * Pack<T>::kSize;
-  const Pack<T> direct = load_pack(in + j);
   if (part >= rotated || j >= rotary_dim) {
-    store_pack(out + j, direct);
+    store_pack(out + j, load_pack(in + j));
     return;
   }
-  const int32_t half = rotary_dim / 2;
-  const int32_t partner = j < half ? j + half : j - half;
-  const Pack<T> swapped = load_pack(in + partner);
   const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
-  const int64_t table_row = rotary_row(positions, offset, t) * dim;
-  const Pack<T> c = load_pack(cos + table_row + j);
-  const Pack<T> sn = load_pack(sin + table_row + (transpose ? partner : j));
-  Pack<T> o;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    const float a = round_to(o.v, load(direct.v, e) * load(c.v, e));
-    const float bb = round_to(o.v, load(swapped.v, e) * load(sn.v, e));
-    store(o.v, e, a + bb);
-  }
-  store_pack(out + j, o);
+  store_pack(out + j,
+             rotated_pack(in, j, rotary_dim, dim, cos, sin, positions, offset, t, transpose));
 }
 
 // ---- Batch-1 linear (decode) -------------------------------------------------------------------

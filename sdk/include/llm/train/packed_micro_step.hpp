@@ -5,6 +5,9 @@
 // the work (bench/NOTES.md, "Issue 13, session 8"). A graph needs every batch the same shape:
 // each batch is filled to the same token count, and its samples go into a fixed number of slots
 // (power-of-two buckets, one graph each, all graphs sharing one memory pool).
+// A replay reads the tensors the recording saw: between runs nothing may replace the model's
+// lazily made state (rotary tables grow for inputs longer than any seen), so other work on the
+// model (validation, say) keeps to samples of at most `longest` tokens, as the trainer's do.
 #include <cstdint>
 #include <memory>
 #include <vector>

@@ -4,6 +4,7 @@
 #include <limits>
 #include <mutex>
 
+#include "../host_staging.hpp"
 #include "fused_ops.hpp"
 
 namespace llm {
@@ -168,14 +169,11 @@ void PackedSequences::fill(const torch::Device& device) {
   }
   starts.resize(static_cast<size_t>(slots_ + 1), starts.back());  // empty slots at the end
   bias_ = torch::Tensor();
-  // A copy from pageable memory waits for the device's queue to drain: from page-locked memory
-  // it is queued, and the host goes on preparing the step (bench/NOTES.md, session 5).
   const auto put = [&](torch::Tensor& target, const torch::Tensor& host) {
-    const auto source = device.is_cpu() ? host : host.pin_memory();
     if (target.defined()) {
-      target.copy_(source, /*non_blocking=*/true);
+      copy_from_host(target, host);
     } else {
-      target = device.is_cpu() ? source : source.to(device, /*non_blocking=*/true);
+      target = staged_for(host, device).to(device, /*non_blocking=*/true);
     }
   };
   const auto options = torch::TensorOptions().dtype(torch::kLong);

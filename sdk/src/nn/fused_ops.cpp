@@ -218,8 +218,9 @@ class RotaryInterleavedQkv : public torch::autograd::Function<RotaryInterleavedQ
     for (int p = 0; p < 3; ++p) {
       auto& g = grads[p];
       if (!g.defined()) g = torch::zeros({batch, heads, tokens, dim}, like.options());
-      if (g.stride(3) != 1 || !aligned16(g) || g.stride(0) % 8 != 0 || g.stride(1) % 8 != 0 ||
-          g.stride(2) % 8 != 0) {
+      const int64_t pack = 16 / g.element_size();  // elements the kernel moves at once
+      if (g.stride(3) != 1 || !aligned16(g) || g.stride(0) % pack != 0 || g.stride(1) % pack != 0 ||
+          g.stride(2) % pack != 0) {
         g = g.contiguous();
       }
       parts.in[p] = g.data_ptr();

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "../host_staging.hpp"
 #include "llm/error.hpp"
 #include "llm/model.hpp"
 #include "llm/nn/attention.hpp"
@@ -184,18 +185,11 @@ void PackedMicroStep::begin_step(double divisor, double loss_scale) {
 }
 
 void PackedMicroStep::run(const Batch& batch, uint64_t dropout_seed) {
-  for (const int64_t length : batch.packed_lengths) {
-    if (length > impl_->longest) {
-      throw UserError("packed micro-step: a sample of " + std::to_string(length) +
-                      " tokens is longer than the layout's " + std::to_string(impl_->longest));
-    }
-  }
   const Batch filled = fill_packed_batch(batch, impl_->tokens, impl_->longest);
   const auto slots = slot_bucket(static_cast<int64_t>(filled.packed_lengths.size()));
   impl_->layout_for(slots).assign(filled.packed_lengths);
-  const bool on_device = !impl_->device.is_cpu();
-  impl_->ids.copy_(on_device ? filled.input_ids.pin_memory() : filled.input_ids, on_device);
-  impl_->labels.copy_(on_device ? filled.labels.pin_memory() : filled.labels, on_device);
+  copy_from_host(impl_->ids, filled.input_ids);
+  copy_from_host(impl_->labels, filled.labels);
   impl_->run(slots, dropout_seed);
 }
 
@@ -210,7 +204,5 @@ int64_t PackedMicroStep::graphs() const {
   return 0;
 #endif
 }
-
-int64_t PackedMicroStep::tokens() const { return impl_->tokens; }
 
 }  // namespace llm

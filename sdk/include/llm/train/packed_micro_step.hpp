@@ -39,15 +39,14 @@ class LLM_API PackedMicroStep {
   // Starts an optimizer step: the loss sum goes back to 0, and the gradients of the following
   // runs are those of (loss / divisor) * loss_scale.
   void begin_step(double divisor, double loss_scale);
-  // One packed batch (make_packed_batch; at most `tokens` positions): adds its summed loss to
-  // loss_sum() and its gradients to the trainable parameters' .grad, dropout drawn from
-  // dropout_seed (the same masks replayed or not).
+  // One packed batch (make_packed_batch; at most `tokens` positions, samples of at most `longest`):
+  // adds its summed loss to loss_sum() and its gradients to the trainable parameters' .grad,
+  // dropout drawn from dropout_seed (the same masks replayed or not).
   void run(const Batch& batch, uint64_t dropout_seed);
   // The summed loss of this step's runs (an fp32 scalar on the device: reading it waits for it).
   const torch::Tensor& loss_sum() const;
   // Recorded graphs so far (0 while eager).
   int64_t graphs() const;
-  int64_t tokens() const;
 
  private:
   struct Impl;

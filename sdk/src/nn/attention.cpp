@@ -137,8 +137,6 @@ PackedSequences::PackedSequences(int64_t tokens, int64_t slots, int64_t longest,
 }
 
 void PackedSequences::assign(const std::vector<int64_t>& lengths) {
-  TORCH_CHECK(slots_ > 0 && cumulative_lengths_.size(0) == slots_ + 1,
-              "PackedSequences::assign: not a fixed layout");
   int64_t total = 0;
   for (const int64_t length : lengths) {
     TORCH_CHECK(length > 0 && length <= longest_,

@@ -67,5 +67,29 @@ TEST(CausalAttentionInput, MoreQueriesThanKeysIsRefused) {
   EXPECT_THROW(causal_attention(q, kv, kv), c10::Error);
 }
 
+// A fixed layout keeps its tensors and slot count: assign() writes each batch's positions and
+// starts into them, the unused slots empty (repeating the total).
+TEST(PackedSequencesFixedLayout, AssignRefillsTheSameTensorsWithEmptySlotsAtTheEnd) {
+  PackedSequences layout(8, 4, 5, torch::kCPU);
+  EXPECT_EQ(layout.lengths(), (std::vector<int64_t>{5, 3}));
+  const auto positions = layout.positions();
+  layout.assign({2, 5, 1});
+  EXPECT_TRUE(layout.positions().is_same(positions));
+  EXPECT_TRUE(torch::equal(layout.positions(), torch::tensor({0, 1, 0, 1, 2, 3, 4, 0})));
+  EXPECT_TRUE(
+      torch::equal(layout.cumulative_lengths(), torch::tensor({0, 2, 7, 8, 8}, torch::kInt)));
+  EXPECT_EQ(layout.tokens(), 8);
+  EXPECT_EQ(layout.longest(), 5);
+}
+
+TEST(PackedSequencesFixedLayout, LengthsThatDoNotFitTheLayoutAreRefused) {
+  PackedSequences layout(8, 3, 5, torch::kCPU);
+  EXPECT_THROW(layout.assign({4, 3}), c10::Error);                  // 7 of 8 tokens
+  EXPECT_THROW(layout.assign({2, 6}), c10::Error);                  // longer than 5
+  EXPECT_THROW(layout.assign({2, 2, 2, 2}), c10::Error);            // 4 samples, 3 slots
+  EXPECT_THROW(layout.assign({0, 3, 5}), c10::Error);               // an empty sample
+  EXPECT_THROW(PackedSequences(8, 1, 5, torch::kCPU), c10::Error);  // 8 > 1 x 5
+}
+
 }  // namespace
 }  // namespace llm

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <optional>
 
+#include "llm/error.hpp"
 #include "llm/model.hpp"
 #include "llm/train/batching.hpp"
 #include "llm/train/packed_micro_step.hpp"
@@ -134,6 +135,12 @@ TEST_P(Packing, FilledFixedLayoutGivesThePackedRowsLossAndLoraGradients) {
         << "trainable tensor " << i;
   }
   EXPECT_EQ(step.graphs(), 0);  // nothing is recorded on the CPU
+}
+
+TEST(PackedMicroStepInput, NonPositiveTokensOrLongestIsAUserError) {
+  auto loaded = test::load_test_model(test::data_dir() / "tiny-pythia");
+  EXPECT_THROW(PackedMicroStep(*loaded.model, {}, 0, 16), UserError);
+  EXPECT_THROW(PackedMicroStep(*loaded.model, {}, 32, 0), UserError);
 }
 
 // On a CUDA device the micro-step records its work once and replays it: every run's loss and

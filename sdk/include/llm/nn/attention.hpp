@@ -33,8 +33,9 @@ class LLM_API PackedSequences {
   // in `slots` samples of at most `longest` tokens, unused slots empty; assign() refills the same
   // tensors with each batch's lengths. Attention kernels size their grids by slots and longest.
   PackedSequences(int64_t tokens, int64_t slots, int64_t longest, const torch::Device& device);
-  // A fixed layout's next lengths: summing to tokens(), at most `slots` of them, each in
-  // [1, longest]. Copies are queued on the current stream; nothing waits for the device.
+  // The next lengths, in the same tensors: summing to tokens(), at most `slots` of them (a
+  // variable layout: as many as it has), each in [1, longest]. Copies are queued on the current
+  // stream; nothing waits for the device.
   void assign(const std::vector<int64_t>& lengths);
   const std::vector<int64_t>& lengths() const { return lengths_; }
   int64_t tokens() const { return tokens_; }

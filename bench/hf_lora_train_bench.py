@@ -10,8 +10,9 @@ Workload varlen (PROTOCOL.md, "Variable-length workload"; --workload varlen): mi
 lora-train-varlen), each padded to its longest sample as the default collator does, padding masked
 in attention and labels; compiled with dynamic=True. Metric: non-pad tokens per second.
 
-Usage: hf_lora_train_bench.py OUT.json SHAPE [SHAPE...] [--variants eager,compiled]
-                              [--workload fixed|varlen]
+Usage: [HF_SDPA_NO_CUDNN=1] hf_lora_train_bench.py OUT.json SHAPE [SHAPE...]
+                              [--variants eager,compiled] [--workload fixed|varlen]
+HF_SDPA_NO_CUDNN=1 takes cuDNN out of SDPA's backends.
 Prints one JSON line per shape as it finishes; OUT.json gets the list at the end.
 Compile warm-up is 50-190 s per shape: keep TORCHINDUCTOR_CACHE_DIR on a path that a warm
 machine reuses.
@@ -108,8 +109,14 @@ def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
         y = x.masked_fill(m == 0, -100)
         batches.append((x.cuda(), m.cuda(), y.cuda(), sum(lens)))
     losses = []
+    warmup_s = []  # compiling shows here; a shape that recompiles in the timed steps shows in step_ms
     torch.cuda.reset_peak_memory_stats()
+    previous = sync_time()
     for i, (x, m, y, _) in enumerate(batches):
+        if 0 < i <= warmup:
+            now = sync_time()
+            warmup_s.append(round(now - previous, 2))
+            previous = now
         if i == warmup:
             t = sync_time()
         loss = step(x, m, y)
@@ -122,7 +129,9 @@ def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
     tokens = sum(b[3] for b in batches[warmup:])
     result = {"tok_s": tokens / dt, "step_ms": 1000 * dt / timed,
               "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
-              "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
+              "loss_first": losses[0].item(), "loss_last": losses[-1].item(), "warmup_s": warmup_s}
+    print(json.dumps({"model": name, "compiled": compiled, "warmup_s": warmup_s}), file=sys.stderr,
+          flush=True)
     del pm, opt, loss, losses, batches
     torch.cuda.empty_cache()
     return result
@@ -133,6 +142,10 @@ def main(argv):
     variants, argv = pop_option(argv, "--variants", "eager,compiled")
     variants = variants.split(",")
     out_path, shapes = argv[1], argv[2:]
+    if os.environ.get("HF_SDPA_NO_CUDNN") == "1":
+        # cuDNN's attention builds a plan per new shape: with padding to each micro-batch's longest
+        # sample, every varlen step is a new shape (bench/NOTES.md, session 9).
+        torch.backends.cuda.enable_cudnn_sdp(False)
     import peft
     import transformers
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
@@ -146,7 +159,10 @@ def main(argv):
         r = run(name, compiled=variant == "compiled")
         key = key_of(variant)
         row = {f"{key}_tok_s": r["tok_s"], f"{key}_step_ms": r["step_ms"],
-               f"{key}_peak_GiB": r["peak_GiB"], f"{key}_loss": [r["loss_first"], r["loss_last"]]}
+               f"{key}_peak_GiB": r["peak_GiB"], f"{key}_loss": [r["loss_first"], r["loss_last"]],
+               f"{key}_cudnn_sdp": torch.backends.cuda.cudnn_sdp_enabled()}
+        if "warmup_s" in r:
+            row[f"{key}_warmup_s"] = r["warmup_s"]
         if "memory_GiB" in r:
             row[f"{key}_memory_GiB"] = r["memory_GiB"]
         return row

@@ -18,7 +18,11 @@
 #   limits those runs to some shapes. FINETUNE_SMOKE=1: the demo's finetune on the device with
 #   --packing, replayed as CUDA graphs and not (finetune-graphs-{true,false}.log).
 #   BUDGET_S (default 585): the reference side gets what is left of it, so the table is written
-#   inside one device call.
+#   inside one device call. VARLEN_SHAPES: the shapes of the varlen reference (default all).
+#   VARLEN_AB=1: the eager varlen reference also without cuDNN attention (HF_SDPA_NO_CUDNN=1) and
+#   with the allocator's expandable segments, into hf-varlen-{nocudnn,expandable}.json.
+#   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.
+#   HF_VARLEN_ENV: environment for the varlen reference (e.g. "HF_SDPA_NO_CUDNN=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=("$@")
@@ -117,6 +121,13 @@ if [ -n "${PROFILE:-}" ]; then
   rm -rf "$TRACE_DIR"
 fi
 
+if [ -n "${PROBE_SDPA:-}" ]; then
+  say "SDPA backends probe"
+  timeout 120 python3 bench/sdpa_backends_probe.py >"$OUT_DIR/sdpa-probe.jsonl" 2>&1
+  echo "sdpa probe: exit $?" | tee -a "$LOG"
+  cat "$OUT_DIR/sdpa-probe.jsonl" >>"$LOG"
+fi
+
 HF_TRAIN=${HF_TRAIN:-eager,compiled}
 HF_VARLEN=${HF_VARLEN:-$([ -n "${VARLEN:-}" ] && echo eager,compiled || echo none)}
 HF_INFER=${HF_INFER:-$([ -n "${INFER:-}" ] && echo eager,compiled || echo none)}
@@ -127,7 +138,7 @@ reference() {
   local left=$((BUDGET_S - SECONDS - 10))
   [ "$left" -gt 20 ] || { echo "hf $what: no time left" | tee -a "$LOG"; return; }
   say "reference $what: $*"
-  timeout "$left" python3 "$@" >"$OUT_DIR/hf-$what.log" 2>&1
+  timeout "$left" env ${REF_ENV:-} python3 "$@" >"$OUT_DIR/hf-$what.log" 2>&1
   echo "hf $what: exit $?" | tee -a "$LOG"
   cat "$OUT_DIR/hf-$what.log" >>"$LOG"
   # Written only at the end: rebuild from this run's printed lines if it was cut short.
@@ -142,8 +153,17 @@ if [ -z "${SKIP_HF:-}" ]; then
     bench/hf_lora_train_bench.py "$OUT_DIR/hf.json" "${SHAPES[@]}" --variants "$HF_TRAIN"
   [ "$HF_INFER" = none ] || reference inference "$OUT_DIR/hf-infer.json" \
     bench/hf_inference_bench.py "$OUT_DIR/hf-infer.json" "${SHAPES[@]}" --variants "$HF_INFER"
-  [ "$HF_VARLEN" = none ] || reference varlen "$OUT_DIR/hf-varlen.json" \
-    bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" "${SHAPES[@]}" --workload varlen \
+  read -r -a VARLEN_SHAPES <<<"${VARLEN_SHAPES:-${SHAPES[*]}}"
+  if [ "$HF_VARLEN" != none ] && [ -n "${VARLEN_AB:-}" ]; then
+    REF_ENV=HF_SDPA_NO_CUDNN=1 reference varlen-nocudnn "$OUT_DIR/hf-varlen-nocudnn.json" \
+      bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen-nocudnn.json" "${VARLEN_SHAPES[@]}" \
+      --workload varlen --variants eager
+    REF_ENV=PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True reference varlen-expandable \
+      "$OUT_DIR/hf-varlen-expandable.json" bench/hf_lora_train_bench.py \
+      "$OUT_DIR/hf-varlen-expandable.json" "${VARLEN_SHAPES[@]}" --workload varlen --variants eager
+  fi
+  [ "$HF_VARLEN" = none ] || REF_ENV=${HF_VARLEN_ENV:-} reference varlen "$OUT_DIR/hf-varlen.json" \
+    bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" "${VARLEN_SHAPES[@]}" --workload varlen \
     --variants "$HF_VARLEN"
 fi
 

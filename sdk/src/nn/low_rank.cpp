@@ -106,12 +106,13 @@ torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMas
   return u;
 }
 
-// out [..., cols] = y + dropout(scale * u w^T) in `like`'s dtype and shape; y may be undefined.
+// out [..., cols] = y + dropout(scale * u w) in `like`'s dtype and shape, w [r, cols] fp32; y may be
+// undefined.
 torch::Tensor up(const torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
                  const KeepMask& mask, double scale, const torch::Tensor& like) {
   auto out = torch::empty_like(like, torch::MemoryFormat::Contiguous);
   check_launch(llm_low_rank_up_cuda(y.defined() ? y.data_ptr() : nullptr, u.data_ptr<float>(),
-                                    w.data_ptr<float>(), u.size(0), w.size(0), u.size(1), mask.seed,
+                                    w.data_ptr<float>(), u.size(0), w.size(1), u.size(1), mask.seed,
                                     mask.threshold, mask.scale, static_cast<float>(scale),
                                     out.data_ptr(), kind_of(like), stream_of(like)),
                "low-rank up");
@@ -139,9 +140,10 @@ torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
                      : torch::empty({0}, options);
 }
 
-// The fused forward pass: out = y + s (dropout(x) A^T) B^T, and what backward needs from it.
+// The fused forward pass: out = y + s (dropout(x) A^T) B^T, and what backward needs from it (B^T:
+// both kernels read their factor as [r, cols]).
 struct FusedForward {
-  torch::Tensor out, x, A, B, u, seed;
+  torch::Tensor out, x, A, Bt, u, seed;
 };
 
 FusedForward fused_forward(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
@@ -150,10 +152,10 @@ FusedForward fused_forward(const torch::Tensor& x, const torch::Tensor& y, const
   FusedForward f;
   f.x = packed(x);
   f.A = packed(A);
-  f.B = packed(B);
+  f.Bt = packed(B.t());
   f.seed = draw_seed(x, dropout);
   f.u = down(f.x, f.A, keep_mask(f.seed, dropout), 1.0);
-  f.out = up(packed(y), f.u, f.B, KeepMask{}, scaling, y);
+  f.out = up(packed(y), f.u, f.Bt, KeepMask{}, scaling, y);
   return f;
 }
 
@@ -163,7 +165,7 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
                                const torch::Tensor& A, const torch::Tensor& B, double scaling,
                                double dropout) {
     auto f = fused_forward(x, y, A, B, scaling, dropout);
-    ctx->save_for_backward({f.x, f.A, f.B, f.u, f.seed});
+    ctx->save_for_backward({f.x, f.A, f.Bt, f.u, f.seed});
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["dropout"] = dropout;
     return f.out;
@@ -171,15 +173,15 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto &x = saved[0], &A = saved[1], &B = saved[2], &u = saved[3], &seed = saved[4];
+    const auto &x = saved[0], &A = saved[1], &Bt = saved[2], &u = saved[3], &seed = saved[4];
     const double scaling = ctx->saved_data["scaling"].toDouble();
     const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
     const c10::cuda::CUDAGuard guard(x.device());
     const auto dy = packed(grad_outputs[0]);
     // g = dL/du = scaling * dy B, the rank-r gradient every input's gradient goes through.
-    const auto g = down(dy, B.t().contiguous(), KeepMask{}, scaling);
+    const auto g = down(dy, Bt, KeepMask{}, scaling);
     torch::Tensor grad_x, grad_A, grad_B;
-    if (ctx->needs_input_grad(0)) grad_x = up(torch::Tensor(), g, A.t().contiguous(), mask, 1.0, x);
+    if (ctx->needs_input_grad(0)) grad_x = up(torch::Tensor(), g, A, mask, 1.0, x);
     if (ctx->needs_input_grad(2)) grad_A = outer(x, g, mask, 1.0);
     if (ctx->needs_input_grad(3)) grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
     return {grad_x,          ctx->needs_input_grad(1) ? grad_outputs[0] : torch::Tensor(),

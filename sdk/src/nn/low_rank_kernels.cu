@@ -196,9 +196,12 @@ __global__ void low_rank_down(const T* __restrict__ x, int32_t rows, int32_t pac
   }
 }
 
-// out = y + dropout(scale * u w^T): each thread takes one pack of 8 columns over `row_count` rows.
-// For r <= 8 (kFewRanks) w's [8 columns, 8 ranks] block stays in registers for all of them;
-// otherwise it is re-read (from L1) per row, 8 ranks at a time.
+// out = y + dropout(scale * u w^T), w [r, cols]: each thread takes one pack of 8 columns over
+// `row_count` rows. For r <= 8 (kFewRanks) its [8 ranks, 8 columns] block of w stays in
+// registers for all of them; otherwise it is re-read (from L1) per row, 8 ranks at a time. w's
+// rows are read as 16-byte packs, so a warp's load of one rank is 512 contiguous bytes: with w as
+// [cols, r] each lane read its own 256-byte span one float at a time, 32 cache lines per load
+// instruction, and those loads took most of the kernel's time.
 template <typename T, bool kFewRanks>
 __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u,
                             const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
@@ -210,12 +213,19 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
   const int64_t cols = static_cast<int64_t>(packs) * 8;
   const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
   const uint64_t seed = seed_of(d);
-  float wr[8][8];
+  float wr[8][8];  // [rank, column]
   const auto load_w = [&](int32_t j0) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
+    for (int j = 0; j < 8; ++j) {
+      if (j0 + j < r) {
+        const float4* wj = reinterpret_cast<const float4*>(w + (j0 + j) * cols + c0);
+        const float4 w0 = wj[0], w1 = wj[1];
+        wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
+        wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
+      } else {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) wr[e][j] = j0 + j < r ? w[(c0 + e) * r + j0 + j] : 0.0f;
+        for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
+      }
     }
   };
   if (kFewRanks) load_w(0);
@@ -239,7 +249,7 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[e] += uj[j] * wr[e][j];
+        for (int e = 0; e < 8; ++e) acc[e] += uj[j] * wr[j][e];
       }
     }
     const int64_t first = row * cols + c0;
@@ -345,7 +355,7 @@ int down(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r, c
 template <typename T>
 int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols, int64_t r,
        const Dropout& d, float scale, void* out, cudaStream_t stream) {
-  if (!shapes_fit<T>(rows, cols, r, {y, out})) return static_cast<int>(cudaErrorInvalidValue);
+  if (!shapes_fit<T>(rows, cols, r, {y, out, w})) return static_cast<int>(cudaErrorInvalidValue);
   if (rows == 0) return 0;
   const int64_t packs = cols / 8;
   // Rows per thread: up to 16 (w's registers serve them all) while ~64k threads stay in flight.

@@ -140,8 +140,9 @@ int run(const BenchOptions& o) {
       ShapeDir dir(shape);
       auto loaded = llmhost::load_model(registry, dir.path(), device, dtype, true, o.seed);
       Subject subject{label, *loaded.model, flop_model(*loaded.model)};
-      for (const std::string workload : {"score", "generate", "lora-train", "lora-train-eager",
-                                         "lora-train-checkpointed", "lora-train-varlen"}) {
+      for (const std::string workload :
+           {"score", "generate", "lora-train", "lora-train-eager", "lora-train-checkpointed",
+            "lora-train-varlen", "lora-train-varlen-eager"}) {
         if (!wants(o, workload)) continue;
         run_guarded(reporter, label, workload, [&] {
           if (workload == "score") return run_score(subject, o);
@@ -149,8 +150,10 @@ int run(const BenchOptions& o) {
           if (workload == "lora-train" && llm::PackedMicroStep::can_replay(device)) {
             return run_lora_train_replayed(subject, *lora, o);
           }
-          if (workload == "lora-train-varlen") {
-            return run_lora_train_varlen(subject, *lora, o, varlen_lengths());
+          if (workload == "lora-train-varlen" || workload == "lora-train-varlen-eager") {
+            const bool replayed =
+                workload == "lora-train-varlen" && llm::PackedMicroStep::can_replay(device);
+            return run_lora_train_varlen(subject, *lora, o, varlen_lengths(), replayed);
           }
           if (workload == "lora-train-eager") {
             return run_lora_train(subject, *lora, o, false, "lora-train-eager");

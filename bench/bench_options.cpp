@@ -33,7 +33,8 @@ BenchOptions parse_bench_options(int argc, char** argv) {
      "lora-train (on CUDA: packed, each micro-batch a replayed CUDA graph, as --task finetune "
      "--packing runs it), score, generate, lora-train-eager (the [8, 512] batch through autograd "
      "every step), lora-train-checkpointed (activation checkpointing on), lora-train-varlen "
-     "(variable-length samples packed without padding); default: the first three")
+     "(variable-length samples packed without padding; on CUDA replayed as lora-train is), "
+     "lora-train-varlen-eager (the same through autograd every step); default: the first three")
     ("device", po::value(&o.device), "cuda (default) or cpu")
     ("precision", po::value(&o.precision), "bf16 (default), fp32, fp16")
     ("plugin_dir", po::value(&o.plugin_dirs)->multitoken(), "extra plugin directories")
@@ -71,11 +72,12 @@ BenchOptions parse_bench_options(int argc, char** argv) {
   if (o.workloads.empty()) o.workloads = {"score", "generate", "lora-train"};
   for (const auto& w : o.workloads) {
     if (w != "lora-train" && w != "score" && w != "generate" && w != "lora-train-checkpointed" &&
-        w != "lora-train-eager" && w != "lora-train-nf4" && w != "lora-train-varlen") {
-      throw llm::UserError(
-          "--workload: '" + w +
-          "' is not one of lora-train, score, generate, "
-          "lora-train-checkpointed, lora-train-eager, lora-train-nf4, lora-train-varlen");
+        w != "lora-train-eager" && w != "lora-train-nf4" && w != "lora-train-varlen" &&
+        w != "lora-train-varlen-eager") {
+      throw llm::UserError("--workload: '" + w +
+                           "' is not one of lora-train, score, generate, "
+                           "lora-train-checkpointed, lora-train-eager, lora-train-nf4, "
+                           "lora-train-varlen, lora-train-varlen-eager");
     }
   }
   for (const auto& [flag, value] : {std::pair{"train_batch", o.train_batch},

@@ -7,8 +7,9 @@ the loop (weights included).
 
 Workload varlen (PROTOCOL.md, "Variable-length workload"; --workload varlen): micro-batches of
 8 samples with the lengths of bench/varlen_lengths.json (the same as llmhost_bench's
-lora-train-varlen), each padded to its longest sample as the default collator does, padding masked
-in attention and labels; compiled with dynamic=True. Metric: non-pad tokens per second.
+lora-train-varlen), each padded to its longest sample rounded up to a multiple of 8 (the collator's
+pad_to_multiple_of=8), padding masked in attention and labels; compiled with dynamic=True. Metric:
+non-pad tokens per second.
 
 Usage: [HF_SDPA_NO_CUDNN=1] hf_lora_train_bench.py OUT.json SHAPE [SHAPE...]
                               [--variants eager,compiled] [--workload fixed|varlen]
@@ -100,7 +101,9 @@ def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
     batches = []
     for i in range(warmup + timed):
         lens = [lengths[(i * mb + j) % len(lengths)] for j in range(mb)]
-        longest = max(lens)
+        # The collator's pad_to_multiple_of=8: inductor specialises on whether the length is a
+        # multiple of 8, and the other kind would recompile (~60 s at 160m) inside the timed steps.
+        longest = (max(lens) + 7) // 8 * 8
         x = torch.zeros(mb, longest, dtype=torch.long)
         m = torch.zeros(mb, longest, dtype=torch.long)
         for j, n in enumerate(lens):

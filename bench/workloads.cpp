@@ -320,8 +320,8 @@ WorkloadResult run_lora_train_replayed(Subject& s, const llm::Adapter& lora,
 }
 
 WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
-                                     const std::vector<int64_t>& lengths) {
-  auto r = base_result(s, "lora-train-varlen");
+                                     const std::vector<int64_t>& lengths, bool replayed) {
+  auto r = base_result(s, replayed ? "lora-train-varlen" : "lora-train-varlen-eager");
   if (lengths.empty()) throw llm::UserError("lora-train-varlen: no sample lengths");
   const auto device = s.model.device();
   const auto trainable = attach_protocol_lora(s, lora);
@@ -332,52 +332,75 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   // a prefix of one seeded random text (bench/hf_lora_train_bench.py does the same), so the loss
   // can fall over the timed steps as with the fixed batch; with new random tokens each step it
   // could only stay at ln(vocab).
-  struct Step {
-    torch::Tensor ids, labels;
-    std::vector<int64_t> lengths;
-    int64_t tokens = 0;
-  };
-  std::vector<Step> steps;
   const int64_t total_steps = o.train_warmup + o.train_steps;
   torch::manual_seed(o.seed + 3);
   const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
   const auto text = torch::randint(0, s.model.config().vocab_size, {longest}, torch::kLong);
+  std::vector<llm::Batch> steps;
   for (int64_t i = 0; i < total_steps; ++i) {
-    Step step;
+    llm::Batch step;
     std::vector<torch::Tensor> samples;
     for (int64_t j = 0; j < o.train_batch; ++j) {
-      step.lengths.push_back(lengths[static_cast<size_t>((i * o.train_batch + j) %
-                                                         static_cast<int64_t>(lengths.size()))]);
-      step.tokens += step.lengths.back();
-      samples.push_back(text.narrow(0, 0, step.lengths.back()));
+      const int64_t length = lengths[static_cast<size_t>((i * o.train_batch + j) %
+                                                         static_cast<int64_t>(lengths.size()))];
+      step.packed_lengths.push_back(length);
+      step.tokens += length;
+      step.target_tokens += length - 1;
+      samples.push_back(text.narrow(0, 0, length));
     }
-    step.ids = torch::cat(samples).unsqueeze(0);
-    step.labels = step.ids.clone();
+    step.input_ids = torch::cat(samples).unsqueeze(0);
+    step.labels = step.input_ids.clone();
     int64_t start = 0;
-    for (const auto length : step.lengths) {
-      step.labels[0][start] = -100;
+    for (const auto length : step.packed_lengths) {
+      step.labels[0][start] = llm::kIgnoreIndex;
       start += length;
     }
-    step.ids = step.ids.to(device);
-    step.labels = step.labels.to(device);
     steps.push_back(std::move(step));
   }
   s.model.train();
   std::vector<torch::Tensor> losses;
   int64_t next = 0;
+  release_cached_memory(device);
   reset_peak_memory(device);
-  const double seconds = time_steps(
-      device, o.train_warmup, o.train_steps,
-      [&] {
-        const auto& step = steps[static_cast<size_t>(next++ % total_steps)];
-        const llm::PackedSequences packing(step.lengths, device);
-        const auto loss = s.model.next_token_loss(step.ids, step.labels, -100, &packing).mean;
-        loss.backward();
-        optimizer.step(lr);
-        optimizer.zero_grad();
-        losses.push_back(loss.detach());
-      },
-      trace_path(s, o, "lora-train-varlen"));
+  std::function<void()> step_fn;
+  std::unique_ptr<llm::PackedMicroStep> micro_step;
+  uint64_t dropout_seed = o.seed + 100;
+  if (replayed) {
+    // As the trainer with --packing: at most train_batch x longest positions a micro-batch, each
+    // filled to the next multiple of the default granule (512 here). Every size the timed steps
+    // use is recorded before the clock starts, as the reference compiles for every length first.
+    micro_step = std::make_unique<llm::PackedMicroStep>(s.model, trainable, o.train_batch * longest,
+                                                        longest);
+    for (const auto& step : steps) {
+      micro_step->begin_step(1.0, 1.0);
+      micro_step->run(step, dropout_seed);
+    }
+    optimizer.zero_grad();
+    step_fn = [&] {
+      const auto& step = steps[static_cast<size_t>(next++ % total_steps)];
+      const auto targets = static_cast<double>(step.target_tokens);
+      micro_step->begin_step(targets, 1.0);
+      micro_step->run(step, dropout_seed++);
+      optimizer.step(lr);
+      optimizer.zero_grad();
+      losses.push_back(micro_step->loss_sum() / targets);
+    };
+  } else {
+    step_fn = [&] {
+      const auto& step = steps[static_cast<size_t>(next++ % total_steps)];
+      const llm::PackedSequences packing(step.packed_lengths, device);
+      const auto loss = s.model
+                            .next_token_loss(step.input_ids.to(device), step.labels.to(device),
+                                             llm::kIgnoreIndex, &packing)
+                            .mean;
+      loss.backward();
+      optimizer.step(lr);
+      optimizer.zero_grad();
+      losses.push_back(loss.detach());
+    };
+  }
+  const double seconds =
+      time_steps(device, o.train_warmup, o.train_steps, step_fn, trace_path(s, o, r.workload));
   r.peak_memory_bytes = peak_memory_bytes(device);
   int64_t timed_tokens = 0;
   for (int64_t i = o.train_warmup; i < total_steps; ++i) timed_tokens += steps[i].tokens;
@@ -388,6 +411,7 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   r.extra["micro_batch"] = o.train_batch;
   r.extra["timed_tokens"] = timed_tokens;
   r.extra["packing"] = true;
+  if (micro_step) r.extra["cuda_graphs"] = micro_step->graphs();
   return r;
 }
 

@@ -45,9 +45,11 @@ void judge_losses(WorkloadResult& r, const std::vector<torch::Tensor>& losses, i
 
 // lora-train on variable-length samples (PROTOCOL.md, "Variable-length workload"; lengths from
 // bench/varlen_lengths.json): micro-batches of train_batch samples packed end to end in one row,
-// each sample attending only to itself. tokens/s counts the samples' tokens (there is no padding).
+// each sample attending only to itself. tokens/s counts the samples' tokens (filler is not
+// counted). replayed: as the trainer runs it on a CUDA device (llm::PackedMicroStep, row
+// "lora-train-varlen"); otherwise each step through autograd (row "lora-train-varlen-eager").
 WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const BenchOptions& o,
-                                     const std::vector<int64_t>& lengths);
+                                     const std::vector<int64_t>& lengths, bool replayed);
 // lora-train as the trainer runs it with --packing on a CUDA device (llm::PackedMicroStep): the
 // batch's samples in one row, each micro-batch a replayed CUDA graph. The row "lora-train" where
 // PackedMicroStep::can_replay; run_lora_train (row "lora-train-eager") is the autograd step.

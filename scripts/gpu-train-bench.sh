@@ -8,8 +8,8 @@
 # Output in $OUT (or ./out): train.log, tests.log, ours.jsonl, hf.json, results/*, profile.txt.
 # Usage: scripts/gpu-train-bench.sh SHAPE...   (default: pythia-160m llama-2-7b)
 #   PROFILE=1: a Kineto trace summary of our lora-train per shape (bench/trace_summary.py).
-#   VARLEN=1: also lora-train-varlen (variable-length samples; ours packed, the reference padded per
-#   micro-batch), both sides. INFER=1: also score and generate (bench/hf_inference_bench.py: score
+#   VARLEN=1: also lora-train-varlen (variable-length samples; ours packed and replayed, and through
+#   autograd as lora-train-varlen-eager; the reference padded per micro-batch), both sides. INFER=1: also score and generate (bench/hf_inference_bench.py: score
 #   and generate eager, generate compiled). Reference variants per workload: HF_TRAIN, HF_VARLEN,
 #   HF_INFER (comma lists of eager,compiled; "none" leaves it out). SKIP_TESTS=1, SKIP_OURS=1,
 #   SKIP_HF=1: leave those steps out. AB_LOW_RANK=1: our lora-train again with
@@ -19,8 +19,8 @@
 #   --packing, replayed as CUDA graphs and not (finetune-graphs-{true,false}.log).
 #   BUDGET_S (default 585): the reference side gets what is left of it, so the table is written
 #   inside one device call. VARLEN_SHAPES: the shapes of the varlen reference (default all).
-#   VARLEN_AB=1: the eager varlen reference also without cuDNN attention (HF_SDPA_NO_CUDNN=1) and
-#   with the allocator's expandable segments, into hf-varlen-{nocudnn,expandable}.json.
+#   The eager varlen reference runs without cuDNN attention (HF_SDPA_NO_CUDNN=1); VARLEN_AB=1
+#   runs it with cuDNN too, into hf-varlen-cudnn.json.
 #   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.
 #   HF_VARLEN_ENV: environment for the varlen reference (e.g. "HF_SDPA_NO_CUDNN=1").
 set -uo pipefail
@@ -96,7 +96,7 @@ for shape in "${SHAPES[@]}"; do
   [ -n "${PROFILE:-}" ] && mkdir -p "$TRACE_DIR" && profile=(--profile "$TRACE_DIR")
   checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
   timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks \
-    --workload ${INFER:+score generate} lora-train lora-train-eager ${VARLEN:+lora-train-varlen} \
+    --workload ${INFER:+score generate} lora-train lora-train-eager ${VARLEN:+lora-train-varlen lora-train-varlen-eager} \
     "${profile[@]}" \
     --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1
@@ -154,22 +154,27 @@ if [ -z "${SKIP_HF:-}" ]; then
   [ "$HF_INFER" = none ] || reference inference "$OUT_DIR/hf-infer.json" \
     bench/hf_inference_bench.py "$OUT_DIR/hf-infer.json" "${SHAPES[@]}" --variants "$HF_INFER"
   read -r -a VARLEN_SHAPES <<<"${VARLEN_SHAPES:-${SHAPES[*]}}"
-  if [ "$HF_VARLEN" != none ] && [ -n "${VARLEN_AB:-}" ]; then
-    REF_ENV=HF_SDPA_NO_CUDNN=1 reference varlen-nocudnn "$OUT_DIR/hf-varlen-nocudnn.json" \
-      bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen-nocudnn.json" "${VARLEN_SHAPES[@]}" \
+  # Eager without cuDNN's attention: with cuDNN it builds a plan for every new padded length
+  # (~2 s each; 9.1k against 35.1k non-pad tok/s at 160m, bench/NOTES.md session 9).
+  if [[ ",$HF_VARLEN," == *,eager,* ]]; then
+    REF_ENV=HF_SDPA_NO_CUDNN=1 reference varlen-eager "$OUT_DIR/hf-varlen-eager.json" \
+      bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen-eager.json" "${VARLEN_SHAPES[@]}" \
       --workload varlen --variants eager
-    REF_ENV=PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True reference varlen-expandable \
-      "$OUT_DIR/hf-varlen-expandable.json" bench/hf_lora_train_bench.py \
-      "$OUT_DIR/hf-varlen-expandable.json" "${VARLEN_SHAPES[@]}" --workload varlen --variants eager
   fi
-  [ "$HF_VARLEN" = none ] || REF_ENV=${HF_VARLEN_ENV:-} reference varlen "$OUT_DIR/hf-varlen.json" \
-    bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" "${VARLEN_SHAPES[@]}" --workload varlen \
-    --variants "$HF_VARLEN"
+  if [ -n "${VARLEN_AB:-}" ]; then
+    reference varlen-cudnn "$OUT_DIR/hf-varlen-cudnn.json" bench/hf_lora_train_bench.py \
+      "$OUT_DIR/hf-varlen-cudnn.json" "${VARLEN_SHAPES[@]}" --workload varlen --variants eager
+  fi
+  if [[ ",$HF_VARLEN," == *,compiled,* ]]; then
+    REF_ENV=${HF_VARLEN_ENV:-} reference varlen "$OUT_DIR/hf-varlen.json" \
+      bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" "${VARLEN_SHAPES[@]}" \
+      --workload varlen --variants compiled
+  fi
 fi
 
 say "table"
 hf_files=()
-for f in hf.json hf-varlen.json hf-infer.json; do
+for f in hf.json hf-varlen-eager.json hf-varlen.json hf-infer.json; do
   [ -s "$OUT_DIR/$f" ] && hf_files+=("$OUT_DIR/$f")
 done
 python3 bench/compare.py "$OUT_DIR/ours.jsonl" "${hf_files[@]}" \

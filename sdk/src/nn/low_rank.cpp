@@ -106,8 +106,8 @@ torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMas
   return u;
 }
 
-// out [..., cols] = y + dropout(scale * u w) in `like`'s dtype and shape, w [r, cols] fp32; y may be
-// undefined.
+// out [..., cols] = y + dropout(scale * u w) in `like`'s dtype and shape, w [r, cols] fp32; y may
+// be undefined.
 torch::Tensor up(const torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
                  const KeepMask& mask, double scale, const torch::Tensor& like) {
   auto out = torch::empty_like(like, torch::MemoryFormat::Contiguous);

@@ -24,8 +24,8 @@ int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const floa
                            float scale, float* u, int kind, void* stream);
 
 // out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[j, c]), rounded once to the element type:
-// u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows, cols]. The dropout here is
-// applied to the product (backward's mask on the input gradient).
+// u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows,
+// cols]. The dropout here is applied to the product (backward's mask on the input gradient).
 int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows, int64_t cols,
                          int64_t r, const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                          float scale, void* out, int kind, void* stream);

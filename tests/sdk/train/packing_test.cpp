@@ -137,10 +137,42 @@ TEST_P(Packing, FilledFixedLayoutGivesThePackedRowsLossAndLoraGradients) {
   EXPECT_EQ(step.graphs(), 0);  // nothing is recorded on the CPU
 }
 
-TEST(PackedMicroStepInput, NonPositiveTokensOrLongestIsAUserError) {
+// With a token granule the row is filled only to the next multiple of it (35 tokens -> 40, 8 -> 8:
+// no filler at all), each size its own layout; the loss and gradients stay the packed row's.
+TEST_P(Packing, RowsFilledToTheirTokenBucketGiveThePackedRowsLossAndLoraGradients) {
+  auto c = packing_case(GetParam(), 0.0);
+  auto& model = *c.loaded.model;
+  PackedMicroStep step(model, c.trainable, 48, 16, /*eager_runs=*/2, /*token_granule=*/8);
+  for (const std::vector<int64_t>& samples :
+       std::vector<std::vector<int64_t>>{{0, 1, 2, 3, 4}, {1, 3}}) {
+    const auto batch = make_packed_batch(c.split, samples, true, 0);
+    const auto packed = train_once(model, c.trainable, batch);
+    for (auto p : c.trainable) p.mutable_grad() = torch::Tensor();
+    step.begin_step(1.0, 1.0);
+    step.run(batch, 7);
+    EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss))
+        << batch.input_ids.numel() << " tokens";
+    for (size_t i = 0; i < packed.grads.size(); ++i) {
+      const double largest = packed.grads[i].abs().max().item<double>();
+      EXPECT_LE((c.trainable[i].grad() - packed.grads[i]).abs().max().item<double>(),
+                1e-5 * largest)
+          << batch.input_ids.numel() << " tokens, trainable tensor " << i;
+    }
+  }
+}
+
+TEST(PackedMicroStepInput, NonPositiveTokensOrLongestOrNegativeGranuleIsAUserError) {
   auto loaded = test::load_test_model(test::data_dir() / "tiny-pythia");
   EXPECT_THROW(PackedMicroStep(*loaded.model, {}, 0, 16), UserError);
   EXPECT_THROW(PackedMicroStep(*loaded.model, {}, 32, 0), UserError);
+  EXPECT_THROW(PackedMicroStep(*loaded.model, {}, 32, 16, 2, -1), UserError);
+}
+
+TEST(PackedMicroStepInput, DefaultTokenGranuleIsASixteenthOfTheBudgetInMultiplesOf64) {
+  EXPECT_EQ(PackedMicroStep::default_token_granule(48), 64);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(4096), 256);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(8192), 512);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(5000), 320);
 }
 
 // On a CUDA device the micro-step records its work once and replays it: every run's loss and
@@ -152,7 +184,8 @@ TEST_P(Packing, ReplayedMicroStepGivesTheEagerLossAndGradientsCuda) {
   if (!PackedMicroStep::can_replay(torch::kCUDA)) GTEST_SKIP() << "LibTorch without CUDA graphs";
   auto c = packing_case(GetParam(), 0.05, torch::kBFloat16, torch::kCUDA);
   auto& model = *c.loaded.model;
-  // Slots: 4 for the first four rows, 8 for the last (two recorded graphs, one memory pool).
+  // Filled to 32 positions, slots are 4 for the first four rows and 8 for the last (two recorded
+  // graphs, one memory pool).
   const std::vector<std::vector<int64_t>> rows{{0, 1, 2}, {3, 4}, {2, 0, 4}, {1, 3}, {0, 1, 3, 4}};
   const auto runs = [&](PackedMicroStep& step) {
     std::vector<std::pair<double, std::vector<torch::Tensor>>> out;
@@ -168,18 +201,23 @@ TEST_P(Packing, ReplayedMicroStepGivesTheEagerLossAndGradientsCuda) {
     }
     return out;
   };
-  PackedMicroStep eager(model, c.trainable, 32, 16, /*eager_runs=*/1000);
-  const auto expected = runs(eager);
-  PackedMicroStep replayed(model, c.trainable, 32, 16, /*eager_runs=*/1);
-  const auto got = runs(replayed);
-  EXPECT_EQ(replayed.graphs(), 2);
-  for (size_t r = 0; r < rows.size(); ++r) {
-    EXPECT_NEAR(got[r].first, expected[r].first, 1e-3 * std::abs(expected[r].first)) << "run " << r;
-    for (size_t i = 0; i < c.trainable.size(); ++i) {
-      const double largest = expected[r].second[i].abs().max().item<double>();
-      EXPECT_LE((got[r].second[i] - expected[r].second[i]).abs().max().item<double>(),
-                std::ldexp(1.0, -8) * largest)
-          << "run " << r << ", trainable tensor " << i;
+  // Granule 0: every row filled to 32 (2 graphs); granule 8: rows filled to 24, 16, 32, 8 and 24
+  // positions (4 graphs, the fifth run replays the first's).
+  for (const auto& [granule, graphs] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {8, 4}}) {
+    PackedMicroStep eager(model, c.trainable, 32, 16, /*eager_runs=*/1000, granule);
+    const auto expected = runs(eager);
+    PackedMicroStep replayed(model, c.trainable, 32, 16, /*eager_runs=*/1, granule);
+    const auto got = runs(replayed);
+    EXPECT_EQ(replayed.graphs(), graphs) << "granule " << granule;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      EXPECT_NEAR(got[r].first, expected[r].first, 1e-3 * std::abs(expected[r].first))
+          << "granule " << granule << ", run " << r;
+      for (size_t i = 0; i < c.trainable.size(); ++i) {
+        const double largest = expected[r].second[i].abs().max().item<double>();
+        EXPECT_LE((got[r].second[i] - expected[r].second[i]).abs().max().item<double>(),
+                  std::ldexp(1.0, -8) * largest)
+            << "granule " << granule << ", run " << r << ", trainable tensor " << i;
+      }
     }
   }
 }

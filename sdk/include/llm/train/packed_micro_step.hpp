@@ -2,9 +2,9 @@
 // One packed micro-batch's forward, loss and backward, recorded once as a CUDA graph and replayed
 // for every later batch. At a small model's size a training step is bound by the host: ~1,000
 // kernel launches plus autograd's bookkeeping per micro-batch, where the GPU needs ~10 ms for
-// the work (bench/NOTES.md, "Issue 13, session 8"). A graph needs every batch the same shape:
-// each batch is filled to the same token count, and its samples go into a fixed number of slots
-// (power-of-two buckets, one graph each, all graphs sharing one memory pool).
+// the work (bench/NOTES.md, "Issue 13, session 8"). A graph needs a fixed shape: each batch is
+// filled to a multiple of a token granule, and its samples go into a power-of-two number of slots;
+// one graph per such layout, all graphs sharing one memory pool.
 // A replay reads the tensors the recording saw: between runs nothing may replace the model's
 // lazily made state (rotary tables grow for inputs longer than any seen), so other work on the
 // model (validation, say) keeps to samples of at most `longest` tokens, as the trainer's do.
@@ -26,12 +26,16 @@ class LLM_API PackedMicroStep {
   // Whether runs on `device` can be replayed: a CUDA device and a LibTorch built with CUDA.
   static bool can_replay(const torch::Device& device);
 
-  // tokens: positions of every micro-batch; longest: the longest sample (and filler piece).
-  // trainable: the parameters whose .grad the runs accumulate into (defined before recording, so
-  // that every replay adds into the same tensors). eager_runs: batches run eagerly before the
-  // first recording (they create what is made lazily: gradients, tables, kernel choices).
+  // tokens: the most positions of a micro-batch; longest: the longest sample (and filler piece).
+  // A batch is filled to the next multiple of token_granule positions (at most tokens; 0:
+  // default_token_granule(tokens)), one layout per size. trainable: the parameters whose .grad
+  // the runs accumulate into (defined before recording, so that every replay adds into the same
+  // tensors). eager_runs: batches run eagerly before the first recording (they create what is
+  // made lazily: gradients, tables, kernel choices).
   PackedMicroStep(CausalLM& model, std::vector<torch::Tensor> trainable, int64_t tokens,
-                  int64_t longest, int64_t eager_runs = 2);
+                  int64_t longest, int64_t eager_runs = 2, int64_t token_granule = 0);
+  // tokens / 16 rounded up to a multiple of 64 (at least 64).
+  static int64_t default_token_granule(int64_t tokens);
   ~PackedMicroStep();
   PackedMicroStep(const PackedMicroStep&) = delete;
   PackedMicroStep& operator=(const PackedMicroStep&) = delete;

@@ -22,7 +22,9 @@
 #   The eager varlen reference runs without cuDNN attention (HF_SDPA_NO_CUDNN=1); VARLEN_AB=1
 #   runs it with cuDNN too, into hf-varlen-cudnn.json.
 #   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.
-#   HF_VARLEN_ENV: environment for the varlen reference (e.g. "HF_SDPA_NO_CUDNN=1").
+#   HF_VARLEN_ENV: environment for the compiled varlen reference (default HF_SDPA_NO_CUDNN=1: with
+#   cuDNN's attention the compiled steps paid a plan per padded length too, session 9's call 2;
+#   HF_VARLEN_ENV=" " keeps PyTorch's default backends).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=("$@")
@@ -166,7 +168,7 @@ if [ -z "${SKIP_HF:-}" ]; then
       "$OUT_DIR/hf-varlen-cudnn.json" "${VARLEN_SHAPES[@]}" --workload varlen --variants eager
   fi
   if [[ ",$HF_VARLEN," == *,compiled,* ]]; then
-    REF_ENV=${HF_VARLEN_ENV:-} reference varlen "$OUT_DIR/hf-varlen.json" \
+    REF_ENV=${HF_VARLEN_ENV:-HF_SDPA_NO_CUDNN=1} reference varlen "$OUT_DIR/hf-varlen.json" \
       bench/hf_lora_train_bench.py "$OUT_DIR/hf-varlen.json" "${VARLEN_SHAPES[@]}" \
       --workload varlen --variants compiled
   fi

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include "nf4_codebook.h"
+
 #ifdef LLM_WITH_NF4_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -15,24 +17,8 @@
 namespace llm {
 namespace {
 
-// QLoRA appendix E (bitsandbytes' NF4 table): the quantiles of N(0, 1) normalised to [-1, 1],
-// with an exact zero. Stored as fp32.
-constexpr float kNf4Values[16] = {-1.0f,
-                                  -0.6961928009986877f,
-                                  -0.5250730514526367f,
-                                  -0.39491748809814453f,
-                                  -0.28444138169288635f,
-                                  -0.18477343022823334f,
-                                  -0.09105003625154495f,
-                                  0.0f,
-                                  0.07958029955625534f,
-                                  0.16093020141124725f,
-                                  0.24611230194568634f,
-                                  0.33791524171829224f,
-                                  0.44070982933044434f,
-                                  0.5626170039176941f,
-                                  0.7229568362236023f,
-                                  1.0f};
+// Stored as fp32 (nf4_codebook.h).
+constexpr float kNf4Values[16] = LLM_NF4_VALUES;
 
 // Index of the nearest entry of an ascending `table` for each value, ties to the lower index.
 // The midpoint of two fp32 values is exact in fp64, and so is each comparison against it.

@@ -5,26 +5,12 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "nf4_codebook.h"
 #include "nf4_cuda_kernel.h"
 
 namespace {
 
-__constant__ float kNf4[16] = {-1.0f,
-                               -0.6961928009986877f,
-                               -0.5250730514526367f,
-                               -0.39491748809814453f,
-                               -0.28444138169288635f,
-                               -0.18477343022823334f,
-                               -0.09105003625154495f,
-                               0.0f,
-                               0.07958029955625534f,
-                               0.16093020141124725f,
-                               0.24611230194568634f,
-                               0.33791524171829224f,
-                               0.44070982933044434f,
-                               0.5626170039176941f,
-                               0.7229568362236023f,
-                               1.0f};
+__constant__ float kNf4[16] = LLM_NF4_VALUES;
 
 __device__ inline void store(float* out, int64_t i, float v) { out[i] = v; }
 __device__ inline void store(__half* out, int64_t i, float v) { out[i] = __float2half_rn(v); }

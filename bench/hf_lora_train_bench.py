@@ -133,8 +133,9 @@ def train_varlen(name, compiled, mb=8, warmup=5, timed=20):
     result = {"tok_s": tokens / dt, "step_ms": 1000 * dt / timed,
               "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
               "loss_first": losses[0].item(), "loss_last": losses[-1].item(), "warmup_s": warmup_s}
-    print(json.dumps({"model": name, "compiled": compiled, "warmup_s": warmup_s}), file=sys.stderr,
-          flush=True)
+    # Not a row ({"model": ...} lines are the results gpu-train-bench.sh salvages from a cut run).
+    print(json.dumps({"warmup_of": name, "compiled": compiled, "warmup_s": warmup_s}),
+          file=sys.stderr, flush=True)
     del pm, opt, loss, losses, batches
     torch.cuda.empty_cache()
     return result

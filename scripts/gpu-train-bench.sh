@@ -9,8 +9,9 @@
 # Usage: scripts/gpu-train-bench.sh SHAPE...   (default: pythia-160m llama-2-7b)
 #   PROFILE=1: a Kineto trace summary of our lora-train per shape (bench/trace_summary.py).
 #   VARLEN=1: also lora-train-varlen (variable-length samples; ours packed and replayed, and through
-#   autograd as lora-train-varlen-eager; the reference padded per micro-batch), both sides. INFER=1: also score and generate (bench/hf_inference_bench.py: score
-#   and generate eager, generate compiled). Reference variants per workload: HF_TRAIN, HF_VARLEN,
+#   autograd as lora-train-varlen-eager; the reference padded per micro-batch), both sides.
+#   INFER=1: also score and generate (bench/hf_inference_bench.py: score and generate eager,
+#   generate compiled). Reference variants per workload: HF_TRAIN, HF_VARLEN,
 #   HF_INFER (comma lists of eager,compiled; "none" leaves it out). SKIP_TESTS=1, SKIP_OURS=1,
 #   SKIP_HF=1: leave those steps out. AB_LOW_RANK=1: our lora-train again with
 #   LLMHOST_FUSED_LOW_RANK=0 (LoRA through LibTorch's operations), then also with
@@ -98,7 +99,8 @@ for shape in "${SHAPES[@]}"; do
   [ -n "${PROFILE:-}" ] && mkdir -p "$TRACE_DIR" && profile=(--profile "$TRACE_DIR")
   checks=$([ "$shape" = pythia-160m ] || echo --no_correctness)
   timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda $checks \
-    --workload ${INFER:+score generate} lora-train lora-train-eager ${VARLEN:+lora-train-varlen lora-train-varlen-eager} \
+    --workload ${INFER:+score generate} lora-train lora-train-eager \
+    ${VARLEN:+lora-train-varlen lora-train-varlen-eager} \
     "${profile[@]}" \
     --json_out "$OUT_DIR/ours.jsonl" \
     >>"$LOG" 2>&1

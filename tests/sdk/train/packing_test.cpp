@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "llm/error.hpp"
 #include "llm/model.hpp"
@@ -105,6 +107,19 @@ PackingCase packing_case(const std::string& model_name, double dropout,
   return {std::move(loaded), std::move(trainable), std::move(split)};
 }
 
+// The step's summed loss is the packed row's, and the trainable tensors' gradients are the packed
+// row's times grad_factor (1e-5 relative, as above).
+void expect_packed_run(const PackedMicroStep& step, const std::vector<torch::Tensor>& trainable,
+                       const Run& packed, double grad_factor) {
+  EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss));
+  for (size_t i = 0; i < packed.grads.size(); ++i) {
+    const double largest = packed.grads[i].abs().max().item<double>();
+    EXPECT_LE((trainable[i].grad() - packed.grads[i] * grad_factor).abs().max().item<double>(),
+              1e-5 * largest)
+        << "trainable tensor " << i;
+  }
+}
+
 // The micro-step's fixed layout (the row filled to 48 tokens with ignored filler in pieces of at
 // most 16, the samples in power-of-two slots) gives the packed row's loss and gradients: filler
 // attends only to itself and adds exact zeros, in other places of the sums (1e-5 relative).
@@ -117,23 +132,12 @@ TEST_P(Packing, FilledFixedLayoutGivesThePackedRowsLossAndLoraGradients) {
   PackedMicroStep step(model, c.trainable, 48, 16);
   step.begin_step(1.0, 1.0);
   step.run(batch, 7);
-  EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss));
-  for (size_t i = 0; i < packed.grads.size(); ++i) {
-    const double largest = packed.grads[i].abs().max().item<double>();
-    EXPECT_LE((c.trainable[i].grad() - packed.grads[i]).abs().max().item<double>(), 1e-5 * largest)
-        << "trainable tensor " << i;
-  }
+  expect_packed_run(step, c.trainable, packed, 1.0);
   // A second step: the loss starts again from 0, gradients are those of loss / divisor * scale.
   for (auto p : c.trainable) p.mutable_grad().zero_();
   step.begin_step(4.0, 2.0);
   step.run(batch, 7);
-  EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss));
-  for (size_t i = 0; i < packed.grads.size(); ++i) {
-    const double largest = packed.grads[i].abs().max().item<double>();
-    EXPECT_LE((c.trainable[i].grad() - packed.grads[i] * 0.5).abs().max().item<double>(),
-              1e-5 * largest)
-        << "trainable tensor " << i;
-  }
+  expect_packed_run(step, c.trainable, packed, 0.5);
   EXPECT_EQ(step.graphs(), 0);  // nothing is recorded on the CPU
 }
 
@@ -150,14 +154,8 @@ TEST_P(Packing, RowsFilledToTheirTokenBucketGiveThePackedRowsLossAndLoraGradient
     for (auto p : c.trainable) p.mutable_grad() = torch::Tensor();
     step.begin_step(1.0, 1.0);
     step.run(batch, 7);
-    EXPECT_NEAR(step.loss_sum().item<double>(), packed.loss, 1e-5 * std::abs(packed.loss))
-        << batch.input_ids.numel() << " tokens";
-    for (size_t i = 0; i < packed.grads.size(); ++i) {
-      const double largest = packed.grads[i].abs().max().item<double>();
-      EXPECT_LE((c.trainable[i].grad() - packed.grads[i]).abs().max().item<double>(),
-                1e-5 * largest)
-          << batch.input_ids.numel() << " tokens, trainable tensor " << i;
-    }
+    SCOPED_TRACE(std::to_string(batch.input_ids.numel()) + " tokens");
+    expect_packed_run(step, c.trainable, packed, 1.0);
   }
 }
 

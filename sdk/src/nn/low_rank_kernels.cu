@@ -71,30 +71,30 @@ __device__ inline float warp_sum(float v) {
   return v;
 }
 
-constexpr int kDownFewWarps = 4, kDownFewRows = 8;
+// Two warps on 8 rows: of the shapes the session-10 bench tried (2-8 warps, 4-16 rows), the
+// fastest for the forward pass at the lora-train shapes (7b: 34 -> 28 us against 4 x 8).
+constexpr int kDownFewWarps = 2, kDownFewRows = 8;
 
-// u = scale * dropout(x) w^T for r <= 8: a block's kDownFewWarps warps share kDownFewRows rows
-// and split their packs (enough warps in flight for the bandwidth: one warp per 8 rows would be ~4
-// warps an SM at 4k rows). A lane holds w's [8 ranks, 8 columns] block of its pack in registers for
-// all those rows (w is re-read from L2 once per 8 rows: at 4096 columns it is 128 KB, and L2 is
-// not much faster than HBM on Hopper). Sums are reduced across the warp, then across the warps
-// in a fixed order.
-template <typename T>
+// u = scale * dropout(x) w^T for r <= 8: a block's WARPS warps share ROWS rows and split their
+// packs. A lane holds w's [8 ranks, 8 columns] block of its pack in registers for all those rows
+// (w is re-read from L2 once per ROWS rows: at 4096 columns it is 128 KB). Sums are reduced
+// across the warp, then across the warps in a fixed order.
+template <typename T, int WARPS = kDownFewWarps, int ROWS = kDownFewRows>
 __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t packs,
                                   const float* __restrict__ w, int32_t r, Dropout d, float scale,
                                   float* __restrict__ u) {
-  __shared__ float warp_sums[kDownFewWarps][kDownFewRows][8];
+  __shared__ float warp_sums[WARPS][ROWS][8];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kDownFewRows;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * ROWS;
   const int64_t cols = static_cast<int64_t>(packs) * 8;
   const uint64_t seed = seed_of(d);
-  float acc[kDownFewRows][8];
+  float acc[ROWS][8];
 #pragma unroll
-  for (int i = 0; i < kDownFewRows; ++i) {
+  for (int i = 0; i < ROWS; ++i) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
   }
-  for (int32_t p = warp * 32 + lane; p < packs; p += kDownFewWarps * 32) {
+  for (int32_t p = warp * 32 + lane; p < packs; p += WARPS * 32) {
     const int64_t c0 = static_cast<int64_t>(p) * 8;
     float wr[8][8];
 #pragma unroll
@@ -110,7 +110,7 @@ __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t
       }
     }
 #pragma unroll
-    for (int i = 0; i < kDownFewRows; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       if (row0 + i < rows) {
         float xv[8];
         dropped_pack(x, (row0 + i) * cols + c0, d, seed, xv);
@@ -123,7 +123,7 @@ __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t
     }
   }
 #pragma unroll
-  for (int i = 0; i < kDownFewRows; ++i) {
+  for (int i = 0; i < ROWS; ++i) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const float sum = warp_sum(acc[i][j]);
@@ -132,10 +132,10 @@ __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t
   }
   __syncthreads();
   const int i = threadIdx.x / 8, j = threadIdx.x % 8;
-  if (threadIdx.x < kDownFewRows * 8 && j < r && row0 + i < rows) {
+  if (threadIdx.x < ROWS * 8 && j < r && row0 + i < rows) {
     float sum = 0.0f;
 #pragma unroll
-    for (int k = 0; k < kDownFewWarps; ++k) sum += warp_sums[k][i][j];
+    for (int k = 0; k < WARPS; ++k) sum += warp_sums[k][i][j];
     u[(row0 + i) * r + j] = scale * sum;
   }
 }
@@ -267,50 +267,77 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
   }
 }
 
-constexpr int kOuterThreads = 128;
+constexpr int kTileWarps = 8;  // the outer-product kernels' blocks: 8 warps over 32 packs
 
-// partial[k] = scale * u^T dropout(x) over the rows of chunk k, [r, cols]: each thread
-// accumulates its pack of 8 columns against 8 ranks at a time, reading its rows of x once per 8
-// ranks (4 rows' loads in flight), and stores 8 consecutive columns per rank (coalesced).
+// Ranks j0..j0+7 of row n of a [rows, r] fp32 factor (zeros past r).
+__device__ inline void load_row_ranks(const float* u, int64_t n, int32_t r, int32_t j0,
+                                      float (&uj)[8]) {
+  if (r == 8) {  // LoRA's usual rank: two 16-byte loads
+    const float4* ur = reinterpret_cast<const float4*>(u + n * 8);
+    const float4 u0 = ur[0], u1 = ur[1];
+    uj[0] = u0.x, uj[1] = u0.y, uj[2] = u0.z, uj[3] = u0.w;
+    uj[4] = u1.x, uj[5] = u1.y, uj[6] = u1.z, uj[7] = u1.w;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) uj[j] = j0 + j < r ? u[n * r + j0 + j] : 0.0f;
+  }
+}
+
+// A block's [8 ranks][8 columns] sums of every warp, added over the warps in a fixed order and
+// stored as ranks j0.. of the block's 256 columns of out [r, cols] (times scale).
+__device__ inline void store_block_sums(float (&acc)[8][8], float4 (*sums)[64], int32_t lane,
+                                        int32_t warp, int32_t j0, int32_t r, int64_t cols,
+                                        float scale, float* out) {
+  for (int j = 0; j < 8 && j0 + j < r; ++j) {
+    sums[warp][2 * lane] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
+    sums[warp][2 * lane + 1] = make_float4(acc[j][4], acc[j][5], acc[j][6], acc[j][7]);
+    __syncthreads();
+    const int t = threadIdx.x;  // column t of the block's 256
+    const int64_t col = static_cast<int64_t>(blockIdx.x) * 256 + t;
+    if (col < cols) {
+      const float* column = reinterpret_cast<const float*>(sums) + t;
+      float sum = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kTileWarps; ++k) sum += column[k * 256];
+      out[(j0 + j) * cols + col] = scale * sum;
+    }
+    __syncthreads();
+  }
+}
+
+// partial[k] = scale * u^T dropout(x) over the rows of chunk k, [r, cols]. A block's 8 warps share
+// a tile of 32 packs (256 columns), each lane one pack, and take every 8th row of the chunk each;
+// their sums meet in shared memory. With one pack a thread per 32-row chunk instead, the partial
+// sums were half as many bytes as x (bench/NOTES.md, session 10: 44 -> 31 us at 7b with the sum).
 template <typename T>
-__global__ void low_rank_outer(const T* __restrict__ x, const float* __restrict__ u, int32_t rows,
-                               int32_t packs, int32_t r, int32_t chunk_rows, Dropout d, float scale,
-                               float* __restrict__ partial) {
-  const int32_t p = blockIdx.x * kOuterThreads + threadIdx.x;
-  if (p >= packs) return;
+__global__ void __launch_bounds__(kTileWarps * 32)
+    low_rank_outer(const T* __restrict__ x, const float* __restrict__ u, int32_t rows,
+                   int32_t packs, int32_t r, int32_t chunk_rows, Dropout d, float scale,
+                   float* __restrict__ partial) {
+  __shared__ float4 sums[kTileWarps][64];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t p = blockIdx.x * 32 + lane;
   const int64_t cols = static_cast<int64_t>(packs) * 8, c0 = static_cast<int64_t>(p) * 8;
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
   const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
   const uint64_t seed = seed_of(d);
   float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
   for (int32_t j0 = 0; j0 < r; j0 += 8) {
-    float acc[8][8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[j][e] = 0.0f;
-    }
+    float acc[8][8] = {};
+    if (p < packs) {
 #pragma unroll 4
-    for (int64_t n = begin; n < end; ++n) {
-      float xv[8];
-      dropped_pack(x, n * cols + c0, d, seed, xv);
+      for (int64_t n = begin + warp; n < end; n += kTileWarps) {
+        float xv[8], uj[8];
+        dropped_pack(x, n * cols + c0, d, seed, xv);
+        load_row_ranks(u, n, r, j0, uj);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float uj = j0 + j < r ? u[n * r + j0 + j] : 0.0f;
+        for (int j = 0; j < 8; ++j) {
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[j][e] += xv[e] * uj;
+          for (int e = 0; e < 8; ++e) acc[j][e] += xv[e] * uj[j];
+        }
       }
     }
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      if (j0 + j < r) {
-        float4* o = reinterpret_cast<float4*>(out + (j0 + j) * cols + c0);
-        o[0] =
-            make_float4(scale * acc[j][0], scale * acc[j][1], scale * acc[j][2], scale * acc[j][3]);
-        o[1] =
-            make_float4(scale * acc[j][4], scale * acc[j][5], scale * acc[j][6], scale * acc[j][7]);
-      }
-    }
+    store_block_sums(acc, sums, lane, warp, j0, r, cols, scale, out);
   }
 }
 
@@ -376,12 +403,20 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   return static_cast<int>(cudaGetLastError());
 }
 
-// Rows per chunk of the outer product: enough chunks for ~64k threads in flight, at least 32 rows
-// each, so the partial sums stay a fraction of the input's traffic.
-int64_t chunk_rows_for(int64_t rows, int64_t cols) {
-  const int64_t packs = std::max<int64_t>(cols / 8, 1);
-  const int64_t wanted_chunks = std::max<int64_t>(1, (int64_t{1} << 16) / packs);
-  return std::max<int64_t>(32, (rows + wanted_chunks - 1) / wanted_chunks);
+// The tiled kernels' grid: 256-column tiles times row chunks, ~256 blocks in all (two 8-warp
+// blocks an SM; the session-10 bench found 128-256 rows a chunk best at the lora-train shapes).
+int64_t tiles_for(int64_t cols) { return std::max<int64_t>(1, (cols / 8 + 31) / 32); }
+
+int64_t chunks_for(int64_t rows, int64_t cols) {
+  const int64_t wanted = std::max<int64_t>(1, (256 + tiles_for(cols) / 2) / tiles_for(cols));
+  return std::max<int64_t>(1, std::min(wanted, (rows + 7) / 8));
+}
+
+dim3 tile_grid(int64_t rows, int64_t cols, int64_t* chunk_rows) {
+  const int64_t chunks = chunks_for(rows, cols);
+  *chunk_rows = std::max<int64_t>(1, (rows + chunks - 1) / chunks);
+  return dim3(static_cast<unsigned>(tiles_for(cols)),
+              static_cast<unsigned>((rows + *chunk_rows - 1) / *chunk_rows));
 }
 
 template <typename T>
@@ -389,10 +424,9 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
           float scale, float* partial, cudaStream_t stream) {
   if (!shapes_fit<T>(rows, cols, r, {x, partial})) return static_cast<int>(cudaErrorInvalidValue);
   if (rows == 0) return 0;
-  const int64_t chunk = chunk_rows_for(rows, cols);
-  const dim3 grid(static_cast<unsigned>((cols / 8 + kOuterThreads - 1) / kOuterThreads),
-                  static_cast<unsigned>((rows + chunk - 1) / chunk));
-  low_rank_outer<T><<<grid, kOuterThreads, 0, stream>>>(
+  int64_t chunk = 0;
+  const dim3 grid = tile_grid(rows, cols, &chunk);
+  low_rank_outer<T><<<grid, kTileWarps * 32, 0, stream>>>(
       static_cast<const T*>(x), u, static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8),
       static_cast<int32_t>(r), static_cast<int32_t>(chunk), d, scale, partial);
   return static_cast<int>(cudaGetLastError());
@@ -419,8 +453,8 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
 }
 
 extern "C" int64_t llm_low_rank_chunks(int64_t rows, int64_t cols) {
-  const int64_t chunk = chunk_rows_for(rows, cols);
-  return std::max<int64_t>(1, (rows + chunk - 1) / chunk);
+  int64_t chunk = 0;
+  return tile_grid(rows, cols, &chunk).y;
 }
 
 extern "C" int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t cols,

@@ -91,12 +91,15 @@ std::vector<torch::Device> devices() {
 
 // fp32 on the CPU (LibTorch's operations), bf16 on CUDA (the kernels). Rows 37 (not a whole
 // number of any kernel's row blocks); ranks 8, 20 (two passes of 8 ranks in the up and outer
-// kernels, the 32-rank down kernel) and 64 (the largest the kernels take).
+// kernels, the 32-rank down kernel) and 64 (the largest the kernels take). Rank 4 over 520 and
+// 264 columns: the outer products' tiles of 256 columns (3 and 2, the last ones partial) and 300
+// rows in many row chunks.
 TEST(LowRankUpdate, ValueAndGradientsAreTheExactSumsRoundedOnceOnCpuAndCuda) {
   const double scaling = 2.0;
   for (const auto& device : devices()) {
     const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
-    for (const Case c : {Case{37, 64, 48, 8}, Case{37, 64, 48, 20}, Case{5, 128, 16, 64}}) {
+    for (const Case c : {Case{37, 64, 48, 8}, Case{37, 64, 48, 20}, Case{5, 128, 16, 64},
+                         Case{300, 520, 264, 4}}) {
       const auto in = make_inputs(c, dtype, device);
       const auto ours = run_update(in, scaling, 0.0);
       const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
@@ -123,6 +126,31 @@ TEST(LowRankUpdate, DropoutDropsTheSameElementsInValueAndGradientsCuda) {
   // A second call draws another mask.
   const auto again = run_update(in, scaling, p);
   EXPECT_FALSE(torch::equal(again.grad_x != 0, ours.grad_x != 0));
+}
+
+// Backward computes only the gradients asked for: x's without A's (A frozen) and the factors'
+// without x's (x from a frozen embedding), each still the exact sum.
+TEST(LowRankUpdate, GradientsNotNeededAreLeftOutAndTheOthersStayExactCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const double p = 0.2, scaling = 2.0;
+  const auto in = make_inputs(Case{64, 272, 40, 8}, torch::kBFloat16, torch::kCUDA);
+  {
+    auto x = in.x.clone().requires_grad_(true);
+    auto B = in.B.clone().requires_grad_(true);
+    low_rank_update(x, in.y, in.A, B, scaling, p).backward(in.dy);
+    const auto keep = (x.grad().to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
+    const auto ref = exact(in, scaling, keep, 1.0 / (1 - p));
+    expect_rounded(x.grad(), ref.grad_x, "A frozen: grad x");
+    expect_rounded(B.grad(), ref.grad_B, "A frozen: grad B");
+  }
+  {
+    auto A = in.A.clone().requires_grad_(true);
+    auto B = in.B.clone().requires_grad_(true);
+    low_rank_update(in.x, in.y, A, B, scaling, 0.0).backward(in.dy);
+    const auto ref = exact(in, scaling, torch::ones({64, 272}), 1.0);
+    expect_rounded(A.grad(), ref.grad_A, "x without gradient: grad A");
+    expect_rounded(B.grad(), ref.grad_B, "x without gradient: grad B");
+  }
 }
 
 // [batch, tokens, features] activations are rows like any other; no gradient needed is the same

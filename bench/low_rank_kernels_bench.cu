@@ -1,0 +1,208 @@
+// The low-rank update's kernels one by one at the lora-train shapes, with launch variants, timed
+// with CUDA events (bench/NOTES.md, session 10). Standalone: it includes the kernels' source, so
+// it needs only nvcc, not the project's build.
+//   nvcc -O3 -std=c++17 -arch=sm_90 bench/low_rank_kernels_bench.cu -o /tmp/lrk && /tmp/lrk
+// Prints JSON lines: shape, the pass it stands for, the variant, microseconds a call, the bytes
+// it must move at least and the bandwidth that makes; then each variant's largest difference
+// from the kernel the SDK launches today (same arithmetic, other summation orders).
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../sdk/src/nn/low_rank_kernels.cu"
+
+namespace {
+
+#define CHECK(call)                                                                              \
+  do {                                                                                           \
+    const cudaError_t e_ = (call);                                                               \
+    if (e_ != cudaSuccess) {                                                                     \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+using bf16 = __nv_bfloat16;
+
+template <typename E>
+E* device_random(size_t n, float scale, unsigned seed) {
+  std::vector<E> host(n);
+  unsigned state = seed;
+  for (auto& v : host) {
+    state = state * 1664525u + 1013904223u;
+    const float f = scale * ((state >> 8) / 16777216.0f - 0.5f);
+    if constexpr (std::is_same<E, float>::value) {
+      v = f;
+    } else {
+      v = __float2bfloat16(f);
+    }
+  }
+  E* d = nullptr;
+  CHECK(cudaMalloc(&d, n * sizeof(E)));
+  CHECK(cudaMemcpy(d, host.data(), n * sizeof(E), cudaMemcpyHostToDevice));
+  return d;
+}
+
+float time_us(const std::function<void()>& launch, int repeats = 50) {
+  for (int i = 0; i < 5; ++i) launch();
+  CHECK(cudaGetLastError());
+  cudaEvent_t start, end;
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&end));
+  CHECK(cudaEventRecord(start));
+  for (int i = 0; i < repeats; ++i) launch();
+  CHECK(cudaEventRecord(end));
+  CHECK(cudaEventSynchronize(end));
+  float ms = 0;
+  CHECK(cudaEventElapsedTime(&ms, start, end));
+  CHECK(cudaGetLastError());
+  return 1000.0f * ms / repeats;
+}
+
+float max_rel_diff(const float* a, const float* b, size_t n) {
+  std::vector<float> ha(n), hb(n);
+  CHECK(cudaMemcpy(ha.data(), a, n * 4, cudaMemcpyDeviceToHost));
+  CHECK(cudaMemcpy(hb.data(), b, n * 4, cudaMemcpyDeviceToHost));
+  float scale = 0, diff = 0;
+  for (size_t i = 0; i < n; ++i) {
+    scale = std::fmax(scale, std::fabs(ha[i]));
+    diff = std::fmax(diff, std::fabs(ha[i] - hb[i]));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+void report(const char* shape, const char* pass, const std::string& variant, float us, double bytes,
+            float diff = -1) {
+  std::printf(
+      "{\"shape\": \"%s\", \"pass\": \"%s\", \"variant\": \"%s\", \"us\": %.2f, \"min_mb\": %.1f, "
+      "\"gb_per_s\": %.0f, \"max_rel_diff\": %.2e}\n",
+      shape, pass, variant.c_str(), us, bytes / 1e6, bytes / (us * 1e3), diff);
+  std::fflush(stdout);
+}
+
+// Deterministic sum of [chunks, n] over chunks (what partial.sum(0) costs).
+__global__ void sum_chunks(const float* partial, int64_t chunks, int64_t n, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float s = 0;
+  for (int64_t k = 0; k < chunks; ++k) s += partial[k * n + i];
+  out[i] = s;
+}
+
+void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
+  bf16* x = device_random<bf16>(rows * in, 2.0f, 1);
+  bf16* dy = device_random<bf16>(rows * out_cols, 0.02f, 2);
+  bf16* y = device_random<bf16>(rows * out_cols, 2.0f, 3);
+  bf16* out = device_random<bf16>(rows * out_cols, 0.0f, 4);
+  float* A = device_random<float>(r * in, 0.05f, 5);
+  float* Bt = device_random<float>(r * out_cols, 0.05f, 6);
+  float* u = device_random<float>(rows * r, 1.0f, 7);
+  float* u2 = device_random<float>(rows * r, 1.0f, 8);
+  const int64_t widest = std::max(in, out_cols);
+  float* partial = nullptr;
+  CHECK(cudaMalloc(&partial, sizeof(float) * rows * widest * r));  // room for any chunk count
+  float* summed = device_random<float>(r * widest, 0.0f, 9);
+  int64_t* seed = nullptr;
+  CHECK(cudaMalloc(&seed, 8));
+  const int64_t seed_value = 12345;
+  CHECK(cudaMemcpy(seed, &seed_value, 8, cudaMemcpyHostToDevice));
+  const Dropout none{nullptr, 0, 1.0f};
+  const Dropout drop{seed, static_cast<uint32_t>(std::lround(0.95 * 65536)), 1.0f / 0.95f};
+
+  // Bandwidth reference: a device-to-device copy of x (read + write).
+  bf16* copy = device_random<bf16>(rows * in, 0.0f, 11);
+  report(shape, "copy x", "cudaMemcpy",
+         time_us([&] { CHECK(cudaMemcpyAsync(copy, x, rows * in * 2, cudaMemcpyDeviceToDevice)); }),
+         2.0 * rows * in * 2);
+
+  // down, the forward pass: u = dropout(x) A^T over x [rows, in].
+  {
+    const int32_t packs = static_cast<int32_t>(in / 8);
+    const auto few = [&](auto kernel, int warps, int rows_per_block) {
+      const auto blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
+      return [=] {
+        kernel<<<blocks, warps * 32>>>(x, static_cast<int32_t>(rows), packs, A,
+                                       static_cast<int32_t>(r), drop, 1.0f, u2);
+      };
+    };
+    const auto today = few(low_rank_down_few<bf16>, kDownFewWarps, kDownFewRows);
+    today();
+    CHECK(cudaMemcpy(u, u2, rows * r * 4, cudaMemcpyDeviceToDevice));
+    for (const auto& [name, launch] : std::vector<std::pair<std::string, std::function<void()>>>{
+             {"few 2 warps x 8 rows (today)", today},
+             {"few 4 warps x 8 rows (session 9)", few(low_rank_down_few<bf16, 4, 8>, 4, 8)},
+             {"few 4 warps x 4 rows", few(low_rank_down_few<bf16, 4, 4>, 4, 4)}}) {
+      report(shape, "down fwd (x, dropout)", name, time_us(launch), 2.0 * rows * in,
+             max_rel_diff(u, u2, rows * r));
+    }
+  }
+
+  // up, the forward pass: out = y + s u B^T over [rows, out].
+  {
+    const int64_t packs = out_cols / 8;
+    const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
+    const int64_t threads = packs * ((rows + row_count - 1) / row_count);
+    const auto blocks = static_cast<unsigned>((threads + 255) / 256);
+    report(shape, "up fwd (y + u B^T)", "today", time_us([&] {
+             low_rank_up<bf16, true><<<blocks, 256>>>(
+                 y, u, Bt, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
+                 static_cast<int32_t>(r), static_cast<int32_t>(row_count), none, 2.0f, out);
+           }),
+           4.0 * rows * out_cols);
+  }
+
+  // Backward: g = s dy B (down over dy), dx = dropout(g A) (up), and the factors' gradients
+  // dA = g^T dropout(x), dB^T = s u^T dy (outer products, each with the sum of its partials).
+  float* g = device_random<float>(rows * r, 0.0f, 12);
+  report(shape, "down bwd (dy)", "today", time_us([&] {
+           CHECK(static_cast<cudaError_t>(llm_low_rank_down_cuda(dy, rows, out_cols, Bt, r, nullptr,
+                                                                 0, 1.0f, 2.0f, g, 2, nullptr)));
+         }),
+         2.0 * rows * out_cols);
+  bf16* dx = device_random<bf16>(rows * in, 0.0f, 14);
+  report(
+      shape, "up bwd (dx, dropout)", "today", time_us([&] {
+        CHECK(static_cast<cudaError_t>(llm_low_rank_up_cuda(
+            nullptr, g, A, rows, in, r, seed, drop.threshold, drop.scale, 1.0f, dx, 2, nullptr)));
+      }),
+      2.0 * rows * in);
+  struct OuterCase {
+    const char* pass;
+    const bf16* src;
+    const float* factor;
+    int64_t cols;
+    const int64_t* seed;
+  };
+  for (const OuterCase& c : {OuterCase{"outer dA (x, dropout) + sum", x, g, in, seed},
+                             OuterCase{"outer dB (dy) + sum", dy, u, out_cols, nullptr}}) {
+    const int64_t chunks = llm_low_rank_chunks(rows, c.cols);
+    report(shape, c.pass, "tiles of 256 columns, " + std::to_string(chunks) + " row chunks",
+           time_us([&] {
+             CHECK(static_cast<cudaError_t>(
+                 llm_low_rank_outer_cuda(c.src, c.factor, rows, c.cols, r, c.seed, drop.threshold,
+                                         drop.scale, 1.0f, partial, 2, nullptr)));
+             sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(
+                 partial, chunks, r * c.cols, summed);
+           }),
+           2.0 * rows * c.cols);
+  }
+  CHECK(cudaFree(g));
+  CHECK(cudaFree(dx));
+  for (void* p : {static_cast<void*>(x), static_cast<void*>(dy), static_cast<void*>(y),
+                  static_cast<void*>(out), static_cast<void*>(A), static_cast<void*>(Bt),
+                  static_cast<void*>(u), static_cast<void*>(u2), static_cast<void*>(partial),
+                  static_cast<void*>(summed), static_cast<void*>(seed), static_cast<void*>(copy)}) {
+    CHECK(cudaFree(p));
+  }
+}
+
+}  // namespace
+
+int main() {
+  // 8 x 512 tokens; LoRA r = 8 on query_key_value (GPT-NeoX) or q_proj / v_proj (Llama).
+  run_shape("pythia-1.4b query_key_value", 4096, 2048, 6144, 8);
+  run_shape("llama-2-7b q_proj", 4096, 4096, 4096, 8);
+  return 0;
+}

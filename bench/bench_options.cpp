@@ -53,6 +53,9 @@ BenchOptions parse_bench_options(int argc, char** argv) {
     ("score_steps", po::value(&o.score_steps), "score timed forwards (10)")
     ("new_tokens", po::value(&o.new_tokens), "generate: new tokens (128)")
     ("generate_runs", po::value(&o.generate_runs), "generate: timed runs (3)")
+    ("token_granule", po::value(&o.token_granule),
+     "lora-train-varlen: fill each packed batch to a multiple of N positions (0: the trainer's "
+     "default, a sixteenth of the budget)")
     ("greedy_sync_every", po::value(&o.greedy_sync_every),
      "generate: read greedy tokens back every N steps (0: the library's default, 16 on CUDA)");
   // clang-format on
@@ -92,6 +95,7 @@ BenchOptions parse_bench_options(int argc, char** argv) {
   }
   if (o.train_warmup < 0) throw llm::UserError("--train_warmup must be >= 0");
   if (o.greedy_sync_every < 0) throw llm::UserError("--greedy_sync_every must be >= 0");
+  if (o.token_granule < 0) throw llm::UserError("--token_granule must be >= 0");
   if (o.train_seq < 2) throw llm::UserError("--train_seq must be >= 2 (next-token loss)");
   if (!(o.peak_tflops > 0)) throw llm::UserError("--peak_tflops must be > 0");
   return o;

@@ -32,6 +32,7 @@ struct BenchOptions {
   int64_t generate_warmup = 1;
   int64_t generate_runs = 3;
   int64_t greedy_sync_every = 0;
+  int64_t token_granule = 0;  // lora-train-varlen's PackedMicroStep; 0: its default
 };
 
 // Parses argv; prints --help and exits 0 on request; UserError naming the flag on bad input.

@@ -22,6 +22,10 @@
 #   inside one device call. VARLEN_SHAPES: the shapes of the varlen reference (default all).
 #   The eager varlen reference runs without cuDNN attention (HF_SDPA_NO_CUDNN=1); VARLEN_AB=1
 #   runs it with cuDNN too, into hf-varlen-cudnn.json.
+#   VARLEN_GRANULES="128 256": our lora-train-varlen again with each --token_granule, into
+#   ours-granule-N.jsonl (the trainer's default is a sixteenth of the budget, 512 here).
+#   LOW_RANK_KERNELS=1: bench/low_rank_kernels_bench.cu (the LoRA kernels one by one) into
+#   low-rank-kernels.jsonl.
 #   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.
 #   HF_VARLEN_ENV: environment for the compiled varlen reference (default HF_SDPA_NO_CUDNN=1: with
 #   cuDNN's attention the compiled steps paid a plan per padded length too, session 9's call 2;
@@ -117,12 +121,27 @@ for shape in "${SHAPES[@]}"; do
       echo "ours $shape $plain=0: exit $?" | tee -a "$LOG"
     done
   fi
+  for granule in ${VARLEN_GRANULES:-}; do
+    # lora-train-varlen with a finer (or coarser) token granule than the trainer's default.
+    say "ours $shape, lora-train-varlen --token_granule $granule"
+    timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda --no_correctness \
+      --workload lora-train-varlen --token_granule "$granule" \
+      --json_out "$OUT_DIR/ours-granule-$granule.jsonl" >>"$LOG" 2>&1
+    echo "ours $shape granule $granule: exit $?" | tee -a "$LOG"
+  done
 done
 if [ -n "${PROFILE:-}" ]; then
   for trace in "$TRACE_DIR"/*.json; do
     [ -f "$trace" ] && python3 bench/trace_summary.py "$trace" 16 >>"$OUT_DIR/profile.txt" 2>&1
   done
   rm -rf "$TRACE_DIR"
+fi
+
+if [ -n "${LOW_RANK_KERNELS:-}" ] && command -v nvcc >/dev/null; then
+  say "low-rank kernels one by one"
+  nvcc -O3 -std=c++17 -arch=sm_90 bench/low_rank_kernels_bench.cu -o /tmp/low-rank-kernels &&
+    /tmp/low-rank-kernels >"$OUT_DIR/low-rank-kernels.jsonl" 2>&1
+  echo "low-rank kernels: exit $?" | tee -a "$LOG"
 fi
 
 if [ -n "${PROBE_SDPA:-}" ]; then

@@ -72,8 +72,10 @@ __device__ inline float warp_sum(float v) {
 }
 
 // Two warps on 8 rows: of the shapes the session-10 bench tried (2-8 warps, 4-16 rows), the
-// fastest for the forward pass at the lora-train shapes (7b: 34 -> 28 us against 4 x 8).
+// fastest up to 4096 columns (7b: 34 -> 28 us against 4 x 8); wider rows (1.4b's 6144-column
+// output gradient) go faster on 4 warps x 4 rows (57 -> 47 us).
 constexpr int kDownFewWarps = 2, kDownFewRows = 8;
+constexpr int kDownWideWarps = 4, kDownWideRows = 4, kDownWidePacks = 512;
 
 // u = scale * dropout(x) w^T for r <= 8: a block's WARPS warps share ROWS rows and split their
 // packs. A lane holds w's [8 ranks, 8 columns] block of its pack in registers for all those rows
@@ -364,7 +366,12 @@ int down(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r, c
          float scale, float* u, cudaStream_t stream) {
   if (!shapes_fit<T>(rows, cols, r, {x, w})) return static_cast<int>(cudaErrorInvalidValue);
   if (rows == 0) return 0;
-  if (r <= 8) {
+  if (r <= 8 && cols / 8 > kDownWidePacks) {
+    const auto blocks = static_cast<unsigned>((rows + kDownWideRows - 1) / kDownWideRows);
+    low_rank_down_few<T, kDownWideWarps, kDownWideRows><<<blocks, kDownWideWarps * 32, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8), w,
+        static_cast<int32_t>(r), d, scale, u);
+  } else if (r <= 8) {
     const auto blocks = static_cast<unsigned>((rows + kDownFewRows - 1) / kDownFewRows);
     low_rank_down_few<T><<<blocks, kDownFewWarps * 32, 0, stream>>>(
         static_cast<const T*>(x), static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8), w,

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../sdk/src/nn/low_rank_kernels.cu"
@@ -139,19 +140,58 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     }
   }
 
-  // up, the forward pass: out = y + s u B^T over [rows, out].
-  {
-    const int64_t packs = out_cols / 8;
+  // up, forward (out = y + s u B^T over [rows, out]) and backward (dx = dropout(g A) over [rows,
+  // in]): rows a thread in batches of kUpBatch (today) and others against one at a time
+  // (session 9).
+  struct UpCase {
+    const char* pass;
+    const bf16* base;
+    int64_t cols;
+    const float* w;
+    Dropout d;
+  };
+  bf16* out2 = device_random<bf16>(rows * out_cols, 0.0f, 16);
+  for (const UpCase& c : {UpCase{"up fwd (y + u B^T)", y, out_cols, Bt, none},
+                          UpCase{"up bwd (dx, dropout)", nullptr, in, A, drop}}) {
+    const int64_t packs = c.cols / 8;
     const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
     const int64_t threads = packs * ((rows + row_count - 1) / row_count);
     const auto blocks = static_cast<unsigned>((threads + 255) / 256);
-    report(shape, "up fwd (y + u B^T)", "today", time_us([&] {
-             low_rank_up<bf16, true><<<blocks, 256>>>(
-                 y, u, Bt, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
-                 static_cast<int32_t>(r), static_cast<int32_t>(row_count), none, 2.0f, out);
-           }),
-           4.0 * rows * out_cols);
+    const auto args = [&](bf16* into) {
+      return std::make_tuple(c.base, static_cast<const float*>(u), c.w, static_cast<int32_t>(rows),
+                             static_cast<int32_t>(packs), static_cast<int32_t>(r),
+                             static_cast<int32_t>(row_count), c.d, 2.0f, into);
+    };
+    const double bytes = (c.base != nullptr ? 4.0 : 2.0) * rows * c.cols;
+    const float before = time_us([&] {
+      std::apply([&](auto... a) { low_rank_up<bf16, true><<<blocks, 256>>>(a...); }, args(out));
+    });
+    for (const auto& variant :
+         std::vector<std::pair<std::string, decltype(&low_rank_up_few<bf16>)>>{
+             {"batches of 1 row", low_rank_up_few<bf16, 1>},
+             {"batches of 4 rows", low_rank_up_few<bf16, 4>},
+             {"batches of 8 rows", low_rank_up_few<bf16, 8>}}) {
+      report(shape, c.pass, variant.first, time_us([&] {
+               std::apply([&](auto... a) { variant.second<<<blocks, 256>>>(a...); }, args(out2));
+             }),
+             bytes);
+    }
+    const float now = time_us([&] {
+      std::apply([&](auto... a) { low_rank_up_few<bf16><<<blocks, 256>>>(a...); }, args(out2));
+    });
+    std::vector<bf16> a(rows * c.cols), b(rows * c.cols);
+    CHECK(cudaMemcpy(a.data(), out, rows * c.cols * 2, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(b.data(), out2, rows * c.cols * 2, cudaMemcpyDeviceToHost));
+    float scale = 0, diff = 0;
+    for (int64_t i = 0; i < rows * c.cols; ++i) {
+      scale = std::fmax(scale, std::fabs(__bfloat162float(a[i])));
+      diff = std::fmax(diff, std::fabs(__bfloat162float(a[i]) - __bfloat162float(b[i])));
+    }
+    report(shape, c.pass, "one row at a time (session 9)", before, bytes);
+    report(shape, c.pass, "batches of " + std::to_string(kUpBatch) + " rows (today)", now, bytes,
+           diff / scale);
   }
+  CHECK(cudaFree(out2));
 
   // Backward: g = s dy B (down over dy), dx = dropout(g A) (up), and the factors' gradients
   // dA = g^T dropout(x), dB^T = s u^T dy (outer products, each with the sum of its partials).

@@ -199,8 +199,9 @@ __global__ void low_rank_down(const T* __restrict__ x, int32_t rows, int32_t pac
 }
 
 // out = y + dropout(scale * u w^T), w [r, cols]: each thread takes one pack of 8 columns over
-// `row_count` rows. For r <= 8 (kFewRanks) its [8 ranks, 8 columns] block of w stays in
-// registers for all of them; otherwise it is re-read (from L1) per row, 8 ranks at a time. w's
+// `row_count` rows. For r <= 8 (kFewRanks: session 9's kernel, kept as the bench's baseline; the
+// SDK runs low_rank_up_few) its [8 ranks, 8 columns] block of w stays in registers for all of
+// them; otherwise it is re-read (from L1) per row, 8 ranks at a time. w's
 // rows are read as 16-byte packs, so a warp's load of one rank is 512 contiguous bytes: with w as
 // [cols, r] each lane read its own 256-byte span one float at a time, 32 cache lines per load
 // instruction, and those loads took most of the kernel's time.
@@ -269,7 +270,22 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
   }
 }
 
-constexpr int kTileWarps = 8;  // the outer-product kernels' blocks: 8 warps over 32 packs
+// Loads 8 ranks of a [r, cols] fp32 factor at columns c0..c0+7 (zeros past r) as [rank][column].
+__device__ inline void load_factor_pack(const float* w, int32_t r, int64_t cols, int64_t c0,
+                                        float (&wr)[8][8]) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (j < r) {
+      const float4* wj = reinterpret_cast<const float4*>(w + j * cols + c0);
+      const float4 w0 = wj[0], w1 = wj[1];
+      wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
+      wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
+    }
+  }
+}
 
 // Ranks j0..j0+7 of row n of a [rows, r] fp32 factor (zeros past r).
 __device__ inline void load_row_ranks(const float* u, int64_t n, int32_t r, int32_t j0,
@@ -284,6 +300,59 @@ __device__ inline void load_row_ranks(const float* u, int64_t n, int32_t r, int3
     for (int j = 0; j < 8; ++j) uj[j] = j0 + j < r ? u[n * r + j0 + j] : 0.0f;
   }
 }
+
+constexpr int kUpBatch = 2;
+
+// out = y + dropout(scale * u w^T) for r <= 8, as low_rank_up with w's block in registers, but the
+// rows go BATCH at a time: their y packs and u rows are all loaded before any is used, so each
+// thread has BATCH loads in flight, not one. One row at a time the kernel moved 1-1.9 TB/s of the
+// ~4 a copy reaches (bench/low_rank_kernels_bench.cu, session 10): too few bytes in flight. Two
+// rows fit two 256-thread blocks an SM without spilling; four spill.
+template <typename T, int BATCH = kUpBatch>
+__global__ void __launch_bounds__(256, 2)
+    low_rank_up_few(const T* __restrict__ y, const float* __restrict__ u,
+                    const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
+                    int32_t row_count, Dropout d, float scale, T* __restrict__ out) {
+  const int64_t id = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t c0 = (id % packs) * 8;
+  const int64_t row0 = (id / packs) * row_count;
+  if (row0 >= rows) return;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
+  const uint64_t seed = seed_of(d);
+  float wr[8][8];  // [rank, column]
+  load_factor_pack(w, r, cols, c0, wr);
+  for (int64_t batch = row0; batch < row_end; batch += BATCH) {
+    Pack<T> base[BATCH];
+    float uj[BATCH][8];
+#pragma unroll
+    for (int k = 0; k < BATCH; ++k) {
+      const int64_t row = batch + k < row_end ? batch + k : row_end - 1;  // loads stay in range
+      if (y != nullptr) base[k] = load_pack(y + row * cols + c0);
+      load_row_ranks(u, row, r, 0, uj[k]);
+    }
+#pragma unroll
+    for (int k = 0; k < BATCH; ++k) {
+      const int64_t row = batch + k;
+      if (row >= row_end) break;
+      const int64_t first = row * cols + c0;
+      const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+      Pack<T> result;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float v = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v += uj[k][j] * wr[j][e];
+        v *= scale;
+        if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
+        store(result.v, e, (y != nullptr ? load(base[k].v, e) : 0.0f) + v);
+      }
+      store_pack(out + first, result);
+    }
+  }
+}
+
+constexpr int kTileWarps = 8;  // the outer-product kernels' blocks: 8 warps over 32 packs
 
 // A block's [8 ranks][8 columns] sums of every warp, added over the warps in a fixed order and
 // stored as ranks j0.. of the block's 256 columns of out [r, cols] (times scale).
@@ -403,7 +472,7 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
         static_cast<int32_t>(r), static_cast<int32_t>(row_count), d, scale, static_cast<T*>(out));
   };
   if (r <= 8) {
-    launch(low_rank_up<T, true>);
+    launch(low_rank_up_few<T>);
   } else {
     launch(low_rank_up<T, false>);
   }

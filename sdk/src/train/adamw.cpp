@@ -78,6 +78,15 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::zero_grad() {
+#ifdef LLM_HAVE_FUSED_ADAMW
+  if (can_fuse(params_)) {
+    // One multi-tensor launch instead of one fill per LoRA factor (128 a step at Llama 2 7B).
+    std::vector<torch::Tensor> grads;
+    for (auto& [name, p] : params_) grads.push_back(p.mutable_grad());
+    at::_foreach_zero_(grads);
+    return;
+  }
+#endif
   for (auto& [name, p] : params_) {
     if (p.grad().defined()) p.mutable_grad().zero_();
   }

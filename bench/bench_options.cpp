@@ -55,7 +55,7 @@ BenchOptions parse_bench_options(int argc, char** argv) {
     ("generate_runs", po::value(&o.generate_runs), "generate: timed runs (3)")
     ("token_granule", po::value(&o.token_granule),
      "lora-train-varlen: fill each packed batch to a multiple of N positions (0: the trainer's "
-     "default, a sixteenth of the budget)")
+     "default, a sixty-fourth of the budget)")
     ("greedy_sync_every", po::value(&o.greedy_sync_every),
      "generate: read greedy tokens back every N steps (0: the library's default, 16 on CUDA)");
   // clang-format on

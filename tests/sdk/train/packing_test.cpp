@@ -166,11 +166,12 @@ TEST(PackedMicroStepInput, NonPositiveTokensOrLongestOrNegativeGranuleIsAUserErr
   EXPECT_THROW(PackedMicroStep(*loaded.model, {}, 32, 16, 2, -1), UserError);
 }
 
-TEST(PackedMicroStepInput, DefaultTokenGranuleIsASixteenthOfTheBudgetInMultiplesOf64) {
+TEST(PackedMicroStepInput, DefaultTokenGranuleIsASixtyFourthOfTheBudgetInMultiplesOf64) {
   EXPECT_EQ(PackedMicroStep::default_token_granule(48), 64);
-  EXPECT_EQ(PackedMicroStep::default_token_granule(4096), 256);
-  EXPECT_EQ(PackedMicroStep::default_token_granule(8192), 512);
-  EXPECT_EQ(PackedMicroStep::default_token_granule(5000), 320);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(4096), 64);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(8192), 128);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(7120), 128);
+  EXPECT_EQ(PackedMicroStep::default_token_granule(20000), 320);
 }
 
 // On a CUDA device the micro-step records its work once and replays it: every run's loss and

@@ -201,10 +201,10 @@ __global__ void low_rank_down(const T* __restrict__ x, int32_t rows, int32_t pac
 // out = y + dropout(scale * u w^T), w [r, cols]: each thread takes one pack of 8 columns over
 // `row_count` rows. For r <= 8 (kFewRanks: session 9's kernel, kept as the bench's baseline; the
 // SDK runs low_rank_up_few) its [8 ranks, 8 columns] block of w stays in registers for all of
-// them; otherwise it is re-read (from L1) per row, 8 ranks at a time. w's
-// rows are read as 16-byte packs, so a warp's load of one rank is 512 contiguous bytes: with w as
-// [cols, r] each lane read its own 256-byte span one float at a time, 32 cache lines per load
-// instruction, and those loads took most of the kernel's time.
+// them; otherwise it is re-read (from L1) per row, 8 ranks at a time. w's rows are read as
+// 16-byte packs, so a warp's load of one rank is 512 contiguous bytes: with w as [cols, r] each
+// lane read its own 256-byte span one float at a time, 32 cache lines per load instruction, and
+// those loads took most of the kernel's time.
 template <typename T, bool kFewRanks>
 __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u,
                             const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
@@ -352,7 +352,7 @@ __global__ void __launch_bounds__(256, 2)
   }
 }
 
-constexpr int kTileWarps = 8;  // the outer-product kernels' blocks: 8 warps over 32 packs
+constexpr int kTileWarps = 8;  // the outer product's blocks: 8 warps over 32 packs
 
 // A block's [8 ranks][8 columns] sums of every warp, added over the warps in a fixed order and
 // stored as ranks j0.. of the block's 256 columns of out [r, cols] (times scale).
@@ -479,7 +479,7 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   return static_cast<int>(cudaGetLastError());
 }
 
-// The tiled kernels' grid: 256-column tiles times row chunks, ~256 blocks in all (two 8-warp
+// The outer product's grid: 256-column tiles times row chunks, ~256 blocks in all (two 8-warp
 // blocks an SM; the session-10 bench found 128-256 rows a chunk best at the lora-train shapes).
 int64_t tiles_for(int64_t cols) { return std::max<int64_t>(1, (cols / 8 + 31) / 32); }
 

@@ -71,6 +71,37 @@ __device__ inline float warp_sum(float v) {
   return v;
 }
 
+// Loads 8 ranks of a [r, cols] fp32 factor at columns c0..c0+7 (zeros past r) as [rank][column].
+__device__ inline void load_factor_pack(const float* w, int32_t r, int64_t cols, int64_t c0,
+                                        float (&wr)[8][8]) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (j < r) {
+      const float4* wj = reinterpret_cast<const float4*>(w + j * cols + c0);
+      const float4 w0 = wj[0], w1 = wj[1];
+      wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
+      wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
+    }
+  }
+}
+
+// Ranks j0..j0+7 of row n of a [rows, r] fp32 factor (zeros past r).
+__device__ inline void load_row_ranks(const float* u, int64_t n, int32_t r, int32_t j0,
+                                      float (&uj)[8]) {
+  if (r == 8) {  // LoRA's usual rank: two 16-byte loads
+    const float4* ur = reinterpret_cast<const float4*>(u + n * 8);
+    const float4 u0 = ur[0], u1 = ur[1];
+    uj[0] = u0.x, uj[1] = u0.y, uj[2] = u0.z, uj[3] = u0.w;
+    uj[4] = u1.x, uj[5] = u1.y, uj[6] = u1.z, uj[7] = u1.w;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) uj[j] = j0 + j < r ? u[n * r + j0 + j] : 0.0f;
+  }
+}
+
 // Two warps on 8 rows: of the shapes the session-10 bench tried (2-8 warps, 4-16 rows), the
 // fastest up to 4096 columns (7b: 34 -> 28 us against 4 x 8); wider rows (1.4b's 6144-column
 // output gradient) go faster on 4 warps x 4 rows (57 -> 47 us).
@@ -99,18 +130,7 @@ __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t
   for (int32_t p = warp * 32 + lane; p < packs; p += WARPS * 32) {
     const int64_t c0 = static_cast<int64_t>(p) * 8;
     float wr[8][8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      if (j < r) {
-        const float4* wj = reinterpret_cast<const float4*>(w + j * cols + c0);
-        const float4 w0 = wj[0], w1 = wj[1];
-        wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
-        wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
-      }
-    }
+    load_factor_pack(w, r, cols, c0, wr);
 #pragma unroll
     for (int i = 0; i < ROWS; ++i) {
       if (row0 + i < rows) {
@@ -198,14 +218,12 @@ __global__ void low_rank_down(const T* __restrict__ x, int32_t rows, int32_t pac
   }
 }
 
-// out = y + dropout(scale * u w^T), w [r, cols]: each thread takes one pack of 8 columns over
-// `row_count` rows. For r <= 8 (kFewRanks: session 9's kernel, kept as the bench's baseline; the
-// SDK runs low_rank_up_few) its [8 ranks, 8 columns] block of w stays in registers for all of
-// them; otherwise it is re-read (from L1) per row, 8 ranks at a time. w's rows are read as
-// 16-byte packs, so a warp's load of one rank is 512 contiguous bytes: with w as [cols, r] each
-// lane read its own 256-byte span one float at a time, 32 cache lines per load instruction, and
-// those loads took most of the kernel's time.
-template <typename T, bool kFewRanks>
+// out = y + dropout(scale * u w^T), w [r, cols], for 8 < r <= 64: each thread takes one pack of
+// 8 columns over `row_count` rows and re-reads w's block (from L1) per row, 8 ranks at a time
+// (r <= 8: low_rank_up_few). w's rows are read as 16-byte packs, so a warp's load of one rank is
+// 512 contiguous bytes: with w as [cols, r] each lane read its own 256-byte span one float at a
+// time, 32 cache lines per load instruction, and those loads took most of the kernel's time.
+template <typename T>
 __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u,
                             const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
                             int32_t row_count, Dropout d, float scale, T* __restrict__ out) {
@@ -216,39 +234,15 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
   const int64_t cols = static_cast<int64_t>(packs) * 8;
   const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
   const uint64_t seed = seed_of(d);
-  float wr[8][8];  // [rank, column]
-  const auto load_w = [&](int32_t j0) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      if (j0 + j < r) {
-        const float4* wj = reinterpret_cast<const float4*>(w + (j0 + j) * cols + c0);
-        const float4 w0 = wj[0], w1 = wj[1];
-        wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
-        wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
-      }
-    }
-  };
-  if (kFewRanks) load_w(0);
 #pragma unroll 4
   for (int64_t row = row0; row < row_end; ++row) {
     float acc[8];
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[e] = 0.0f;
     for (int32_t j0 = 0; j0 < r; j0 += 8) {
-      if (!kFewRanks) load_w(j0);
-      float uj[8];
-      if (r == 8) {  // LoRA's usual rank: the row's u as two 16-byte loads
-        const float4* ur = reinterpret_cast<const float4*>(u + row * 8);
-        const float4 u0 = ur[0], u1 = ur[1];
-        uj[0] = u0.x, uj[1] = u0.y, uj[2] = u0.z, uj[3] = u0.w;
-        uj[4] = u1.x, uj[5] = u1.y, uj[6] = u1.z, uj[7] = u1.w;
-      } else {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) uj[j] = j0 + j < r ? u[row * r + j0 + j] : 0.0f;
-      }
+      float wr[8][8], uj[8];  // [rank, column], [rank]
+      load_factor_pack(w + j0 * cols, r - j0, cols, c0, wr);
+      load_row_ranks(u, row, r, j0, uj);
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -267,37 +261,6 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
       store(result.v, e, (y != nullptr ? load(base.v, e) : 0.0f) + v);
     }
     store_pack(out + first, result);
-  }
-}
-
-// Loads 8 ranks of a [r, cols] fp32 factor at columns c0..c0+7 (zeros past r) as [rank][column].
-__device__ inline void load_factor_pack(const float* w, int32_t r, int64_t cols, int64_t c0,
-                                        float (&wr)[8][8]) {
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    if (j < r) {
-      const float4* wj = reinterpret_cast<const float4*>(w + j * cols + c0);
-      const float4 w0 = wj[0], w1 = wj[1];
-      wr[j][0] = w0.x, wr[j][1] = w0.y, wr[j][2] = w0.z, wr[j][3] = w0.w;
-      wr[j][4] = w1.x, wr[j][5] = w1.y, wr[j][6] = w1.z, wr[j][7] = w1.w;
-    } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
-    }
-  }
-}
-
-// Ranks j0..j0+7 of row n of a [rows, r] fp32 factor (zeros past r).
-__device__ inline void load_row_ranks(const float* u, int64_t n, int32_t r, int32_t j0,
-                                      float (&uj)[8]) {
-  if (r == 8) {  // LoRA's usual rank: two 16-byte loads
-    const float4* ur = reinterpret_cast<const float4*>(u + n * 8);
-    const float4 u0 = ur[0], u1 = ur[1];
-    uj[0] = u0.x, uj[1] = u0.y, uj[2] = u0.z, uj[3] = u0.w;
-    uj[4] = u1.x, uj[5] = u1.y, uj[6] = u1.z, uj[7] = u1.w;
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) uj[j] = j0 + j < r ? u[n * r + j0 + j] : 0.0f;
   }
 }
 
@@ -474,7 +437,7 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   if (r <= 8) {
     launch(low_rank_up_few<T>);
   } else {
-    launch(low_rank_up<T, false>);
+    launch(low_rank_up<T>);
   }
   return static_cast<int>(cudaGetLastError());
 }

@@ -370,9 +370,9 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   uint64_t dropout_seed = o.seed + 100;
   if (replayed) {
     // As the trainer with --packing: at most train_batch x longest positions a micro-batch, each
-    // filled to the next multiple of the token granule (default 512 here). Every size the timed
-    // steps use is recorded before the clock starts, as the reference compiles for every length
-    // first.
+    // filled to the next multiple of the token granule (by default a 64th of that budget: 128
+    // here). Every size the timed steps use is recorded before the clock starts, as the reference
+    // compiles for every length first.
     micro_step = std::make_unique<llm::PackedMicroStep>(s.model, trainable, o.train_batch * longest,
                                                         longest, 2, o.token_granule);
     for (const auto& step : steps) {
@@ -418,11 +418,7 @@ WorkloadResult run_lora_train_varlen(Subject& s, const llm::Adapter& lora, const
   r.step_seconds = seconds / static_cast<double>(o.train_steps);
   r.mfu = r.tokens_per_second * s.flops.lora_train_per_token(o.train_seq) / (o.peak_tflops * 1e12);
   judge_losses(r, losses, o.train_warmup, o.train_steps);
-  if (replayed) {
-    r.extra["token_granule"] =
-        o.token_granule > 0 ? o.token_granule
-                            : llm::PackedMicroStep::default_token_granule(o.train_batch * longest);
-  }
+  if (replayed) r.extra["token_granule"] = micro_step->token_granule();
   r.extra["micro_batch"] = o.train_batch;
   r.extra["timed_tokens"] = timed_tokens;
   r.extra["packing"] = true;

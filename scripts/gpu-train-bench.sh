@@ -23,7 +23,7 @@
 #   The eager varlen reference runs without cuDNN attention (HF_SDPA_NO_CUDNN=1); VARLEN_AB=1
 #   runs it with cuDNN too, into hf-varlen-cudnn.json.
 #   VARLEN_GRANULES="128 256": our lora-train-varlen again with each --token_granule, into
-#   ours-granule-N.jsonl (the trainer's default is a sixteenth of the budget, 512 here).
+#   ours-granule-N.jsonl (the trainer's default is a 64th of the budget, 128 here).
 #   LOW_RANK_KERNELS=1: bench/low_rank_kernels_bench.cu (the LoRA kernels one by one) into
 #   low-rank-kernels.jsonl.
 #   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.

@@ -229,6 +229,8 @@ void PackedMicroStep::run(const Batch& batch, uint64_t dropout_seed) {
 
 const torch::Tensor& PackedMicroStep::loss_sum() const { return impl_->loss_total; }
 
+int64_t PackedMicroStep::token_granule() const { return impl_->granule; }
+
 int64_t PackedMicroStep::graphs() const {
 #ifdef LLM_WITH_CUDA
   int64_t count = 0;

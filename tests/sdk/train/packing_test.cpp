@@ -130,6 +130,7 @@ TEST_P(Packing, FilledFixedLayoutGivesThePackedRowsLossAndLoraGradients) {
   const auto packed = train_once(model, c.trainable, batch);
   for (auto p : c.trainable) p.mutable_grad() = torch::Tensor();
   PackedMicroStep step(model, c.trainable, 48, 16);
+  EXPECT_EQ(step.token_granule(), PackedMicroStep::default_token_granule(48));
   step.begin_step(1.0, 1.0);
   step.run(batch, 7);
   expect_packed_run(step, c.trainable, packed, 1.0);
@@ -147,6 +148,7 @@ TEST_P(Packing, RowsFilledToTheirTokenBucketGiveThePackedRowsLossAndLoraGradient
   auto c = packing_case(GetParam(), 0.0);
   auto& model = *c.loaded.model;
   PackedMicroStep step(model, c.trainable, 48, 16, /*eager_runs=*/2, /*token_granule=*/8);
+  EXPECT_EQ(step.token_granule(), 8);
   for (const std::vector<int64_t>& samples :
        std::vector<std::vector<int64_t>>{{0, 1, 2, 3, 4}, {1, 3}}) {
     const auto batch = make_packed_batch(c.split, samples, true, 0);

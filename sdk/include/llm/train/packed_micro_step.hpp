@@ -34,8 +34,10 @@ class LLM_API PackedMicroStep {
   // made lazily: gradients, tables, kernel choices).
   PackedMicroStep(CausalLM& model, std::vector<torch::Tensor> trainable, int64_t tokens,
                   int64_t longest, int64_t eager_runs = 2, int64_t token_granule = 0);
-  // tokens / 16 rounded up to a multiple of 64 (at least 64).
+  // tokens / 64 rounded up to a multiple of 64 (at least 64).
   static int64_t default_token_granule(int64_t tokens);
+  // The granule batches are filled to: the one given, or the default.
+  int64_t token_granule() const;
   ~PackedMicroStep();
   PackedMicroStep(const PackedMicroStep&) = delete;
   PackedMicroStep& operator=(const PackedMicroStep&) = delete;

@@ -34,7 +34,7 @@ torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k,
   if (q.is_cuda()) {
     // cuDNN attention builds an execution plan per shape, and decoding grows the key length every
     // step: on an H100 that cost ~30 ms per layer and step. Flash/efficient kernels take any
-    // length.
+    // length; training steps of recurring shapes take cuDNN explicitly (fused_ops.hpp).
     static std::once_flag no_cudnn;
     std::call_once(no_cudnn, [] { at::globalContext().setSDPUseCuDNN(false); });
   }
@@ -50,6 +50,9 @@ torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k,
   }
   const int64_t heads = q.size(1);
   const int64_t kv_heads = k.size(1);
+  if (is_causal && fused::cudnn_self_attention_applies(q, k)) {
+    if (auto out = fused::cudnn_self_attention(q, k, v); out.defined()) return out;
+  }
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, c10::nullopt,
                                           /*enable_gqa=*/heads != kv_heads);

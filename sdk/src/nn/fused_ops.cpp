@@ -1,7 +1,9 @@
 #include "fused_ops.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -423,6 +425,56 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
 #else
   (void)q, (void)k, (void)v, (void)cumulative_lengths, (void)longest;
   TORCH_CHECK(false, "varlen attention: this build has no flash attention");
+#endif
+}
+
+// at::_scaled_dot_product_cudnn_attention takes its bias argument from LibTorch 2.5.
+#if defined(LLM_WITH_FUSED_CUDA) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5))
+#define LLM_CUDNN_ATTENTION 1
+namespace {
+std::atomic<bool> cudnn_attention_refused{false};
+}  // namespace
+#endif
+
+bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
+#ifdef LLM_CUDNN_ATTENTION
+  if (!q.is_cuda() || !torch::GradMode::is_enabled() || !q.requires_grad()) return false;
+  if (cudnn_attention_refused.load(std::memory_order_relaxed)) return false;
+  if (q.scalar_type() != torch::kHalf && q.scalar_type() != torch::kBFloat16) return false;
+  if (q.dim() != 4 || k.dim() != 4 || q.size(1) != k.size(1) || q.size(2) != k.size(2))
+    return false;
+  const int64_t head_dim = q.size(3);
+  if (head_dim % 8 != 0 || head_dim > 128 || q.size(2) % 64 != 0) return false;
+  const char* switch_value = std::getenv("LLMHOST_CUDNN_ATTENTION");
+  if (switch_value != nullptr && std::string(switch_value) == "0") return false;
+  if (!at::globalContext().hasCuDNN()) return false;
+  const auto* properties = at::cuda::getDeviceProperties(q.device().index());
+  return (properties->major == 9 || properties->major == 10) && properties->minor == 0;
+#else
+  (void)q, (void)k;
+  return false;
+#endif
+}
+
+torch::Tensor cudnn_self_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                   const torch::Tensor& v) {
+#ifdef LLM_CUDNN_ATTENTION
+  try {
+    // The log-sum-exp is what its backward needs.
+    return std::get<0>(at::_scaled_dot_product_cudnn_attention(
+        q, k, v, c10::nullopt, /*compute_log_sumexp=*/true, 0.0, /*is_causal=*/true,
+        /*return_debug_mask=*/false));
+  } catch (const c10::Error& error) {
+    if (!cudnn_attention_refused.exchange(true)) {
+      TORCH_WARN("cuDNN attention refused ", q.sizes(), " (", error.what_without_backtrace(),
+                 "); flash attention from here on");
+    }
+    return torch::Tensor();
+  }
+#else
+  (void)q, (void)k, (void)v;
+  TORCH_CHECK(false, "cuDNN attention: needs LibTorch 2.5 or newer");
 #endif
 }
 

@@ -51,6 +51,18 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& cumulative_lengths,
                                int64_t longest);
 
+// Causal self-attention of q, k, v [B, H, T, D] (the same T, H) through cuDNN's fused kernel, in
+// training steps (grad mode, q needing a gradient) on the GPUs where PyTorch's own SDPA prefers it
+// (sm90 and sm100: Hopper and Blackwell data-centre parts), fp16/bf16, D a multiple of 8 up to 128,
+// T a multiple of 64: cuDNN builds an execution plan per shape (tens of ms), so only lengths that
+// recur take it (fixed-shape and replayed steps); decode, evaluation and padded-to-longest batches
+// stay on flash. LLMHOST_CUDNN_ATTENTION=0 switches it off; a plan cuDNN refuses switches it off
+// for the process, with one warning.
+bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k);
+// The attention, or an undefined tensor where cuDNN refused it (the caller falls back).
+torch::Tensor cudnn_self_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                   const torch::Tensor& v);
+
 // Cross-entropy of each row of logits [rows, V] (contiguous, CUDA, fp32/fp16/bf16) against
 // targets [rows] (int64, same device): row_loss [rows] (fp32) gets lse - logits[target], 0 where
 // the target is ignore_index; with gradient_in_place the logits become the summed loss's gradient,

@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <functional>
+#include <iostream>
+#include <string>
 #include <vector>
 
 #include "llm/nn/activation.hpp"
@@ -244,6 +246,45 @@ TEST(FusedVarlenAttention, PackedBf16AttentionIsTheBlockDiagonalComputationCuda)
         },
         {q, k, v}, grad);
     const std::string what = std::to_string(kv_heads) + " KV heads";
+    expect_close(ours.out, reference.out, 4, "value, " + what);
+    for (int i = 0; i < 3; ++i) {
+      expect_close(ours.grads[i], reference.grads[i], 16,
+                   "gradient " + std::to_string(i) + ", " + what);
+    }
+  }
+}
+
+// Self-attention in a training step on CUDA in bf16: lengths of 64s take cuDNN's fused kernel on
+// sm90/sm100 (flash elsewhere), others flash; either way the values and gradients of the same
+// attention in fp32 from the same bf16 inputs, with the tolerances of the packed test above. The
+// backward node's name shows which kernel ran.
+TEST(FusedCausalAttention, TrainingStepBf16AttentionIsTheFp32ComputationCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(7);
+  const auto options = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+  for (const int64_t tokens : {128, 96}) {
+    // [B, T, H, D] transposed to [B, H, T, D], as the projections lay them out.
+    const auto q = torch::randn({2, tokens, 4, 64}, options).transpose(1, 2);
+    const auto k = torch::randn({2, tokens, 4, 64}, options).transpose(1, 2);
+    const auto v = torch::randn({2, tokens, 4, 64}, options).transpose(1, 2);
+    const auto grad = torch::randn({2, 4, tokens, 64}, options);
+    std::string backward_node;
+    const auto ours = run(
+        [&](const auto& in) {
+          auto out = causal_attention(in[0], in[1], in[2]);
+          backward_node = out.grad_fn() ? out.grad_fn()->name() : "none";
+          return out;
+        },
+        {q, k, v}, grad);
+    const auto reference = run(
+        [&](const auto& in) {
+          return reference_causal_attention(in[0].to(torch::kFloat), in[1].to(torch::kFloat),
+                                            in[2].to(torch::kFloat))
+              .to(torch::kBFloat16);
+        },
+        {q, k, v}, grad);
+    const std::string what = std::to_string(tokens) + " tokens through " + backward_node;
+    std::cout << "[ attention ] " << what << "\n";
     expect_close(ours.out, reference.out, 4, "value, " + what);
     for (int i = 0; i < 3; ++i) {
       expect_close(ours.grads[i], reference.grads[i], 16,

@@ -91,11 +91,22 @@ struct PackedMicroStep::Impl {
   }
 
   // What a graph records: the loss into loss_total, its gradients into the parameters' .grad.
-  void forward_backward(PackedSequences& layout, int64_t positions) {
-    const auto loss = model
-                          .next_token_loss(ids.narrow(1, 0, positions),
-                                           labels.narrow(1, 0, positions), kIgnoreIndex, &layout)
-                          .sum;
+  void forward_backward(PackedSequences& layout, const LayoutKey& key) {
+    const auto [positions, slots] = key;
+    auto step_ids = ids.narrow(1, 0, positions);
+    auto step_labels = labels.narrow(1, 0, positions);
+    // A layout of `slots` x `longest` positions holds nothing but `slots` samples of `longest`
+    // tokens: it runs as a batch of rows, the same targets and arithmetic, where attention takes
+    // the batched kernels (cuDNN's on an H200, faster than the variable-length one: bench/NOTES.md,
+    // session 11). Fixed-length data (the bench's lora-train) is all such layouts.
+    const bool rows_of_longest = positions == slots * longest;
+    const auto loss =
+        rows_of_longest
+            ? model
+                  .next_token_loss(step_ids.view({slots, longest}),
+                                   step_labels.view({slots, longest}), kIgnoreIndex, nullptr)
+                  .sum
+            : model.next_token_loss(step_ids, step_labels, kIgnoreIndex, &layout).sum;
     loss_total.add_(loss.detach());
     ((loss / divisor) * scale).backward();
   }
@@ -106,7 +117,7 @@ struct PackedMicroStep::Impl {
 #ifdef LLM_WITH_CUDA
     if (device.is_cuda()) {
       auto& graph = graphs[key];
-      if (!graph && runs >= eager_runs) record(graph, layout, key.first, dropout_seed);
+      if (!graph && runs >= eager_runs) record(graph, layout, key, dropout_seed);
       if (graph) {
         graph->replay();
         return;
@@ -116,14 +127,14 @@ struct PackedMicroStep::Impl {
       torch::cuda::synchronize(device.index());
       {
         c10::cuda::CUDAStreamGuard on_stream(recording_stream());
-        forward_backward(layout, key.first);
+        forward_backward(layout, key);
       }
       torch::cuda::synchronize(device.index());
       ++runs;
       return;
     }
 #endif
-    forward_backward(layout, key.first);
+    forward_backward(layout, key);
     ++runs;
   }
 
@@ -134,7 +145,7 @@ struct PackedMicroStep::Impl {
   }
 
   void record(std::unique_ptr<at::cuda::CUDAGraph>& graph, PackedSequences& layout,
-              int64_t positions, uint64_t dropout_seed) {
+              const LayoutKey& key, uint64_t dropout_seed) {
     // Replays add into the gradients recorded here: they must exist, not be created inside.
     for (auto& p : trainable) {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
@@ -155,7 +166,7 @@ struct PackedMicroStep::Impl {
         recorded->capture_begin(pool);
       }
       try {
-        forward_backward(layout, positions);
+        forward_backward(layout, key);
       } catch (...) {
         // A stream left recording cannot run anything else: end it, then report.
         try {

@@ -176,51 +176,122 @@ TEST(PackedMicroStepInput, DefaultTokenGranuleIsASixtyFourthOfTheBudgetInMultipl
   EXPECT_EQ(PackedMicroStep::default_token_granule(20000), 320);
 }
 
+// A layout that only samples of the longest length fill (4 x 16 positions) runs as a batch of
+// rows: the padded batch's computation on the same ids and targets, so the same loss and gradients
+// bit for bit (the packed row's differ in the last places: its sums run in another order).
+TEST_P(Packing, LayoutOfLongestSamplesRunsAsThePaddedBatch) {
+  auto loaded = test::load_test_model(test::data_dir() / GetParam());
+  auto& model = *loaded.model;
+  torch::manual_seed(0);
+  auto trainable = test::model_plugins().adapter("lora")->attach(
+      model, Json{{"lora_dropout", 0.0}, {"lora_mlp", true}});
+  {
+    torch::NoGradGuard no_grad;
+    for (auto p : trainable) p.normal_(0, 0.1);
+  }
+  model.train();
+  std::vector<std::vector<int64_t>> samples;
+  const int64_t vocab = model.config().vocab_size;
+  for (int i = 0; i < 4; ++i) {
+    const auto ids = torch::randint(1, vocab, {16}, torch::kInt64);
+    samples.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 16);
+  }
+  const auto split = PreparedSplit::from_samples(samples, {5, 5, 5, 5}, {0, 1, 2, 3});
+  const std::vector<int64_t> order{0, 1, 2, 3};
+  const auto padded = train_once(model, trainable, make_batch(split, order, true, 0));
+  for (auto p : trainable) p.mutable_grad() = torch::Tensor();
+  PackedMicroStep step(model, trainable, 64, 16);
+  step.begin_step(1.0, 1.0);
+  step.run(make_packed_batch(split, order, true, 0), 7);
+  EXPECT_EQ(step.loss_sum().item<double>(), padded.loss);
+  for (size_t i = 0; i < padded.grads.size(); ++i) {
+    EXPECT_TRUE(torch::equal(trainable[i].grad(), padded.grads[i])) << "trainable tensor " << i;
+  }
+}
+
+// Each batch's loss and trainable gradients after one micro-step run (LoRA dropout seeded per run).
+std::vector<std::pair<double, std::vector<torch::Tensor>>> micro_step_runs(
+    PackedMicroStep& step, const std::vector<torch::Tensor>& trainable,
+    const std::vector<Batch>& batches) {
+  std::vector<std::pair<double, std::vector<torch::Tensor>>> out;
+  for (size_t r = 0; r < batches.size(); ++r) {
+    for (auto p : trainable) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    step.begin_step(10.0, 1.0);
+    step.run(batches[r], 100 + r);
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : trainable) grads.push_back(p.grad().cpu().clone());
+    out.emplace_back(step.loss_sum().item<double>(), std::move(grads));
+  }
+  return out;
+}
+
+// The replayed micro-step (recording after one eager run) against one that never records, on the
+// same batches: same kernels on the same inputs, so they agree to far below a bf16 step (2^-8 of
+// the largest gradient), where stale inputs or masks would differ by O(1).
+void expect_replays_match_eager(PackingCase& c, const std::vector<Batch>& batches, int64_t tokens,
+                                int64_t longest, int64_t granule, int64_t graphs) {
+  const std::string what = "granule " + std::to_string(granule);
+  PackedMicroStep eager(*c.loaded.model, c.trainable, tokens, longest, /*eager_runs=*/1000,
+                        granule);
+  const auto expected = micro_step_runs(eager, c.trainable, batches);
+  PackedMicroStep replayed(*c.loaded.model, c.trainable, tokens, longest, /*eager_runs=*/1,
+                           granule);
+  const auto got = micro_step_runs(replayed, c.trainable, batches);
+  EXPECT_EQ(replayed.graphs(), graphs) << what;
+  for (size_t r = 0; r < batches.size(); ++r) {
+    EXPECT_NEAR(got[r].first, expected[r].first, 1e-3 * std::abs(expected[r].first))
+        << what << ", run " << r;
+    for (size_t i = 0; i < c.trainable.size(); ++i) {
+      const double largest = expected[r].second[i].abs().max().item<double>();
+      EXPECT_LE((got[r].second[i] - expected[r].second[i]).abs().max().item<double>(),
+                std::ldexp(1.0, -8) * largest)
+          << what << ", run " << r << ", trainable tensor " << i;
+    }
+  }
+}
+
 // On a CUDA device the micro-step records its work once and replays it: every run's loss and
 // gradients, LoRA dropout on, equal the eager runs' with the same seeds. bf16 weights (the flash
-// varlen path); both sides run the same kernels on the same inputs, so they agree to far below a
-// bf16 step (2^-8 of the largest gradient), where stale inputs or masks would differ by O(1).
+// varlen path).
 TEST_P(Packing, ReplayedMicroStepGivesTheEagerLossAndGradientsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   if (!PackedMicroStep::can_replay(torch::kCUDA)) GTEST_SKIP() << "LibTorch without CUDA graphs";
   auto c = packing_case(GetParam(), 0.05, torch::kBFloat16, torch::kCUDA);
-  auto& model = *c.loaded.model;
   // Filled to 32 positions, slots are 4 for the first four rows and 8 for the last (two recorded
   // graphs, one memory pool).
-  const std::vector<std::vector<int64_t>> rows{{0, 1, 2}, {3, 4}, {2, 0, 4}, {1, 3}, {0, 1, 3, 4}};
-  const auto runs = [&](PackedMicroStep& step) {
-    std::vector<std::pair<double, std::vector<torch::Tensor>>> out;
-    for (size_t r = 0; r < rows.size(); ++r) {
-      for (auto p : c.trainable) {
-        if (p.grad().defined()) p.mutable_grad().zero_();
-      }
-      step.begin_step(10.0, 1.0);
-      step.run(make_packed_batch(c.split, rows[r], true, 0), 100 + r);
-      std::vector<torch::Tensor> grads;
-      for (const auto& p : c.trainable) grads.push_back(p.grad().cpu().clone());
-      out.emplace_back(step.loss_sum().item<double>(), std::move(grads));
-    }
-    return out;
-  };
+  std::vector<Batch> batches;
+  for (const std::vector<int64_t>& row :
+       std::vector<std::vector<int64_t>>{{0, 1, 2}, {3, 4}, {2, 0, 4}, {1, 3}, {0, 1, 3, 4}}) {
+    batches.push_back(make_packed_batch(c.split, row, true, 0));
+  }
   // Granule 0: every row filled to 32 (2 graphs); granule 8: rows filled to 24, 16, 32, 8 and 24
   // positions (4 graphs, the fifth run replays the first's).
-  for (const auto& [granule, graphs] : std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {8, 4}}) {
-    PackedMicroStep eager(model, c.trainable, 32, 16, /*eager_runs=*/1000, granule);
-    const auto expected = runs(eager);
-    PackedMicroStep replayed(model, c.trainable, 32, 16, /*eager_runs=*/1, granule);
-    const auto got = runs(replayed);
-    EXPECT_EQ(replayed.graphs(), graphs) << "granule " << granule;
-    for (size_t r = 0; r < rows.size(); ++r) {
-      EXPECT_NEAR(got[r].first, expected[r].first, 1e-3 * std::abs(expected[r].first))
-          << "granule " << granule << ", run " << r;
-      for (size_t i = 0; i < c.trainable.size(); ++i) {
-        const double largest = expected[r].second[i].abs().max().item<double>();
-        EXPECT_LE((got[r].second[i] - expected[r].second[i]).abs().max().item<double>(),
-                  std::ldexp(1.0, -8) * largest)
-            << "granule " << granule << ", run " << r << ", trainable tensor " << i;
-      }
-    }
+  expect_replays_match_eager(c, batches, 32, 16, 0, 2);
+  expect_replays_match_eager(c, batches, 32, 16, 8, 4);
+}
+
+// Batches of four 64-token samples in a 256-position budget: the layout runs as a batch of rows
+// (on an H200 its attention is cuDNN's, recorded in the graph too), replayed as recorded.
+TEST_P(Packing, ReplayedLayoutOfLongestSamplesGivesTheEagerLossAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!PackedMicroStep::can_replay(torch::kCUDA)) GTEST_SKIP() << "LibTorch without CUDA graphs";
+  auto c = packing_case(GetParam(), 0.05, torch::kBFloat16, torch::kCUDA);
+  const int64_t vocab = c.loaded.model->config().vocab_size;
+  std::vector<std::vector<int64_t>> samples;
+  for (int i = 0; i < 8; ++i) {
+    const auto ids = torch::randint(1, vocab, {64}, torch::kInt64);
+    samples.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 64);
   }
+  const auto split =
+      PreparedSplit::from_samples(samples, std::vector<int64_t>(8, 10), {0, 1, 2, 3, 4, 5, 6, 7});
+  std::vector<Batch> batches;
+  for (const std::vector<int64_t>& row :
+       std::vector<std::vector<int64_t>>{{0, 1, 2, 3}, {4, 5, 6, 7}, {7, 2, 5, 0}}) {
+    batches.push_back(make_packed_batch(split, row, true, 0));
+  }
+  expect_replays_match_eager(c, batches, 256, 64, 0, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, Packing, ::testing::Values("tiny-pythia", "tiny-llama"),

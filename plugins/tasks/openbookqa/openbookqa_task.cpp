@@ -27,7 +27,8 @@ std::string strip_ascii(const std::string& s) {
 Question parse(const llm::TaskRecord& record) {
   Question q;
   q.stem = llm::record_string(record, "question_stem");
-  const auto& choices = llm::record_field(record, "choices");
+  // A copy: GCC 13 takes a reference returned for a temporary key for a dangling one.
+  const auto choices = llm::record_field(record, "choices");
   if (!choices.is_object()) throw llm::UserError(record.where + ": 'choices' must be an object");
   q.choices = llm::record_strings(record, choices.value("text", llm::Json()), "choices.text");
   static const std::vector<std::string> kLetters{"A", "B", "C", "D"};

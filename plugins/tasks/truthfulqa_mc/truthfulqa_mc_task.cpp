@@ -37,8 +37,9 @@ struct Question {
 Question parse(const llm::TaskRecord& record) {
   Question q;
   q.context = std::string(kQaPrompt) + "\n\nQ: " + llm::record_string(record, "question") + "\nA:";
-  const auto& mc1 = llm::record_field(record, "mc1_targets");
-  const auto& mc2 = llm::record_field(record, "mc2_targets");
+  // Copies: GCC 13 takes references returned for temporary keys for dangling ones.
+  const auto mc1 = llm::record_field(record, "mc1_targets");
+  const auto mc2 = llm::record_field(record, "mc2_targets");
   if (!mc1.is_object() || !mc2.is_object()) {
     throw llm::UserError(record.where + ": 'mc1_targets' and 'mc2_targets' must be objects");
   }

@@ -24,6 +24,7 @@
 #   runs it with cuDNN too, into hf-varlen-cudnn.json.
 #   VARLEN_GRANULES="128 256": our lora-train-varlen again with each --token_granule, into
 #   ours-granule-N.jsonl (the trainer's default is a 64th of the budget, 128 here).
+#   HF_SHAPES: the shapes of the lora-train reference (default all).
 #   AB_ENV="VAR=value ...": our workloads again with that environment, into ours-ab.jsonl.
 #   LOW_RANK_KERNELS=1: bench/low_rank_kernels_bench.cu (the LoRA kernels one by one) into
 #   low-rank-kernels.jsonl.
@@ -182,7 +183,7 @@ json.dump(rows, open(sys.argv[2], "w"), indent=1)' "$OUT_DIR/hf-$what.log" "$out
 }
 if [ -z "${SKIP_HF:-}" ]; then
   [ "$HF_TRAIN" = none ] || reference train "$OUT_DIR/hf.json" \
-    bench/hf_lora_train_bench.py "$OUT_DIR/hf.json" "${SHAPES[@]}" --variants "$HF_TRAIN"
+    bench/hf_lora_train_bench.py "$OUT_DIR/hf.json" ${HF_SHAPES:-${SHAPES[*]}} --variants "$HF_TRAIN"
   [ "$HF_INFER" = none ] || reference inference "$OUT_DIR/hf-infer.json" \
     bench/hf_inference_bench.py "$OUT_DIR/hf-infer.json" "${SHAPES[@]}" --variants "$HF_INFER"
   read -r -a VARLEN_SHAPES <<<"${VARLEN_SHAPES:-${SHAPES[*]}}"

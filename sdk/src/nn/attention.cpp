@@ -50,7 +50,7 @@ torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k,
   }
   const int64_t heads = q.size(1);
   const int64_t kv_heads = k.size(1);
-  if (is_causal && fused::cudnn_self_attention_applies(q, k)) {
+  if (is_causal && fused::cudnn_self_attention_applies(q, k, v)) {
     if (auto out = fused::cudnn_self_attention(q, k, v); out.defined()) return out;
   }
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)

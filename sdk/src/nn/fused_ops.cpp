@@ -437,9 +437,11 @@ std::atomic<bool> cudnn_attention_refused{false};
 }  // namespace
 #endif
 
-bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
+bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v) {
 #ifdef LLM_CUDNN_ATTENTION
-  if (!q.is_cuda() || !torch::GradMode::is_enabled() || !q.requires_grad()) return false;
+  if (!q.is_cuda() || !torch::GradMode::is_enabled()) return false;
+  if (!q.requires_grad() && !k.requires_grad() && !v.requires_grad()) return false;
   if (cudnn_attention_refused.load(std::memory_order_relaxed)) return false;
   if (q.scalar_type() != torch::kHalf && q.scalar_type() != torch::kBFloat16) return false;
   if (q.dim() != 4 || k.dim() != 4 || q.size(1) != k.size(1) || q.size(2) != k.size(2))
@@ -452,7 +454,7 @@ bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k
   const auto* properties = at::cuda::getDeviceProperties(q.device().index());
   return (properties->major == 9 || properties->major == 10) && properties->minor == 0;
 #else
-  (void)q, (void)k;
+  (void)q, (void)k, (void)v;
   return false;
 #endif
 }

@@ -52,13 +52,15 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k,
                                int64_t longest);
 
 // Causal self-attention of q, k, v [B, H, T, D] (the same T, H) through cuDNN's fused kernel, in
-// training steps (grad mode, q needing a gradient) on the GPUs where PyTorch's own SDPA prefers it
-// (sm90 and sm100: Hopper and Blackwell data-centre parts), fp16/bf16, D a multiple of 8 up to 128,
-// T a multiple of 64: cuDNN builds an execution plan per shape (tens of ms), so only lengths that
-// recur take it (fixed-shape and replayed steps); decode, evaluation and padded-to-longest batches
-// stay on flash. LLMHOST_CUDNN_ATTENTION=0 switches it off; a plan cuDNN refuses switches it off
-// for the process, with one warning.
-bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k);
+// training steps (grad mode, q, k or v needing a gradient) on the GPUs where PyTorch's own SDPA
+// prefers it (sm90 and sm100: Hopper and Blackwell data-centre parts), fp16/bf16, D a multiple of 8
+// up to 128, T a multiple of 64: cuDNN builds an execution plan per shape (tens of ms), so only
+// lengths that recur take it (fixed-shape and replayed steps; of batches padded to their longest
+// sample, those whose longest is a multiple of 64); decode and evaluation stay on flash.
+// LLMHOST_CUDNN_ATTENTION=0 switches it off; a plan cuDNN refuses switches it off for the process,
+// with one warning.
+bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v);
 // The attention, or an undefined tensor where cuDNN refused it (the caller falls back).
 torch::Tensor cudnn_self_attention(const torch::Tensor& q, const torch::Tensor& k,
                                    const torch::Tensor& v);

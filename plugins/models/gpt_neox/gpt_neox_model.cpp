@@ -58,11 +58,14 @@ Layer::Layer(const GptNeoXConfig& config, const torch::TensorOptions& options)
 
 torch::Tensor Layer::forward(const torch::Tensor& x, llm::KVCache* cache, int64_t layer,
                              const llm::PackedSequences* packing) {
-  const auto attended = attention(input_layernorm(x), cache, layer, packing);
   if (parallel_residual_) {
-    // x + attn(ln1(x)) + mlp(ln2(x)), summed in Hugging Face's order.
-    return mlp(post_attention_layernorm(x)) + attended + x;
+    // x + attn(ln1(x)) + mlp(ln2(x)), summed in Hugging Face's order; both norms of x in one pass.
+    const auto [attention_in, mlp_in] =
+        llm::layer_norm_pair(x, *input_layernorm, *post_attention_layernorm);
+    const auto attended = attention(attention_in, cache, layer, packing);
+    return mlp(mlp_in) + attended + x;
   }
+  const auto attended = attention(input_layernorm(x), cache, layer, packing);
   const auto h = attended + x;
   return mlp(post_attention_layernorm(h)) + h;
 }

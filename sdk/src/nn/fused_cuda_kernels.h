@@ -26,6 +26,18 @@ int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weig
                                const float* rstd, void* grad_x, int64_t rows, int64_t dim, int kind,
                                void* stream);
 
+// Two LayerNorms of one x [rows, dim]: y1 = LN(x; w1, b1), y2 = LN(x; w2, b2), with the rows'
+// mean and rstd (fp32) for backward. Rows of whole 16-byte packs, at most 1,024 packs, 16-byte
+// aligned pointers; anything else returns cudaErrorInvalidValue without launching.
+int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, const void* b1, const void* w2,
+                                     const void* b2, void* y1, void* y2, float* mean, float* rstd,
+                                     int64_t rows, int64_t dim, double eps, int kind, void* stream);
+// grad_x of the above through both outputs (weights frozen), from their gradients dy1, dy2.
+int llm_layer_norm_pair_backward_cuda(const void* dy1, const void* dy2, const void* x,
+                                      const void* w1, const void* w2, const float* mean,
+                                      const float* rstd, void* grad_x, int64_t rows, int64_t dim,
+                                      int kind, void* stream);
+
 // Rotary embedding in Hugging Face's rotate_half layout over the first rotary_dim of `dim`:
 // out[j] = x[j] * cos[p, j] + x[partner(j)] * sin[p, partner(j) if transpose else j], p = offset
 // + t (or positions[t] when `positions`, a device array of `tokens` int64, is given), partner

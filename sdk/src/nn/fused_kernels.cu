@@ -218,6 +218,98 @@ __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __
   reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
 }
 
+// ---- Two LayerNorms of one input ---------------------------------------------------------------
+
+// y1 = LN(x; w1, b1) and y2 = LN(x; w2, b2) of one row a block, a pack a thread: statistics in
+// fp32 (mean, then the mean square about it), each output rounded once, as LibTorch's LayerNorm.
+template <typename T>
+__global__ void layer_norm_pair_forward_packed(const T* __restrict__ x, const T* __restrict__ w1,
+                                               const T* __restrict__ b1, const T* __restrict__ w2,
+                                               const T* __restrict__ b2, T* __restrict__ y1,
+                                               T* __restrict__ y2, float* __restrict__ mean_out,
+                                               float* __restrict__ rstd_out, int32_t packs_per_row,
+                                               float eps) {
+  const int64_t row = blockIdx.x;
+  const int32_t k = threadIdx.x;
+  const bool active = k < packs_per_row;
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
+  Pack<T> xv;
+  float sum = 0.0f;
+  if (active) {
+    xv = reinterpret_cast<const Pack<T>*>(x + row * dim)[k];
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kSize; ++e) sum += load(xv.v, e);
+  }
+  const float mean = block_sum(sum) / static_cast<float>(dim);
+  float squares = 0.0f;
+  if (active) {
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kSize; ++e) {
+      const float d = load(xv.v, e) - mean;
+      squares += d * d;
+    }
+  }
+  const float r = rsqrtf(block_sum(squares) / static_cast<float>(dim) + eps);
+  if (threadIdx.x == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = r;
+  }
+  if (!active) return;
+  const Pack<T> g1 = reinterpret_cast<const Pack<T>*>(w1)[k];
+  const Pack<T> c1 = reinterpret_cast<const Pack<T>*>(b1)[k];
+  const Pack<T> g2 = reinterpret_cast<const Pack<T>*>(w2)[k];
+  const Pack<T> c2 = reinterpret_cast<const Pack<T>*>(b2)[k];
+  Pack<T> o1, o2;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float x_hat = (load(xv.v, e) - mean) * r;
+    store(o1.v, e, x_hat * load(g1.v, e) + load(c1.v, e));
+    store(o2.v, e, x_hat * load(g2.v, e) + load(c2.v, e));
+  }
+  reinterpret_cast<Pack<T>*>(y1 + row * dim)[k] = o1;
+  reinterpret_cast<Pack<T>*>(y2 + row * dim)[k] = o2;
+}
+
+// x's gradient through both (weights frozen). LayerNorm's input gradient is linear in dy * w, so
+// the two are one: g = dy1 w1 + dy2 w2 and dx = rstd (g - mean(g) - x_hat mean(g x_hat)) in fp32,
+// rounded once (LibTorch rounds each LayerNorm's, then their sum).
+template <typename T>
+__global__ void layer_norm_pair_backward_packed(const T* __restrict__ dy1,
+                                                const T* __restrict__ dy2, const T* __restrict__ x,
+                                                const T* __restrict__ w1, const T* __restrict__ w2,
+                                                const float* __restrict__ mean_in,
+                                                const float* __restrict__ rstd_in,
+                                                T* __restrict__ grad_x, int32_t packs_per_row) {
+  const int64_t row = blockIdx.x;
+  const int32_t k = threadIdx.x;
+  const bool active = k < packs_per_row;
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
+  const float mean = mean_in[row], r = rstd_in[row];
+  float g[Pack<T>::kSize], x_hat[Pack<T>::kSize];
+  float sum_g = 0.0f, sum_gx = 0.0f;
+  if (active) {
+    const Pack<T> d1 = reinterpret_cast<const Pack<T>*>(dy1 + row * dim)[k];
+    const Pack<T> d2 = reinterpret_cast<const Pack<T>*>(dy2 + row * dim)[k];
+    const Pack<T> xv = reinterpret_cast<const Pack<T>*>(x + row * dim)[k];
+    const Pack<T> g1 = reinterpret_cast<const Pack<T>*>(w1)[k];
+    const Pack<T> g2 = reinterpret_cast<const Pack<T>*>(w2)[k];
+#pragma unroll
+    for (int e = 0; e < Pack<T>::kSize; ++e) {
+      g[e] = load(d1.v, e) * load(g1.v, e) + load(d2.v, e) * load(g2.v, e);
+      x_hat[e] = (load(xv.v, e) - mean) * r;
+      sum_g += g[e];
+      sum_gx += g[e] * x_hat[e];
+    }
+  }
+  const float mean_g = block_sum(sum_g) / static_cast<float>(dim);
+  const float mean_gx = block_sum(sum_gx) / static_cast<float>(dim);
+  if (!active) return;
+  Pack<T> dx;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) store(dx.v, e, r * (g[e] - mean_g - x_hat[e] * mean_gx));
+  reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
+}
+
 // ---- Rotary ------------------------------------------------------------------------------------
 
 // The table row of token t: positions[t] for packed samples, offset + t otherwise.
@@ -468,6 +560,40 @@ int rms_norm_backward_launch(const void* grad, const void* x, const void* weight
 }
 
 template <typename T>
+int layer_norm_pair_forward_launch(const void* x, const void* w1, const void* b1, const void* w2,
+                                   const void* b2, void* y1, void* y2, float* mean, float* rstd,
+                                   int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
+  if (rows == 0) return 0;
+  if (!rows_as_packs<T>(dim, {x, w1, b1, w2, b2, y1, y2}) || rows >= (int64_t{1} << 31)) {
+    return static_cast<int>(cudaErrorInvalidValue);  // the caller checks; never a wrong answer
+  }
+  const int64_t packs = dim / Pack<T>::kSize;
+  layer_norm_pair_forward_packed<T>
+      <<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const T*>(w1), static_cast<const T*>(b1),
+          static_cast<const T*>(w2), static_cast<const T*>(b2), static_cast<T*>(y1),
+          static_cast<T*>(y2), mean, rstd, static_cast<int32_t>(packs), static_cast<float>(eps));
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
+int layer_norm_pair_backward_launch(const void* dy1, const void* dy2, const void* x, const void* w1,
+                                    const void* w2, const float* mean, const float* rstd,
+                                    void* grad_x, int64_t rows, int64_t dim, cudaStream_t stream) {
+  if (rows == 0) return 0;
+  if (!rows_as_packs<T>(dim, {dy1, dy2, x, w1, w2, grad_x}) || rows >= (int64_t{1} << 31)) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  const int64_t packs = dim / Pack<T>::kSize;
+  layer_norm_pair_backward_packed<T>
+      <<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
+          static_cast<const T*>(dy1), static_cast<const T*>(dy2), static_cast<const T*>(x),
+          static_cast<const T*>(w1), static_cast<const T*>(w2), mean, rstd, static_cast<T*>(grad_x),
+          static_cast<int32_t>(packs));
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
 int rotary_parts_launch(const LlmRotaryParts& parts, int count, int rotated, const int64_t* sizes,
                         const void* cos, const void* sin, const int64_t* positions, int64_t offset,
                         int64_t rotary_dim, int transpose, cudaStream_t stream) {
@@ -548,6 +674,24 @@ extern "C" int llm_rms_norm_backward_cuda(const void* grad, const void* x, const
                                           int64_t dim, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   LLM_DISPATCH_KIND(kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, grad_x, rows, dim, s))
+}
+
+extern "C" int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, const void* b1,
+                                                const void* w2, const void* b2, void* y1, void* y2,
+                                                float* mean, float* rstd, int64_t rows, int64_t dim,
+                                                double eps, int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  LLM_DISPATCH_KIND(kind, layer_norm_pair_forward_launch<T>(x, w1, b1, w2, b2, y1, y2, mean, rstd,
+                                                            rows, dim, eps, s))
+}
+
+extern "C" int llm_layer_norm_pair_backward_cuda(const void* dy1, const void* dy2, const void* x,
+                                                 const void* w1, const void* w2, const float* mean,
+                                                 const float* rstd, void* grad_x, int64_t rows,
+                                                 int64_t dim, int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  LLM_DISPATCH_KIND(kind, layer_norm_pair_backward_launch<T>(dy1, dy2, x, w1, w2, mean, rstd,
+                                                             grad_x, rows, dim, s))
 }
 
 extern "C" int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_strides,

@@ -257,6 +257,51 @@ class RotaryInterleavedQkv : public torch::autograd::Function<RotaryInterleavedQ
         "interleaved q, k, v rotary");
   }
 };
+
+// Two LayerNorms of one input in one kernel each way (fused_cuda_kernels.h); saves x in its own
+// dtype and the rows' mean and rstd. Weights frozen: only x gets a gradient.
+class LayerNormPair : public torch::autograd::Function<LayerNormPair> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& w1, const torch::Tensor& b1,
+                               const torch::Tensor& w2, const torch::Tensor& b2, double eps) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const int64_t dim = x.size(-1);
+    const int64_t rows = x.numel() / dim;
+    auto y1 = torch::empty_like(x), y2 = torch::empty_like(x);
+    const auto stats = x.options().dtype(torch::kFloat);
+    auto mean = torch::empty({rows}, stats), rstd = torch::empty({rows}, stats);
+    check_launch(llm_layer_norm_pair_forward_cuda(
+                     x.data_ptr(), w1.data_ptr(), b1.data_ptr(), w2.data_ptr(), b2.data_ptr(),
+                     y1.data_ptr(), y2.data_ptr(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
+                     rows, dim, eps, kind_of(x), stream_of(x)),
+                 "LayerNorm pair forward");
+    ctx->save_for_backward({x, w1, w2, mean, rstd});
+    return {y1, y2};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w1 = saved[1], &w2 = saved[2], &mean = saved[3], &rstd = saved[4];
+    const c10::cuda::CUDAGuard guard(x.device());
+    const int64_t dim = x.size(-1);
+    const auto dy1 = packed(grad_outputs[0]), dy2 = packed(grad_outputs[1]);
+    auto grad_x = torch::empty_like(x);
+    check_launch(llm_layer_norm_pair_backward_cuda(
+                     dy1.data_ptr(), dy2.data_ptr(), x.data_ptr(), w1.data_ptr(), w2.data_ptr(),
+                     mean.data_ptr<float>(), rstd.data_ptr<float>(), grad_x.data_ptr(),
+                     x.numel() / dim, dim, kind_of(x), stream_of(x)),
+                 "LayerNorm pair backward");
+    return {grad_x,          torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+  // t contiguous and 16-byte aligned (a view may start mid-pack; a copy is fresh memory).
+  static torch::Tensor packed(const torch::Tensor& t) {
+    auto c = t.contiguous();
+    return aligned16(c) ? c : c.clone();
+  }
+};
 #endif
 
 }  // namespace
@@ -275,6 +320,27 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
     return rms_norm_plain(x, weight, eps);
   }
   return RmsNorm::apply(x, weight, eps);
+}
+
+std::array<torch::Tensor, 2> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,
+                                             const torch::Tensor& b1, const torch::Tensor& w2,
+                                             const torch::Tensor& b2, double eps) {
+  const int64_t dim = x.size(-1);
+#ifdef LLM_WITH_FUSED_CUDA
+  const bool frozen =
+      !w1.requires_grad() && !b1.requires_grad() && !w2.requires_grad() && !b2.requires_grad();
+  // Rows of whole 16-byte packs that one block holds (the kernels' register-held form).
+  const int64_t pack = x.scalar_type() == torch::kFloat ? 4 : 8;
+  if (frozen && dim > 0 && dim % pack == 0 && dim / pack <= 1024 && x.numel() > 0 &&
+      kernel_applies({x, w1, b1, w2, b2}) && kernels_switched_on("LLMHOST_FUSED_LAYER_NORM")) {
+    const auto xc = LayerNormPair::packed(x);
+    const auto outputs =
+        LayerNormPair::apply(xc, LayerNormPair::packed(w1), LayerNormPair::packed(b1),
+                             LayerNormPair::packed(w2), LayerNormPair::packed(b2), eps);
+    return {outputs[0], outputs[1]};
+  }
+#endif
+  return {torch::layer_norm(x, {dim}, w1, b1, eps), torch::layer_norm(x, {dim}, w2, b2, eps)};
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {

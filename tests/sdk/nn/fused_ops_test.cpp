@@ -93,6 +93,50 @@ TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAn
   }
 }
 
+// A parallel-residual block's two LayerNorms of one input against LibTorch's layer_norm twice,
+// values and x's gradient through both (the outputs concatenated, one upstream gradient). Width
+// 96 takes the CUDA kernel (whole 16-byte packs), 100 LibTorch's. The kernel rounds x's gradient
+// once where LibTorch rounds each norm's and their sum: a few steps of the type apart.
+TEST(FusedLayerNormPair, ValuesAndInputGradientAreTwoLayerNormsOnCpuAndCuda) {
+  for (const auto& device : devices()) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (const int64_t width : {96, 100}) {
+        torch::manual_seed(2);
+        const auto options = torch::TensorOptions().dtype(dtype).device(device);
+        LayerNorm first(width, 1e-5, options), second(width, 1e-5, options);
+        {
+          torch::NoGradGuard no_grad;
+          for (auto* norm : {&first, &second}) {
+            (*norm)->weight.copy_(torch::rand({width}) + 0.5);
+            (*norm)->bias.copy_(torch::randn({width}) * 0.1);
+          }
+        }
+        // Rows with an offset (the mean matters) and a spread (so does the variance).
+        const auto x = (torch::randn({3, 7, width}) * 3 + 1).to(options);
+        const auto grad = torch::randn({3, 7, 2 * width}).to(options);
+        const auto ours = run(
+            [&](const auto& in) {
+              const auto [a, b] = layer_norm_pair(in[0], *first, *second);
+              return torch::cat({a, b}, -1);
+            },
+            {x}, grad);
+        const auto plain = run(
+            [&](const auto& in) {
+              return torch::cat(
+                  {torch::layer_norm(in[0], {width}, first->weight, first->bias, 1e-5),
+                   torch::layer_norm(in[0], {width}, second->weight, second->bias, 1e-5)},
+                  -1);
+            },
+            {x}, grad);
+        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
+                                 " width " + std::to_string(width);
+        expect_close(ours.out, plain.out, 2, "value, " + what);
+        expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
+      }
+    }
+  }
+}
+
 // Shapes of 1,280 elements (whole 16-byte packs on CUDA) and 105 (the element-wise form).
 TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
   for (const auto& device : devices()) {

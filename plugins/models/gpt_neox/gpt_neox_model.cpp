@@ -3,6 +3,7 @@
 #include <string>
 
 #include "llm/error.hpp"
+#include "llm/nn/parallel_block.hpp"
 
 namespace gpt_neox {
 
@@ -60,10 +61,9 @@ torch::Tensor Layer::forward(const torch::Tensor& x, llm::KVCache* cache, int64_
                              const llm::PackedSequences* packing) {
   if (parallel_residual_) {
     // x + attn(ln1(x)) + mlp(ln2(x)), summed in Hugging Face's order; both norms of x in one pass.
-    const auto [attention_in, mlp_in] =
-        llm::layer_norm_pair(x, *input_layernorm, *post_attention_layernorm);
-    const auto attended = attention(attention_in, cache, layer, packing);
-    return mlp(mlp_in) + attended + x;
+    const auto in = llm::parallel_block_inputs(x, *input_layernorm, *post_attention_layernorm);
+    const auto attended = attention(in.first, cache, layer, packing);
+    return llm::add_three(mlp(in.second), attended, in.residual);
   }
   const auto attended = attention(input_layernorm(x), cache, layer, packing);
   const auto h = attended + x;

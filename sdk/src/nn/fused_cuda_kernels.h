@@ -32,11 +32,15 @@ int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weig
 int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, const void* b1, const void* w2,
                                      const void* b2, void* y1, void* y2, float* mean, float* rstd,
                                      int64_t rows, int64_t dim, double eps, int kind, void* stream);
-// grad_x of the above through both outputs (weights frozen), from their gradients dy1, dy2.
-int llm_layer_norm_pair_backward_cuda(const void* dy1, const void* dy2, const void* x,
-                                      const void* w1, const void* w2, const float* mean,
-                                      const float* rstd, void* grad_x, int64_t rows, int64_t dim,
-                                      int kind, void* stream);
+// grad_x of the above through both outputs (weights frozen), from their gradients dy1, dy2, plus
+// dres (x's gradient from elsewhere) when it is not null.
+int llm_layer_norm_pair_backward_cuda(const void* dy1, const void* dy2, const void* dres,
+                                      const void* x, const void* w1, const void* w2,
+                                      const float* mean, const float* rstd, void* grad_x,
+                                      int64_t rows, int64_t dim, int kind, void* stream);
+// out = (a + b) + c over n contiguous elements, rounded to the type after each add.
+int llm_add_three_cuda(const void* a, const void* b, const void* c, void* out, int64_t n, int kind,
+                       void* stream);
 
 // Rotary embedding in Hugging Face's rotate_half layout over the first rotary_dim of `dim`:
 // out[j] = x[j] * cos[p, j] + x[partner(j)] * sin[p, partner(j) if transpose else j], p = offset

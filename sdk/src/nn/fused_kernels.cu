@@ -270,12 +270,14 @@ __global__ void layer_norm_pair_forward_packed(const T* __restrict__ x, const T*
   reinterpret_cast<Pack<T>*>(y2 + row * dim)[k] = o2;
 }
 
-// x's gradient through both (weights frozen). LayerNorm's input gradient is linear in dy * w, so
-// the two are one: g = dy1 w1 + dy2 w2 and dx = rstd (g - mean(g) - x_hat mean(g x_hat)) in fp32,
-// rounded once (LibTorch rounds each LayerNorm's, then their sum).
+// x's gradient through both (weights frozen), plus dres (x's gradient from elsewhere: the
+// block's residual sum) where given. LayerNorm's input gradient is linear in dy * w, so the two
+// are one: g = dy1 w1 + dy2 w2 and dx = dres + rstd (g - mean(g) - x_hat mean(g x_hat)) in fp32,
+// rounded once (LibTorch rounds each LayerNorm's, then each sum).
 template <typename T>
 __global__ void layer_norm_pair_backward_packed(const T* __restrict__ dy1,
-                                                const T* __restrict__ dy2, const T* __restrict__ x,
+                                                const T* __restrict__ dy2,
+                                                const T* __restrict__ dres, const T* __restrict__ x,
                                                 const T* __restrict__ w1, const T* __restrict__ w2,
                                                 const float* __restrict__ mean_in,
                                                 const float* __restrict__ rstd_in,
@@ -304,10 +306,47 @@ __global__ void layer_norm_pair_backward_packed(const T* __restrict__ dy1,
   const float mean_g = block_sum(sum_g) / static_cast<float>(dim);
   const float mean_gx = block_sum(sum_gx) / static_cast<float>(dim);
   if (!active) return;
-  Pack<T> dx;
+  Pack<T> dx, base;
+  if (dres != nullptr) base = reinterpret_cast<const Pack<T>*>(dres + row * dim)[k];
 #pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) store(dx.v, e, r * (g[e] - mean_g - x_hat[e] * mean_gx));
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float other = dres != nullptr ? load(base.v, e) : 0.0f;
+    store(dx.v, e, other + r * (g[e] - mean_g - x_hat[e] * mean_gx));
+  }
   reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
+}
+
+// ---- (a + b) + c
+// ---------------------------------------------------------------------------------
+
+// Rounded after each add, as two LibTorch adds would: the same values in one pass.
+template <typename T>
+__device__ inline float add_three_value(float a, float b, float c) {
+  const T* tag = nullptr;
+  return round_to(tag, a + b) + c;
+}
+
+template <typename T>
+__global__ void add_three(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ c,
+                          T* __restrict__ out, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  store(out, i, add_three_value<T>(load(a, i), load(b, i), load(c, i)));
+}
+
+template <typename T>
+__global__ void add_three_packed(const Pack<T>* __restrict__ a, const Pack<T>* __restrict__ b,
+                                 const Pack<T>* __restrict__ c, Pack<T>* __restrict__ out,
+                                 int32_t packs) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= packs) return;
+  const Pack<T> x = a[i], y = b[i], z = c[i];
+  Pack<T> o;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    store(o.v, e, add_three_value<T>(load(x.v, e), load(y.v, e), load(z.v, e)));
+  }
+  out[i] = o;
 }
 
 // ---- Rotary ------------------------------------------------------------------------------------
@@ -577,19 +616,38 @@ int layer_norm_pair_forward_launch(const void* x, const void* w1, const void* b1
 }
 
 template <typename T>
-int layer_norm_pair_backward_launch(const void* dy1, const void* dy2, const void* x, const void* w1,
-                                    const void* w2, const float* mean, const float* rstd,
-                                    void* grad_x, int64_t rows, int64_t dim, cudaStream_t stream) {
+int layer_norm_pair_backward_launch(const void* dy1, const void* dy2, const void* dres,
+                                    const void* x, const void* w1, const void* w2,
+                                    const float* mean, const float* rstd, void* grad_x,
+                                    int64_t rows, int64_t dim, cudaStream_t stream) {
   if (rows == 0) return 0;
-  if (!rows_as_packs<T>(dim, {dy1, dy2, x, w1, w2, grad_x}) || rows >= (int64_t{1} << 31)) {
+  if (!rows_as_packs<T>(dim, {dy1, dy2, dres != nullptr ? dres : x, x, w1, w2, grad_x}) ||
+      rows >= (int64_t{1} << 31)) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   const int64_t packs = dim / Pack<T>::kSize;
   layer_norm_pair_backward_packed<T>
       <<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
-          static_cast<const T*>(dy1), static_cast<const T*>(dy2), static_cast<const T*>(x),
-          static_cast<const T*>(w1), static_cast<const T*>(w2), mean, rstd, static_cast<T*>(grad_x),
-          static_cast<int32_t>(packs));
+          static_cast<const T*>(dy1), static_cast<const T*>(dy2), static_cast<const T*>(dres),
+          static_cast<const T*>(x), static_cast<const T*>(w1), static_cast<const T*>(w2), mean,
+          rstd, static_cast<T*>(grad_x), static_cast<int32_t>(packs));
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
+int add_three_launch(const void* a, const void* b, const void* c, void* out, int64_t n,
+                     cudaStream_t stream) {
+  if (n == 0) return 0;
+  if (packs_fit<T>(n, {a, b, c, out})) {
+    const int64_t packs = n / Pack<T>::kSize;
+    add_three_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
+        static_cast<const Pack<T>*>(a), static_cast<const Pack<T>*>(b),
+        static_cast<const Pack<T>*>(c), static_cast<Pack<T>*>(out), static_cast<int32_t>(packs));
+  } else {
+    add_three<T>
+        <<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const T*>(a), static_cast<const T*>(b),
+                                                 static_cast<const T*>(c), static_cast<T*>(out), n);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -685,13 +743,20 @@ extern "C" int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, c
                                                             rows, dim, eps, s))
 }
 
-extern "C" int llm_layer_norm_pair_backward_cuda(const void* dy1, const void* dy2, const void* x,
-                                                 const void* w1, const void* w2, const float* mean,
-                                                 const float* rstd, void* grad_x, int64_t rows,
-                                                 int64_t dim, int kind, void* stream) {
+extern "C" int llm_layer_norm_pair_backward_cuda(const void* dy1, const void* dy2, const void* dres,
+                                                 const void* x, const void* w1, const void* w2,
+                                                 const float* mean, const float* rstd, void* grad_x,
+                                                 int64_t rows, int64_t dim, int kind,
+                                                 void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, layer_norm_pair_backward_launch<T>(dy1, dy2, x, w1, w2, mean, rstd,
+  LLM_DISPATCH_KIND(kind, layer_norm_pair_backward_launch<T>(dy1, dy2, dres, x, w1, w2, mean, rstd,
                                                              grad_x, rows, dim, s))
+}
+
+extern "C" int llm_add_three_cuda(const void* a, const void* b, const void* c, void* out, int64_t n,
+                                  int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  LLM_DISPATCH_KIND(kind, add_three_launch<T>(a, b, c, out, n, s))
 }
 
 extern "C" int llm_rotary_cuda(const void* x, const int64_t* sizes, const int64_t* x_strides,

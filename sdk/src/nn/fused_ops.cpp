@@ -259,7 +259,8 @@ class RotaryInterleavedQkv : public torch::autograd::Function<RotaryInterleavedQ
 };
 
 // Two LayerNorms of one input in one kernel each way (fused_cuda_kernels.h); saves x in its own
-// dtype and the rows' mean and rstd. Weights frozen: only x gets a gradient.
+// dtype and the rows' mean and rstd. Weights frozen: only x gets a gradient. The third output is
+// x itself, for the block's residual sum: its gradient joins x's inside the backward kernel.
 class LayerNormPair : public torch::autograd::Function<LayerNormPair> {
  public:
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
@@ -277,7 +278,7 @@ class LayerNormPair : public torch::autograd::Function<LayerNormPair> {
                      rows, dim, eps, kind_of(x), stream_of(x)),
                  "LayerNorm pair forward");
     ctx->save_for_backward({x, w1, w2, mean, rstd});
-    return {y1, y2};
+    return {y1, y2, x};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -286,11 +287,12 @@ class LayerNormPair : public torch::autograd::Function<LayerNormPair> {
     const c10::cuda::CUDAGuard guard(x.device());
     const int64_t dim = x.size(-1);
     const auto dy1 = packed(grad_outputs[0]), dy2 = packed(grad_outputs[1]);
+    const auto dres = packed(grad_outputs[2]);
     auto grad_x = torch::empty_like(x);
     check_launch(llm_layer_norm_pair_backward_cuda(
-                     dy1.data_ptr(), dy2.data_ptr(), x.data_ptr(), w1.data_ptr(), w2.data_ptr(),
-                     mean.data_ptr<float>(), rstd.data_ptr<float>(), grad_x.data_ptr(),
-                     x.numel() / dim, dim, kind_of(x), stream_of(x)),
+                     dy1.data_ptr(), dy2.data_ptr(), dres.data_ptr(), x.data_ptr(), w1.data_ptr(),
+                     w2.data_ptr(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
+                     grad_x.data_ptr(), x.numel() / dim, dim, kind_of(x), stream_of(x)),
                  "LayerNorm pair backward");
     return {grad_x,          torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor()};
@@ -300,6 +302,25 @@ class LayerNormPair : public torch::autograd::Function<LayerNormPair> {
   static torch::Tensor packed(const torch::Tensor& t) {
     auto c = t.contiguous();
     return aligned16(c) ? c : c.clone();
+  }
+};
+
+// (a + b) + c in one kernel; each input's gradient is the output's.
+class AddThree : public torch::autograd::Function<AddThree> {
+ public:
+  static torch::Tensor forward(AutogradContext*, const torch::Tensor& a, const torch::Tensor& b,
+                               const torch::Tensor& c) {
+    const c10::cuda::CUDAGuard guard(a.device());
+    const auto ac = a.contiguous(), bc = b.contiguous(), cc = c.contiguous();
+    auto out = torch::empty_like(ac);
+    check_launch(llm_add_three_cuda(ac.data_ptr(), bc.data_ptr(), cc.data_ptr(), out.data_ptr(),
+                                    out.numel(), kind_of(out), stream_of(out)),
+                 "sum of three");
+    return out;
+  }
+
+  static variable_list backward(AutogradContext*, variable_list grad_outputs) {
+    return {grad_outputs[0], grad_outputs[0], grad_outputs[0]};
   }
 };
 #endif
@@ -322,7 +343,7 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   return RmsNorm::apply(x, weight, eps);
 }
 
-std::array<torch::Tensor, 2> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,
+std::array<torch::Tensor, 3> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,
                                              const torch::Tensor& b1, const torch::Tensor& w2,
                                              const torch::Tensor& b2, double eps) {
   const int64_t dim = x.size(-1);
@@ -333,14 +354,23 @@ std::array<torch::Tensor, 2> layer_norm_pair(const torch::Tensor& x, const torch
   const int64_t pack = x.scalar_type() == torch::kFloat ? 4 : 8;
   if (frozen && dim > 0 && dim % pack == 0 && dim / pack <= 1024 && x.numel() > 0 &&
       kernel_applies({x, w1, b1, w2, b2}) && kernels_switched_on("LLMHOST_FUSED_LAYER_NORM")) {
-    const auto xc = LayerNormPair::packed(x);
-    const auto outputs =
-        LayerNormPair::apply(xc, LayerNormPair::packed(w1), LayerNormPair::packed(b1),
-                             LayerNormPair::packed(w2), LayerNormPair::packed(b2), eps);
-    return {outputs[0], outputs[1]};
+    const auto outputs = LayerNormPair::apply(LayerNormPair::packed(x), LayerNormPair::packed(w1),
+                                              LayerNormPair::packed(b1), LayerNormPair::packed(w2),
+                                              LayerNormPair::packed(b2), eps);
+    return {outputs[0], outputs[1], outputs[2]};
   }
 #endif
-  return {torch::layer_norm(x, {dim}, w1, b1, eps), torch::layer_norm(x, {dim}, w2, b2, eps)};
+  return {torch::layer_norm(x, {dim}, w1, b1, eps), torch::layer_norm(x, {dim}, w2, b2, eps), x};
+}
+
+torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (a.sizes() == b.sizes() && a.sizes() == c.sizes() && kernel_applies({a, b, c}) &&
+      kernels_switched_on("LLMHOST_FUSED_LAYER_NORM")) {
+    return AddThree::apply(a, b, c);
+  }
+#endif
+  return a + b + c;
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {

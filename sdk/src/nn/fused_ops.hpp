@@ -13,13 +13,17 @@ bool cuda_kernels_built();
 // its own dtype and rstd, not the fp32 copy of x.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
-// {LayerNorm(x; w1, b1), LayerNorm(x; w2, b2)}: a parallel-residual block's two norms of one
-// input. Where CUDA kernels apply (weights frozen, rows of whole 16-byte packs up to 1,024 of them)
-// one pass over x each way, x's gradient through both rounded once; LibTorch's layer_norm twice
+// {LayerNorm(x; w1, b1), LayerNorm(x; w2, b2), x}: a parallel-residual block's two norms of one
+// input, and the input for its residual sum. Where CUDA kernels apply (weights frozen, rows of
+// whole 16-byte packs up to 1,024 of them) one pass over x each way: backward adds the three
+// outputs' gradients into x's, rounded once. LibTorch's layer_norm twice (and x as it is)
 // elsewhere. LLMHOST_FUSED_LAYER_NORM=0 keeps LibTorch's.
-std::array<torch::Tensor, 2> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,
+std::array<torch::Tensor, 3> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,
                                              const torch::Tensor& b1, const torch::Tensor& w2,
                                              const torch::Tensor& b2, double eps);
+// (a + b) + c, same shapes, rounded after each add: one pass on CUDA (LLMHOST_FUSED_LAYER_NORM
+// switches it with the norms).
+torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c);
 
 // silu(gate) * up, saving gate and up only (not silu(gate) as well).
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);

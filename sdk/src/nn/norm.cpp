@@ -14,16 +14,6 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
 }
 
-std::array<torch::Tensor, 2> layer_norm_pair(const torch::Tensor& x, const LayerNormImpl& first,
-                                             const LayerNormImpl& second) {
-  if (first.eps != second.eps) {
-    const int64_t dim = x.size(-1);
-    return {torch::layer_norm(x, {dim}, first.weight, first.bias, first.eps),
-            torch::layer_norm(x, {dim}, second.weight, second.bias, second.eps)};
-  }
-  return fused::layer_norm_pair(x, first.weight, first.bias, second.weight, second.bias, first.eps);
-}
-
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options) : eps(eps) {
   weight = register_parameter("weight", torch::empty({dim}, options), /*requires_grad=*/false);
 }

@@ -15,6 +15,7 @@
 #include "llm/nn/attention.hpp"
 #include "llm/nn/linear.hpp"
 #include "llm/nn/norm.hpp"
+#include "llm/nn/parallel_block.hpp"
 
 namespace llm {
 namespace {
@@ -93,11 +94,12 @@ TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAn
   }
 }
 
-// A parallel-residual block's two LayerNorms of one input against LibTorch's layer_norm twice,
-// values and x's gradient through both (the outputs concatenated, one upstream gradient). Width
-// 96 takes the CUDA kernel (whole 16-byte packs), 100 LibTorch's. The kernel rounds x's gradient
-// once where LibTorch rounds each norm's and their sum: a few steps of the type apart.
-TEST(FusedLayerNormPair, ValuesAndInputGradientAreTwoLayerNormsOnCpuAndCuda) {
+// A parallel-residual block's inputs (its two LayerNorms of x, and x for the residual sum)
+// against LibTorch's layer_norm twice and x, values and x's gradient through all three (the
+// outputs concatenated, one upstream gradient). Width 96 takes the CUDA kernel (whole 16-byte
+// packs), 100 LibTorch's. The kernel rounds x's gradient once where autograd rounds each norm's
+// and each sum: a few steps of the type apart.
+TEST(FusedLayerNormPair, ValuesAndInputGradientAreTwoLayerNormsAndTheResidualOnCpuAndCuda) {
   for (const auto& device : devices()) {
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       for (const int64_t width : {96, 100}) {
@@ -113,25 +115,46 @@ TEST(FusedLayerNormPair, ValuesAndInputGradientAreTwoLayerNormsOnCpuAndCuda) {
         }
         // Rows with an offset (the mean matters) and a spread (so does the variance).
         const auto x = (torch::randn({3, 7, width}) * 3 + 1).to(options);
-        const auto grad = torch::randn({3, 7, 2 * width}).to(options);
+        const auto grad = torch::randn({3, 7, 3 * width}).to(options);
         const auto ours = run(
             [&](const auto& in) {
-              const auto [a, b] = layer_norm_pair(in[0], *first, *second);
-              return torch::cat({a, b}, -1);
+              const auto block = parallel_block_inputs(in[0], *first, *second);
+              return torch::cat({block.first, block.second, block.residual}, -1);
             },
             {x}, grad);
         const auto plain = run(
             [&](const auto& in) {
-              return torch::cat(
-                  {torch::layer_norm(in[0], {width}, first->weight, first->bias, 1e-5),
-                   torch::layer_norm(in[0], {width}, second->weight, second->bias, 1e-5)},
-                  -1);
+              const auto norm = [&](const LayerNorm& n) {
+                return torch::layer_norm(in[0], {width}, n->weight, n->bias, 1e-5);
+              };
+              return torch::cat({norm(first), norm(second), in[0]}, -1);
             },
             {x}, grad);
         const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
                                  " width " + std::to_string(width);
         expect_close(ours.out, plain.out, 2, "value, " + what);
         expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
+      }
+    }
+  }
+}
+
+// The block's three-way sum is LibTorch's a + b + c bit for bit (rounded after each add), and
+// passes its gradient to each input. 1,280 elements (whole packs on CUDA) and 105 (element-wise).
+TEST(FusedAddThree, SumIsTwoAddsBitForBitAndEachInputGetsTheGradientOnCpuAndCuda) {
+  for (const auto& device : devices()) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (const auto& shape : {std::vector<int64_t>{4, 5, 64}, std::vector<int64_t>{3, 7, 5}}) {
+        torch::manual_seed(4);
+        const auto options = torch::TensorOptions().dtype(dtype).device(device);
+        const auto a = torch::randn(shape).to(options), b = torch::randn(shape).to(options),
+                   c = torch::randn(shape).to(options), grad = torch::randn(shape).to(options);
+        const auto ours =
+            run([](const auto& in) { return add_three(in[0], in[1], in[2]); }, {a, b, c}, grad);
+        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) + " " +
+                                 std::to_string(a.numel()) + " elements";
+        EXPECT_TRUE(torch::equal(ours.out, a + b + c)) << what;
+        for (int i = 0; i < 3; ++i) EXPECT_TRUE(torch::equal(ours.grads[i], grad)) << what;
       }
     }
   }

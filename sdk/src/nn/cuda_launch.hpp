@@ -38,8 +38,9 @@ inline void* stream_of(const torch::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
 
-// False when the environment variable is "0": LLMHOST_FUSED_LOW_RANK=0 or
-// LLMHOST_FUSED_CROSS_ENTROPY=0 keep LibTorch's operations on CUDA too (the A/B runs of bench/).
+// False when the environment variable is "0": LLMHOST_FUSED_LOW_RANK=0,
+// LLMHOST_FUSED_CROSS_ENTROPY=0 and the like keep LibTorch's operations on CUDA too (the A/B runs
+// of bench/).
 inline bool kernels_switched_on(const char* variable) {
   const char* value = std::getenv(variable);
   return value == nullptr || std::string(value) != "0";
@@ -47,6 +48,13 @@ inline bool kernels_switched_on(const char* variable) {
 
 inline bool aligned16(const torch::Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+// t as the kernels read it: contiguous and 16-byte aligned (.contiguous() returns a contiguous view
+// as it is, and a view may start mid-pack; a copy is fresh, aligned memory).
+inline torch::Tensor packed(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return aligned16(c) ? c : c.clone();
 }
 
 }  // namespace llm::fused

@@ -3,7 +3,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -297,12 +296,6 @@ class LayerNormPair : public torch::autograd::Function<LayerNormPair> {
     return {grad_x,          torch::Tensor(), torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
-
-  // t contiguous and 16-byte aligned (a view may start mid-pack; a copy is fresh memory).
-  static torch::Tensor packed(const torch::Tensor& t) {
-    auto c = t.contiguous();
-    return aligned16(c) ? c : c.clone();
-  }
 };
 
 // (a + b) + c in one kernel; each input's gradient is the output's.
@@ -354,9 +347,8 @@ std::array<torch::Tensor, 3> layer_norm_pair(const torch::Tensor& x, const torch
   const int64_t pack = x.scalar_type() == torch::kFloat ? 4 : 8;
   if (frozen && dim > 0 && dim % pack == 0 && dim / pack <= 1024 && x.numel() > 0 &&
       kernel_applies({x, w1, b1, w2, b2}) && kernels_switched_on("LLMHOST_FUSED_LAYER_NORM")) {
-    const auto outputs = LayerNormPair::apply(LayerNormPair::packed(x), LayerNormPair::packed(w1),
-                                              LayerNormPair::packed(b1), LayerNormPair::packed(w2),
-                                              LayerNormPair::packed(b2), eps);
+    const auto outputs =
+        LayerNormPair::apply(packed(x), packed(w1), packed(b1), packed(w2), packed(b2), eps);
     return {outputs[0], outputs[1], outputs[2]};
   }
 #endif
@@ -544,8 +536,7 @@ bool cudnn_self_attention_applies(const torch::Tensor& q, const torch::Tensor& k
     return false;
   const int64_t head_dim = q.size(3);
   if (head_dim % 8 != 0 || head_dim > 128 || q.size(2) % 64 != 0) return false;
-  const char* switch_value = std::getenv("LLMHOST_CUDNN_ATTENTION");
-  if (switch_value != nullptr && std::string(switch_value) == "0") return false;
+  if (!kernels_switched_on("LLMHOST_CUDNN_ATTENTION")) return false;
   if (!at::globalContext().hasCuDNN()) return false;
   const auto* properties = at::cuda::getDeviceProperties(q.device().index());
   return (properties->major == 9 || properties->major == 10) && properties->minor == 0;

@@ -62,9 +62,9 @@ class LowRankDelta : public torch::autograd::Function<LowRankDelta> {
 };
 
 #ifdef LLM_WITH_FUSED_CUDA
-using fused::aligned16;
 using fused::check_launch;
 using fused::kind_of;
+using fused::packed;
 using fused::stream_of;
 
 // The kernels' dropout arguments: the seed tensor (empty: none), the keep threshold on a 16-bit
@@ -81,13 +81,6 @@ KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
   const double threshold = std::round(keep * 65536.0);  // on 16-bit draws
   return {seed.data_ptr<int64_t>(), static_cast<uint32_t>(threshold),
           static_cast<float>(1.0 / keep)};
-}
-
-// t as the kernels read it: contiguous and 16-byte aligned (.contiguous() returns a contiguous view
-// as it is, and a view may start mid-pack; a copy is fresh, aligned memory).
-torch::Tensor packed(const torch::Tensor& t) {
-  auto c = t.contiguous();
-  return aligned16(c) ? c : c.clone();
 }
 
 // Rows of a [..., cols] tensor seen as [rows, cols].

@@ -176,36 +176,34 @@ TEST(PackedMicroStepInput, DefaultTokenGranuleIsASixtyFourthOfTheBudgetInMultipl
   EXPECT_EQ(PackedMicroStep::default_token_granule(20000), 320);
 }
 
+// `count` samples of `length` random tokens each, their first `prompt` tokens masked.
+PreparedSplit split_of_equal_samples(int64_t vocab, int64_t count, int64_t length, int64_t prompt) {
+  std::vector<std::vector<int64_t>> samples;
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto ids = torch::randint(1, vocab, {length}, torch::kInt64);
+    samples.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + length);
+    order.push_back(i);
+  }
+  return PreparedSplit::from_samples(samples, std::vector<int64_t>(count, prompt), order);
+}
+
 // A layout that only samples of the longest length fill (4 x 16 positions) runs as a batch of
 // rows: the padded batch's computation on the same ids and targets, so the same loss and gradients
 // bit for bit (the packed row's differ in the last places: its sums run in another order).
 TEST_P(Packing, LayoutOfLongestSamplesRunsAsThePaddedBatch) {
-  auto loaded = test::load_test_model(test::data_dir() / GetParam());
-  auto& model = *loaded.model;
-  torch::manual_seed(0);
-  auto trainable = test::model_plugins().adapter("lora")->attach(
-      model, Json{{"lora_dropout", 0.0}, {"lora_mlp", true}});
-  {
-    torch::NoGradGuard no_grad;
-    for (auto p : trainable) p.normal_(0, 0.1);
-  }
-  model.train();
-  std::vector<std::vector<int64_t>> samples;
-  const int64_t vocab = model.config().vocab_size;
-  for (int i = 0; i < 4; ++i) {
-    const auto ids = torch::randint(1, vocab, {16}, torch::kInt64);
-    samples.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 16);
-  }
-  const auto split = PreparedSplit::from_samples(samples, {5, 5, 5, 5}, {0, 1, 2, 3});
+  auto c = packing_case(GetParam(), 0.0);
+  auto& model = *c.loaded.model;
+  const auto split = split_of_equal_samples(model.config().vocab_size, 4, 16, 5);
   const std::vector<int64_t> order{0, 1, 2, 3};
-  const auto padded = train_once(model, trainable, make_batch(split, order, true, 0));
-  for (auto p : trainable) p.mutable_grad() = torch::Tensor();
-  PackedMicroStep step(model, trainable, 64, 16);
+  const auto padded = train_once(model, c.trainable, make_batch(split, order, true, 0));
+  for (auto p : c.trainable) p.mutable_grad() = torch::Tensor();
+  PackedMicroStep step(model, c.trainable, 64, 16);
   step.begin_step(1.0, 1.0);
   step.run(make_packed_batch(split, order, true, 0), 7);
   EXPECT_EQ(step.loss_sum().item<double>(), padded.loss);
   for (size_t i = 0; i < padded.grads.size(); ++i) {
-    EXPECT_TRUE(torch::equal(trainable[i].grad(), padded.grads[i])) << "trainable tensor " << i;
+    EXPECT_TRUE(torch::equal(c.trainable[i].grad(), padded.grads[i])) << "trainable tensor " << i;
   }
 }
 
@@ -278,14 +276,7 @@ TEST_P(Packing, ReplayedLayoutOfLongestSamplesGivesTheEagerLossAndGradientsCuda)
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   if (!PackedMicroStep::can_replay(torch::kCUDA)) GTEST_SKIP() << "LibTorch without CUDA graphs";
   auto c = packing_case(GetParam(), 0.05, torch::kBFloat16, torch::kCUDA);
-  const int64_t vocab = c.loaded.model->config().vocab_size;
-  std::vector<std::vector<int64_t>> samples;
-  for (int i = 0; i < 8; ++i) {
-    const auto ids = torch::randint(1, vocab, {64}, torch::kInt64);
-    samples.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + 64);
-  }
-  const auto split =
-      PreparedSplit::from_samples(samples, std::vector<int64_t>(8, 10), {0, 1, 2, 3, 4, 5, 6, 7});
+  const auto split = split_of_equal_samples(c.loaded.model->config().vocab_size, 8, 64, 10);
   std::vector<Batch> batches;
   for (const std::vector<int64_t>& row :
        std::vector<std::vector<int64_t>>{{0, 1, 2, 3}, {4, 5, 6, 7}, {7, 2, 5, 0}}) {

@@ -25,7 +25,8 @@
 #   VARLEN_GRANULES="128 256": our lora-train-varlen again with each --token_granule, into
 #   ours-granule-N.jsonl (the trainer's default is a 64th of the budget, 128 here).
 #   HF_SHAPES: the shapes of the lora-train reference (default all).
-#   AB_ENV="VAR=value ...": our workloads again with that environment, into ours-ab.jsonl.
+#   AB_ENV="VAR=value ...[;VAR=value ...]": our workloads again with each environment, into
+#   ours-ab.jsonl, ours-ab-2.jsonl, ...
 #   LOW_RANK_KERNELS=1: bench/low_rank_kernels_bench.cu (the LoRA kernels one by one) into
 #   low-rank-kernels.jsonl.
 #   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.
@@ -124,12 +125,18 @@ for shape in "${SHAPES[@]}"; do
     done
   fi
   if [ -n "${AB_ENV:-}" ]; then
-    # The same workloads again under other settings (e.g. AB_ENV=LLMHOST_CUDNN_ATTENTION=0).
-    say "ours $shape, $AB_ENV"
-    env $AB_ENV timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda \
-      --no_correctness --workload lora-train lora-train-eager ${VARLEN:+lora-train-varlen} \
-      --json_out "$OUT_DIR/ours-ab.jsonl" >>"$LOG" 2>&1
-    echo "ours $shape $AB_ENV: exit $?" | tee -a "$LOG"
+    # The same workloads again under other settings (e.g. AB_ENV=LLMHOST_CUDNN_ATTENTION=0), one
+    # run per ";"-separated setting, into ours-ab.jsonl, ours-ab-2.jsonl, ...
+    IFS=';' read -r -a settings <<<"$AB_ENV"
+    for n in "${!settings[@]}"; do
+      setting=${settings[$n]}
+      suffix=$([ "$n" = 0 ] || echo "-$((n + 1))")
+      say "ours $shape, $setting"
+      env $setting timeout 300 "$BUILD_DIR/bin/llmhost_bench" --shape "$shape" --device cuda \
+        --no_correctness --workload lora-train lora-train-eager ${VARLEN:+lora-train-varlen} \
+        --json_out "$OUT_DIR/ours-ab$suffix.jsonl" >>"$LOG" 2>&1
+      echo "ours $shape $setting: exit $?" | tee -a "$LOG"
+    done
   fi
   for granule in ${VARLEN_GRANULES:-}; do
     # lora-train-varlen with a finer (or coarser) token granule than the trainer's default.

@@ -17,6 +17,12 @@ int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t
 int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up, void* grad_gate,
                              void* grad_up, int64_t n, int kind, void* stream);
 
+// out = gelu(x) (erf form) over n contiguous elements; grad_x of it given grad. Whole 16-byte
+// packs only (n a multiple of a pack, pointers 16-byte aligned), otherwise cudaErrorInvalidValue.
+int llm_gelu_forward_cuda(const void* x, void* out, int64_t n, int kind, void* stream);
+int llm_gelu_backward_cuda(const void* grad, const void* x, void* grad_x, int64_t n, int kind,
+                           void* stream);
+
 // y = weight * (x * rsqrt(mean(x^2) + eps)) per row of `dim` contiguous elements, normalised in
 // fp32 and rounded to the element type before the product (Llama's RMSNorm); rstd [rows] fp32.
 int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd, int64_t rows,
@@ -68,6 +74,15 @@ int llm_rotary_parts_cuda(const struct LlmRotaryParts* parts, int count, int rot
                           const int64_t* sizes, const void* cos, const void* sin,
                           const int64_t* positions, int64_t offset, int64_t rotary_dim,
                           int transpose, int kind, void* stream);
+
+// The first rotary_dim of `count` parts of shape [batch, heads, tokens, dim] (sizes) rotated in
+// place, as llm_rotary_cuda does forward; part p starts part_offset elements after data, and all
+// share the element strides (batch, heads, tokens; dim contiguous). The rest of each row is not
+// touched. Whole 16-byte packs only, as llm_rotary_parts_cuda, otherwise cudaErrorInvalidValue.
+int llm_rotary_in_place_cuda(void* data, int count, int64_t part_offset, const int64_t* sizes,
+                             const int64_t* strides, const void* cos, const void* sin,
+                             const int64_t* positions, int64_t offset, int64_t rotary_dim, int kind,
+                             void* stream);
 
 // y [rows] = w [rows, cols] (contiguous) x [cols] (+ bias [rows] unless null), accumulated in fp32
 // and rounded once. cols a multiple of 16 bytes of elements and w, x 16-byte aligned, otherwise

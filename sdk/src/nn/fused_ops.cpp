@@ -99,6 +99,42 @@ class RmsNorm : public torch::autograd::Function<RmsNorm> {
   }
 };
 
+#ifdef LLM_WITH_FUSED_CUDA
+bool gelu_kernel_applies(const torch::Tensor& x) {
+  return kernel_applies({x}) && x.is_contiguous() && aligned16(x) &&
+         x.numel() % (16 / x.element_size()) == 0 && kernels_switched_on("LLMHOST_FUSED_GELU");
+}
+
+// GELU (erf form) in one kernel each way; saves x, as LibTorch's does.
+class Gelu : public torch::autograd::Function<Gelu> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x) {
+    ctx->save_for_backward({x});
+    return launch_forward(x);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto x = ctx->get_saved_variables()[0];
+    const auto grad = packed(grad_outputs[0]);
+    const c10::cuda::CUDAGuard guard(x.device());
+    auto grad_x = torch::empty_like(x);
+    check_launch(llm_gelu_backward_cuda(grad.data_ptr(), x.data_ptr(), grad_x.data_ptr(), x.numel(),
+                                        kind_of(x), stream_of(x)),
+                 "GELU backward");
+    return {grad_x};
+  }
+
+  static torch::Tensor launch_forward(const torch::Tensor& x) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    auto out = torch::empty_like(x);
+    check_launch(
+        llm_gelu_forward_cuda(x.data_ptr(), out.data_ptr(), x.numel(), kind_of(x), stream_of(x)),
+        "GELU forward");
+    return out;
+  }
+};
+#endif
+
 class SwiGlu : public torch::autograd::Function<SwiGlu> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
@@ -182,8 +218,11 @@ class Rotary : public torch::autograd::Function<Rotary> {
   }
 };
 
-// q, k, v out of a [B, T, H, 3, D] projection in one kernel, q and k rotated on the way; backward
-// rotates their gradients back and writes all three into the projection's layout in one kernel.
+// q, k, v out of a [B, T, H, 3, D] projection, q and k rotated: forward in place in the
+// projection's memory, the three returned as views of it (LLMHOST_ROTARY_IN_PLACE=0: copied out,
+// rotated on the way, in one kernel); backward rotates their gradients back and writes all three
+// into the projection's layout in one kernel. The projection is not saved for backward by anyone,
+// so rotating it in place changes no saved tensor; the caller hands it over (fused_ops.hpp).
 class RotaryInterleavedQkv : public torch::autograd::Function<RotaryInterleavedQkv> {
  public:
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& qkv,
@@ -194,6 +233,21 @@ class RotaryInterleavedQkv : public torch::autograd::Function<RotaryInterleavedQ
     ctx->saved_data["rotary_dim"] = rotary_dim;
     const int64_t batch = qkv.size(0), tokens = qkv.size(1), heads = qkv.size(2);
     const int64_t dim = qkv.size(4);
+    if (kernels_switched_on("LLMHOST_ROTARY_IN_PLACE")) {
+      // q and k rotated where the projection wrote them, and all three handed on as views: the
+      // rotated dims are read and written once (a quarter of each head at GPT-NeoX's
+      // rotary_pct), v and the rest not at all. Attention takes strided heads as they are.
+      const c10::cuda::CUDAGuard guard(qkv.device());
+      const int64_t sizes[4] = {batch, heads, tokens, dim};
+      const int64_t strides[3] = {qkv.stride(0), qkv.stride(2), qkv.stride(1)};
+      const int64_t* rows = positions.numel() > 0 ? positions.data_ptr<int64_t>() : nullptr;
+      check_launch(llm_rotary_in_place_cuda(qkv.data_ptr(), 2, qkv.stride(3), sizes, strides,
+                                            cos.data_ptr(), sin.data_ptr(), rows, offset,
+                                            rotary_dim, kind_of(qkv), stream_of(qkv)),
+                   "interleaved q, k rotary in place");
+      return {qkv.select(3, 0).transpose(1, 2), qkv.select(3, 1).transpose(1, 2),
+              qkv.select(3, 2).transpose(1, 2)};
+    }
     LlmRotaryParts parts{};
     variable_list outputs;
     for (int p = 0; p < 3; ++p) {
@@ -363,6 +417,16 @@ torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const to
   }
 #endif
   return a + b + c;
+}
+
+torch::Tensor gelu(const torch::Tensor& x) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (gelu_kernel_applies(x)) {
+    const bool grad = torch::GradMode::is_enabled() && x.requires_grad();
+    return grad ? Gelu::apply(x) : Gelu::launch_forward(x);
+  }
+#endif
+  return torch::gelu(x);
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {

@@ -28,6 +28,10 @@ torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const to
 // silu(gate) * up, saving gate and up only (not silu(gate) as well).
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
+// GELU, erf form (torch::gelu's default): one kernel each way on CUDA for contiguous, whole-pack
+// inputs (LLMHOST_FUSED_GELU=0: LibTorch's), LibTorch's elsewhere.
+torch::Tensor gelu(const torch::Tensor& x);
+
 // The rotary embedding of x [B, H..., T, D] (D contiguous) at positions offset..offset + T - 1, or
 // at `positions` [T] (int64, on x's device) when given, from head-wide tables cos, sin [rows, D]
 // (rotary.cpp's layout), in one kernel each way. CUDA builds and CUDA tensors only (the caller
@@ -37,10 +41,12 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
                      int64_t offset, int64_t rotary_dim,
                      const torch::Tensor& positions = torch::Tensor());
 
-// q, k, v [B, H, T, D] (views of contiguous [B, T, H, D]) out of a projection qkv [B, T, H, 3, D]
-// (per head [q | k | v], D contiguous), q and k rotated as rotary() does from position 0 or at
-// `positions` [T]; backward writes the three gradients into qkv's layout, q's and k's rotated back.
-// One kernel each way where rotary_interleaved_qkv_applies (CUDA, whole 16-byte packs).
+// q, k, v [B, H, T, D] out of a projection qkv [B, T, H, 3, D] (per head [q | k | v], D
+// contiguous), q and k rotated as rotary() does from position 0 or at `positions` [T]; backward
+// writes the three gradients into qkv's layout, q's and k's rotated back. One kernel each way where
+// rotary_interleaved_qkv_applies (CUDA, whole 16-byte packs). q and k are rotated in qkv's own
+// memory and the three are views of it (LLMHOST_ROTARY_IN_PLACE=0: copies, qkv untouched): qkv
+// must be a projection's output that nothing else reads afterwards.
 bool rotary_interleaved_qkv_applies(const torch::Tensor& qkv, const torch::Tensor& cos,
                                     int64_t rotary_dim);
 std::array<torch::Tensor, 3> rotary_interleaved_qkv(const torch::Tensor& qkv,

@@ -5,7 +5,9 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -185,6 +187,31 @@ TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
   }
 }
 
+// GELU (erf form) as a model applies it: on CUDA one kernel each way for whole packs of 16 bytes,
+// LibTorch's otherwise ([3, 7, 5]); the kernel computes LibTorch's fp32 formulas, so a result may
+// differ only in the last place of its type.
+TEST(FusedGelu, ValueAndGradientAreLibTorchsGeluOnCpuAndCuda) {
+  for (const auto& device : devices()) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (const auto& shape : {std::vector<int64_t>{4, 5, 64}, std::vector<int64_t>{3, 7, 5}}) {
+        torch::manual_seed(3);
+        const auto options = torch::TensorOptions().dtype(dtype).device(device);
+        const auto x = (torch::randn(shape) * 3).to(options);
+        const auto grad = torch::randn(shape).to(options);
+        const auto ours = run(
+            [](const auto& in) { return apply_activation(Activation::kGelu, in[0]); }, {x}, grad);
+        const auto plain = run([](const auto& in) { return torch::gelu(in[0]); }, {x}, grad);
+        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) + " " +
+                                 std::to_string(x.numel()) + " elements";
+        expect_close(ours.out, plain.out, 1, "value, " + what);
+        expect_close(ours.grads[0], plain.grads[0], 1, "gradient, " + what);
+        torch::NoGradGuard no_grad;
+        expect_close(apply_activation(Activation::kGelu, x), plain.out, 1, "no grad, " + what);
+      }
+    }
+  }
+}
+
 // The CUDA rotary kernel against the CPU's plain computation on the same values: full and partial
 // (GPT-NeoX) rotary, an offset, and an input laid out as the projections produce it ([B, T, H, D]
 // memory seen as [B, H, T, D]).
@@ -252,36 +279,88 @@ TEST(FusedRotary, StackedQueryAndKeyHeadsGiveTheCpuValuesAndGradientsCuda) {
   }
 }
 
-// GPT-NeoX's query_key_value output ([B, T, H * 3 * D], per head [q | k | v]) split into q, k, v
-// with q and k rotated: on CUDA one kernel each way (head_dim 32, rotary_dim 16: whole packs),
-// against the CPU's stacked rotation, from position 0 and at packed positions.
-TEST(FusedRotary, InterleavedQkvSplitGivesTheCpuValuesAndGradientsCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    for (const bool packed : {false, true}) {
-      torch::manual_seed(6);
-      RotaryEmbedding rope(16, 10000.0, 32);
-      const int64_t batch = packed ? 1 : 2, tokens = 13, heads = 3, dim = 32;
-      const std::vector<int64_t> lengths{4, 7, 2};
-      const PackedSequences cpu_packing(lengths, torch::kCPU);
-      const PackedSequences cuda_packing(lengths, torch::kCUDA);
-      const auto qkv = torch::randn({batch, tokens, heads * 3 * dim}).to(dtype);
-      const auto grad = torch::randn({3, batch, heads, tokens, dim}).to(dtype);
-      const auto op = [&](const PackedSequences& packing) {
-        return [&](const std::vector<torch::Tensor>& in) {
-          const auto parts =
-              rope.split_interleaved_qkv(in[0], heads, nullptr, packed ? &packing : nullptr);
-          return torch::stack({parts[0], parts[1], parts[2]});
-        };
-      };
-      const auto cpu = run(op(cpu_packing), {qkv}, grad);
-      const auto cuda = run(op(cuda_packing), {qkv.to(torch::kCUDA)}, grad.to(torch::kCUDA));
-      const std::string what =
-          std::string(c10::toString(dtype)) + (packed ? ", packed positions" : ", positions 0..T");
-      expect_close(cuda.out, cpu.out, 1, "value, " + what);
-      expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+// Sets an environment variable for one scope (the kernels' switches), restoring it after.
+class ScopedVariable {
+ public:
+  ScopedVariable(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedVariable() {
+    if (old_.empty()) {
+      ::unsetenv(name_);
+    } else {
+      ::setenv(name_, old_.c_str(), 1);
     }
   }
+
+ private:
+  const char* name_;
+  std::string old_;
+};
+
+// GPT-NeoX's query_key_value output ([B, T, H * 3 * D], per head [q | k | v]) split into q, k, v
+// with q and k rotated: on CUDA one kernel each way (head_dim 32, rotary_dim 16: whole packs),
+// against the CPU's stacked rotation, from position 0 and at packed positions; rotated in the
+// projection's memory and (LLMHOST_ROTARY_IN_PLACE=0) copied out.
+TEST(FusedRotary, InterleavedQkvSplitGivesTheCpuValuesAndGradientsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const char* in_place : {"1", "0"}) {
+    const ScopedVariable setting("LLMHOST_ROTARY_IN_PLACE", in_place);
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (const bool packed : {false, true}) {
+        torch::manual_seed(6);
+        RotaryEmbedding rope(16, 10000.0, 32);
+        const int64_t batch = packed ? 1 : 2, tokens = 13, heads = 3, dim = 32;
+        const std::vector<int64_t> lengths{4, 7, 2};
+        const PackedSequences cpu_packing(lengths, torch::kCPU);
+        const PackedSequences cuda_packing(lengths, torch::kCUDA);
+        const auto qkv = torch::randn({batch, tokens, heads * 3 * dim}).to(dtype);
+        const auto grad = torch::randn({3, batch, heads, tokens, dim}).to(dtype);
+        const auto op = [&](const PackedSequences& packing) {
+          return [&](const std::vector<torch::Tensor>& in) {
+            const auto parts =
+                rope.split_interleaved_qkv(in[0], heads, nullptr, packed ? &packing : nullptr);
+            return torch::stack({parts[0], parts[1], parts[2]});
+          };
+        };
+        const auto cpu = run(op(cpu_packing), {qkv}, grad);
+        const auto cuda = run(op(cuda_packing), {qkv.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+        const std::string what = std::string(c10::toString(dtype)) +
+                                 (packed ? ", packed positions" : ", positions 0..T") +
+                                 ", in place " + in_place;
+        expect_close(cuda.out, cpu.out, 1, "value, " + what);
+        expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+      }
+    }
+  }
+}
+
+// In place, q, k and v are the projection's own memory (no copy of v, nor of the unrotated dims),
+// and bit for bit what the copying kernel computes.
+TEST(FusedRotary, InterleavedQkvSplitInPlaceReturnsViewsOfTheProjectionCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(7);
+  RotaryEmbedding rope(16, 10000.0, 32);
+  const int64_t heads = 3, dim = 32;
+  const auto qkv = torch::randn({2, 13, heads * 3 * dim}, torch::kCUDA).to(torch::kBFloat16);
+  std::array<torch::Tensor, 3> copied;
+  {
+    const ScopedVariable setting("LLMHOST_ROTARY_IN_PLACE", "0");
+    copied = rope.split_interleaved_qkv(qkv.clone(), heads, nullptr, nullptr);
+  }
+  const auto projection = qkv.clone();
+  const auto views = rope.split_interleaved_qkv(projection, heads, nullptr, nullptr);
+  const auto* base = static_cast<const char*>(projection.data_ptr());
+  for (int p = 0; p < 3; ++p) {
+    EXPECT_EQ(static_cast<const char*>(views[p].data_ptr()), base + p * dim * 2) << "part " << p;
+    EXPECT_TRUE(torch::equal(views[p], copied[p])) << "part " << p;
+  }
+  // The unrotated half of each head of q and k is untouched, and so is v.
+  const auto parts = projection.view({2, 13, heads, 3, dim});
+  const auto original = qkv.view({2, 13, heads, 3, dim});
+  EXPECT_TRUE(torch::equal(parts.narrow(4, 16, 16), original.narrow(4, 16, 16)));
+  EXPECT_TRUE(torch::equal(parts.select(3, 2), original.select(3, 2)));
 }
 
 // Packed attention on CUDA in bf16 takes variable-length flash attention (cumulative sequence

@@ -90,8 +90,9 @@ class LLM_API RotaryEmbedding {
   int64_t rotary_dim() const { return rotary_dim_; }
   // q, k, v [B, heads, T, head_dim] out of one projection's output qkv [B, T, heads * 3 * head_dim]
   // that holds, per head, [q | k | v] (GPT-NeoX's query_key_value), q and k rotated at the
-  // positions apply_with_cache (cache) or apply_packed (packing) would use. Training on CUDA
-  // takes one kernel each way, where stacking q and k and their gradients took three copies.
+  // positions apply_with_cache (cache) or apply_packed (packing) would use. Without a cache on
+  // CUDA: one kernel each way, q and k rotated inside qkv and the three returned as views of it,
+  // so qkv must be the projection's output, not read again by the caller.
   std::array<torch::Tensor, 3> split_interleaved_qkv(const torch::Tensor& qkv, int64_t heads,
                                                      KVCache* cache,
                                                      const PackedSequences* packing) const;

@@ -44,7 +44,7 @@ Activation parse_activation(const std::string& name, const std::string& source,
 torch::Tensor apply_activation(Activation activation, const torch::Tensor& x) {
   switch (activation) {
     case Activation::kGelu:
-      return fused::gelu(x);
+      return torch::gelu(x);
     case Activation::kGeluTanh:
       return torch::gelu(x, "tanh");
     case Activation::kRelu:

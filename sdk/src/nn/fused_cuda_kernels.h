@@ -17,12 +17,6 @@ int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t
 int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up, void* grad_gate,
                              void* grad_up, int64_t n, int kind, void* stream);
 
-// out = gelu(x) (erf form) over n contiguous elements; grad_x of it given grad. Whole 16-byte
-// packs only (n a multiple of a pack, pointers 16-byte aligned), otherwise cudaErrorInvalidValue.
-int llm_gelu_forward_cuda(const void* x, void* out, int64_t n, int kind, void* stream);
-int llm_gelu_backward_cuda(const void* grad, const void* x, void* grad_x, int64_t n, int kind,
-                           void* stream);
-
 // y = weight * (x * rsqrt(mean(x^2) + eps)) per row of `dim` contiguous elements, normalised in
 // fp32 and rounded to the element type before the product (Llama's RMSNorm); rstd [rows] fp32.
 int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd, int64_t rows,

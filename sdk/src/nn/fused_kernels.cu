@@ -90,49 +90,6 @@ __global__ void swiglu_backward_packed(const Pack<T>* __restrict__ grad,
   grad_up[i] = du;
 }
 
-// ---- GELU (erf form) ---------------------------------------------------------------------------
-
-// LibTorch's formulas in fp32 (ActivationGeluKernel.cu), so the rounded results are its own.
-constexpr float kSqrtHalf = 0.70710678118654752f;  // M_SQRT1_2
-constexpr float kGeluBeta = 0.39894228040143268f;  // M_2_SQRTPI * M_SQRT1_2 / 2: 1/sqrt(2 pi)
-
-__device__ inline float gelu_value(float x) { return x * 0.5f * (1.0f + erff(x * kSqrtHalf)); }
-
-__device__ inline float gelu_gradient(float dy, float x) {
-  const float cdf = 0.5f * (1.0f + erff(x * kSqrtHalf));
-  const float pdf = expf(-0.5f * x * x) * kGeluBeta;
-  return dy * (cdf + x * pdf);
-}
-
-// One pack a thread, as swiglu_forward_packed, which moves ~4.3 TB/s on an H200 where LibTorch's
-// GELU kernels moved 2.7-3.
-template <typename T>
-__global__ void gelu_forward_packed(const Pack<T>* __restrict__ x, Pack<T>* __restrict__ out,
-                                    int32_t packs) {
-  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= packs) return;
-  const Pack<T> a = x[i];
-  Pack<T> o;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) store(o.v, e, gelu_value(load(a.v, e)));
-  out[i] = o;
-}
-
-template <typename T>
-__global__ void gelu_backward_packed(const Pack<T>* __restrict__ grad,
-                                     const Pack<T>* __restrict__ x, Pack<T>* __restrict__ grad_x,
-                                     int32_t packs) {
-  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= packs) return;
-  const Pack<T> dy = grad[i], a = x[i];
-  Pack<T> o;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    store(o.v, e, gelu_gradient(load(dy.v, e), load(a.v, e)));
-  }
-  grad_x[i] = o;
-}
-
 // ---- RMSNorm -----------------------------------------------------------------------------------
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024).
@@ -588,29 +545,6 @@ int gemv_launch(const void* w, const void* x, const void* bias, void* y, int64_t
   return static_cast<int>(cudaGetLastError());
 }
 
-// Whole packs only (the caller falls back to LibTorch's GELU otherwise).
-template <typename T>
-int gelu_forward_launch(const void* x, void* out, int64_t n, cudaStream_t stream) {
-  if (n == 0) return 0;
-  if (!packs_fit<T>(n, {x, out})) return static_cast<int>(cudaErrorInvalidValue);
-  const int64_t packs = n / Pack<T>::kSize;
-  gelu_forward_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
-      static_cast<const Pack<T>*>(x), static_cast<Pack<T>*>(out), static_cast<int32_t>(packs));
-  return static_cast<int>(cudaGetLastError());
-}
-
-template <typename T>
-int gelu_backward_launch(const void* grad, const void* x, void* grad_x, int64_t n,
-                         cudaStream_t stream) {
-  if (n == 0) return 0;
-  if (!packs_fit<T>(n, {grad, x, grad_x})) return static_cast<int>(cudaErrorInvalidValue);
-  const int64_t packs = n / Pack<T>::kSize;
-  gelu_backward_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
-      static_cast<const Pack<T>*>(grad), static_cast<const Pack<T>*>(x),
-      static_cast<Pack<T>*>(grad_x), static_cast<int32_t>(packs));
-  return static_cast<int>(cudaGetLastError());
-}
-
 template <typename T>
 int swiglu_forward_launch(const void* gate, const void* up, void* out, int64_t n,
                           cudaStream_t stream) {
@@ -829,17 +763,6 @@ int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, c
 }
 
 }  // namespace
-
-extern "C" int llm_gelu_forward_cuda(const void* x, void* out, int64_t n, int kind, void* stream) {
-  const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, gelu_forward_launch<T>(x, out, n, s))
-}
-
-extern "C" int llm_gelu_backward_cuda(const void* grad, const void* x, void* grad_x, int64_t n,
-                                      int kind, void* stream) {
-  const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, gelu_backward_launch<T>(grad, x, grad_x, n, s))
-}
 
 extern "C" int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t n,
                                        int kind, void* stream) {

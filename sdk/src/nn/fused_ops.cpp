@@ -99,42 +99,6 @@ class RmsNorm : public torch::autograd::Function<RmsNorm> {
   }
 };
 
-#ifdef LLM_WITH_FUSED_CUDA
-bool gelu_kernel_applies(const torch::Tensor& x) {
-  return kernel_applies({x}) && x.is_contiguous() && aligned16(x) &&
-         x.numel() % (16 / x.element_size()) == 0 && kernels_switched_on("LLMHOST_FUSED_GELU");
-}
-
-// GELU (erf form) in one kernel each way; saves x, as LibTorch's does.
-class Gelu : public torch::autograd::Function<Gelu> {
- public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x) {
-    ctx->save_for_backward({x});
-    return launch_forward(x);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto x = ctx->get_saved_variables()[0];
-    const auto grad = packed(grad_outputs[0]);
-    const c10::cuda::CUDAGuard guard(x.device());
-    auto grad_x = torch::empty_like(x);
-    check_launch(llm_gelu_backward_cuda(grad.data_ptr(), x.data_ptr(), grad_x.data_ptr(), x.numel(),
-                                        kind_of(x), stream_of(x)),
-                 "GELU backward");
-    return {grad_x};
-  }
-
-  static torch::Tensor launch_forward(const torch::Tensor& x) {
-    const c10::cuda::CUDAGuard guard(x.device());
-    auto out = torch::empty_like(x);
-    check_launch(
-        llm_gelu_forward_cuda(x.data_ptr(), out.data_ptr(), x.numel(), kind_of(x), stream_of(x)),
-        "GELU forward");
-    return out;
-  }
-};
-#endif
-
 class SwiGlu : public torch::autograd::Function<SwiGlu> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
@@ -417,16 +381,6 @@ torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const to
   }
 #endif
   return a + b + c;
-}
-
-torch::Tensor gelu(const torch::Tensor& x) {
-#ifdef LLM_WITH_FUSED_CUDA
-  if (gelu_kernel_applies(x)) {
-    const bool grad = torch::GradMode::is_enabled() && x.requires_grad();
-    return grad ? Gelu::apply(x) : Gelu::launch_forward(x);
-  }
-#endif
-  return torch::gelu(x);
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {

@@ -28,10 +28,6 @@ torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const to
 // silu(gate) * up, saving gate and up only (not silu(gate) as well).
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
-// GELU, erf form (torch::gelu's default): one kernel each way on CUDA for contiguous, whole-pack
-// inputs (LLMHOST_FUSED_GELU=0: LibTorch's), LibTorch's elsewhere.
-torch::Tensor gelu(const torch::Tensor& x);
-
 // The rotary embedding of x [B, H..., T, D] (D contiguous) at positions offset..offset + T - 1, or
 // at `positions` [T] (int64, on x's device) when given, from head-wide tables cos, sin [rows, D]
 // (rotary.cpp's layout), in one kernel each way. CUDA builds and CUDA tensors only (the caller

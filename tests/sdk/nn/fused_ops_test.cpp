@@ -187,31 +187,6 @@ TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
   }
 }
 
-// GELU (erf form) as a model applies it: on CUDA one kernel each way for whole packs of 16 bytes,
-// LibTorch's otherwise ([3, 7, 5]); the kernel computes LibTorch's fp32 formulas, so a result may
-// differ only in the last place of its type.
-TEST(FusedGelu, ValueAndGradientAreLibTorchsGeluOnCpuAndCuda) {
-  for (const auto& device : devices()) {
-    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      for (const auto& shape : {std::vector<int64_t>{4, 5, 64}, std::vector<int64_t>{3, 7, 5}}) {
-        torch::manual_seed(3);
-        const auto options = torch::TensorOptions().dtype(dtype).device(device);
-        const auto x = (torch::randn(shape) * 3).to(options);
-        const auto grad = torch::randn(shape).to(options);
-        const auto ours = run(
-            [](const auto& in) { return apply_activation(Activation::kGelu, in[0]); }, {x}, grad);
-        const auto plain = run([](const auto& in) { return torch::gelu(in[0]); }, {x}, grad);
-        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) + " " +
-                                 std::to_string(x.numel()) + " elements";
-        expect_close(ours.out, plain.out, 1, "value, " + what);
-        expect_close(ours.grads[0], plain.grads[0], 1, "gradient, " + what);
-        torch::NoGradGuard no_grad;
-        expect_close(apply_activation(Activation::kGelu, x), plain.out, 1, "no grad, " + what);
-      }
-    }
-  }
-}
-
 // The CUDA rotary kernel against the CPU's plain computation on the same values: full and partial
 // (GPT-NeoX) rotary, an offset, and an input laid out as the projections produce it ([B, T, H, D]
 // memory seen as [B, H, T, D]).

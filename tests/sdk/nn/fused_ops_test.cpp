@@ -18,6 +18,7 @@
 #include "llm/nn/linear.hpp"
 #include "llm/nn/norm.hpp"
 #include "llm/nn/parallel_block.hpp"
+#include "support/test_support.hpp"
 
 namespace llm {
 namespace {
@@ -254,26 +255,6 @@ TEST(FusedRotary, StackedQueryAndKeyHeadsGiveTheCpuValuesAndGradientsCuda) {
   }
 }
 
-// Sets an environment variable for one scope (the kernels' switches), restoring it after.
-class ScopedVariable {
- public:
-  ScopedVariable(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedVariable() {
-    if (old_.empty()) {
-      ::unsetenv(name_);
-    } else {
-      ::setenv(name_, old_.c_str(), 1);
-    }
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-};
-
 // GPT-NeoX's query_key_value output ([B, T, H * 3 * D], per head [q | k | v]) split into q, k, v
 // with q and k rotated: on CUDA one kernel each way (head_dim 32, rotary_dim 16: whole packs),
 // against the CPU's stacked rotation, from position 0 and at packed positions; rotated in the
@@ -281,7 +262,7 @@ class ScopedVariable {
 TEST(FusedRotary, InterleavedQkvSplitGivesTheCpuValuesAndGradientsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   for (const char* in_place : {"1", "0"}) {
-    const ScopedVariable setting("LLMHOST_ROTARY_IN_PLACE", in_place);
+    const test::ScopedEnvironmentVariable setting("LLMHOST_ROTARY_IN_PLACE", in_place);
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       for (const bool packed : {false, true}) {
         torch::manual_seed(6);
@@ -321,7 +302,7 @@ TEST(FusedRotary, InterleavedQkvSplitInPlaceReturnsViewsOfTheProjectionCuda) {
   const auto qkv = torch::randn({2, 13, heads * 3 * dim}, torch::kCUDA).to(torch::kBFloat16);
   std::array<torch::Tensor, 3> copied;
   {
-    const ScopedVariable setting("LLMHOST_ROTARY_IN_PLACE", "0");
+    const test::ScopedEnvironmentVariable setting("LLMHOST_ROTARY_IN_PLACE", "0");
     copied = rope.split_interleaved_qkv(qkv.clone(), heads, nullptr, nullptr);
   }
   const auto projection = qkv.clone();

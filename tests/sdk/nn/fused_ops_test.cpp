@@ -7,7 +7,7 @@
 
 #include <array>
 #include <cmath>
-#include <cstdlib>
+#include <cstdint>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -307,9 +307,13 @@ TEST(FusedRotary, InterleavedQkvSplitInPlaceReturnsViewsOfTheProjectionCuda) {
   }
   const auto projection = qkv.clone();
   const auto views = rope.split_interleaved_qkv(projection, heads, nullptr, nullptr);
-  const auto* base = static_cast<const char*>(projection.data_ptr());
+  // Addresses as integers: gtest would print a char pointer as a string (of device memory).
+  const auto address = [](const torch::Tensor& t) {
+    return reinterpret_cast<uintptr_t>(t.data_ptr());
+  };
+  const uintptr_t base = address(projection);
   for (int p = 0; p < 3; ++p) {
-    EXPECT_EQ(static_cast<const char*>(views[p].data_ptr()), base + p * dim * 2) << "part " << p;
+    EXPECT_EQ(address(views[p]), base + static_cast<uintptr_t>(p * dim * 2)) << "part " << p;
     EXPECT_TRUE(torch::equal(views[p], copied[p])) << "part " << p;
   }
   // The unrotated half of each head of q and k is untouched, and so is v.

@@ -439,6 +439,26 @@ __global__ void rotary_packed(const T* __restrict__ x, int32_t heads, int32_t to
 // two layouts in one pass, the first `rotated` parts rotated on the way as rotary_packed does: one
 // kernel instead of stacking q and k, rotating them, and stacking the gradients back in backward.
 // Thread order: part, batch, token, head, pack; each part has its own strides.
+// Thread i's place in a [part, batch, token, head, pack] grid, packs the fastest: the order in
+// which the parts kernels below lay out their threads.
+struct PartsGridIndex {
+  int32_t pack, head, token, batch, part;
+};
+
+__device__ inline PartsGridIndex parts_grid_index(int32_t i, int32_t packs_per_row, int32_t heads,
+                                                  int32_t tokens, int32_t batch) {
+  PartsGridIndex at;
+  at.pack = i % packs_per_row;
+  int32_t row = i / packs_per_row;
+  at.head = row % heads;
+  row /= heads;
+  at.token = row % tokens;
+  row /= tokens;
+  at.batch = row % batch;
+  at.part = row / batch;
+  return at;
+}
+
 template <typename T>
 __global__ void rotary_parts_packed(LlmRotaryParts parts, int32_t rotated, int32_t heads,
                                     int32_t tokens, int32_t batch, int32_t packs_per_row,
@@ -447,14 +467,7 @@ __global__ void rotary_parts_packed(LlmRotaryParts parts, int32_t rotated, int32
                                     int32_t rotary_dim, int transpose, int32_t packs) {
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= packs) return;
-  const int32_t k = i % packs_per_row;
-  int32_t row = i / packs_per_row;
-  const int32_t h = row % heads;
-  row /= heads;
-  const int32_t t = row % tokens;
-  row /= tokens;
-  const int32_t b = row % batch;
-  const int32_t part = row / batch;
+  const auto [k, h, t, b, part] = parts_grid_index(i, packs_per_row, heads, tokens, batch);
   const int64_t* in_strides = parts.in_strides[part];
   const int64_t* out_strides = parts.out_strides[part];
   const T* in = static_cast<const T*>(parts.in[part]) + b * in_strides[0] + h * in_strides[1] +
@@ -486,14 +499,7 @@ __global__ void rotary_in_place_packed(T* data, int64_t part_offset, int64_t str
                                        int32_t rotary_dim, int32_t packs) {
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= packs) return;
-  const int32_t k = i % half_packs;
-  int32_t row_index = i / half_packs;
-  const int32_t h = row_index % heads;
-  row_index /= heads;
-  const int32_t t = row_index % tokens;
-  row_index /= tokens;
-  const int32_t b = row_index % batch;
-  const int32_t part = row_index / batch;
+  const auto [k, h, t, b, part] = parts_grid_index(i, half_packs, heads, tokens, batch);
   T* row = data + part * part_offset + b * stride_b + h * stride_h + t * stride_t;
   const int32_t j = k * Pack<T>::kSize;
   const int32_t half = rotary_dim / 2;

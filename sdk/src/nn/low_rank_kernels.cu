@@ -532,7 +532,8 @@ int down_by_columns(const void* x, int64_t rows, int64_t cols, const float* w, i
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
-  const dim3 grid(static_cast<unsigned>(column_chunks(cols)),
+  const int64_t chunks = column_chunks(cols);
+  const dim3 grid(static_cast<unsigned>(chunks),
                   static_cast<unsigned>((rows + kColumnWarps * kColumnRows - 1) /
                                         (kColumnWarps * kColumnRows)));
   low_rank_down_columns<T><<<grid, kColumnWarps * 32, 0, stream>>>(
@@ -540,8 +541,8 @@ int down_by_columns(const void* x, int64_t rows, int64_t cols, const float* w, i
       static_cast<int32_t>(r), d, partials);
   constexpr int kBlock = 256;
   low_rank_down_sum<<<static_cast<unsigned>((rows * r + kBlock - 1) / kBlock), kBlock, 0, stream>>>(
-      partials, static_cast<int32_t>(column_chunks(cols)), static_cast<int32_t>(rows),
-      static_cast<int32_t>(r), scale, u);
+      partials, static_cast<int32_t>(chunks), static_cast<int32_t>(rows), static_cast<int32_t>(r),
+      scale, u);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -88,29 +86,11 @@ KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
 // Rows of a [..., cols] tensor seen as [rows, cols].
 int64_t rows_of(const torch::Tensor& t) { return t.numel() / std::max<int64_t>(t.size(-1), 1); }
 
-// LLMHOST_LOW_RANK_DOWN_COLUMNS=1: r <= 8 by column chunks (llm_low_rank_down_columns_cuda).
-// Opt-in until measured on a GPU; the CUDA tests run both forms.
-bool down_by_columns(int64_t rows, int64_t r) {
-  const char* value = std::getenv("LLMHOST_LOW_RANK_DOWN_COLUMNS");
-  // Its grid's second dimension is rows / 128, at most 65,535.
-  return r <= 8 && rows < int64_t{65535} * 128 && value != nullptr && std::string(value) == "1";
-}
-
 // u [rows, r] = scale * dropout(x) w^T, w [r, cols] fp32.
 torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMask& mask,
                    double scale) {
   const int64_t rows = rows_of(x), r = w.size(0);
   auto u = torch::empty({rows, r}, x.options().dtype(torch::kFloat));
-  if (down_by_columns(rows, r)) {
-    auto partials = torch::empty({llm_low_rank_down_column_chunks(x.size(-1)), rows, 8},
-                                 x.options().dtype(torch::kFloat));
-    check_launch(llm_low_rank_down_columns_cuda(
-                     x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r, mask.seed,
-                     mask.threshold, mask.scale, static_cast<float>(scale),
-                     partials.data_ptr<float>(), u.data_ptr<float>(), kind_of(x), stream_of(x)),
-                 "low-rank down by columns");
-    return u;
-  }
   check_launch(
       llm_low_rank_down_cuda(x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r, mask.seed,
                              mask.threshold, mask.scale, static_cast<float>(scale),

@@ -23,15 +23,6 @@ int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const floa
                            const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                            float scale, float* u, int kind, void* stream);
 
-// The same u for r <= 8 by columns (two kernels): each warp holds its 256 columns of w for a run
-// of rows, and the sums of the column chunks, partials [chunks, rows, 8] fp32 with chunks =
-// llm_low_rank_down_column_chunks(cols), are added in a fixed order.
-int64_t llm_low_rank_down_column_chunks(int64_t cols);
-int llm_low_rank_down_columns_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
-                                   int64_t r, const int64_t* seed, uint32_t keep_threshold,
-                                   float keep_scale, float scale, float* partials, float* u,
-                                   int kind, void* stream);
-
 // out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[j, c]), rounded once to the element type:
 // u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows,
 // cols]. The dropout here is applied to the product (backward's mask on the input gradient).

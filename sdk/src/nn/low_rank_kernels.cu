@@ -162,111 +162,6 @@ __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t
   }
 }
 
-// The r <= 8 down product by columns: each warp takes 32 packs of columns (256) and a run of
-// rows, and loads its lanes' [8 ranks x 8 columns] factor blocks once for all of them, where
-// low_rank_down_few reloads the whole factor for every few rows (at 1.4b's 6,144-column output
-// gradient 1,024 times a call, ~4x the bytes of the activations). Each row's eight per-lane sums
-// are reduced across the warp in 9 shuffles (transposed_warp_sum); the column chunks' partial
-// sums are added by low_rank_down_sum in a fixed order.
-constexpr int kColumnWarps = 8;   // warps a block, each over its own rows
-constexpr int kColumnRows = 16;   // rows a warp
-constexpr int kColumnUnroll = 4;  // rows whose loads are in flight together
-constexpr int kColumnPacks = 32;  // packs of columns a warp (one a lane)
-
-// The sums over the warp of v[0..7], lane l ending with rank 4 b4 + 2 b3 + b2 (bits of l): each
-// step sends the half of its ranks that the partner keeps and adds the half it keeps, so 8 values
-// take 4 + 2 + 1 shuffles to reach one a lane, and 2 more sum the last lane bits.
-__device__ inline float transposed_warp_sum(const float (&v)[8], int lane) {
-  const bool b4 = (lane & 16) != 0, b3 = (lane & 8) != 0, b2 = (lane & 4) != 0;
-  float a[4];
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const float send = b4 ? v[k] : v[k + 4];
-    a[k] = (b4 ? v[k + 4] : v[k]) + __shfl_xor_sync(0xffffffffu, send, 16);
-  }
-  float b[2];
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const float send = b3 ? a[k] : a[k + 2];
-    b[k] = (b3 ? a[k + 2] : a[k]) + __shfl_xor_sync(0xffffffffu, send, 8);
-  }
-  float c = (b2 ? b[1] : b[0]) + __shfl_xor_sync(0xffffffffu, b2 ? b[0] : b[1], 4);
-  c += __shfl_xor_sync(0xffffffffu, c, 2);
-  c += __shfl_xor_sync(0xffffffffu, c, 1);
-  return c;
-}
-
-__device__ inline int transposed_rank(int lane) {
-  return ((lane >> 4) & 1) * 4 + ((lane >> 3) & 1) * 2 + ((lane >> 2) & 1);
-}
-
-// partials[k, n, j] = sum over column chunk k of dropout(x)[n, c] w[j, c] (j < 8; zeros past r).
-template <typename T>
-__global__ void __launch_bounds__(kColumnWarps * 32)
-    low_rank_down_columns(const T* __restrict__ x, int32_t rows, int32_t packs,
-                          const float* __restrict__ w, int32_t r, Dropout d,
-                          float* __restrict__ partials) {
-  const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
-  const int64_t row0 = (static_cast<int64_t>(blockIdx.y) * kColumnWarps + warp) * kColumnRows;
-  if (row0 >= rows) return;  // the whole warp: row0 is the same for its lanes
-  const int64_t chunk = blockIdx.x;
-  const int64_t p = chunk * kColumnPacks + lane;
-  const bool active = p < packs;
-  const int64_t cols = static_cast<int64_t>(packs) * 8;
-  const int64_t c0 = p * 8;
-  const uint64_t seed = seed_of(d);
-  float wr[8][8];
-  if (active) {
-    load_factor_pack(w, r, cols, c0, wr);
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) wr[j][e] = 0.0f;
-    }
-  }
-  const int64_t row_end = row0 + kColumnRows < rows ? row0 + kColumnRows : int64_t{rows};
-  const int rank = transposed_rank(lane);
-  for (int64_t n = row0; n < row_end; n += kColumnUnroll) {
-    float xv[kColumnUnroll][8];
-#pragma unroll
-    for (int i = 0; i < kColumnUnroll; ++i) {
-      if (active && n + i < row_end) {
-        dropped_pack(x, (n + i) * cols + c0, d, seed, xv[i]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) xv[i][e] = 0.0f;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < kColumnUnroll; ++i) {
-      float acc[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        acc[j] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[j] += xv[i][e] * wr[j][e];
-      }
-      const float total = transposed_warp_sum(acc, lane);
-      if ((lane & 3) == 0 && n + i < row_end) {
-        partials[(chunk * rows + n + i) * 8 + rank] = total;
-      }
-    }
-  }
-}
-
-// u[n, j] = scale * sum over k of partials[k, n, j], k in order.
-__global__ void low_rank_down_sum(const float* __restrict__ partials, int32_t chunks, int32_t rows,
-                                  int32_t r, float scale, float* __restrict__ u) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= static_cast<int64_t>(rows) * r) return;
-  const int64_t n = i / r, j = i % r;
-  float sum = 0.0f;
-  for (int32_t k = 0; k < chunks; ++k)
-    sum += partials[(k * static_cast<int64_t>(rows) + n) * 8 + j];
-  u[i] = scale * sum;
-}
-
 constexpr int kDownWarps = 8;
 
 // u = scale * dropout(x) w^T for 8 < r <= R: each warp takes ROWS rows, lanes stride over their
@@ -523,29 +418,6 @@ int down(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r, c
   return static_cast<int>(cudaGetLastError());
 }
 
-int64_t column_chunks(int64_t cols) { return (cols / 8 + kColumnPacks - 1) / kColumnPacks; }
-
-template <typename T>
-int down_by_columns(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
-                    const Dropout& d, float scale, float* partials, float* u, cudaStream_t stream) {
-  if (!shapes_fit<T>(rows, cols, r, {x, w}) || r > 8) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  if (rows == 0) return 0;
-  const int64_t chunks = column_chunks(cols);
-  const dim3 grid(static_cast<unsigned>(chunks),
-                  static_cast<unsigned>((rows + kColumnWarps * kColumnRows - 1) /
-                                        (kColumnWarps * kColumnRows)));
-  low_rank_down_columns<T><<<grid, kColumnWarps * 32, 0, stream>>>(
-      static_cast<const T*>(x), static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8), w,
-      static_cast<int32_t>(r), d, partials);
-  constexpr int kBlock = 256;
-  low_rank_down_sum<<<static_cast<unsigned>((rows * r + kBlock - 1) / kBlock), kBlock, 0, stream>>>(
-      partials, static_cast<int32_t>(chunks), static_cast<int32_t>(rows), static_cast<int32_t>(r),
-      scale, u);
-  return static_cast<int>(cudaGetLastError());
-}
-
 template <typename T>
 int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols, int64_t r,
        const Dropout& d, float scale, void* out, cudaStream_t stream) {
@@ -608,18 +480,6 @@ extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols,
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
-}
-
-extern "C" int64_t llm_low_rank_down_column_chunks(int64_t cols) { return column_chunks(cols); }
-
-extern "C" int llm_low_rank_down_columns_cuda(const void* x, int64_t rows, int64_t cols,
-                                              const float* w, int64_t r, const int64_t* seed,
-                                              uint32_t keep_threshold, float keep_scale,
-                                              float scale, float* partials, float* u, int kind,
-                                              void* stream) {
-  const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d{seed, keep_threshold, keep_scale};
-  LLM_DISPATCH_HALF_KIND(kind, down_by_columns<T>(x, rows, cols, w, r, d, scale, partials, u, s))
 }
 
 extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows,

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "llm/nn/low_rank.hpp"
-#include "support/test_support.hpp"
 
 namespace llm {
 namespace {
@@ -108,29 +107,6 @@ TEST(LowRankUpdate, ValueAndGradientsAreTheExactSumsRoundedOnceOnCpuAndCuda) {
       expect_matches_exact(ours, ref, device.str() + " rank " + std::to_string(c.r));
     }
   }
-}
-
-// LLMHOST_LOW_RANK_DOWN_COLUMNS=1: the down products for r <= 8 (forward over x, backward over dy)
-// by column chunks of 256, each warp holding its factor block for its rows, the chunks' sums added
-// after: the same exact sums, with and without dropout (the mask the other kernels regenerate).
-// 37 rows (no whole run of a warp's 16), 520 columns (3 chunks, the last partial), 64 columns
-// (one chunk, most lanes idle), 8,200 output columns (33 chunks, one lane in the last), rank 4.
-TEST(LowRankUpdate, DownByColumnChunksGivesTheExactSumsCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const test::ScopedEnvironmentVariable by_columns("LLMHOST_LOW_RANK_DOWN_COLUMNS", "1");
-  for (const Case c : {Case{37, 520, 264, 8}, Case{300, 520, 264, 4}, Case{129, 64, 8200, 8},
-                       Case{9, 4104, 24, 8}}) {
-    const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
-    const auto ref = exact(in, 2.0, torch::ones({c.rows, c.in}), 1.0);
-    expect_matches_exact(run_update(in, 2.0, 0.0), ref,
-                         "by columns, " + std::to_string(c.rows) + " x " + std::to_string(c.in) +
-                             " -> " + std::to_string(c.out) + ", rank " + std::to_string(c.r));
-  }
-  const double p = 0.3, scaling = 0.5;
-  const auto in = make_inputs(Case{256, 512, 64, 8}, torch::kBFloat16, torch::kCUDA);
-  const auto ours = run_update(in, scaling, p);
-  const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
-  expect_matches_exact(ours, exact(in, scaling, keep, 1.0 / (1 - p)), "by columns, dropout 0.3");
 }
 
 // Dropout's mask is unknown to the caller, but it shows in the input gradient: (g A)[n, c] is

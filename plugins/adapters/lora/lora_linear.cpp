@@ -31,4 +31,9 @@ torch::Tensor LoraLinear::add_to(const torch::Tensor& x, const torch::Tensor& y)
   return llm::low_rank_update(x, y, lora_A, effective_B(), scaling_, dropout());
 }
 
+torch::Tensor LoraLinear::apply(const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias) {
+  return llm::low_rank_linear(x, weight, bias, lora_A, effective_B(), scaling_, dropout());
+}
+
 }  // namespace llm_lora

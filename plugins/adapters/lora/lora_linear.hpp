@@ -24,6 +24,8 @@ class LoraLinear final : public llm::LinearAdapter {
   LoraLinear(const LoraShape& shape, const torch::Device& device, torch::Tensor row_mask);
   torch::Tensor delta(const torch::Tensor& x) override;
   torch::Tensor add_to(const torch::Tensor& x, const torch::Tensor& y) override;
+  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias) override;
 
   torch::Tensor effective_B() const;  // B with masked rows zeroed: what is saved and merged
   double scaling() const { return scaling_; }

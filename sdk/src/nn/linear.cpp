@@ -19,6 +19,9 @@ AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_featur
 CompressedWeight::~CompressedWeight() = default;
 
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
+  if (adapter_ && !compressed_ && !fused::gemv_applies(x, weight, bias)) {
+    return adapter_->apply(x, weight, bias);
+  }
   auto y = compressed_                            ? compressed_->linear(x)
            : fused::gemv_applies(x, weight, bias) ? fused::gemv(x, weight, bias)
                                                   : torch::linear(x, weight, bias);
@@ -30,6 +33,11 @@ torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
 torch::Tensor LinearAdapter::add_to(const torch::Tensor& x, const torch::Tensor& y) {
   // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.
   return y + delta(x).to(y.scalar_type());
+}
+
+torch::Tensor LinearAdapter::apply(const torch::Tensor& x, const torch::Tensor& weight,
+                                   const torch::Tensor& bias) {
+  return add_to(x, torch::linear(x, weight, bias));
 }
 
 void AdaptableLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter,

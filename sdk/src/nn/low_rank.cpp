@@ -112,6 +112,18 @@ torch::Tensor up(const torch::Tensor& y, const torch::Tensor& u, const torch::Te
   return out;
 }
 
+// y += dropout(scale * u w) in place, y [..., cols] contiguous: each element is read once, before
+// it is written, by the thread that writes it.
+void up_in_place(torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
+                 const KeepMask& mask, double scale) {
+  TORCH_CHECK(y.is_contiguous(), "low-rank up in place: y must be contiguous");
+  check_launch(
+      llm_low_rank_up_cuda(y.data_ptr(), u.data_ptr<float>(), w.data_ptr<float>(), u.size(0),
+                           w.size(1), u.size(1), mask.seed, mask.threshold, mask.scale,
+                           static_cast<float>(scale), y.data_ptr(), kind_of(y), stream_of(y)),
+      "low-rank up in place");
+}
+
 // [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order.
 torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMask& mask,
                     double scale) {
@@ -183,20 +195,91 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
   }
 };
 
+// x W^T + b + s (dropout(x) A^T) B^T with the update added into the product in place, and backward
+// x's gradient dy W with the update's added into it in place: one tensor each way, no add.
+FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& weight,
+                                  const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
+                                  const torch::Tensor& B, double scaling, double dropout) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  FusedForward f;
+  f.x = packed(x);
+  f.A = packed(A);
+  f.Bt = packed(B.t());
+  f.seed = draw_seed(x, dropout);
+  f.u = down(f.x, f.A, keep_mask(f.seed, dropout), 1.0);
+  f.out = torch::linear(f.x, weight, bias).contiguous();
+  up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
+  return f;
+}
+
+class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight,
+                               const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
+                               const torch::Tensor& B, double scaling, double dropout) {
+    auto f = fused_linear_forward(x, weight, bias, A, B, scaling, dropout);
+    ctx->save_for_backward({f.x, weight, f.A, f.Bt, f.u, f.seed});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["dropout"] = dropout;
+    return f.out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1], &A = saved[2], &Bt = saved[3], &u = saved[4],
+               &seed = saved[5];
+    const double scaling = ctx->saved_data["scaling"].toDouble();
+    const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto dy = packed(grad_outputs[0]);
+    const auto g = down(dy, Bt, KeepMask{}, scaling);
+    torch::Tensor grad_x, grad_A, grad_B;
+    if (ctx->needs_input_grad(0)) {
+      grad_x = torch::matmul(dy, weight).contiguous();
+      up_in_place(grad_x, g, A, mask, 1.0);
+    }
+    if (ctx->needs_input_grad(3)) grad_A = outer(x, g, mask, 1.0);
+    if (ctx->needs_input_grad(4)) grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+    return {grad_x, torch::Tensor(), torch::Tensor(), grad_A,
+            grad_B, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// The kernels take x [..., in] in fp16 or bf16, A [r, in] and B [out, r] fp32 on x's device.
+bool update_applies(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B) {
+  if (!fused::kernels_switched_on("LLMHOST_FUSED_LOW_RANK")) return false;
+  if (!x.is_cuda() || !A.is_cuda() || !B.is_cuda()) return false;
+  if (x.device() != A.device() || x.device() != B.device() || kind_of(x) < 1) return false;
+  if (A.scalar_type() != torch::kFloat || B.scalar_type() != torch::kFloat) return false;
+  if (A.dim() != 2 || B.dim() != 2 || x.dim() == 0) return false;
+  const int64_t r = A.size(0), in = A.size(1), out = B.size(0);
+  if (r < 1 || r > 64 || B.size(1) != r || x.size(-1) != in) return false;
+  if (in % 8 != 0 || out % 8 != 0) return false;
+  return rows_of(x) < (int64_t{1} << 31);
+}
+
 bool fused_applies(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
                    const torch::Tensor& B) {
-  if (!fused::kernels_switched_on("LLMHOST_FUSED_LOW_RANK")) return false;
-  if (!x.is_cuda() || !y.is_cuda() || !A.is_cuda() || !B.is_cuda()) return false;
-  if (x.device() != y.device() || x.device() != A.device() || x.device() != B.device()) {
+  if (!update_applies(x, A, B) || !y.is_cuda() || y.device() != x.device()) return false;
+  return y.scalar_type() == x.scalar_type() && y.dim() > 0 && y.size(-1) == B.size(0) &&
+         rows_of(x) == rows_of(y);
+}
+
+// The frozen product joins the node when W (and b) take no gradient and match x.
+bool fused_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
+                          const torch::Tensor& bias, const torch::Tensor& A,
+                          const torch::Tensor& B) {
+  if (!fused::kernels_switched_on("LLMHOST_LOW_RANK_WITH_BASE")) return false;
+  if (!update_applies(x, A, B) || !weight.defined() || weight.requires_grad()) return false;
+  if (!weight.is_cuda() || weight.device() != x.device() || weight.dim() != 2) return false;
+  if (weight.scalar_type() != x.scalar_type() || weight.size(1) != x.size(-1) ||
+      weight.size(0) != B.size(0)) {
     return false;
   }
-  if (kind_of(x) < 1 || y.scalar_type() != x.scalar_type()) return false;
-  if (A.scalar_type() != torch::kFloat || B.scalar_type() != torch::kFloat) return false;
-  if (A.dim() != 2 || B.dim() != 2 || x.dim() == 0 || y.dim() == 0) return false;
-  const int64_t r = A.size(0), in = A.size(1), out = B.size(0);
-  if (r < 1 || r > 64 || B.size(1) != r || x.size(-1) != in || y.size(-1) != out) return false;
-  if (in % 8 != 0 || out % 8 != 0 || rows_of(x) != rows_of(y)) return false;
-  return rows_of(x) < (int64_t{1} << 31);
+  return !bias.defined() || (!bias.requires_grad() && bias.device() == x.device() &&
+                             bias.scalar_type() == x.scalar_type() && bias.dim() == 1 &&
+                             bias.size(0) == weight.size(0));
 }
 #endif
 
@@ -222,6 +305,22 @@ torch::Tensor low_rank_update(const torch::Tensor& x, const torch::Tensor& y,
   }
 #endif
   return y + low_rank_delta(x, A, B, scaling, dropout).to(y.scalar_type());
+}
+
+torch::Tensor low_rank_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                              const torch::Tensor& bias, const torch::Tensor& A,
+                              const torch::Tensor& B, double scaling, double dropout) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (fused_linear_applies(x, weight, bias, A, B)) {
+    const c10::optional<torch::Tensor> b =
+        bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt;
+    const bool grad = torch::GradMode::is_enabled() &&
+                      (x.requires_grad() || A.requires_grad() || B.requires_grad());
+    return grad ? FusedLowRankLinear::apply(x, weight, b, A, B, scaling, dropout)
+                : fused_linear_forward(x, weight, b, A, B, scaling, dropout).out;
+  }
+#endif
+  return low_rank_update(x, torch::linear(x, weight, bias), A, B, scaling, dropout);
 }
 
 }  // namespace llm

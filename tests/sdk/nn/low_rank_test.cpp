@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llm/nn/low_rank.hpp"
+#include "support/test_support.hpp"
 
 namespace llm {
 namespace {
@@ -163,6 +164,129 @@ TEST(LowRankUpdate, BatchedInputWithoutGradientGivesTheGradientPathsValueCuda) {
   torch::NoGradGuard no_grad;
   const auto batched =
       low_rank_update(in.x.view({2, 12, 64}), in.y.view({2, 12, 32}), in.A, in.B, 1.5, 0.0);
+  ASSERT_EQ(batched.sizes(), (std::vector<int64_t>{2, 12, 32}));
+  EXPECT_TRUE(torch::equal(batched.view({24, 32}), with_grad));
+}
+
+// llm::low_rank_linear: x W^T + b + the update, W and b frozen.
+struct Frozen {
+  torch::Tensor W, b;  // W [out, in], b [out] or undefined; the activation dtype
+};
+
+Frozen make_frozen(const Case& c, bool bias, const torch::Tensor& like) {
+  torch::manual_seed(static_cast<uint64_t>(c.out * 17 + c.in));
+  const auto W =
+      (torch::randn({c.out, c.in}) / std::sqrt(static_cast<double>(c.in))).to(like.options());
+  return {W, bias ? torch::randn({c.out}).to(like.options()) : torch::Tensor()};
+}
+
+Outputs run_linear(const Inputs& in, const Frozen& f, double scaling, double dropout) {
+  auto x = in.x.clone().requires_grad_(true);
+  auto A = in.A.clone().requires_grad_(true);
+  auto B = in.B.clone().requires_grad_(true);
+  const auto out = low_rank_linear(x, f.W, f.b, A, B, scaling, dropout);
+  out.backward(in.dy);
+  return {out.detach(), x.grad(), torch::Tensor(), A.grad(), B.grad()};
+}
+
+// ours within u |exact| + 3 u M, M the sum of the product's absolute terms: the frozen product is
+// rounded to the activation type (and cuBLAS may round partial sums as well), then the update is
+// added in fp32 and the sum rounded once more; fp32 sums add a relative 2^-16 of the largest.
+void expect_within_product_rounding(const torch::Tensor& ours, const torch::Tensor& exact_value,
+                                    const torch::Tensor& magnitude, const std::string& what) {
+  ASSERT_EQ(ours.sizes(), exact_value.sizes()) << what;
+  const double u = ours.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8)
+                   : ours.scalar_type() == torch::kHalf   ? std::ldexp(1.0, -11)
+                                                          : std::ldexp(1.0, -16);
+  const auto a = ours.to(torch::kCPU, torch::kDouble);
+  const double scale = exact_value.abs().max().item<double>();
+  const auto bound = exact_value.abs() * u + magnitude * (3 * u) + std::ldexp(1.0, -16) * scale;
+  const auto excess = ((a - exact_value).abs() - bound).max().item<double>();
+  EXPECT_LE(excess, 0.0) << what << ": max |ours - exact| "
+                         << (a - exact_value).abs().max().item<double>();
+}
+
+void expect_linear_matches_exact(const Outputs& ours, const Inputs& in, const Frozen& f,
+                                 double scaling, const torch::Tensor& keep, double keep_scale,
+                                 const std::string& label) {
+  const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+  const auto update = exact(in, scaling, keep, keep_scale);
+  const auto x = d(in.x), W = d(f.W), dy = d(in.dy);
+  const auto bias = f.b.defined() ? d(f.b) : torch::zeros({W.size(0)}, torch::kDouble);
+  const auto product = x.matmul(W.t()) + bias;
+  const auto out = product + (update.out - d(in.y));  // exact() adds the update to y
+  expect_within_product_rounding(ours.out, out, x.abs().matmul(W.abs().t()) + bias.abs(),
+                                 label + " value");
+  expect_within_product_rounding(ours.grad_x, dy.matmul(W) + update.grad_x,
+                                 dy.abs().matmul(W.abs()), label + " grad x");
+  expect_rounded(ours.grad_A, update.grad_A, label + " grad A");
+  expect_rounded(ours.grad_B, update.grad_B, label + " grad B");
+}
+
+// Value and gradients are the exact sums within the product's rounding: on the CPU (the
+// composition of LibTorch's linear and low_rank_update) and on CUDA, where the product and the
+// update are one autograd node (the update added into the product and into dy W in place).
+TEST(LowRankLinear, ValueAndGradientsAreTheExactSumsWithinTheProductsRounding) {
+  const double scaling = 2.0;
+  for (const auto& device : devices()) {
+    const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
+    for (const Case c : {Case{37, 64, 48, 8}, Case{300, 520, 264, 4}, Case{129, 64, 8200, 8}}) {
+      for (const bool bias : {true, false}) {
+        const auto in = make_inputs(c, dtype, device);
+        const auto f = make_frozen(c, bias, in.x);
+        const auto ours = run_linear(in, f, scaling, 0.0);
+        expect_linear_matches_exact(ours, in, f, scaling, torch::ones({c.rows, c.in}), 1.0,
+                                    device.str() + " rank " + std::to_string(c.r) +
+                                        (bias ? " with bias" : " without bias"));
+      }
+    }
+  }
+}
+
+// On CUDA the node is FusedLowRankLinear; LLMHOST_LOW_RANK_WITH_BASE=0 gives the composition
+// (cuBLAS's product, then the update's node). The same seed draws the same dropout mask in both,
+// so the composition's input gradient of the update alone (the product detached) shows the mask
+// the fused node used.
+TEST(LowRankLinear, FusedNodeDropsTheMaskTheCompositionDropsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const double p = 0.3, scaling = 0.5;
+  const Case c{256, 512, 64, 8};
+  const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+  const auto f = make_frozen(c, true, in.x);
+  torch::manual_seed(7);
+  const auto ours = run_linear(in, f, scaling, p);
+  torch::Tensor keep;
+  {
+    torch::manual_seed(7);
+    auto x = in.x.clone().requires_grad_(true);
+    const auto product = torch::linear(in.x, f.W, f.b);
+    low_rank_update(x, product, in.A, in.B, scaling, p).backward(in.dy);
+    keep = (x.grad().to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
+  }
+  const double n = static_cast<double>(c.rows * c.in);
+  EXPECT_NEAR(keep.mean().item<double>(), 1 - p, 5 * std::sqrt(p * (1 - p) / n));
+  expect_linear_matches_exact(ours, in, f, scaling, keep, 1.0 / (1 - p), "dropout 0.3");
+
+  auto x = in.x.clone().requires_grad_(true);
+  const auto fused = low_rank_linear(x, f.W, f.b, in.A, in.B, scaling, p);
+  EXPECT_NE(fused.grad_fn()->name().find("FusedLowRankLinear"), std::string::npos)
+      << fused.grad_fn()->name();
+  const test::ScopedEnvironmentVariable composed("LLMHOST_LOW_RANK_WITH_BASE", "0");
+  const auto composition = low_rank_linear(x, f.W, f.b, in.A, in.B, scaling, p);
+  EXPECT_EQ(composition.grad_fn()->name().find("FusedLowRankLinear"), std::string::npos)
+      << composition.grad_fn()->name();
+}
+
+// Without a gradient anywhere (evaluation with an unmerged adapter) the fused forward gives the
+// gradient path's value, for [batch, tokens, features] activations too.
+TEST(LowRankLinear, BatchedInputWithoutGradientGivesTheGradientPathsValueCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const Case c{24, 64, 32, 8};
+  const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+  const auto f = make_frozen(c, true, in.x);
+  const auto with_grad = run_linear(in, f, 1.5, 0.0).out;
+  torch::NoGradGuard no_grad;
+  const auto batched = low_rank_linear(in.x.view({2, 12, 64}), f.W, f.b, in.A, in.B, 1.5, 0.0);
   ASSERT_EQ(batched.sizes(), (std::vector<int64_t>{2, 12, 32}));
   EXPECT_TRUE(torch::equal(batched.view({24, 32}), with_grad));
 }

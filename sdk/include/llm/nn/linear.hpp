@@ -16,6 +16,12 @@ class LLM_API LinearAdapter : public torch::nn::Module {
   // y + delta(x) for the frozen layer's output y (in y's dtype). Adapters override it where the
   // sum fuses with the update (llm::low_rank_update); the default adds delta(x).
   virtual torch::Tensor add_to(const torch::Tensor& x, const torch::Tensor& y);
+  // The whole layer's output x W^T + b + delta(x) over a plain frozen weight (bias may be
+  // undefined). Adapters override it where the base product fuses with the update
+  // (llm::low_rank_linear: x's gradient is one tensor, dy W with the update's added in place); the
+  // default is add_to(x, linear(x, weight, bias)).
+  virtual torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& weight,
+                              const torch::Tensor& bias);
 };
 
 // A frozen weight kept compressed (NF4, ...) and expanded where it is used.

@@ -21,4 +21,13 @@ LLM_API torch::Tensor low_rank_update(const torch::Tensor& x, const torch::Tenso
                                       const torch::Tensor& A, const torch::Tensor& B,
                                       double scaling, double dropout);
 
+// x W^T + b + delta with W [out, in] and b [out] (optional) frozen: the same value as
+// low_rank_update(x, linear(x, W, b), ...). Where the kernels apply it is one autograd node: the
+// update is added into the product's output in place, and backward adds the update's input
+// gradient into dy W in place, where two nodes left autograd a separate tensor and an add.
+// Elsewhere (or with LLMHOST_LOW_RANK_WITH_BASE=0) it is exactly that composition.
+LLM_API torch::Tensor low_rank_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                                      const torch::Tensor& bias, const torch::Tensor& A,
+                                      const torch::Tensor& B, double scaling, double dropout);
+
 }  // namespace llm

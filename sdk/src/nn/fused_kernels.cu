@@ -153,7 +153,7 @@ __global__ void rms_norm_backward(const T* __restrict__ grad, const T* __restric
     store(dr, j,
           residual_grad == nullptr
               ? through_norm
-              : round_to(dr, through_norm) + load(residual_grad + row * dim, j));
+              : __fadd_rn(round_to(dr, through_norm), load(residual_grad + row * dim, j)));
   }
 }
 
@@ -223,9 +223,11 @@ __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __
     const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
     const float x_hat = load(xv.v, e) * r;
     const float through_norm = r * (dn - x_hat * mean_dot);
-    // With the residual's gradient: the two rounded as autograd's sum of them would be.
+    // With the residual's gradient: the two rounded as autograd's sum of them would be (__fadd_rn:
+    // in fp32 an FMA contracted from r * (...) + dres would skip the product's rounding).
     store(dx.v, e,
-          residual_grad == nullptr ? through_norm : round_to(dx.v, through_norm) + load(dres.v, e));
+          residual_grad == nullptr ? through_norm
+                                   : __fadd_rn(round_to(dx.v, through_norm), load(dres.v, e)));
   }
   reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
 }

@@ -220,6 +220,7 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
                                const torch::Tensor& B, double scaling, double dropout) {
     auto f = fused_linear_forward(x, weight, bias, A, B, scaling, dropout);
     ctx->save_for_backward({f.x, weight, f.A, f.Bt, f.u, f.seed});
+    ctx->saved_data["has_bias"] = bias.has_value();
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["dropout"] = dropout;
     return f.out;
@@ -234,13 +235,17 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
     const c10::cuda::CUDAGuard guard(x.device());
     const auto dy = packed(grad_outputs[0]);
     const auto g = down(dy, Bt, KeepMask{}, scaling);
+    // needs_input_grad counts the tensor inputs only: an absent bias is not one.
+    const size_t a_input = ctx->saved_data["has_bias"].toBool() ? 3 : 2;
     torch::Tensor grad_x, grad_A, grad_B;
     if (ctx->needs_input_grad(0)) {
       grad_x = torch::matmul(dy, weight).contiguous();
       up_in_place(grad_x, g, A, mask, 1.0);
     }
-    if (ctx->needs_input_grad(3)) grad_A = outer(x, g, mask, 1.0);
-    if (ctx->needs_input_grad(4)) grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+    if (ctx->needs_input_grad(a_input)) grad_A = outer(x, g, mask, 1.0);
+    if (ctx->needs_input_grad(a_input + 1)) {
+      grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+    }
     return {grad_x, torch::Tensor(), torch::Tensor(), grad_A,
             grad_B, torch::Tensor(), torch::Tensor()};
   }

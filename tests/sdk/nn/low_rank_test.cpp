@@ -226,7 +226,7 @@ void expect_linear_matches_exact(const Outputs& ours, const Inputs& in, const Fr
 // Value and gradients are the exact sums within the product's rounding: on the CPU (the
 // composition of LibTorch's linear and low_rank_update) and on CUDA, where the product and the
 // update are one autograd node (the update added into the product and into dy W in place).
-TEST(LowRankLinear, ValueAndGradientsAreTheExactSumsWithinTheProductsRounding) {
+TEST(LowRankLinear, ValueAndGradientsAreTheExactSumsWithinTheProductsRoundingOnCpuAndCuda) {
   const double scaling = 2.0;
   for (const auto& device : devices()) {
     const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;

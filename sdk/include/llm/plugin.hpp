@@ -28,8 +28,7 @@ namespace llm {
 // 8: llm::CausalDecoder, DecoderBlock, DecoderParts.
 // 9: LinearAdapter::add_to (the fused low-rank update).
 // 10: RotaryEmbedding::split_interleaved_qkv, PackedSequences fixed layouts, PackedMicroStep.
-// 11: LinearAdapter::apply (the frozen product and the update in one autograd node),
-//     RMSNormImpl::forward_with_residual.
+// 11: LinearAdapter::apply (the frozen product and the update in one autograd node).
 inline constexpr std::uint32_t kSdkAbiVersion = 11;
 
 enum class PluginKind : std::uint32_t { kModel = 1, kDataset = 2, kAdapter = 3, kEvalTask = 4 };

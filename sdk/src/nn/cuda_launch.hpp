@@ -11,8 +11,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "fused_ops.hpp"  // kernels_switched_on
-
 namespace llm::fused {
 
 // The kernels' element-type code (0: fp32, 1: fp16, 2: bf16), -1 for any other type.
@@ -38,6 +36,14 @@ inline void check_launch(int status, const char* kernel) {
 
 inline void* stream_of(const torch::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+
+// False when the environment variable is "0": LLMHOST_FUSED_LOW_RANK=0,
+// LLMHOST_FUSED_CROSS_ENTROPY=0 and the like keep LibTorch's operations on CUDA too (the A/B runs
+// of bench/).
+inline bool kernels_switched_on(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value == nullptr || std::string(value) != "0";
 }
 
 inline bool aligned16(const torch::Tensor& t) {

@@ -78,10 +78,8 @@ DecoderLayer::DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& 
 
 torch::Tensor DecoderLayer::forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
                                     const PackedSequences* packing) {
-  const auto [normed, residual] = input_layernorm->forward_with_residual(x);
-  const auto h = residual + self_attn(normed, cache, layer, packing);
-  const auto [h_normed, h_residual] = post_attention_layernorm->forward_with_residual(h);
-  return h_residual + mlp(h_normed);
+  const auto h = x + self_attn(input_layernorm(x), cache, layer, packing);
+  return h + mlp(post_attention_layernorm(h));
 }
 
 std::vector<ModelLinear> DecoderLayer::linears(const std::string& prefix) {

@@ -21,12 +21,10 @@ int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up,
 // fp32 and rounded to the element type before the product (Llama's RMSNorm); rstd [rows] fp32.
 int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd, int64_t rows,
                               int64_t dim, double eps, int kind, void* stream);
-// grad_x of the above (weight frozen), from grad, x, weight and the saved rstd, plus
-// residual_grad (same shape as x; null for none) where x also feeds a residual sum: the norm's
-// gradient rounded to the type, then the sum rounded, as autograd adds the two.
+// grad_x of the above (weight frozen), from grad, x, weight and the saved rstd.
 int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weight,
-                               const float* rstd, const void* residual_grad, void* grad_x,
-                               int64_t rows, int64_t dim, int kind, void* stream);
+                               const float* rstd, void* grad_x, int64_t rows, int64_t dim, int kind,
+                               void* stream);
 
 // Two LayerNorms of one x [rows, dim]: y1 = LN(x; w1, b1), y2 = LN(x; w2, b2), with the rows'
 // mean and rstd (fp32) for backward. Rows of whole 16-byte packs, at most 1,024 packs, 16-byte

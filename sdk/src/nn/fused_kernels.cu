@@ -133,8 +133,7 @@ __global__ void rms_norm_forward(const T* __restrict__ x, const T* __restrict__ 
 template <typename T>
 __global__ void rms_norm_backward(const T* __restrict__ grad, const T* __restrict__ x,
                                   const T* __restrict__ weight, const float* __restrict__ rstd,
-                                  const T* __restrict__ residual_grad, T* __restrict__ grad_x,
-                                  int64_t dim) {
+                                  T* __restrict__ grad_x, int64_t dim) {
   const int64_t row = blockIdx.x;
   const T* gr = grad + row * dim;
   const T* xr = x + row * dim;
@@ -149,11 +148,7 @@ __global__ void rms_norm_backward(const T* __restrict__ grad, const T* __restric
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     const float dn = round_to(dr, load(gr, j) * load(weight, j));
     const float x_hat = load(xr, j) * r;
-    const float through_norm = r * (dn - x_hat * mean_dot);
-    store(dr, j,
-          residual_grad == nullptr
-              ? through_norm
-              : __fadd_rn(round_to(dr, through_norm), load(residual_grad + row * dim, j)));
+    store(dr, j, r * (dn - x_hat * mean_dot));
   }
 }
 
@@ -193,9 +188,8 @@ __global__ void rms_norm_forward_packed(const T* __restrict__ x, const T* __rest
 template <typename T>
 __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __restrict__ x,
                                          const T* __restrict__ weight,
-                                         const float* __restrict__ rstd,
-                                         const T* __restrict__ residual_grad,
-                                         T* __restrict__ grad_x, int32_t packs_per_row) {
+                                         const float* __restrict__ rstd, T* __restrict__ grad_x,
+                                         int32_t packs_per_row) {
   const int64_t row = blockIdx.x;
   const int32_t k = threadIdx.x;
   const bool active = k < packs_per_row;
@@ -215,19 +209,11 @@ __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __
   }
   const float mean_dot = block_sum(dot) / static_cast<float>(dim);
   if (!active) return;
-  Pack<T> dres;
-  if (residual_grad != nullptr)
-    dres = reinterpret_cast<const Pack<T>*>(residual_grad + row * dim)[k];
 #pragma unroll
   for (int e = 0; e < Pack<T>::kSize; ++e) {
     const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
     const float x_hat = load(xv.v, e) * r;
-    const float through_norm = r * (dn - x_hat * mean_dot);
-    // With the residual's gradient: the two rounded as autograd's sum of them would be (__fadd_rn:
-    // in fp32 an FMA contracted from r * (...) + dres would skip the product's rounding).
-    store(dx.v, e,
-          residual_grad == nullptr ? through_norm
-                                   : __fadd_rn(round_to(dx.v, through_norm), load(dres.v, e)));
+    store(dx.v, e, r * (dn - x_hat * mean_dot));
   }
   reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
 }
@@ -636,20 +622,17 @@ int rms_norm_forward_launch(const void* x, const void* weight, void* y, float* r
 
 template <typename T>
 int rms_norm_backward_launch(const void* grad, const void* x, const void* weight, const float* rstd,
-                             const void* residual_grad, void* grad_x, int64_t rows, int64_t dim,
-                             cudaStream_t stream) {
+                             void* grad_x, int64_t rows, int64_t dim, cudaStream_t stream) {
   if (rows == 0) return 0;
-  const auto* dres = static_cast<const T*>(residual_grad);
-  // A null residual gradient passes the alignment check as x's stands in for it.
-  if (rows_as_packs<T>(dim, {grad, x, weight, grad_x, dres != nullptr ? residual_grad : x})) {
+  if (rows_as_packs<T>(dim, {grad, x, weight, grad_x})) {
     const int64_t packs = dim / Pack<T>::kSize;
     rms_norm_backward_packed<T><<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
         static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
-        dres, static_cast<T*>(grad_x), static_cast<int32_t>(packs));
+        static_cast<T*>(grad_x), static_cast<int32_t>(packs));
   } else {
     rms_norm_backward<T><<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(
         static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
-        dres, static_cast<T*>(grad_x), dim);
+        static_cast<T*>(grad_x), dim);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -808,12 +791,10 @@ extern "C" int llm_rms_norm_forward_cuda(const void* x, const void* weight, void
 }
 
 extern "C" int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weight,
-                                          const float* rstd, const void* residual_grad,
-                                          void* grad_x, int64_t rows, int64_t dim, int kind,
-                                          void* stream) {
+                                          const float* rstd, void* grad_x, int64_t rows,
+                                          int64_t dim, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(
-      kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, residual_grad, grad_x, rows, dim, s))
+  LLM_DISPATCH_KIND(kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, grad_x, rows, dim, s))
 }
 
 extern "C" int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, const void* b1,

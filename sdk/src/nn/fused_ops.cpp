@@ -37,97 +37,65 @@ torch::Tensor rms_norm_plain(const torch::Tensor& x, const torch::Tensor& weight
   return weight * normalized.to(x.scalar_type());
 }
 
-// y = RMSNorm(x) and rstd [rows] for backward: one kernel where it applies, else LibTorch.
-std::pair<torch::Tensor, torch::Tensor> rms_norm_forward(const torch::Tensor& xc,
-                                                         const torch::Tensor& weight, double eps) {
-  const int64_t dim = xc.size(-1);
-  const int64_t rows = xc.numel() / std::max<int64_t>(dim, 1);
-#ifdef LLM_WITH_FUSED_CUDA
-  if (kernel_applies({xc, weight})) {
-    const c10::cuda::CUDAGuard guard(xc.device());
-    const auto w = weight.contiguous();
-    auto y = torch::empty_like(xc);
-    auto rstd = torch::empty({rows}, xc.options().dtype(torch::kFloat));
-    check_launch(
-        llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(), rstd.data_ptr<float>(),
-                                  rows, dim, eps, kind_of(xc), stream_of(xc)),
-        "RMSNorm forward");
-    return {y, rstd};
-  }
-#endif
-  const auto x32 = xc.to(torch::kFloat);
-  const auto rstd = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return {weight * (x32 * rstd).to(xc.scalar_type()), rstd.reshape({rows})};
-}
-
-// x's gradient through the norm, plus residual_grad (undefined: none) where x also feeds a
-// residual sum, each rounded as autograd's sum of the two would be.
-torch::Tensor rms_norm_backward(const torch::Tensor& grad_in, const torch::Tensor& x,
-                                const torch::Tensor& weight, const torch::Tensor& rstd,
-                                const torch::Tensor& residual_grad) {
-  const auto grad = grad_in.contiguous();
-  const auto dres = residual_grad.defined() ? residual_grad.contiguous() : residual_grad;
-#ifdef LLM_WITH_FUSED_CUDA
-  if (kernel_applies({x, weight, grad}) && (!dres.defined() || kernel_applies({x, dres}))) {
-    const int64_t dim = x.size(-1);
-    const int64_t rows = x.numel() / std::max<int64_t>(dim, 1);
-    const c10::cuda::CUDAGuard guard(x.device());
-    const auto w = weight.contiguous();
-    auto grad_x = torch::empty_like(x);
-    check_launch(llm_rms_norm_backward_cuda(grad.data_ptr(), x.data_ptr(), w.data_ptr(),
-                                            rstd.data_ptr<float>(),
-                                            dres.defined() ? dres.data_ptr() : nullptr,
-                                            grad_x.data_ptr(), rows, dim, kind_of(x), stream_of(x)),
-                 "RMSNorm backward");
-    return grad_x;
-  }
-#endif
-  // mul's backward (in x's dtype), then the fp32 normalisation's, then the cast's.
-  const auto dn = (grad * weight).to(torch::kFloat);
-  auto shape = x.sizes().vec();
-  shape.back() = 1;
-  const auto r = rstd.view(shape);
-  const auto x_hat = x.to(torch::kFloat) * r;
-  const auto mean_dot = (dn * x_hat).mean(-1, /*keepdim=*/true);
-  const auto grad_x = (r * (dn - x_hat * mean_dot)).to(x.scalar_type());
-  return dres.defined() ? grad_x + dres : grad_x;
-}
-
 class RmsNorm : public torch::autograd::Function<RmsNorm> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, double eps) {
     const auto xc = x.contiguous();
-    auto [y, rstd] = rms_norm_forward(xc, weight, eps);
+    const int64_t dim = x.size(-1);
+    const int64_t rows = xc.numel() / std::max<int64_t>(dim, 1);
+    torch::Tensor y, rstd;
+#ifdef LLM_WITH_FUSED_CUDA
+    if (kernel_applies({xc, weight})) {
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto w = weight.contiguous();
+      y = torch::empty_like(xc);
+      rstd = torch::empty({rows}, xc.options().dtype(torch::kFloat));
+      check_launch(llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(),
+                                             rstd.data_ptr<float>(), rows, dim, eps, kind_of(xc),
+                                             stream_of(xc)),
+                   "RMSNorm forward");
+    }
+#endif
+    if (!y.defined()) {
+      const auto x32 = xc.to(torch::kFloat);
+      rstd = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+      y = weight * (x32 * rstd).to(x.scalar_type());
+      rstd = rstd.reshape({rows});
+    }
     ctx->save_for_backward({xc, weight, rstd});
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    return {rms_norm_backward(grad_outputs[0], saved[0], saved[1], saved[2], torch::Tensor()),
-            torch::Tensor(), torch::Tensor()};
-  }
-};
-
-// RMSNorm(x) and x itself: x's two uses (the norm and a residual sum) meet in this node, whose
-// backward adds the residual's gradient inside the norm's kernel instead of a separate add.
-class RmsNormWithResidual : public torch::autograd::Function<RmsNormWithResidual> {
- public:
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& weight, double eps) {
-    const auto xc = x.contiguous();
-    auto [y, rstd] = rms_norm_forward(xc, weight, eps);
-    ctx->save_for_backward({xc, weight, rstd});
-    return {y, x};
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const auto& dres = grad_outputs[1];
-    if (!grad_outputs[0].defined()) return {dres, torch::Tensor(), torch::Tensor()};
-    return {rms_norm_backward(grad_outputs[0], saved[0], saved[1], saved[2], dres), torch::Tensor(),
-            torch::Tensor()};
+    const auto &x = saved[0], &weight = saved[1], &rstd = saved[2];
+    const auto grad = grad_outputs[0].contiguous();
+    torch::Tensor grad_x;
+#ifdef LLM_WITH_FUSED_CUDA
+    if (kernel_applies({x, weight, grad})) {
+      const int64_t dim = x.size(-1);
+      const int64_t rows = x.numel() / std::max<int64_t>(dim, 1);
+      const c10::cuda::CUDAGuard guard(x.device());
+      const auto w = weight.contiguous();
+      grad_x = torch::empty_like(x);
+      check_launch(llm_rms_norm_backward_cuda(grad.data_ptr(), x.data_ptr(), w.data_ptr(),
+                                              rstd.data_ptr<float>(), grad_x.data_ptr(), rows, dim,
+                                              kind_of(x), stream_of(x)),
+                   "RMSNorm backward");
+    }
+#endif
+    if (!grad_x.defined()) {
+      // mul's backward (in x's dtype), then the fp32 normalisation's, then the cast's.
+      const auto dn = (grad * weight).to(torch::kFloat);
+      auto shape = x.sizes().vec();
+      shape.back() = 1;
+      const auto r = rstd.view(shape);
+      const auto x_hat = x.to(torch::kFloat) * r;
+      const auto mean_dot = (dn * x_hat).mean(-1, /*keepdim=*/true);
+      grad_x = (r * (dn - x_hat * mean_dot)).to(x.scalar_type());
+    }
+    return {grad_x, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -384,17 +352,6 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
     return rms_norm_plain(x, weight, eps);
   }
   return RmsNorm::apply(x, weight, eps);
-}
-
-std::array<torch::Tensor, 2> rms_norm_with_residual(const torch::Tensor& x,
-                                                    const torch::Tensor& weight, double eps) {
-  // On the CPU too (LibTorch's operations inside the node, the same arithmetic as autograd's).
-  if (!weight.requires_grad() && torch::GradMode::is_enabled() && x.requires_grad() &&
-      kernels_switched_on("LLMHOST_FUSED_RESIDUAL_NORM")) {
-    const auto outputs = RmsNormWithResidual::apply(x, weight, eps);
-    return {outputs[0], outputs[1]};
-  }
-  return {rms_norm(x, weight, eps), x};
 }
 
 std::array<torch::Tensor, 3> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,

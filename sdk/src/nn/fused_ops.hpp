@@ -2,8 +2,6 @@
 // Training-path operations with hand-written backward passes that save less than autograd would
 // (fused_ops.cpp): CUDA kernels in a CUDA build (fused_kernels.cu), LibTorch operations elsewhere.
 #include <array>
-#include <cstdlib>
-#include <string>
 
 #include <torch/torch.h>
 
@@ -11,21 +9,9 @@ namespace llm::fused {
 
 bool cuda_kernels_built();
 
-// False when the environment variable is "0": LLMHOST_FUSED_LOW_RANK=0,
-// LLMHOST_FUSED_CROSS_ENTROPY=0 and the like keep LibTorch's operations (the A/B runs of bench/).
-inline bool kernels_switched_on(const char* variable) {
-  const char* value = std::getenv(variable);
-  return value == nullptr || std::string(value) != "0";
-}
-
 // weight * (x * rsqrt(mean(x^2) + eps) in fp32, cast back to x's dtype), weight frozen: saves x in
 // its own dtype and rstd, not the fp32 copy of x.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
-// {rms_norm(x), x} for a block whose residual sum reads x: in training it is one node, whose
-// backward adds the residual's gradient to the norm's (on CUDA inside the norm's kernel) where
-// autograd would add the two in a separate pass (LLMHOST_FUSED_RESIDUAL_NORM=0).
-std::array<torch::Tensor, 2> rms_norm_with_residual(const torch::Tensor& x,
-                                                    const torch::Tensor& weight, double eps);
 
 // {LayerNorm(x; w1, b1), LayerNorm(x; w2, b2), x}: a parallel-residual block's two norms of one
 // input, and the input for its residual sum. Where CUDA kernels apply (weights frozen, rows of

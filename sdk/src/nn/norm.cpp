@@ -35,9 +35,4 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * normalized.to(x.scalar_type());
 }
 
-std::array<torch::Tensor, 2> RMSNormImpl::forward_with_residual(const torch::Tensor& x) {
-  if (torch::GradMode::is_enabled()) return fused::rms_norm_with_residual(x, weight, eps);
-  return {forward(x), x};
-}
-
 }  // namespace llm

@@ -97,54 +97,6 @@ TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAn
   }
 }
 
-// A sequential block's norm and residual (Llama's RMSNorm of x, and x for the residual sum) as one
-// node: the values and x's gradient through both are bit for bit those of the norm alone and x
-// used directly, whose two gradients autograd adds (each rounded to the type, then the sum). On
-// the CPU the node runs LibTorch's operations; on CUDA the residual's gradient is added inside
-// the norm's backward kernel: packed (width 96) and element-wise (100). And the node is used:
-// x's gradient comes from it, where LLMHOST_FUSED_RESIDUAL_NORM=0 leaves the two uses apart.
-TEST(FusedRmsNormWithResidual, NormAndResidualGiveAutogradsSumBitForBitOnCpuAndCuda) {
-  for (const auto& device : devices()) {
-    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      for (const int64_t width : {96, 100}) {
-        torch::manual_seed(3);
-        const auto options = torch::TensorOptions().dtype(dtype).device(device);
-        RMSNorm norm(width, 1e-5, options);
-        {
-          torch::NoGradGuard no_grad;
-          norm->weight.copy_(torch::rand({width}) + 0.5);
-        }
-        const auto x = (torch::randn({3, 7, width}) * 3).to(options);
-        const auto grad = torch::randn({3, 7, 2 * width}).to(options);
-        const auto ours = run(
-            [&](const auto& in) {
-              const auto [normed, residual] = norm->forward_with_residual(in[0]);
-              EXPECT_NE(residual.grad_fn(), nullptr);
-              EXPECT_NE(residual.grad_fn()->name().find("RmsNormWithResidual"), std::string::npos);
-              return torch::cat({normed, residual}, -1);
-            },
-            {x}, grad);
-        const auto apart = run(
-            [&](const auto& in) {
-              return torch::cat({norm(in[0]), in[0]}, -1);
-            },
-            {x}, grad);
-        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
-                                 " width " + std::to_string(width);
-        EXPECT_TRUE(torch::equal(ours.out, apart.out)) << "value, " + what;
-        EXPECT_TRUE(torch::equal(ours.grads[0], apart.grads[0]))
-            << "gradient, " << what << ": max difference "
-            << (ours.grads[0] - apart.grads[0]).abs().max().item<double>();
-      }
-    }
-  }
-  const test::ScopedEnvironmentVariable apart("LLMHOST_FUSED_RESIDUAL_NORM", "0");
-  RMSNorm norm(8, 1e-5, torch::TensorOptions());
-  const auto x = torch::randn({2, 8}).requires_grad_(true);
-  const auto [normed, residual] = norm->forward_with_residual(x);
-  EXPECT_TRUE(residual.is_same(x));
-}
-
 // A parallel-residual block's inputs (its two LayerNorms of x, and x for the residual sum)
 // against LibTorch's layer_norm twice and x, values and x's gradient through all three (the
 // outputs concatenated, one upstream gradient). Width 96 takes the CUDA kernel (whole 16-byte

@@ -1,6 +1,4 @@
 #pragma once
-#include <array>
-
 #include <torch/torch.h>
 
 #include "llm/export.hpp"
@@ -23,9 +21,6 @@ class LLM_API RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
-  // {forward(x), x} for a block whose residual sum reads x: use the second for that sum, and in
-  // training x's gradient from both is added inside the norm's backward.
-  std::array<torch::Tensor, 2> forward_with_residual(const torch::Tensor& x);
   torch::Tensor weight;
   double eps;
 };

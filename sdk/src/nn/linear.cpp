@@ -19,12 +19,11 @@ AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_featur
 CompressedWeight::~CompressedWeight() = default;
 
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
-  if (adapter_ && !compressed_ && !fused::gemv_applies(x, weight, bias)) {
-    return adapter_->apply(x, weight, bias);
-  }
-  auto y = compressed_                            ? compressed_->linear(x)
-           : fused::gemv_applies(x, weight, bias) ? fused::gemv(x, weight, bias)
-                                                  : torch::linear(x, weight, bias);
+  const bool gemv = !compressed_ && fused::gemv_applies(x, weight, bias);
+  if (adapter_ && !compressed_ && !gemv) return adapter_->apply(x, weight, bias);
+  auto y = compressed_ ? compressed_->linear(x)
+           : gemv      ? fused::gemv(x, weight, bias)
+                       : torch::linear(x, weight, bias);
   if (compressed_ && bias.defined()) y = y + bias;
   if (adapter_) y = adapter_->add_to(x, y);
   return y;

@@ -151,17 +151,41 @@ struct FusedForward {
   torch::Tensor out, x, A, Bt, u, seed;
 };
 
-FusedForward fused_forward(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
-                           const torch::Tensor& B, double scaling, double dropout) {
-  const c10::cuda::CUDAGuard guard(x.device());
+// Everything of the forward pass but `out`: the operands as the kernels read them, the dropout
+// seed and u = dropout(x) A^T (the caller holds a CUDAGuard on x's device).
+FusedForward update_operands(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B,
+                             double dropout) {
   FusedForward f;
   f.x = packed(x);
   f.A = packed(A);
   f.Bt = packed(B.t());
   f.seed = draw_seed(x, dropout);
   f.u = down(f.x, f.A, keep_mask(f.seed, dropout), 1.0);
+  return f;
+}
+
+FusedForward fused_forward(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& A,
+                           const torch::Tensor& B, double scaling, double dropout) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto f = update_operands(x, A, B, dropout);
   f.out = up(packed(y), f.u, f.Bt, KeepMask{}, scaling, y);
   return f;
+}
+
+// Backward's shared part: g = dL/du = scaling * dy B, the rank-r gradient every input's gradient
+// goes through, and the factors' gradients where asked for (the caller holds a CUDAGuard).
+struct UpdateGradients {
+  torch::Tensor g, grad_A, grad_B;
+};
+
+UpdateGradients update_gradients(const torch::Tensor& dy, const torch::Tensor& x,
+                                 const torch::Tensor& Bt, const torch::Tensor& u,
+                                 const KeepMask& mask, double scaling, bool need_A, bool need_B) {
+  UpdateGradients d;
+  d.g = down(dy, Bt, KeepMask{}, scaling);
+  if (need_A) d.grad_A = outer(x, d.g, mask, 1.0);
+  if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+  return d;
 }
 
 class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> {
@@ -183,14 +207,12 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
     const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
     const c10::cuda::CUDAGuard guard(x.device());
     const auto dy = packed(grad_outputs[0]);
-    // g = dL/du = scaling * dy B, the rank-r gradient every input's gradient goes through.
-    const auto g = down(dy, Bt, KeepMask{}, scaling);
-    torch::Tensor grad_x, grad_A, grad_B;
-    if (ctx->needs_input_grad(0)) grad_x = up(torch::Tensor(), g, A, mask, 1.0, x);
-    if (ctx->needs_input_grad(2)) grad_A = outer(x, g, mask, 1.0);
-    if (ctx->needs_input_grad(3)) grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+    const auto d = update_gradients(dy, x, Bt, u, mask, scaling, ctx->needs_input_grad(2),
+                                    ctx->needs_input_grad(3));
+    torch::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) grad_x = up(torch::Tensor(), d.g, A, mask, 1.0, x);
     return {grad_x,          ctx->needs_input_grad(1) ? grad_outputs[0] : torch::Tensor(),
-            grad_A,          grad_B,
+            d.grad_A,        d.grad_B,
             torch::Tensor(), torch::Tensor()};
   }
 };
@@ -201,12 +223,7 @@ FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& w
                                   const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
                                   const torch::Tensor& B, double scaling, double dropout) {
   const c10::cuda::CUDAGuard guard(x.device());
-  FusedForward f;
-  f.x = packed(x);
-  f.A = packed(A);
-  f.Bt = packed(B.t());
-  f.seed = draw_seed(x, dropout);
-  f.u = down(f.x, f.A, keep_mask(f.seed, dropout), 1.0);
+  auto f = update_operands(x, A, B, dropout);
   f.out = torch::linear(f.x, weight, bias).contiguous();
   up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
   return f;
@@ -234,20 +251,17 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
     const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
     const c10::cuda::CUDAGuard guard(x.device());
     const auto dy = packed(grad_outputs[0]);
-    const auto g = down(dy, Bt, KeepMask{}, scaling);
     // needs_input_grad counts the tensor inputs only: an absent bias is not one.
     const size_t a_input = ctx->saved_data["has_bias"].toBool() ? 3 : 2;
-    torch::Tensor grad_x, grad_A, grad_B;
+    const auto d = update_gradients(dy, x, Bt, u, mask, scaling, ctx->needs_input_grad(a_input),
+                                    ctx->needs_input_grad(a_input + 1));
+    torch::Tensor grad_x;
     if (ctx->needs_input_grad(0)) {
       grad_x = torch::matmul(dy, weight).contiguous();
-      up_in_place(grad_x, g, A, mask, 1.0);
+      up_in_place(grad_x, d.g, A, mask, 1.0);
     }
-    if (ctx->needs_input_grad(a_input)) grad_A = outer(x, g, mask, 1.0);
-    if (ctx->needs_input_grad(a_input + 1)) {
-      grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
-    }
-    return {grad_x, torch::Tensor(), torch::Tensor(), grad_A,
-            grad_B, torch::Tensor(), torch::Tensor()};
+    return {grad_x,   torch::Tensor(), torch::Tensor(), d.grad_A,
+            d.grad_B, torch::Tensor(), torch::Tensor()};
   }
 };
 

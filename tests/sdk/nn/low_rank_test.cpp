@@ -59,21 +59,31 @@ Outputs exact(const Inputs& in, double scaling, const torch::Tensor& keep, doubl
           dy.t().matmul(u) * scaling};
 }
 
+// The relative step of a stored result's type: bf16 2^-8, fp16 2^-11; fp32 results are sums of up
+// to a few hundred products, 2^-16.
+double unit_of(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8)
+         : t.scalar_type() == torch::kHalf   ? std::ldexp(1.0, -11)
+                                             : std::ldexp(1.0, -16);
+}
+
+// ours within unit |exact| + extra + 2^-16 of the largest exact value (fp32 sums' reordering).
+void expect_within(const torch::Tensor& ours, const torch::Tensor& exact_value,
+                   const torch::Tensor& extra, const std::string& what) {
+  ASSERT_EQ(ours.sizes(), exact_value.sizes()) << what;
+  const auto a = ours.to(torch::kCPU, torch::kDouble);
+  const double scale = exact_value.abs().max().item<double>();
+  const auto bound = exact_value.abs() * unit_of(ours) + extra + std::ldexp(1.0, -16) * scale;
+  const auto excess = ((a - exact_value).abs() - bound).max().item<double>();
+  EXPECT_LE(excess, 0.0) << what << ": max |ours - exact| "
+                         << (a - exact_value).abs().max().item<double>();
+}
+
 // A stored result is the exact value rounded once to its type (bf16: within 2^-8 of its
-// magnitude), after fp32 sums whose reordering error is far below 2^-16 of the largest value;
-// fp32 results (the factor gradients) are sums of up to a few hundred products in fp32.
+// magnitude), after fp32 sums whose reordering error is far below 2^-16 of the largest value.
 void expect_rounded(const torch::Tensor& ours, const torch::Tensor& reference,
                     const std::string& what) {
-  ASSERT_EQ(ours.sizes(), reference.sizes()) << what;
-  const double unit = ours.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8)
-                      : ours.scalar_type() == torch::kHalf   ? std::ldexp(1.0, -11)
-                                                             : std::ldexp(1.0, -16);
-  const auto a = ours.to(torch::kCPU, torch::kDouble);
-  const double scale = reference.abs().max().item<double>();
-  const auto bound = reference.abs() * unit + std::ldexp(1.0, -16) * scale;
-  const auto excess = ((a - reference).abs() - bound).max().item<double>();
-  EXPECT_LE(excess, 0.0) << what << ": max |ours - exact| "
-                         << (a - reference).abs().max().item<double>();
+  expect_within(ours, reference, torch::zeros_like(reference), what);
 }
 
 void expect_matches_exact(const Outputs& ours, const Outputs& ref, const std::string& label) {
@@ -194,16 +204,7 @@ Outputs run_linear(const Inputs& in, const Frozen& f, double scaling, double dro
 // added in fp32 and the sum rounded once more; fp32 sums add a relative 2^-16 of the largest.
 void expect_within_product_rounding(const torch::Tensor& ours, const torch::Tensor& exact_value,
                                     const torch::Tensor& magnitude, const std::string& what) {
-  ASSERT_EQ(ours.sizes(), exact_value.sizes()) << what;
-  const double u = ours.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8)
-                   : ours.scalar_type() == torch::kHalf   ? std::ldexp(1.0, -11)
-                                                          : std::ldexp(1.0, -16);
-  const auto a = ours.to(torch::kCPU, torch::kDouble);
-  const double scale = exact_value.abs().max().item<double>();
-  const auto bound = exact_value.abs() * u + magnitude * (3 * u) + std::ldexp(1.0, -16) * scale;
-  const auto excess = ((a - exact_value).abs() - bound).max().item<double>();
-  EXPECT_LE(excess, 0.0) << what << ": max |ours - exact| "
-                         << (a - exact_value).abs().max().item<double>();
+  expect_within(ours, exact_value, magnitude * (3 * unit_of(ours)), what);
 }
 
 void expect_linear_matches_exact(const Outputs& ours, const Inputs& in, const Frozen& f,

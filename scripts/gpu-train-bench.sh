@@ -29,6 +29,8 @@
 #   ours-ab.jsonl, ours-ab-2.jsonl, ...
 #   LOW_RANK_KERNELS=1: bench/low_rank_kernels_bench.cu (the LoRA kernels one by one) into
 #   low-rank-kernels.jsonl.
+#   GEMM_ALGOS=1: bench/gemm_algos_bench.cu (7b's frozen products with every cuBLASLt algorithm)
+#   into gemm-algos.jsonl.
 #   PROBE_SDPA=1: bench/sdpa_backends_probe.py (attention backends' speed) into sdpa-probe.jsonl.
 #   HF_VARLEN_ENV: environment for the compiled varlen reference (default HF_SDPA_NO_CUDNN=1: with
 #   cuDNN's attention the compiled steps paid a plan per padded length too, session 9's call 2;
@@ -159,6 +161,13 @@ if [ -n "${LOW_RANK_KERNELS:-}" ] && command -v nvcc >/dev/null; then
   nvcc -O3 -std=c++17 -arch=sm_90 bench/low_rank_kernels_bench.cu -o /tmp/low-rank-kernels &&
     /tmp/low-rank-kernels >"$OUT_DIR/low-rank-kernels.jsonl" 2>&1
   echo "low-rank kernels: exit $?" | tee -a "$LOG"
+fi
+
+if [ -n "${GEMM_ALGOS:-}" ] && command -v nvcc >/dev/null; then
+  say "GEMM algorithms"
+  nvcc -O3 -std=c++17 -arch=sm_90 bench/gemm_algos_bench.cu -lcublasLt -lcublas -o /tmp/gemm-algos &&
+    timeout 120 /tmp/gemm-algos >"$OUT_DIR/gemm-algos.jsonl" 2>&1
+  echo "gemm algos: exit $?" | tee -a "$LOG"
 fi
 
 if [ -n "${PROBE_SDPA:-}" ]; then

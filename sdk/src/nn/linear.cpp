@@ -1,6 +1,7 @@
 #include "llm/nn/linear.hpp"
 
 #include "fused_ops.hpp"
+#include "tuned_gemm.hpp"
 
 namespace llm {
 
@@ -23,7 +24,8 @@ torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
   if (adapter_ && !compressed_ && !gemv) return adapter_->apply(x, weight, bias);
   auto y = compressed_ ? compressed_->linear(x)
            : gemv      ? fused::gemv(x, weight, bias)
-                       : torch::linear(x, weight, bias);
+           : bias.defined() ? torch::linear(x, weight, bias)
+                            : fused::frozen_linear(x, weight);
   if (compressed_ && bias.defined()) y = y + bias;
   if (adapter_) y = adapter_->add_to(x, y);
   return y;

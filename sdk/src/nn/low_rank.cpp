@@ -8,6 +8,7 @@
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
 #include "low_rank_cuda_kernels.h"
+#include "tuned_gemm.hpp"
 #endif
 
 namespace llm {
@@ -219,12 +220,20 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
 
 // x W^T + b + s (dropout(x) A^T) B^T with the update added into the product in place, and backward
 // x's gradient dy W with the update's added into it in place: one tensor each way, no add.
+// `tuned`: the product through fused::tuned_mm (training, where shapes repeat).
 FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& weight,
                                   const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
-                                  const torch::Tensor& B, double scaling, double dropout) {
+                                  const torch::Tensor& B, double scaling, double dropout,
+                                  bool tuned) {
   const c10::cuda::CUDAGuard guard(x.device());
   auto f = update_operands(x, A, B, dropout);
-  f.out = torch::linear(f.x, weight, bias).contiguous();
+  if (tuned && !bias.has_value() && fused::tuned_mm_applies(f.x, weight)) {
+    auto sizes = f.x.sizes().vec();
+    sizes.back() = weight.size(0);
+    f.out = fused::tuned_mm(f.x.view({-1, f.x.size(-1)}), weight, true).view(sizes);
+  } else {
+    f.out = torch::linear(f.x, weight, bias).contiguous();
+  }
   up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
   return f;
 }
@@ -235,7 +244,7 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
                                const torch::Tensor& weight,
                                const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
                                const torch::Tensor& B, double scaling, double dropout) {
-    auto f = fused_linear_forward(x, weight, bias, A, B, scaling, dropout);
+    auto f = fused_linear_forward(x, weight, bias, A, B, scaling, dropout, /*tuned=*/true);
     ctx->save_for_backward({f.x, weight, f.A, f.Bt, f.u, f.seed});
     ctx->saved_data["has_bias"] = bias.has_value();
     ctx->saved_data["scaling"] = scaling;
@@ -257,7 +266,9 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
                                     ctx->needs_input_grad(a_input + 1));
     torch::Tensor grad_x;
     if (ctx->needs_input_grad(0)) {
-      grad_x = torch::matmul(dy, weight).contiguous();
+      auto sizes = dy.sizes().vec();
+      sizes.back() = weight.size(1);
+      grad_x = fused::tuned_mm(dy.view({-1, dy.size(-1)}), weight, false).view(sizes);
       up_in_place(grad_x, d.g, A, mask, 1.0);
     }
     return {grad_x,   torch::Tensor(), torch::Tensor(), d.grad_A,
@@ -336,7 +347,7 @@ torch::Tensor low_rank_linear(const torch::Tensor& x, const torch::Tensor& weigh
     const bool grad = torch::GradMode::is_enabled() &&
                       (x.requires_grad() || A.requires_grad() || B.requires_grad());
     return grad ? FusedLowRankLinear::apply(x, weight, b, A, B, scaling, dropout)
-                : fused_linear_forward(x, weight, b, A, B, scaling, dropout).out;
+                : fused_linear_forward(x, weight, b, A, B, scaling, dropout, false).out;
   }
 #endif
   return low_rank_update(x, torch::linear(x, weight, bias), A, B, scaling, dropout);

@@ -26,13 +26,13 @@ namespace {
       std::exit(1);                                                                              \
     }                                                                                            \
   } while (0)
-#define CHECK_BLAS(call)                                                           \
-  do {                                                                             \
-    const int s_ = static_cast<int>(call);                                         \
-    if (s_ != 0) {                                                                 \
+#define CHECK_BLAS(call)                                                            \
+  do {                                                                              \
+    const int s_ = static_cast<int>(call);                                          \
+    if (s_ != 0) {                                                                  \
       std::fprintf(stderr, "%s:%d %s: status %d\n", __FILE__, __LINE__, #call, s_); \
-      std::exit(1);                                                                \
-    }                                                                              \
+      std::exit(1);                                                                 \
+    }                                                                               \
   } while (0)
 
 __global__ void fill_random(__nv_bfloat16* out, size_t n, unsigned seed) {
@@ -118,8 +118,10 @@ int main() {
     cublasLtMatmulDesc_t desc;
     CHECK_BLAS(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t op_n = CUBLAS_OP_N;
-    CHECK_BLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
-    CHECK_BLAS(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof(op_n)));
+    CHECK_BLAS(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
+    CHECK_BLAS(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof(op_n)));
     cublasLtMatrixLayout_t lb, la, lc;
     CHECK_BLAS(p.b_transposed ? cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, p.k, p.n, ld_b)
                               : cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, p.n, p.k, ld_b));
@@ -127,13 +129,12 @@ int main() {
     CHECK_BLAS(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, p.n, p.m, p.n));
     cublasLtMatmulPreference_t pref;
     CHECK_BLAS(cublasLtMatmulPreferenceCreate(&pref));
-    CHECK_BLAS(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
+    CHECK_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &workspace_bytes, sizeof(workspace_bytes)));
     std::vector<cublasLtMatmulHeuristicResult_t> found(32);
     int returned = 0;
-    CHECK_BLAS(cublasLtMatmulAlgoGetHeuristic(lt, desc, lb, la, lc, lc, pref,
-                                              static_cast<int>(found.size()), found.data(),
-                                              &returned));
+    CHECK_BLAS(cublasLtMatmulAlgoGetHeuristic(
+        lt, desc, lb, la, lc, lc, pref, static_cast<int>(found.size()), found.data(), &returned));
     std::vector<float> times;
     for (int i = 0; i < returned; ++i) {
       const cublasLtMatmulAlgo_t* algo = &found[i].algo;
@@ -143,8 +144,8 @@ int main() {
       }));
     }
     const float gemm_ex = time_us([&] {
-      CHECK_BLAS(cublasGemmEx(blas, op_b, CUBLAS_OP_N, p.n, p.m, p.k, &one, b, CUDA_R_16BF, ld_b,
-                              a, CUDA_R_16BF, p.k, &zero, c, CUDA_R_16BF, p.n, CUBLAS_COMPUTE_32F,
+      CHECK_BLAS(cublasGemmEx(blas, op_b, CUBLAS_OP_N, p.n, p.m, p.k, &one, b, CUDA_R_16BF, ld_b, a,
+                              CUDA_R_16BF, p.k, &zero, c, CUDA_R_16BF, p.n, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
     });
     const int best = static_cast<int>(std::min_element(times.begin(), times.end()) - times.begin());

@@ -22,8 +22,8 @@ CompressedWeight::~CompressedWeight() = default;
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
   const bool gemv = !compressed_ && fused::gemv_applies(x, weight, bias);
   if (adapter_ && !compressed_ && !gemv) return adapter_->apply(x, weight, bias);
-  auto y = compressed_ ? compressed_->linear(x)
-           : gemv      ? fused::gemv(x, weight, bias)
+  auto y = compressed_      ? compressed_->linear(x)
+           : gemv           ? fused::gemv(x, weight, bias)
            : bias.defined() ? torch::linear(x, weight, bias)
                             : fused::frozen_linear(x, weight);
   if (compressed_ && bias.defined()) y = y + bias;

@@ -108,9 +108,8 @@ class Problem {
     std::vector<cublasLtMatmulHeuristicResult_t> found(wanted);
     int returned = 0;
     const uint32_t alignment = 16;
-    cublasStatus_t status =
-        lt_.preference_set(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kMaxWorkspace,
-                           sizeof(kMaxWorkspace));
+    cublasStatus_t status = lt_.preference_set(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                               &kMaxWorkspace, sizeof(kMaxWorkspace));
     for (const auto attribute :
          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
@@ -131,8 +130,8 @@ class Problem {
                      const torch::Tensor& a, const torch::Tensor& w, torch::Tensor& c) const {
     torch::Tensor workspace;
     if (workspace_bytes > 0) {
-      workspace = torch::empty({static_cast<int64_t>(workspace_bytes)},
-                               a.options().dtype(torch::kByte));
+      workspace =
+          torch::empty({static_cast<int64_t>(workspace_bytes)}, a.options().dtype(torch::kByte));
     }
     const float one = 1.0f, zero = 0.0f;
     return lt_.matmul(at::cuda::getCurrentCUDABlasLtHandle(), desc_, &one, w.data_ptr(), w_,
@@ -207,8 +206,8 @@ float time_choice(const Choice& choice, const Problem& problem, const torch::Ten
   return ms;
 }
 
-Choice tune(const Problem& problem, const torch::Tensor& a, const torch::Tensor& w,
-            bool transposed, torch::Tensor& c) {
+Choice tune(const Problem& problem, const torch::Tensor& a, const torch::Tensor& w, bool transposed,
+            torch::Tensor& c) {
   std::vector<Choice> candidates{Choice{}};
   for (const auto& found : problem.algorithms(16)) {
     if (found.state == CUBLAS_STATUS_SUCCESS && found.workspaceSize <= kMaxWorkspace) {
@@ -235,8 +234,7 @@ bool tuned_mm_applies(const torch::Tensor& a, const torch::Tensor& w) {
   if (a.scalar_type() != w.scalar_type()) return false;
   if (a.scalar_type() != torch::kBFloat16 && a.scalar_type() != torch::kHalf) return false;
   // Rows of whole 16-byte packs, so every operand the algorithms see is 16-byte aligned.
-  return w.dim() == 2 && a.dim() >= 1 && a.numel() > 0 && w.size(0) % 8 == 0 &&
-         w.size(1) % 8 == 0;
+  return w.dim() == 2 && a.dim() >= 1 && a.numel() > 0 && w.size(0) % 8 == 0 && w.size(1) % 8 == 0;
 }
 
 torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, bool transposed) {
@@ -245,8 +243,8 @@ torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, boo
   }
   const auto a = packed(a_in), w = packed(w_in);
   const int64_t m = a.size(0), k = a.size(1), n = transposed ? w.size(0) : w.size(1);
-  TORCH_CHECK(k == (transposed ? w.size(1) : w.size(0)), "tuned_mm: a is [", m, ", ", k,
-              "] and w ", w.sizes(), transposed ? " (transposed)" : "");
+  TORCH_CHECK(k == (transposed ? w.size(1) : w.size(0)), "tuned_mm: a is [", m, ", ", k, "] and w ",
+              w.sizes(), transposed ? " (transposed)" : "");
   const int device = a.device().index();
   const c10::cuda::CUDAGuard guard(a.device());
   auto c = torch::empty({m, n}, a.options());

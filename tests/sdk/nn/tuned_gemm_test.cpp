@@ -38,8 +38,8 @@ Run run_layer(AdaptableLinear& layer, const torch::Tensor& x_in, const torch::Te
 void expect_within_product_rounding(const torch::Tensor& ours, const torch::Tensor& exact_value,
                                     const torch::Tensor& magnitude, const std::string& what) {
   ASSERT_EQ(ours.sizes(), exact_value.sizes()) << what;
-  const double u = ours.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8)
-                                                          : std::ldexp(1.0, -23);
+  const double u =
+      ours.scalar_type() == torch::kBFloat16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -23);
   const auto a = ours.to(torch::kCPU, torch::kDouble);
   const double scale = exact_value.abs().max().item<double>();
   const auto bound = exact_value.abs() * u + magnitude * (3 * u) + std::ldexp(1.0, -16) * scale;

@@ -134,7 +134,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     for (const auto& [name, launch] : std::vector<std::pair<std::string, std::function<void()>>>{
              {"few 2 warps x 8 rows (today)", today},
              {"few 4 warps x 8 rows (session 9)", few(low_rank_down_few<bf16, 4, 8>, 4, 8)},
-             {"few 4 warps x 4 rows", few(low_rank_down_few<bf16, 4, 4>, 4, 4)}}) {
+             {"few 4 warps x 4 rows", few(low_rank_down_few<bf16, 4, 4>, 4, 4)},
+             {"tensor cores (8 warps x 16 rows)", few(low_rank_down_mma, kMmaWarps, 16)}}) {
       // Timed first: a function's arguments are evaluated in no fixed order, and the difference
       // must see this variant's result.
       const float us = time_us(launch);
@@ -198,11 +199,21 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   // Backward: g = s dy B (down over dy), dx = dropout(g A) (up), and the factors' gradients
   // dA = g^T dropout(x), dB^T = s u^T dy (outer products, each with the sum of its partials).
   float* g = device_random<float>(rows * r, 0.0f, 12);
+  float* g2 = device_random<float>(rows * r, 0.0f, 13);
   report(shape, "down bwd (dy)", "today", time_us([&] {
            CHECK(static_cast<cudaError_t>(llm_low_rank_down_cuda(dy, rows, out_cols, Bt, r, nullptr,
                                                                  0, 1.0f, 2.0f, g, 2, nullptr)));
          }),
          2.0 * rows * out_cols);
+  {
+    const float us = time_us([&] {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_down_mma_cuda(dy, rows, out_cols, Bt, r, nullptr,
+                                                                0, 1.0f, 2.0f, g2, nullptr)));
+    });
+    report(shape, "down bwd (dy)", "tensor cores", us, 2.0 * rows * out_cols,
+           max_rel_diff(g, g2, rows * r));
+  }
+  CHECK(cudaFree(g2));
   bf16* dx = device_random<bf16>(rows * in, 0.0f, 14);
   report(
       shape, "up bwd (dx, dropout)", "today", time_us([&] {

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -87,11 +89,28 @@ KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
 // Rows of a [..., cols] tensor seen as [rows, cols].
 int64_t rows_of(const torch::Tensor& t) { return t.numel() / std::max<int64_t>(t.size(-1), 1); }
 
+// The down product on tensor cores (bf16, r <= 8, sm_80 and later): opt-in with
+// LLMHOST_LOW_RANK_MMA=1 until a training step has measured it (bench/NOTES.md, session 14).
+bool down_on_tensor_cores(const torch::Tensor& x, int64_t r) {
+  const char* value = std::getenv("LLMHOST_LOW_RANK_MMA");
+  if (value == nullptr || std::string(value) != "1") return false;
+  return x.scalar_type() == torch::kBFloat16 && r <= 8 &&
+         at::cuda::getDeviceProperties(x.device().index())->major >= 8;
+}
+
 // u [rows, r] = scale * dropout(x) w^T, w [r, cols] fp32.
 torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMask& mask,
                    double scale) {
   const int64_t rows = rows_of(x), r = w.size(0);
   auto u = torch::empty({rows, r}, x.options().dtype(torch::kFloat));
+  if (down_on_tensor_cores(x, r)) {
+    check_launch(
+        llm_low_rank_down_mma_cuda(x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r,
+                                   mask.seed, mask.threshold, mask.scale, static_cast<float>(scale),
+                                   u.data_ptr<float>(), stream_of(x)),
+        "low-rank down (tensor cores)");
+    return u;
+  }
   check_launch(
       llm_low_rank_down_cuda(x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r, mask.seed,
                              mask.threshold, mask.scale, static_cast<float>(scale),

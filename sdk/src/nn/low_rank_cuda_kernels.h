@@ -23,6 +23,13 @@ int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const floa
                            const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                            float scale, float* u, int kind, void* stream);
 
+// The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks): the fp32
+// factor split into three bf16 parts, so the sums keep fp32's accuracy; kept elements are summed
+// as they are and the keep scale applied to the sums.
+int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
+                               const int64_t* seed, uint32_t keep_threshold, float keep_scale,
+                               float scale, float* u, void* stream);
+
 // out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[j, c]), rounded once to the element type:
 // u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows,
 // cols]. The dropout here is applied to the product (backward's mask on the input gradient).

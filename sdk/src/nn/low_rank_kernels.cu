@@ -162,6 +162,140 @@ __global__ void low_rank_down_few(const T* __restrict__ x, int32_t rows, int32_t
   }
 }
 
+// u = scale * dropout(x) w^T for bf16 x and r <= 8 on tensor cores (sm_80 and later): each
+// 16-row tile of x times the factor's [k, 8] slice as m16n8k16 bf16 products with fp32 sums. The
+// fp32 factor goes in as three bf16 parts (hi + mid + lo, each the rounding of what the parts
+// before it left), whose products with bf16 x are exact in fp32, so the three products together
+// carry the factor's 24 bits where one bf16 product would carry 8. The CUDA-core kernel above
+// spends 64 multiply-adds per 16-byte pack of x; here one warp-wide product covers 16 rows x 16
+// columns x 8 ranks. A product's k is permuted within 32-column chunks, the same way for x and
+// the factor (a lane with k-group t holds columns 8t..8t+7 of the chunk), so each lane reads x
+// as whole 16-byte packs, the packs dropout draws its mask for. A block's warps share 16 rows and
+// split the columns; their sums are added in a fixed order.
+constexpr int kMmaWarps = 8, kMmaUnroll = 4;
+
+__device__ inline uint32_t bf16_pair(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+
+// The three bf16 parts of 8 fp32 factor values, as the products' b registers: part p, step s,
+// register h holds elements 4s + 2h and 4s + 2h + 1.
+__device__ inline void factor_parts(const float (&w)[8], uint32_t (&b)[3][2][2]) {
+  float rest[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) rest[e] = w[e];
+#pragma unroll
+  for (int part = 0; part < 3; ++part) {
+    float rounded[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      rounded[e] = __bfloat162float(__float2bfloat16_rn(rest[e]));
+      rest[e] -= rounded[e];  // exact: rounded holds rest's leading bits
+    }
+#pragma unroll
+    for (int step = 0; step < 2; ++step) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        b[part][step][h] = bf16_pair(rounded[4 * step + 2 * h], rounded[4 * step + 2 * h + 1]);
+      }
+    }
+  }
+}
+
+__device__ inline void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+  __trap();  // the host launches this kernel on sm_80 and later only
+#endif
+}
+
+// x's pack (row, pack p) as four bf16 pairs, the dropped elements zeroed (the keep scale is
+// applied to the sums); zeros outside x.
+__device__ inline uint4 dropped_bf16_pack(const __nv_bfloat16* x, int32_t rows, int32_t packs,
+                                          int64_t row, int32_t p, const Dropout& d, uint64_t seed) {
+  if (row >= rows || p >= packs) return make_uint4(0u, 0u, 0u, 0u);
+  const int64_t first = row * packs * 8 + static_cast<int64_t>(p) * 8;
+  uint4 v = *reinterpret_cast<const uint4*>(x + first);
+  if (d.seed != nullptr) {
+    const uint32_t bits = keep_bits(seed, first, d.threshold);
+    uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t keep = (((bits >> (2 * j)) & 1u) ? 0x0000FFFFu : 0u) |
+                            (((bits >> (2 * j + 1)) & 1u) ? 0xFFFF0000u : 0u);
+      words[j] &= keep;
+    }
+    v = make_uint4(words[0], words[1], words[2], words[3]);
+  }
+  return v;
+}
+
+__global__ void low_rank_down_mma(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
+                                  const float* __restrict__ w, int32_t r, Dropout d, float scale,
+                                  float* __restrict__ u) {
+  __shared__ float warp_sums[kMmaWarps][16][8];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int32_t chunks = (packs + 3) / 4;
+  const uint64_t seed = seed_of(d);
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int32_t base = warp; base < chunks; base += kMmaWarps * kMmaUnroll) {
+    uint4 top[kMmaUnroll], bottom[kMmaUnroll];
+    float wv[kMmaUnroll][8];
+    // Every load of the unrolled chunks first, so each lane has 8 packs of x in flight.
+#pragma unroll
+    for (int i = 0; i < kMmaUnroll; ++i) {
+      const int32_t p = (base + i * kMmaWarps) * 4 + k_group;
+      const bool inside = base + i * kMmaWarps < chunks;
+      top[i] = dropped_bf16_pack(x, rows, inside ? packs : 0, row0 + group, p, d, seed);
+      bottom[i] = dropped_bf16_pack(x, rows, inside ? packs : 0, row0 + group + 8, p, d, seed);
+      const bool rank = group < r && inside && p < packs;
+      const float4* wp = reinterpret_cast<const float4*>(w + group * cols + int64_t{p} * 8);
+      const float4 w0 = rank ? wp[0] : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 w1 = rank ? wp[1] : make_float4(0.f, 0.f, 0.f, 0.f);
+      wv[i][0] = w0.x, wv[i][1] = w0.y, wv[i][2] = w0.z, wv[i][3] = w0.w;
+      wv[i][4] = w1.x, wv[i][5] = w1.y, wv[i][6] = w1.z, wv[i][7] = w1.w;
+    }
+#pragma unroll
+    for (int i = 0; i < kMmaUnroll; ++i) {
+      uint32_t b[3][2][2];
+      factor_parts(wv[i], b);
+      const uint32_t t[4] = {top[i].x, top[i].y, top[i].z, top[i].w};
+      const uint32_t m[4] = {bottom[i].x, bottom[i].y, bottom[i].z, bottom[i].w};
+#pragma unroll
+      for (int step = 0; step < 2; ++step) {
+#pragma unroll
+        for (int part = 0; part < 3; ++part) {
+          mma_bf16(c, t[2 * step], m[2 * step], t[2 * step + 1], m[2 * step + 1], b[part][step][0],
+                   b[part][step][1]);
+        }
+      }
+    }
+  }
+  // c: rows group and group + 8, ranks 2 k_group and 2 k_group + 1.
+  warp_sums[warp][group][2 * k_group] = c[0];
+  warp_sums[warp][group][2 * k_group + 1] = c[1];
+  warp_sums[warp][group + 8][2 * k_group] = c[2];
+  warp_sums[warp][group + 8][2 * k_group + 1] = c[3];
+  __syncthreads();
+  const int i = threadIdx.x / 8, j = threadIdx.x % 8;
+  if (threadIdx.x < 128 && j < r && row0 + i < rows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kMmaWarps; ++k) sum += warp_sums[k][i][j];
+    u[(row0 + i) * r + j] = (d.seed != nullptr ? scale * d.scale : scale) * sum;
+  }
+}
+
 constexpr int kDownWarps = 8;
 
 // u = scale * dropout(x) w^T for 8 < r <= R: each warp takes ROWS rows, lanes stride over their
@@ -480,6 +614,21 @@ extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols,
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
+}
+
+extern "C" int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
+                                          int64_t r, const int64_t* seed, uint32_t keep_threshold,
+                                          float keep_scale, float scale, float* u, void* stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, w})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  const Dropout d{seed, keep_threshold, keep_scale};
+  const auto blocks = static_cast<unsigned>((rows + 15) / 16);
+  low_rank_down_mma<<<blocks, kMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), w, static_cast<int32_t>(r), d, scale, u);
+  return static_cast<int>(cudaGetLastError());
 }
 
 extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows,

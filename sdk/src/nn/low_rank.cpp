@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -89,11 +87,10 @@ KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
 // Rows of a [..., cols] tensor seen as [rows, cols].
 int64_t rows_of(const torch::Tensor& t) { return t.numel() / std::max<int64_t>(t.size(-1), 1); }
 
-// The down product on tensor cores (bf16, r <= 8, sm_80 and later): opt-in with
-// LLMHOST_LOW_RANK_MMA=1 until a training step has measured it (bench/NOTES.md, session 14).
+// The down product on tensor cores (bf16, r <= 8, sm_80 and later; bench/NOTES.md, session 14);
+// LLMHOST_LOW_RANK_MMA=0 keeps the CUDA-core kernel, which fp16 and Turing always take.
 bool down_on_tensor_cores(const torch::Tensor& x, int64_t r) {
-  const char* value = std::getenv("LLMHOST_LOW_RANK_MMA");
-  if (value == nullptr || std::string(value) != "1") return false;
+  if (!fused::kernels_switched_on("LLMHOST_LOW_RANK_MMA")) return false;
   return x.scalar_type() == torch::kBFloat16 && r <= 8 &&
          at::cuda::getDeviceProperties(x.device().index())->major >= 8;
 }

@@ -140,30 +140,35 @@ TEST(LowRankUpdate, DropoutDropsTheSameElementsInValueAndGradientsCuda) {
   EXPECT_FALSE(torch::equal(again.grad_x != 0, ours.grad_x != 0));
 }
 
-// LoRA's down product on tensor cores (LLMHOST_LOW_RANK_MMA=1: bf16 products of x and the fp32
-// factor's three bf16 parts): forward's dropout(x) A^T and backward's dy B, so value and all four
-// gradients, are the exact sums within the same bounds as the CUDA-core kernels, for ranks 8, 4
-// and 3, column counts that leave the last 32-column chunk partial (72, 136, 4104) and row
-// counts that leave the last 16-row tile partial; with dropout, the mask the other kernels draw.
-TEST(LowRankUpdate, DownOnTensorCoresGivesTheExactSumsWithAndWithoutDropoutCuda) {
+// On CUDA in bf16 with r <= 8 LoRA's down product (forward's dropout(x) A^T, backward's dy B) runs
+// on tensor cores: bf16 products of x and the fp32 factor's three bf16 parts. The tests above take
+// that path; fp16 and pre-Ampere GPUs take the CUDA-core kernel, which LLMHOST_LOW_RANK_MMA=0
+// selects here. Either way value and all four gradients are the exact sums within the same
+// bounds, for ranks 8, 4 and 3, column counts that leave the last 32-column chunk partial (72,
+// 136, 4104) and row counts that leave the last 16-row tile partial; with dropout, both draw the
+// mask the other kernels draw.
+TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWithoutDropoutCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const test::ScopedEnvironmentVariable tensor_cores("LLMHOST_LOW_RANK_MMA", "1");
-  const double scaling = 2.0;
-  for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
-                       Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}}) {
+  for (const char* tensor_cores : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_MMA", tensor_cores);
+    const std::string label = std::string("LLMHOST_LOW_RANK_MMA=") + tensor_cores;
+    const double scaling = 2.0;
+    for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
+                         Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}}) {
+      const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+      const auto ours = run_update(in, scaling, 0.0);
+      const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
+      expect_matches_exact(ours, ref, label + ", rank " + std::to_string(c.r));
+    }
+    const double p = 0.3;
+    const Case c{256, 512, 64, 8};
     const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
-    const auto ours = run_update(in, scaling, 0.0);
-    const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
-    expect_matches_exact(ours, ref, "tensor cores, rank " + std::to_string(c.r));
+    const auto ours = run_update(in, 0.5, p);
+    const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
+    const double n = static_cast<double>(c.rows * c.in);
+    EXPECT_NEAR(keep.mean().item<double>(), 1 - p, 5 * std::sqrt(p * (1 - p) / n));
+    expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / (1 - p)), label + ", dropout 0.3");
   }
-  const double p = 0.3;
-  const Case c{256, 512, 64, 8};
-  const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
-  const auto ours = run_update(in, 0.5, p);
-  const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
-  const double n = static_cast<double>(c.rows * c.in);
-  EXPECT_NEAR(keep.mean().item<double>(), 1 - p, 5 * std::sqrt(p * (1 - p) / n));
-  expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / (1 - p)), "tensor cores, dropout 0.3");
 }
 
 // Backward computes only the gradients asked for: x's without A's (A frozen) and the factors'

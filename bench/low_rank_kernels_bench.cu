@@ -240,6 +240,17 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
                  partial, chunks, r * c.cols, summed);
            }),
            2.0 * rows * c.cols);
+    float* summed2 = device_random<float>(r * widest, 0.0f, 15);
+    const float us = time_us([&] {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r,
+                                                                 c.seed, drop.threshold, drop.scale,
+                                                                 1.0f, partial, nullptr)));
+      sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(partial, chunks,
+                                                                           r * c.cols, summed2);
+    });
+    report(shape, c.pass, "tensor cores (128-column tiles)", us, 2.0 * rows * c.cols,
+           max_rel_diff(summed, summed2, r * c.cols));
+    CHECK(cudaFree(summed2));
   }
   CHECK(cudaFree(g));
   CHECK(cudaFree(dx));

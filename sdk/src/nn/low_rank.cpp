@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -141,12 +143,29 @@ void up_in_place(torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& 
       "low-rank up in place");
 }
 
+// The outer products on tensor cores: opt-in (LLMHOST_LOW_RANK_OUTER_MMA=1) until a device call
+// has run their test and a training step (bench/NOTES.md, session 14).
+bool outer_on_tensor_cores(const torch::Tensor& x, int64_t r) {
+  const char* value = std::getenv("LLMHOST_LOW_RANK_OUTER_MMA");
+  if (value == nullptr || std::string(value) != "1") return false;
+  return x.scalar_type() == torch::kBFloat16 && r <= 8 &&
+         at::cuda::getDeviceProperties(x.device().index())->major >= 8;
+}
+
 // [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order.
 torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMask& mask,
                     double scale) {
   const int64_t rows = rows_of(x), cols = x.size(-1), r = u.size(1);
   auto partial =
       torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
+  if (outer_on_tensor_cores(x, r)) {
+    check_launch(
+        llm_low_rank_outer_mma_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
+                                    mask.threshold, mask.scale, static_cast<float>(scale),
+                                    partial.data_ptr<float>(), stream_of(x)),
+        "low-rank outer product (tensor cores)");
+    return partial.sum(0);
+  }
   check_launch(llm_low_rank_outer_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
                                        mask.threshold, mask.scale, static_cast<float>(scale),
                                        partial.data_ptr<float>(), kind_of(x), stream_of(x)),

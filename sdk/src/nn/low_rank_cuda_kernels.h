@@ -46,6 +46,12 @@ int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t
                             const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                             float scale, float* partial, int kind, void* stream);
 
+// The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks), with the
+// same chunks and layout; u's fp32 values split into three bf16 parts.
+int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
+                                int64_t r, const int64_t* seed, uint32_t keep_threshold,
+                                float keep_scale, float scale, float* partial, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

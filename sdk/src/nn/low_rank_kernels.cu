@@ -509,6 +509,96 @@ __global__ void __launch_bounds__(kTileWarps * 32)
   }
 }
 
+// partial[chunk] = scale * u^T dropout(x) over the chunk's rows, for bf16 x and r <= 8 on tensor
+// cores (sm_80 and later), as low_rank_outer computes it: m16n8k16 bf16 products of x^T's
+// [16 columns, 16 rows] tiles and u's [16 rows, 8 ranks] slice, u's fp32 values in three bf16
+// parts (as low_rank_down_mma splits its factor). Rows are the products' k, so x goes through
+// shared memory: each step the block's threads load one 16-byte pack each of 16 rows x 128
+// columns (dropped elements zeroed; the keep scale goes on the sums), and each warp reads its 16
+// columns transposed with ldmatrix. The next step's pack is loaded before this step's products.
+constexpr int kOuterMmaWarps = 8, kOuterMmaCols = 16 * kOuterMmaWarps;
+constexpr int kOuterMmaStride = kOuterMmaCols + 8;  // padded rows: ldmatrix's 8 rows hit 32 banks
+
+__device__ inline void ldmatrix_x4_trans(uint32_t (&a)[4], const __nv_bfloat16* p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(address));
+#else
+  __trap();  // the host launches this kernel on sm_80 and later only
+#endif
+}
+
+// u's values at rows `row` and row + 1 for `rank`, as three bf16 pairs; zeros outside u.
+__device__ inline void rank_pair_parts(const float* u, int64_t row, int64_t end, int32_t r,
+                                       int32_t rank, uint32_t (&parts)[3]) {
+  float rest[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) rest[e] = (row + e < end && rank < r) ? u[(row + e) * r + rank] : 0.f;
+#pragma unroll
+  for (int part = 0; part < 3; ++part) {
+    float rounded[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      rounded[e] = __bfloat162float(__float2bfloat16_rn(rest[e]));
+      rest[e] -= rounded[e];
+    }
+    parts[part] = bf16_pair(rounded[0], rounded[1]);
+  }
+}
+
+__global__ void __launch_bounds__(kOuterMmaWarps * 32)
+    low_rank_outer_mma(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u,
+                       int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, Dropout d,
+                       float scale, float* __restrict__ partial) {
+  __shared__ __align__(16) __nv_bfloat16 tile[16][kOuterMmaStride];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kOuterMmaCols;
+  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+  const uint64_t seed = seed_of(d);
+  // The pack this thread stages: row threadIdx / 16 of the step, columns 8 (threadIdx % 16) on.
+  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
+  const int32_t pack = static_cast<int32_t>(col0 / 8) + stage_pack;
+  // ldmatrix's row addresses: lanes 8q..8q+7 give rows of matrix q (k 8 (q / 2) on, m 8 (q % 2)).
+  const int32_t matrix = lane / 8;
+  const __nv_bfloat16* fragment = &tile[(matrix / 2) * 8 + lane % 8][warp * 16 + (matrix % 2) * 8];
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  uint4 next =
+      dropped_bf16_pack(x, static_cast<int32_t>(end), packs, begin + stage_row, pack, d, seed);
+  for (int64_t row0 = begin; row0 < end; row0 += 16) {
+    __syncthreads();  // the previous step's products have read the tile
+    *reinterpret_cast<uint4*>(&tile[stage_row][stage_pack * 8]) = next;
+    __syncthreads();
+    if (row0 + 16 < end) {
+      next = dropped_bf16_pack(x, static_cast<int32_t>(end), packs, row0 + 16 + stage_row, pack, d,
+                               seed);
+    }
+    uint32_t a[4];
+    ldmatrix_x4_trans(a, fragment);
+    uint32_t b0[3], b1[3];
+    rank_pair_parts(u, row0 + 2 * k_group, end, r, group, b0);
+    rank_pair_parts(u, row0 + 2 * k_group + 8, end, r, group, b1);
+#pragma unroll
+    for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
+  }
+  // c: columns group and group + 8 of the warp's 16, ranks 2 k_group and 2 k_group + 1.
+  float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
+  const float total = d.seed != nullptr ? scale * d.scale : scale;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t col = col0 + warp * 16 + group + 8 * half;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int32_t rank = 2 * k_group + e;
+      if (col < cols && rank < r) out[rank * cols + col] = total * c[2 * half + e];
+    }
+  }
+}
+
 constexpr int64_t kMaxRank = 64;
 
 template <typename T>
@@ -652,4 +742,23 @@ extern "C" int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t ro
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, outer<T>(x, u, rows, cols, r, d, scale, partial, s))
+}
+
+extern "C" int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows,
+                                           int64_t cols, int64_t r, const int64_t* seed,
+                                           uint32_t keep_threshold, float keep_scale, float scale,
+                                           float* partial, void* stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  const Dropout d{seed, keep_threshold, keep_scale};
+  int64_t chunk = 0;
+  const dim3 tiles = tile_grid(rows, cols, &chunk);
+  const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
+  low_rank_outer_mma<<<grid, kOuterMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const __nv_bfloat16*>(x), u, static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d,
+      scale, partial);
+  return static_cast<int>(cudaGetLastError());
 }

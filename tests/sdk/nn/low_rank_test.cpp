@@ -171,6 +171,30 @@ TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWitho
   }
 }
 
+// The factors' gradients on tensor cores (LLMHOST_LOW_RANK_OUTER_MMA=1: u^T dropout(x) and u^T dy
+// as bf16 products with u's fp32 values in three bf16 parts, x staged through shared memory):
+// value and all four gradients are the exact sums within the same bounds, for partial 16-row
+// steps and 128-column tiles (37, 9 and 129 rows; 72, 136 and 4104 columns), ranks 8, 4 and 3,
+// and with dropout the mask the other kernels draw.
+TEST(LowRankUpdate, OuterProductsOnTensorCoresGiveTheExactSumsWithAndWithoutDropoutCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_OUTER_MMA", "1");
+  const double scaling = 2.0;
+  for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
+                       Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}}) {
+    const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+    const auto ours = run_update(in, scaling, 0.0);
+    const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
+    expect_matches_exact(ours, ref, "outer on tensor cores, rank " + std::to_string(c.r));
+  }
+  const double p = 0.3;
+  const Case c{256, 512, 64, 8};
+  const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+  const auto ours = run_update(in, 0.5, p);
+  const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
+  expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / (1 - p)), "outer on tensor cores, p 0.3");
+}
+
 // Backward computes only the gradients asked for: x's without A's (A frozen) and the factors'
 // without x's (x from a frozen embedding), each still the exact sum.
 TEST(LowRankUpdate, GradientsNotNeededAreLeftOutAndTheOthersStayExactCuda) {

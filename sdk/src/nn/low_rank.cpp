@@ -89,12 +89,16 @@ KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
 // Rows of a [..., cols] tensor seen as [rows, cols].
 int64_t rows_of(const torch::Tensor& t) { return t.numel() / std::max<int64_t>(t.size(-1), 1); }
 
-// The down product on tensor cores (bf16, r <= 8, sm_80 and later; bench/NOTES.md, session 14);
-// LLMHOST_LOW_RANK_MMA=0 keeps the CUDA-core kernel, which fp16 and Turing always take.
-bool down_on_tensor_cores(const torch::Tensor& x, int64_t r) {
-  if (!fused::kernels_switched_on("LLMHOST_LOW_RANK_MMA")) return false;
+// What the tensor-core kernels take: bf16 activations, r <= 8, sm_80 and later.
+bool tensor_cores_take(const torch::Tensor& x, int64_t r) {
   return x.scalar_type() == torch::kBFloat16 && r <= 8 &&
          at::cuda::getDeviceProperties(x.device().index())->major >= 8;
+}
+
+// The down product on tensor cores (bench/NOTES.md, session 14); LLMHOST_LOW_RANK_MMA=0 keeps the
+// CUDA-core kernel, which fp16 and Turing always take.
+bool down_on_tensor_cores(const torch::Tensor& x, int64_t r) {
+  return fused::kernels_switched_on("LLMHOST_LOW_RANK_MMA") && tensor_cores_take(x, r);
 }
 
 // u [rows, r] = scale * dropout(x) w^T, w [r, cols] fp32.
@@ -147,9 +151,7 @@ void up_in_place(torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& 
 // has run their test and a training step (bench/NOTES.md, session 14).
 bool outer_on_tensor_cores(const torch::Tensor& x, int64_t r) {
   const char* value = std::getenv("LLMHOST_LOW_RANK_OUTER_MMA");
-  if (value == nullptr || std::string(value) != "1") return false;
-  return x.scalar_type() == torch::kBFloat16 && r <= 8 &&
-         at::cuda::getDeviceProperties(x.device().index())->major >= 8;
+  return value != nullptr && std::string(value) == "1" && tensor_cores_take(x, r);
 }
 
 // [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order.
@@ -262,13 +264,8 @@ FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& w
                                   bool tuned) {
   const c10::cuda::CUDAGuard guard(x.device());
   auto f = update_operands(x, A, B, dropout);
-  if (tuned && !bias.has_value() && fused::tuned_mm_applies(f.x, weight)) {
-    auto sizes = f.x.sizes().vec();
-    sizes.back() = weight.size(0);
-    f.out = fused::tuned_mm(f.x.view({-1, f.x.size(-1)}), weight, true).view(sizes);
-  } else {
-    f.out = torch::linear(f.x, weight, bias).contiguous();
-  }
+  f.out = tuned && !bias.has_value() ? fused::tuned_mm(f.x, weight, true)
+                                     : torch::linear(f.x, weight, bias).contiguous();
   up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
   return f;
 }
@@ -301,9 +298,7 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
                                     ctx->needs_input_grad(a_input + 1));
     torch::Tensor grad_x;
     if (ctx->needs_input_grad(0)) {
-      auto sizes = dy.sizes().vec();
-      sizes.back() = weight.size(1);
-      grad_x = fused::tuned_mm(dy.view({-1, dy.size(-1)}), weight, false).view(sizes);
+      grad_x = fused::tuned_mm(dy, weight, false);
       up_in_place(grad_x, d.g, A, mask, 1.0);
     }
     return {grad_x,   torch::Tensor(), torch::Tensor(), d.grad_A,

@@ -179,25 +179,30 @@ __device__ inline uint32_t bf16_pair(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&pair);
 }
 
+// v as three bf16 values whose sum carries v's 24 bits: each the rounding of what the parts
+// before it left (the subtraction is exact: a part holds the rest's leading bits).
+__device__ inline void bf16_parts(float v, float (&parts)[3]) {
+#pragma unroll
+  for (int part = 0; part < 3; ++part) {
+    parts[part] = __bfloat162float(__float2bfloat16_rn(v));
+    v -= parts[part];
+  }
+}
+
 // The three bf16 parts of 8 fp32 factor values, as the products' b registers: part p, step s,
 // register h holds elements 4s + 2h and 4s + 2h + 1.
 __device__ inline void factor_parts(const float (&w)[8], uint32_t (&b)[3][2][2]) {
-  float rest[8];
+  float parts[8][3];
 #pragma unroll
-  for (int e = 0; e < 8; ++e) rest[e] = w[e];
+  for (int e = 0; e < 8; ++e) bf16_parts(w[e], parts[e]);
 #pragma unroll
   for (int part = 0; part < 3; ++part) {
-    float rounded[8];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      rounded[e] = __bfloat162float(__float2bfloat16_rn(rest[e]));
-      rest[e] -= rounded[e];  // exact: rounded holds rest's leading bits
-    }
 #pragma unroll
     for (int step = 0; step < 2; ++step) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        b[part][step][h] = bf16_pair(rounded[4 * step + 2 * h], rounded[4 * step + 2 * h + 1]);
+        b[part][step][h] =
+            bf16_pair(parts[4 * step + 2 * h][part], parts[4 * step + 2 * h + 1][part]);
       }
     }
   }
@@ -533,19 +538,13 @@ __device__ inline void ldmatrix_x4_trans(uint32_t (&a)[4], const __nv_bfloat16* 
 // u's values at rows `row` and row + 1 for `rank`, as three bf16 pairs; zeros outside u.
 __device__ inline void rank_pair_parts(const float* u, int64_t row, int64_t end, int32_t r,
                                        int32_t rank, uint32_t (&parts)[3]) {
-  float rest[2];
+  float split[2][3];
 #pragma unroll
-  for (int e = 0; e < 2; ++e) rest[e] = (row + e < end && rank < r) ? u[(row + e) * r + rank] : 0.f;
-#pragma unroll
-  for (int part = 0; part < 3; ++part) {
-    float rounded[2];
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      rounded[e] = __bfloat162float(__float2bfloat16_rn(rest[e]));
-      rest[e] -= rounded[e];
-    }
-    parts[part] = bf16_pair(rounded[0], rounded[1]);
+  for (int e = 0; e < 2; ++e) {
+    bf16_parts((row + e < end && rank < r) ? u[(row + e) * r + rank] : 0.f, split[e]);
   }
+#pragma unroll
+  for (int part = 0; part < 3; ++part) parts[part] = bf16_pair(split[0][part], split[1][part]);
 }
 
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)

@@ -238,12 +238,15 @@ bool tuned_mm_applies(const torch::Tensor& a, const torch::Tensor& w) {
 }
 
 torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, bool transposed) {
-  if (!tuned_mm_applies(a_in, w_in) || a_in.dim() != 2) {
-    return at::mm(a_in, transposed ? w_in.t() : w_in);
+  if (!tuned_mm_applies(a_in, w_in)) {
+    return at::matmul(a_in, transposed ? w_in.t() : w_in).contiguous();
   }
-  const auto a = packed(a_in), w = packed(w_in);
-  const int64_t m = a.size(0), k = a.size(1), n = transposed ? w.size(0) : w.size(1);
-  TORCH_CHECK(k == (transposed ? w.size(1) : w.size(0)), "tuned_mm: a is [", m, ", ", k, "] and w ",
+  const int64_t n = transposed ? w_in.size(0) : w_in.size(1);
+  auto sizes = a_in.sizes().vec();
+  sizes.back() = n;
+  const auto a = packed(a_in.reshape({-1, a_in.size(-1)})), w = packed(w_in);
+  const int64_t m = a.size(0), k = a.size(1);
+  TORCH_CHECK(k == (transposed ? w.size(1) : w.size(0)), "tuned_mm: a is [..., ", k, "] and w ",
               w.sizes(), transposed ? " (transposed)" : "");
   const int device = a.device().index();
   const c10::cuda::CUDAGuard guard(a.device());
@@ -255,12 +258,12 @@ torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, boo
   if (found == choices.end()) {
     if (capturing(device) || choices.size() >= kMaxShapes) {
       run_choice(Choice{}, problem, a, w, transposed, c);
-      return c;
+      return c.view(sizes);
     }
     found = choices.emplace(key, tune(problem, a, w, transposed, c)).first;
   }
   run_choice(found->second, problem, a, w, transposed, c);
-  return c;
+  return c.view(sizes);
 }
 
 namespace {
@@ -270,18 +273,13 @@ class TunedLinear : public torch::autograd::Function<TunedLinear> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& w) {
     ctx->save_for_backward({w});
-    auto sizes = x.sizes().vec();
-    sizes.back() = w.size(0);
-    return tuned_mm(x.reshape({-1, x.size(-1)}), w, true).view(sizes);
+    return tuned_mm(x, w, true);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     const auto w = ctx->get_saved_variables()[0];
-    const auto& dy = grad_outputs[0];
-    auto sizes = dy.sizes().vec();
-    sizes.back() = w.size(1);
-    return {tuned_mm(dy.reshape({-1, w.size(0)}), w, false).view(sizes), torch::Tensor()};
+    return {tuned_mm(grad_outputs[0], w, false), torch::Tensor()};
   }
 };
 
@@ -301,7 +299,7 @@ torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& w) {
 bool tuned_mm_applies(const torch::Tensor&, const torch::Tensor&) { return false; }
 
 torch::Tensor tuned_mm(const torch::Tensor& a, const torch::Tensor& w, bool transposed) {
-  return torch::mm(a, transposed ? w.t() : w);
+  return torch::matmul(a, transposed ? w.t() : w).contiguous();
 }
 
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& w) {

@@ -6,14 +6,15 @@
 
 namespace llm::fused {
 
-// Whether tuned_mm takes a [m, k] and w: both 2-D, contiguous, fp16 or bf16 on one CUDA device,
-// built with cuBLASLt, LLMHOST_TUNED_GEMM not 0.
+// Whether tuned_mm tunes a [..., k] and w: w 2-D, both fp16 or bf16 on one CUDA device, w's
+// sides whole 16-byte packs, built with cuBLASLt, LLMHOST_TUNED_GEMM not 0.
 bool tuned_mm_applies(const torch::Tensor& a, const torch::Tensor& w);
 
-// a w^T (w [n, k], `transposed`) or a w (w [k, n]) as a [m, n] tensor. The first time a shape is
-// seen outside a CUDA graph capture, at::mm and each algorithm cuBLASLt offers are timed on it
-// and the fastest is kept for that shape; a shape seen first while capturing, or after 256
-// shapes, goes through at::mm. Every algorithm sums in fp32; they differ in summation order only.
+// a w^T (w [n, k], `transposed`) or a w (w [k, n]) for a [..., k], as a contiguous [..., n]
+// tensor. The first time a shape is seen outside a CUDA graph capture, at::mm and each algorithm
+// cuBLASLt offers are timed on it and the fastest is kept for that shape; a shape seen first
+// while capturing, or after 256 shapes, goes through at::mm, and LibTorch's matmul takes what
+// tuned_mm_applies refuses. Every algorithm sums in fp32; they differ in summation order only.
 torch::Tensor tuned_mm(const torch::Tensor& a, const torch::Tensor& w, bool transposed);
 
 // x [..., k] w^T for a frozen w [n, k] (no bias), through tuned_mm both ways: x's gradient is

@@ -140,59 +140,49 @@ TEST(LowRankUpdate, DropoutDropsTheSameElementsInValueAndGradientsCuda) {
   EXPECT_FALSE(torch::equal(again.grad_x != 0, ours.grad_x != 0));
 }
 
-// On CUDA in bf16 with r <= 8 LoRA's down product (forward's dropout(x) A^T, backward's dy B) runs
-// on tensor cores: bf16 products of x and the fp32 factor's three bf16 parts. The tests above take
-// that path; fp16 and pre-Ampere GPUs take the CUDA-core kernel, which LLMHOST_LOW_RANK_MMA=0
-// selects here. Either way value and all four gradients are the exact sums within the same
-// bounds, for ranks 8, 4 and 3, column counts that leave the last 32-column chunk partial (72,
-// 136, 4104) and row counts that leave the last 16-row tile partial; with dropout, both draw the
-// mask the other kernels draw.
-TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWithoutDropoutCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const char* tensor_cores : {"1", "0"}) {
-    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_MMA", tensor_cores);
-    const std::string label = std::string("LLMHOST_LOW_RANK_MMA=") + tensor_cores;
-    const double scaling = 2.0;
-    for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
-                         Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}}) {
-      const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
-      const auto ours = run_update(in, scaling, 0.0);
-      const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
-      expect_matches_exact(ours, ref, label + ", rank " + std::to_string(c.r));
-    }
-    const double p = 0.3;
-    const Case c{256, 512, 64, 8};
-    const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
-    const auto ours = run_update(in, 0.5, p);
-    const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
-    const double n = static_cast<double>(c.rows * c.in);
-    EXPECT_NEAR(keep.mean().item<double>(), 1 - p, 5 * std::sqrt(p * (1 - p) / n));
-    expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / (1 - p)), label + ", dropout 0.3");
-  }
-}
-
-// The factors' gradients on tensor cores (LLMHOST_LOW_RANK_OUTER_MMA=1: u^T dropout(x) and u^T dy
-// as bf16 products with u's fp32 values in three bf16 parts, x staged through shared memory):
-// value and all four gradients are the exact sums within the same bounds, for partial 16-row
-// steps and 128-column tiles (37, 9 and 129 rows; 72, 136 and 4104 columns), ranks 8, 4 and 3,
-// and with dropout the mask the other kernels draw.
-TEST(LowRankUpdate, OuterProductsOnTensorCoresGiveTheExactSumsWithAndWithoutDropoutCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_OUTER_MMA", "1");
+// Value and all four gradients of bf16 updates on CUDA are the exact sums, for ranks 8, 4 and 3,
+// column counts that leave the last 32-column chunk and 128-column tile partial (72, 136, 4104)
+// and row counts that leave the last 16-row step partial; with dropout, about the requested share
+// dropped, and forward and backward dropping the same elements.
+void expect_exact_sums_with_and_without_dropout_cuda(const std::string& label) {
   const double scaling = 2.0;
   for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
                        Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}}) {
     const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
     const auto ours = run_update(in, scaling, 0.0);
     const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
-    expect_matches_exact(ours, ref, "outer on tensor cores, rank " + std::to_string(c.r));
+    expect_matches_exact(ours, ref, label + ", rank " + std::to_string(c.r));
   }
   const double p = 0.3;
   const Case c{256, 512, 64, 8};
   const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
   const auto ours = run_update(in, 0.5, p);
   const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
-  expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / (1 - p)), "outer on tensor cores, p 0.3");
+  const double n = static_cast<double>(c.rows * c.in);
+  EXPECT_NEAR(keep.mean().item<double>(), 1 - p, 5 * std::sqrt(p * (1 - p) / n)) << label;
+  expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / (1 - p)), label + ", dropout 0.3");
+}
+
+// On CUDA in bf16 with r <= 8 LoRA's down product (forward's dropout(x) A^T, backward's dy B) runs
+// on tensor cores: bf16 products of x and the fp32 factor's three bf16 parts. The tests above take
+// that path; fp16 and pre-Ampere GPUs take the CUDA-core kernel, which LLMHOST_LOW_RANK_MMA=0
+// selects here. Either way the sums are exact within the same bounds.
+TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWithoutDropoutCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const char* tensor_cores : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_MMA", tensor_cores);
+    expect_exact_sums_with_and_without_dropout_cuda(std::string("LLMHOST_LOW_RANK_MMA=") +
+                                                    tensor_cores);
+  }
+}
+
+// The factors' gradients on tensor cores (LLMHOST_LOW_RANK_OUTER_MMA=1: u^T dropout(x) and u^T dy
+// as bf16 products with u's fp32 values in three bf16 parts, x staged through shared memory): the
+// sums are exact within the same bounds.
+TEST(LowRankUpdate, OuterProductsOnTensorCoresGiveTheExactSumsWithAndWithoutDropoutCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_OUTER_MMA", "1");
+  expect_exact_sums_with_and_without_dropout_cuda("outer on tensor cores");
 }
 
 // Backward computes only the gradients asked for: x's without A's (A frozen) and the factors'

@@ -4,6 +4,8 @@ traced wall time (how launch-bound the workload is), kernel count, and the kerne
 take the most time.
 
 Usage: trace_summary.py TRACE.json [TOP]
+The GPU's idle gaps longer than 20 us are listed too, largest first, with the kernels either side:
+they show where a replayed step waits on the host.
 """
 import collections
 import json
@@ -19,6 +21,7 @@ def main(argv):
     kernels = collections.defaultdict(lambda: [0.0, 0])
     cpu_ops = collections.defaultdict(lambda: [0.0, 0])
     starts, ends = [], []
+    gpu_spans = []  # (start, end, name) of each kernel, copy or fill
     busy = 0.0
     for e in events:
         if e.get("ph") != "X" or "dur" not in e:
@@ -31,6 +34,7 @@ def main(argv):
             k[0] += e["dur"]
             k[1] += 1
             busy += e["dur"]
+            gpu_spans.append((e["ts"], e["ts"] + e["dur"], e["name"][:50]))
         elif cat == "cpu_op":
             c = cpu_ops[e["name"][:60]]
             c[0] += e["dur"]
@@ -42,6 +46,16 @@ def main(argv):
     print("  top kernels (ms, calls):")
     for name, (dur, n) in sorted(kernels.items(), key=lambda kv: -kv[1][0])[:top]:
         print(f"    {dur / 1e3:8.2f} {n:6d}  {name}")
+    gpu_spans.sort()
+    gaps = []
+    for (_, end, before), (start, _, after) in zip(gpu_spans, gpu_spans[1:]):
+        if start - end > 20:
+            gaps.append((start - end, before, after))
+    gaps.sort(reverse=True)
+    print(f"  GPU idle gaps over 20 us: {len(gaps)}, {sum(g[0] for g in gaps) / 1e3:.2f} ms in all;"
+          f" first kernel to last {(gpu_spans[-1][1] - gpu_spans[0][0]) / 1e3 if gpu_spans else 0:.1f} ms")
+    for gap, before, after in gaps[:top]:
+        print(f"    {gap / 1e3:8.3f} ms after {before} | before {after}")
     print("  top CPU ops, inclusive (ms, calls):")
     for name, (dur, n) in sorted(cpu_ops.items(), key=lambda kv: -kv[1][0])[:top]:
         print(f"    {dur / 1e3:8.2f} {n:6d}  {name}")

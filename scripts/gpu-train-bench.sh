@@ -151,7 +151,7 @@ for shape in "${SHAPES[@]}"; do
 done
 if [ -n "${PROFILE:-}" ]; then
   for trace in "$TRACE_DIR"/*.json; do
-    [ -f "$trace" ] && python3 bench/trace_summary.py "$trace" 16 >>"$OUT_DIR/profile.txt" 2>&1
+    [ -f "$trace" ] && python3 bench/trace_summary.py "$trace" 40 >>"$OUT_DIR/profile.txt" 2>&1
   done
   rm -rf "$TRACE_DIR"
 fi

@@ -176,13 +176,16 @@ TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWitho
   }
 }
 
-// The factors' gradients on tensor cores (LLMHOST_LOW_RANK_OUTER_MMA=1: u^T dropout(x) and u^T dy
-// as bf16 products with u's fp32 values in three bf16 parts, x staged through shared memory): the
-// sums are exact within the same bounds.
-TEST(LowRankUpdate, OuterProductsOnTensorCoresGiveTheExactSumsWithAndWithoutDropoutCuda) {
+// The factors' gradients on tensor cores (u^T dropout(x) and u^T dy as bf16 products with u's fp32
+// values in three bf16 parts, x staged through shared memory) and on CUDA cores
+// (LLMHOST_LOW_RANK_OUTER_MMA=0): the sums are exact within the same bounds.
+TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_OUTER_MMA", "1");
-  expect_exact_sums_with_and_without_dropout_cuda("outer on tensor cores");
+  for (const char* tensor_cores : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_OUTER_MMA", tensor_cores);
+    expect_exact_sums_with_and_without_dropout_cuda(std::string("LLMHOST_LOW_RANK_OUTER_MMA=") +
+                                                    tensor_cores);
+  }
 }
 
 // Backward computes only the gradients asked for: x's without A's (A frozen) and the factors'

@@ -27,13 +27,15 @@ llmhost::LoadedModel load_on_cuda(const std::string& model_name, torch::ScalarTy
   return llmhost::load_model(model_plugins(), data_dir() / model_name, torch::kCUDA, dtype, false);
 }
 
+// `training`: with gradients on, as a finetune's forward runs (the frozen products through
+// their tuned training path, the residual adds in their epilogues).
 torch::Tensor cuda_logits(const std::string& model_name, torch::ScalarType dtype,
-                          const torch::Tensor& ids) {
+                          const torch::Tensor& ids, bool training = false) {
   auto loaded = load_on_cuda(model_name, dtype);
   EXPECT_TRUE(loaded.model->device().is_cuda());
   EXPECT_EQ(loaded.model->dtype(), dtype);
-  torch::NoGradGuard no_grad;
-  return loaded.model->forward(ids.to(torch::kCUDA)).to(torch::kFloat).cpu();
+  torch::AutoGradMode grad_mode(training);
+  return loaded.model->forward(ids.to(torch::kCUDA)).detach().to(torch::kFloat).cpu();
 }
 
 class CudaParity : public ::testing::TestWithParam<std::string> {
@@ -52,12 +54,16 @@ TEST_P(CudaParity, Fp32LogitsMatchGoldenWithin1e4) {
   EXPECT_LE(max_abs_diff(logits, golden.logits), 1e-4);
 }
 
-// Same bounds as the CPU bf16 test (causal_lm_checks.hpp derives them from bf16 rounding).
+// Same bounds as the CPU bf16 test (causal_lm_checks.hpp derives them from bf16 rounding), in
+// inference and with gradients on.
 TEST_P(CudaParity, Bf16LogitsStayWithinBf16RoundingOfGolden) {
-  const auto golden = golden_for(GetParam());
-  const auto logits = cuda_logits(GetParam(), torch::kBFloat16, golden.input_ids);
-  ASSERT_EQ(logits.sizes(), golden.logits.sizes());
-  expect_within_bf16_rounding_of_golden(logits, golden.logits);
+  for (const bool training : {false, true}) {
+    const auto golden = golden_for(GetParam());
+    const auto logits = cuda_logits(GetParam(), torch::kBFloat16, golden.input_ids, training);
+    ASSERT_EQ(logits.sizes(), golden.logits.sizes());
+    SCOPED_TRACE(training ? "gradients on" : "inference");
+    expect_within_bf16_rounding_of_golden(logits, golden.logits);
+  }
 }
 
 TEST_P(CudaParity, Fp32GreedyGenerationEqualsGolden) {

@@ -36,6 +36,17 @@ DecoderAttentionImpl::DecoderAttentionImpl(const DecoderSpec& spec,
 
 torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
                                             const PackedSequences* packing) {
+  return o_proj(attend(x, cache, layer, packing));
+}
+
+torch::Tensor DecoderAttentionImpl::forward_onto(const torch::Tensor& residual,
+                                                 const torch::Tensor& x, KVCache* cache,
+                                                 int64_t layer, const PackedSequences* packing) {
+  return o_proj->forward_onto(residual, attend(x, cache, layer, packing));
+}
+
+torch::Tensor DecoderAttentionImpl::attend(const torch::Tensor& x, KVCache* cache, int64_t layer,
+                                           const PackedSequences* packing) {
   const int64_t batch = x.size(0);
   const int64_t tokens = x.size(1);
   const auto heads_first = [&](const torch::Tensor& t, int64_t heads) {
@@ -50,7 +61,7 @@ torch::Tensor DecoderAttentionImpl::forward(const torch::Tensor& x, KVCache* cac
   const auto attended = cache     ? cache->attend(layer, q, k, v)
                         : packing ? packed_attention(q, k, v, *packing)
                                   : causal_attention(q, k, v);
-  return o_proj(attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
+  return attended.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_});
 }
 
 DecoderMlpImpl::DecoderMlpImpl(const DecoderSpec& spec, const torch::TensorOptions& options)
@@ -67,6 +78,10 @@ torch::Tensor DecoderMlpImpl::forward(const torch::Tensor& x) {
   return down_proj(gated_activation(activation_, gate_proj(x), up_proj(x)));
 }
 
+torch::Tensor DecoderMlpImpl::forward_onto(const torch::Tensor& residual, const torch::Tensor& x) {
+  return down_proj->forward_onto(residual, gated_activation(activation_, gate_proj(x), up_proj(x)));
+}
+
 DecoderLayer::DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& options) {
   const int64_t hidden = spec.common.hidden_size;
   input_layernorm = register_module("input_layernorm", RMSNorm(hidden, spec.rms_norm_eps, options));
@@ -78,8 +93,8 @@ DecoderLayer::DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& 
 
 torch::Tensor DecoderLayer::forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
                                     const PackedSequences* packing) {
-  const auto h = x + self_attn(input_layernorm(x), cache, layer, packing);
-  return h + mlp(post_attention_layernorm(h));
+  const auto h = self_attn->forward_onto(x, input_layernorm(x), cache, layer, packing);
+  return mlp->forward_onto(h, post_attention_layernorm(h));
 }
 
 std::vector<ModelLinear> DecoderLayer::linears(const std::string& prefix) {

@@ -31,6 +31,14 @@ torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
   return y;
 }
 
+torch::Tensor AdaptableLinearImpl::forward_onto(const torch::Tensor& residual,
+                                                const torch::Tensor& x) {
+  if (adapter_ || compressed_ || bias.defined() || !torch::GradMode::is_enabled()) {
+    return residual + forward(x);
+  }
+  return fused::frozen_linear_onto(x, weight, residual);
+}
+
 torch::Tensor LinearAdapter::add_to(const torch::Tensor& x, const torch::Tensor& y) {
   // Adapters may compute in fp32 over bf16 weights; the residual stream keeps the base dtype.
   return y + delta(x).to(y.scalar_type());

@@ -1,5 +1,7 @@
 #include "tuned_gemm.hpp"
 
+#include <algorithm>
+
 #ifdef LLM_WITH_CUBLASLT
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -38,6 +40,7 @@ struct Lt {
   decltype(&cublasLtMatmulPreferenceDestroy) preference_destroy = nullptr;
   decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic = nullptr;
   decltype(&cublasLtMatmul) matmul = nullptr;
+  decltype(&cublasLtMatmulAlgoCapGetAttribute) capability = nullptr;
   bool loaded = false;
 
   static const Lt& get() {
@@ -61,6 +64,7 @@ struct Lt {
       find(l.preference_destroy, "cublasLtMatmulPreferenceDestroy");
       find(l.heuristic, "cublasLtMatmulAlgoGetHeuristic");
       find(l.matmul, "cublasLtMatmul");
+      find(l.capability, "cublasLtMatmulAlgoCapGetAttribute");
       l.loaded = all;
       return l;
     }();
@@ -126,16 +130,20 @@ class Problem {
     return found;
   }
 
+  // d = a op(w) + source (beta 1: the epilogue reads source while the product is compute-bound,
+  // where a separate add would stream it twice more); without a source, d = a op(w).
   cublasStatus_t run(const cublasLtMatmulAlgo_t& algo, size_t workspace_bytes,
-                     const torch::Tensor& a, const torch::Tensor& w, torch::Tensor& c) const {
+                     const torch::Tensor& a, const torch::Tensor& w, const torch::Tensor& source,
+                     torch::Tensor& d) const {
     torch::Tensor workspace;
     if (workspace_bytes > 0) {
       workspace =
           torch::empty({static_cast<int64_t>(workspace_bytes)}, a.options().dtype(torch::kByte));
     }
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, beta = source.defined() ? 1.0f : 0.0f;
     return lt_.matmul(at::cuda::getCurrentCUDABlasLtHandle(), desc_, &one, w.data_ptr(), w_,
-                      a.data_ptr(), a_, &zero, c.data_ptr(), c_, c.data_ptr(), c_, &algo,
+                      a.data_ptr(), a_, &beta, source.defined() ? source.data_ptr() : d.data_ptr(),
+                      c_, d.data_ptr(), c_, &algo,
                       workspace_bytes > 0 ? workspace.data_ptr() : nullptr, workspace_bytes,
                       c10::cuda::getCurrentCUDAStream(a.device().index()).stream());
   }
@@ -161,17 +169,42 @@ struct Choice {
   size_t workspace = 0;
 };
 
-using ShapeKey = std::tuple<int, int, int64_t, int64_t, int64_t, bool>;
+// What the product adds its result to: nothing (c = a op(w)), c itself (c += a op(w)), or a
+// separate source (c = source + a op(w), source read, c written).
+enum class Sum { kNone, kInPlace, kOnto };
+
+using ShapeKey = std::tuple<int, int, int64_t, int64_t, int64_t, bool, Sum>;
 std::mutex choices_mutex;
 std::map<ShapeKey, Choice> choices;
 
-void run_choice(const Choice& choice, const Problem& problem, const torch::Tensor& a,
-                const torch::Tensor& w, bool transposed, torch::Tensor& c) {
-  if (choice.lt) {
-    check(problem.run(choice.algo, choice.workspace, a, w, c), "matmul");
+// The product's source of addition for `sum`: undefined, c, or `source`.
+torch::Tensor added(Sum sum, const torch::Tensor& source, const torch::Tensor& c) {
+  return sum == Sum::kNone ? torch::Tensor() : sum == Sum::kInPlace ? c : source;
+}
+
+// at::mm's choice: mm, or addmm with beta 1 (cuBLAS reads the source in its epilogue; out of
+// place, LibTorch copies the source into c first).
+void run_at_mm(const torch::Tensor& a, const torch::Tensor& w, bool transposed, Sum sum,
+               const torch::Tensor& source, torch::Tensor& c) {
+  const auto op_w = transposed ? w.t() : w;
+  if (sum == Sum::kNone) {
+    at::mm_out(c, a, op_w);
+  } else if (sum == Sum::kInPlace) {
+    c.addmm_(a, op_w);
   } else {
-    at::mm_out(c, a, transposed ? w.t() : w);
+    at::addmm_out(c, source, a, op_w);
   }
+}
+
+bool run_choice(const Choice& choice, const Problem& problem, const torch::Tensor& a,
+                const torch::Tensor& w, bool transposed, Sum sum, const torch::Tensor& source,
+                torch::Tensor& c) {
+  if (!choice.lt) {
+    run_at_mm(a, w, transposed, sum, source, c);
+    return true;
+  }
+  return problem.run(choice.algo, choice.workspace, a, w, added(sum, source, c), c) ==
+         CUBLAS_STATUS_SUCCESS;
 }
 
 bool capturing(int device) {
@@ -183,12 +216,10 @@ bool capturing(int device) {
 
 // Milliseconds of three runs after one that warms up; infinity for an algorithm that fails.
 float time_choice(const Choice& choice, const Problem& problem, const torch::Tensor& a,
-                  const torch::Tensor& w, bool transposed, torch::Tensor& c) {
+                  const torch::Tensor& w, bool transposed, Sum sum, const torch::Tensor& source,
+                  torch::Tensor& c) {
   const auto stream = c10::cuda::getCurrentCUDAStream(a.device().index()).stream();
-  const auto launch = [&] {
-    return choice.lt ? problem.run(choice.algo, choice.workspace, a, w, c) == CUBLAS_STATUS_SUCCESS
-                     : (at::mm_out(c, a, transposed ? w.t() : w), true);
-  };
+  const auto launch = [&] { return run_choice(choice, problem, a, w, transposed, sum, source, c); };
   if (!launch()) return std::numeric_limits<float>::infinity();
   cudaEvent_t start = nullptr, end = nullptr;
   float ms = std::numeric_limits<float>::infinity();
@@ -206,24 +237,61 @@ float time_choice(const Choice& choice, const Problem& problem, const torch::Ten
   return ms;
 }
 
+// Whether an algorithm writes a result apart from the source it adds (cuBLASLt's capability).
+bool writes_out_of_place(const cublasLtMatmulAlgo_t& algo) {
+  int32_t supported = 0;
+  size_t written = 0;
+  return Lt::get().capability(&algo, CUBLASLT_ALGO_CAP_OUT_OF_PLACE_RESULT_SUPPORT, &supported,
+                              sizeof(supported), &written) == CUBLAS_STATUS_SUCCESS &&
+         supported != 0;
+}
+
+// Times the candidates into a scratch c, so an accumulating caller's c is added to once.
 Choice tune(const Problem& problem, const torch::Tensor& a, const torch::Tensor& w, bool transposed,
-            torch::Tensor& c) {
+            Sum sum, const torch::Tensor& source, const torch::Tensor& c) {
+  auto scratch = torch::zeros_like(c);
   std::vector<Choice> candidates{Choice{}};
   for (const auto& found : problem.algorithms(16)) {
-    if (found.state == CUBLAS_STATUS_SUCCESS && found.workspaceSize <= kMaxWorkspace) {
+    if (found.state == CUBLAS_STATUS_SUCCESS && found.workspaceSize <= kMaxWorkspace &&
+        (sum != Sum::kOnto || writes_out_of_place(found.algo))) {
       candidates.push_back(Choice{true, found.algo, found.workspaceSize});
     }
   }
   Choice best;
   float best_ms = std::numeric_limits<float>::infinity();
   for (const auto& candidate : candidates) {
-    const float ms = time_choice(candidate, problem, a, w, transposed, c);
+    const float ms = time_choice(candidate, problem, a, w, transposed, sum, source, scratch);
     if (ms < best_ms) {
       best_ms = ms;
       best = candidate;
     }
   }
   return best;
+}
+
+// c [m, n] = a op(w) (+ what `sum` names) through the shape's tuned choice (see tuned_mm).
+void tuned_product(const torch::Tensor& a, const torch::Tensor& w, bool transposed, Sum sum,
+                   const torch::Tensor& source, torch::Tensor& c) {
+  const int64_t m = a.size(0), k = a.size(1), n = c.size(1);
+  TORCH_CHECK(k == (transposed ? w.size(1) : w.size(0)), "tuned_mm: a is [..., ", k, "] and w ",
+              w.sizes(), transposed ? " (transposed)" : "");
+  const int device = a.device().index();
+  const c10::cuda::CUDAGuard guard(a.device());
+  const Problem problem(m, n, k, transposed, a.scalar_type());
+  const ShapeKey key{device, static_cast<int>(a.scalar_type()), m, n, k, transposed, sum};
+  std::lock_guard<std::mutex> lock(choices_mutex);
+  auto found = choices.find(key);
+  if (found == choices.end()) {
+    if (capturing(device) || choices.size() >= kMaxShapes) {
+      run_at_mm(a, w, transposed, sum, source, c);
+      return;
+    }
+    found = choices.emplace(key, tune(problem, a, w, transposed, sum, source, c)).first;
+  }
+  check(run_choice(found->second, problem, a, w, transposed, sum, source, c)
+            ? CUBLAS_STATUS_SUCCESS
+            : CUBLAS_STATUS_EXECUTION_FAILED,
+        "matmul");
 }
 
 }  // namespace
@@ -244,26 +312,25 @@ torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, boo
   const int64_t n = transposed ? w_in.size(0) : w_in.size(1);
   auto sizes = a_in.sizes().vec();
   sizes.back() = n;
-  const auto a = packed(a_in.reshape({-1, a_in.size(-1)})), w = packed(w_in);
-  const int64_t m = a.size(0), k = a.size(1);
-  TORCH_CHECK(k == (transposed ? w.size(1) : w.size(0)), "tuned_mm: a is [..., ", k, "] and w ",
-              w.sizes(), transposed ? " (transposed)" : "");
-  const int device = a.device().index();
-  const c10::cuda::CUDAGuard guard(a.device());
-  auto c = torch::empty({m, n}, a.options());
-  const Problem problem(m, n, k, transposed, a.scalar_type());
-  const ShapeKey key{device, static_cast<int>(a.scalar_type()), m, n, k, transposed};
-  std::lock_guard<std::mutex> lock(choices_mutex);
-  auto found = choices.find(key);
-  if (found == choices.end()) {
-    if (capturing(device) || choices.size() >= kMaxShapes) {
-      run_choice(Choice{}, problem, a, w, transposed, c);
-      return c.view(sizes);
-    }
-    found = choices.emplace(key, tune(problem, a, w, transposed, c)).first;
-  }
-  run_choice(found->second, problem, a, w, transposed, c);
+  const auto a = packed(a_in.reshape({-1, a_in.size(-1)}));
+  auto c = torch::empty({a.size(0), n}, a.options());
+  tuned_product(a, packed(w_in), transposed, Sum::kNone, torch::Tensor(), c);
   return c.view(sizes);
+}
+
+void tuned_mm_accumulate(const torch::Tensor& a_in, const torch::Tensor& w_in, bool transposed,
+                         torch::Tensor& c_in) {
+  const int64_t n = transposed ? w_in.size(0) : w_in.size(1);
+  TORCH_CHECK(c_in.is_contiguous() && c_in.dim() >= 1 && c_in.size(-1) == n &&
+                  c_in.numel() / n == a_in.numel() / std::max<int64_t>(a_in.size(-1), 1),
+              "tuned_mm_accumulate: c must be a contiguous [..., ", n, "] with a's rows");
+  auto c = c_in.view({-1, n});
+  const auto a = a_in.reshape({-1, a_in.size(-1)});
+  if (!tuned_mm_applies(a_in, w_in) || c.scalar_type() != a.scalar_type()) {
+    c.addmm_(a, transposed ? w_in.t() : w_in);
+    return;
+  }
+  tuned_product(packed(a), packed(w_in), transposed, Sum::kInPlace, torch::Tensor(), c);
 }
 
 namespace {
@@ -283,7 +350,43 @@ class TunedLinear : public torch::autograd::Function<TunedLinear> {
   }
 };
 
+// residual + x w^T as one product: the residual is the epilogue's source, so the residual stream's
+// add is not a pass of its own. Backward hands dy to the residual as it is.
+class TunedLinearOnto : public torch::autograd::Function<TunedLinearOnto> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& w, const torch::Tensor& residual) {
+    ctx->save_for_backward({w});
+    const auto a = packed(x.reshape({-1, x.size(-1)}));
+    auto out = torch::empty_like(residual, torch::MemoryFormat::Contiguous);
+    auto c = out.view({-1, w.size(0)});
+    tuned_product(a, packed(w), true, Sum::kOnto, residual.reshape({-1, w.size(0)}), c);
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto w = ctx->get_saved_variables()[0];
+    const auto& dy = grad_outputs[0];
+    return {ctx->needs_input_grad(0) ? tuned_mm(dy, w, false) : torch::Tensor(), torch::Tensor(),
+            ctx->needs_input_grad(2) ? dy : torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+torch::Tensor frozen_linear_onto(const torch::Tensor& x, const torch::Tensor& w,
+                                 const torch::Tensor& residual) {
+  const bool fits = torch::GradMode::is_enabled() && !w.requires_grad() &&
+                    kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD") && tuned_mm_applies(x, w) &&
+                    x.size(-1) == w.size(1) && residual.is_contiguous() &&
+                    residual.scalar_type() == x.scalar_type() &&
+                    residual.device() == x.device() && residual.dim() == x.dim() &&
+                    residual.size(-1) == w.size(0) &&
+                    residual.numel() / w.size(0) == x.numel() / x.size(-1);
+  if (!fits) return residual + frozen_linear(x, w);
+  return TunedLinearOnto::apply(x, w, residual);
+}
 
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& w) {
   // Training only: inference sees a new shape per prompt length, each of which would be timed.
@@ -302,8 +405,22 @@ torch::Tensor tuned_mm(const torch::Tensor& a, const torch::Tensor& w, bool tran
   return torch::matmul(a, transposed ? w.t() : w).contiguous();
 }
 
+void tuned_mm_accumulate(const torch::Tensor& a, const torch::Tensor& w, bool transposed,
+                         torch::Tensor& c) {
+  const int64_t n = transposed ? w.size(0) : w.size(1);
+  TORCH_CHECK(c.is_contiguous() && c.dim() >= 1 && c.size(-1) == n &&
+                  c.numel() / n == a.numel() / std::max<int64_t>(a.size(-1), 1),
+              "tuned_mm_accumulate: c must be a contiguous [..., ", n, "] with a's rows");
+  c.view({-1, n}).addmm_(a.reshape({-1, a.size(-1)}), transposed ? w.t() : w);
+}
+
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& w) {
   return torch::linear(x, w);
+}
+
+torch::Tensor frozen_linear_onto(const torch::Tensor& x, const torch::Tensor& w,
+                                 const torch::Tensor& residual) {
+  return residual + torch::linear(x, w);
 }
 
 #endif

@@ -17,8 +17,21 @@ bool tuned_mm_applies(const torch::Tensor& a, const torch::Tensor& w);
 // tuned_mm_applies refuses. Every algorithm sums in fp32; they differ in summation order only.
 torch::Tensor tuned_mm(const torch::Tensor& a, const torch::Tensor& w, bool transposed);
 
+// c += a w^T (or a w) in place, c a contiguous [..., n] with a's rows: the product's epilogue
+// reads c (cuBLAS's beta = 1), where a product and a separate add would stream c twice more.
+// Tuned per shape as tuned_mm is; LibTorch's addmm_ takes what tuned_mm_applies refuses.
+void tuned_mm_accumulate(const torch::Tensor& a, const torch::Tensor& w, bool transposed,
+                         torch::Tensor& c);
+
 // x [..., k] w^T for a frozen w [n, k] (no bias), through tuned_mm both ways: x's gradient is
 // dy w, also tuned. Falls back to torch::linear where tuned_mm does not apply.
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& w);
+
+// residual + x w^T for a frozen w [n, k] (no bias) and residual [..., n] of x's rows: in training
+// on CUDA one tuned product whose epilogue adds the residual (no add of its own; backward passes
+// dy to the residual as it is). LLMHOST_GEMM_EPILOGUE_ADD=0, or where the product is not tuned:
+// residual + frozen_linear(x, w).
+torch::Tensor frozen_linear_onto(const torch::Tensor& x, const torch::Tensor& w,
+                                 const torch::Tensor& residual);
 
 }  // namespace llm::fused

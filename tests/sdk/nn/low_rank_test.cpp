@@ -247,9 +247,11 @@ Outputs run_linear(const Inputs& in, const Frozen& f, double scaling, double dro
   return {out.detach(), x.grad(), torch::Tensor(), A.grad(), B.grad()};
 }
 
-// ours within u |exact| + 3 u M, M the sum of the product's absolute terms: the frozen product is
-// rounded to the activation type (and cuBLAS may round partial sums as well), then the update is
-// added in fp32 and the sum rounded once more; fp32 sums add a relative 2^-16 of the largest.
+// ours within u |exact| + 3 u M, M the sum of the product's absolute terms plus the update's
+// magnitude: one of the two is rounded to the activation type before they are added in fp32 and
+// the sum rounded once more (the frozen product, with a bias; without one on CUDA the update,
+// which the product then adds itself to in its epilogue), and cuBLAS may round partial sums as
+// well; fp32 sums add a relative 2^-16 of the largest.
 void expect_within_product_rounding(const torch::Tensor& ours, const torch::Tensor& exact_value,
                                     const torch::Tensor& magnitude, const std::string& what) {
   expect_within(ours, exact_value, magnitude * (3 * unit_of(ours)), what);
@@ -263,18 +265,20 @@ void expect_linear_matches_exact(const Outputs& ours, const Inputs& in, const Fr
   const auto x = d(in.x), W = d(f.W), dy = d(in.dy);
   const auto bias = f.b.defined() ? d(f.b) : torch::zeros({W.size(0)}, torch::kDouble);
   const auto product = x.matmul(W.t()) + bias;
-  const auto out = product + (update.out - d(in.y));  // exact() adds the update to y
-  expect_within_product_rounding(ours.out, out, x.abs().matmul(W.abs().t()) + bias.abs(),
+  const auto delta = update.out - d(in.y);  // exact() adds the update to y
+  expect_within_product_rounding(ours.out, product + delta,
+                                 x.abs().matmul(W.abs().t()) + bias.abs() + delta.abs(),
                                  label + " value");
   expect_within_product_rounding(ours.grad_x, dy.matmul(W) + update.grad_x,
-                                 dy.abs().matmul(W.abs()), label + " grad x");
+                                 dy.abs().matmul(W.abs()) + update.grad_x.abs(), label + " grad x");
   expect_rounded(ours.grad_A, update.grad_A, label + " grad A");
   expect_rounded(ours.grad_B, update.grad_B, label + " grad B");
 }
 
 // Value and gradients are the exact sums within the product's rounding: on the CPU (the
 // composition of LibTorch's linear and low_rank_update) and on CUDA, where the product and the
-// update are one autograd node (the update added into the product and into dy W in place).
+// update are one autograd node (the product added to the update in its epilogue, or with a bias
+// the update added into the product in place; backward likewise into dy W).
 TEST(LowRankLinear, ValueAndGradientsAreTheExactSumsWithinTheProductsRoundingOnCpuAndCuda) {
   const double scaling = 2.0;
   for (const auto& device : devices()) {

@@ -88,6 +88,42 @@ TEST(TunedFrozenLinear, ValueAndInputGradientAreTheExactSumsWithinTheProductsRou
   }
 }
 
+// forward_onto(residual, x) = residual + x W^T: on CUDA in training the product's epilogue adds the
+// residual (rounded once, so within the same bound of the exact sum); the residual's gradient is
+// dy itself and x's the exact dy W within the product's rounding.
+TEST(TunedFrozenLinear, ResidualAddedByTheProductIsTheExactSumAndTakesDyAsItIsOnCpuAndCuda) {
+  for (const auto& device : devices()) {
+    const auto dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
+    const auto options = torch::TensorOptions().dtype(dtype).device(device);
+    for (const auto& shape : kShapes) {
+      torch::manual_seed(shape.out + 1);
+      const int64_t in = shape.x.back();
+      AdaptableLinear layer(in, shape.out, /*bias=*/false, options);
+      {
+        torch::NoGradGuard no_grad;
+        layer->weight.copy_(torch::randn({shape.out, in}) / std::sqrt(double(in)));
+      }
+      auto out_shape = shape.x;
+      out_shape.back() = shape.out;
+      auto x = torch::randn(shape.x).to(options).requires_grad_(true);
+      auto residual = torch::randn(out_shape).to(options).requires_grad_(true);
+      const auto dy = torch::randn(out_shape).to(options);
+      const auto y = layer->forward_onto(residual, x);
+      y.backward(dy);
+
+      const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+      const auto W = d(layer->weight), x64 = d(x), dy64 = d(dy), r64 = d(residual);
+      const std::string label = device.str() + " x " + std::to_string(x.numel() / in) + " rows, " +
+                                std::to_string(in) + " -> " + std::to_string(shape.out);
+      expect_within_product_rounding(y.detach(), r64 + x64.matmul(W.t()),
+                                     x64.abs().matmul(W.abs().t()), label + " value");
+      EXPECT_TRUE(torch::equal(residual.grad(), dy)) << label << " residual's gradient";
+      expect_within_product_rounding(x.grad(), dy64.matmul(W), dy64.abs().matmul(W.abs()),
+                                     label + " grad x");
+    }
+  }
+}
+
 TEST(TunedFrozenLinear, SecondRunOfAShapeGivesTheSameBitsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const auto options = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);

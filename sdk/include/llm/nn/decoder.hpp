@@ -46,6 +46,9 @@ class LLM_API DecoderAttentionImpl : public torch::nn::Module {
   // packing: samples laid end to end in x's one row (no cache then), else nullptr.
   torch::Tensor forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
                         const PackedSequences* packing = nullptr);
+  // residual + forward(x, ...), the residual added by the output projection (forward_onto).
+  torch::Tensor forward_onto(const torch::Tensor& residual, const torch::Tensor& x, KVCache* cache,
+                             int64_t layer, const PackedSequences* packing);
 
   AdaptableLinear q_proj{nullptr};
   AdaptableLinear k_proj{nullptr};
@@ -53,6 +56,10 @@ class LLM_API DecoderAttentionImpl : public torch::nn::Module {
   AdaptableLinear o_proj{nullptr};
 
  private:
+  // The heads attended, [batch, tokens, heads * head_dim]: o_proj's input.
+  torch::Tensor attend(const torch::Tensor& x, KVCache* cache, int64_t layer,
+                       const PackedSequences* packing);
+
   int64_t heads_;
   int64_t kv_heads_;
   int64_t head_dim_;
@@ -64,6 +71,8 @@ class LLM_API DecoderMlpImpl : public torch::nn::Module {
  public:
   DecoderMlpImpl(const DecoderSpec& spec, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  // residual + forward(x), the residual added by the down projection (forward_onto).
+  torch::Tensor forward_onto(const torch::Tensor& residual, const torch::Tensor& x);
 
   AdaptableLinear gate_proj{nullptr};
   AdaptableLinear up_proj{nullptr};

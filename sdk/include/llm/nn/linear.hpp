@@ -42,6 +42,9 @@ class LLM_API AdaptableLinearImpl : public torch::nn::Module {
   AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool bias,
                       const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  // residual + forward(x). In training on CUDA, without adapter, compressed weight or bias, the
+  // product's epilogue adds the residual: the residual stream's add is no pass of its own.
+  torch::Tensor forward_onto(const torch::Tensor& residual, const torch::Tensor& x);
 
   // Registers the adapter as submodule `name` (its parameters appear under this layer's name).
   void set_adapter(std::shared_ptr<LinearAdapter> adapter, const std::string& name);

@@ -93,8 +93,12 @@ DecoderLayer::DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& 
 
 torch::Tensor DecoderLayer::forward(const torch::Tensor& x, KVCache* cache, int64_t layer,
                                     const PackedSequences* packing) {
-  const auto h = self_attn->forward_onto(x, input_layernorm(x), cache, layer, packing);
-  return mlp->forward_onto(h, post_attention_layernorm(h));
+  // Each norm passes its input on for the residual sum, so the residual's gradient joins the
+  // norm's in its backward kernel; the output projections add the residual in their epilogues.
+  const auto [x_normed, x_residual] = input_layernorm->forward_passing_input(x);
+  const auto h = self_attn->forward_onto(x_residual, x_normed, cache, layer, packing);
+  const auto [h_normed, h_residual] = post_attention_layernorm->forward_passing_input(h);
+  return mlp->forward_onto(h_residual, h_normed);
 }
 
 std::vector<ModelLinear> DecoderLayer::linears(const std::string& prefix) {

@@ -22,9 +22,11 @@ int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up,
 int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd, int64_t rows,
                               int64_t dim, double eps, int kind, void* stream);
 // grad_x of the above (weight frozen), from grad, x, weight and the saved rstd.
+// residual_grad (may be null): the gradient of x passed on for a residual sum, added to x's in
+// fp32 before the one rounding.
 int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weight,
-                               const float* rstd, void* grad_x, int64_t rows, int64_t dim, int kind,
-                               void* stream);
+                               const float* rstd, const void* residual_grad, void* grad_x,
+                               int64_t rows, int64_t dim, int kind, void* stream);
 
 // Two LayerNorms of one x [rows, dim]: y1 = LN(x; w1, b1), y2 = LN(x; w2, b2), with the rows'
 // mean and rstd (fp32) for backward. Rows of whole 16-byte packs, at most 1,024 packs, 16-byte

@@ -133,7 +133,8 @@ __global__ void rms_norm_forward(const T* __restrict__ x, const T* __restrict__ 
 template <typename T>
 __global__ void rms_norm_backward(const T* __restrict__ grad, const T* __restrict__ x,
                                   const T* __restrict__ weight, const float* __restrict__ rstd,
-                                  T* __restrict__ grad_x, int64_t dim) {
+                                  const T* __restrict__ residual_grad, T* __restrict__ grad_x,
+                                  int64_t dim) {
   const int64_t row = blockIdx.x;
   const T* gr = grad + row * dim;
   const T* xr = x + row * dim;
@@ -148,7 +149,8 @@ __global__ void rms_norm_backward(const T* __restrict__ grad, const T* __restric
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
     const float dn = round_to(dr, load(gr, j) * load(weight, j));
     const float x_hat = load(xr, j) * r;
-    store(dr, j, r * (dn - x_hat * mean_dot));
+    const float passed = residual_grad != nullptr ? load(residual_grad + row * dim, j) : 0.0f;
+    store(dr, j, r * (dn - x_hat * mean_dot) + passed);
   }
 }
 
@@ -188,8 +190,9 @@ __global__ void rms_norm_forward_packed(const T* __restrict__ x, const T* __rest
 template <typename T>
 __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __restrict__ x,
                                          const T* __restrict__ weight,
-                                         const float* __restrict__ rstd, T* __restrict__ grad_x,
-                                         int32_t packs_per_row) {
+                                         const float* __restrict__ rstd,
+                                         const T* __restrict__ residual_grad,
+                                         T* __restrict__ grad_x, int32_t packs_per_row) {
   const int64_t row = blockIdx.x;
   const int32_t k = threadIdx.x;
   const bool active = k < packs_per_row;
@@ -209,11 +212,14 @@ __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __
   }
   const float mean_dot = block_sum(dot) / static_cast<float>(dim);
   if (!active) return;
+  Pack<T> passed{};
+  if (residual_grad != nullptr) passed = reinterpret_cast<const Pack<T>*>(residual_grad + row * dim)[k];
 #pragma unroll
   for (int e = 0; e < Pack<T>::kSize; ++e) {
     const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
     const float x_hat = load(xv.v, e) * r;
-    store(dx.v, e, r * (dn - x_hat * mean_dot));
+    store(dx.v, e,
+          r * (dn - x_hat * mean_dot) + (residual_grad != nullptr ? load(passed.v, e) : 0.0f));
   }
   reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
 }
@@ -652,17 +658,19 @@ int rms_norm_forward_launch(const void* x, const void* weight, void* y, float* r
 
 template <typename T>
 int rms_norm_backward_launch(const void* grad, const void* x, const void* weight, const float* rstd,
-                             void* grad_x, int64_t rows, int64_t dim, cudaStream_t stream) {
+                             const void* residual_grad, void* grad_x, int64_t rows, int64_t dim,
+                             cudaStream_t stream) {
   if (rows == 0) return 0;
-  if (rows_as_packs<T>(dim, {grad, x, weight, grad_x})) {
+  const auto* passed = static_cast<const T*>(residual_grad);
+  if (rows_as_packs<T>(dim, {grad, x, weight, grad_x, residual_grad})) {
     const int64_t packs = dim / Pack<T>::kSize;
     rms_norm_backward_packed<T><<<static_cast<unsigned>(rows), pack_threads(packs), 0, stream>>>(
         static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
-        static_cast<T*>(grad_x), static_cast<int32_t>(packs));
+        passed, static_cast<T*>(grad_x), static_cast<int32_t>(packs));
   } else {
     rms_norm_backward<T><<<static_cast<unsigned>(rows), row_threads(dim), 0, stream>>>(
         static_cast<const T*>(grad), static_cast<const T*>(x), static_cast<const T*>(weight), rstd,
-        static_cast<T*>(grad_x), dim);
+        passed, static_cast<T*>(grad_x), dim);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -821,10 +829,12 @@ extern "C" int llm_rms_norm_forward_cuda(const void* x, const void* weight, void
 }
 
 extern "C" int llm_rms_norm_backward_cuda(const void* grad, const void* x, const void* weight,
-                                          const float* rstd, void* grad_x, int64_t rows,
-                                          int64_t dim, int kind, void* stream) {
+                                          const float* rstd, const void* residual_grad,
+                                          void* grad_x, int64_t rows, int64_t dim, int kind,
+                                          void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, grad_x, rows, dim, s))
+  LLM_DISPATCH_KIND(kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, residual_grad, grad_x,
+                                                      rows, dim, s))
 }
 
 extern "C" int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, const void* b1,

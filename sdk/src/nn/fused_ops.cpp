@@ -1,5 +1,6 @@
 #include "fused_ops.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -37,65 +38,99 @@ torch::Tensor rms_norm_plain(const torch::Tensor& x, const torch::Tensor& weight
   return weight * normalized.to(x.scalar_type());
 }
 
+// RMSNorm's forward: y and the rows' rstd, x contiguous (one kernel where it applies).
+std::array<torch::Tensor, 2> rms_norm_forward(const torch::Tensor& xc, const torch::Tensor& weight,
+                                              double eps) {
+  const int64_t dim = xc.size(-1);
+  const int64_t rows = xc.numel() / std::max<int64_t>(dim, 1);
+#ifdef LLM_WITH_FUSED_CUDA
+  if (kernel_applies({xc, weight})) {
+    const c10::cuda::CUDAGuard guard(xc.device());
+    const auto w = weight.contiguous();
+    auto y = torch::empty_like(xc);
+    auto rstd = torch::empty({rows}, xc.options().dtype(torch::kFloat));
+    check_launch(llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(),
+                                           rstd.data_ptr<float>(), rows, dim, eps, kind_of(xc),
+                                           stream_of(xc)),
+                 "RMSNorm forward");
+    return {y, rstd};
+  }
+#endif
+  const auto x32 = xc.to(torch::kFloat);
+  const auto rstd = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return {weight * (x32 * rstd).to(xc.scalar_type()), rstd.reshape({rows})};
+}
+
+// x's gradient from y's, plus `passed` (may be undefined: x's gradient through a residual sum)
+// added in fp32 before the one rounding where the kernel applies.
+torch::Tensor rms_norm_backward(const torch::Tensor& grad_in, const torch::Tensor& x,
+                                const torch::Tensor& weight, const torch::Tensor& rstd,
+                                const torch::Tensor& passed_in) {
+  const auto grad = grad_in.contiguous();
+  const auto passed = passed_in.defined() ? passed_in.contiguous() : passed_in;
+#ifdef LLM_WITH_FUSED_CUDA
+  if (kernel_applies({x, weight, grad}) && (!passed.defined() || kernel_applies({x, passed}))) {
+    const int64_t dim = x.size(-1);
+    const int64_t rows = x.numel() / std::max<int64_t>(dim, 1);
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto w = weight.contiguous();
+    auto grad_x = torch::empty_like(x);
+    check_launch(llm_rms_norm_backward_cuda(grad.data_ptr(), x.data_ptr(), w.data_ptr(),
+                                            rstd.data_ptr<float>(),
+                                            passed.defined() ? passed.data_ptr() : nullptr,
+                                            grad_x.data_ptr(), rows, dim, kind_of(x),
+                                            stream_of(x)),
+                 "RMSNorm backward");
+    return grad_x;
+  }
+#endif
+  // mul's backward (in x's dtype), then the fp32 normalisation's, then the cast's.
+  const auto dn = (grad * weight).to(torch::kFloat);
+  auto shape = x.sizes().vec();
+  shape.back() = 1;
+  const auto r = rstd.view(shape);
+  const auto x_hat = x.to(torch::kFloat) * r;
+  const auto mean_dot = (dn * x_hat).mean(-1, /*keepdim=*/true);
+  const auto grad_x = (r * (dn - x_hat * mean_dot)).to(x.scalar_type());
+  return passed.defined() ? grad_x + passed : grad_x;
+}
+
 class RmsNorm : public torch::autograd::Function<RmsNorm> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, double eps) {
     const auto xc = x.contiguous();
-    const int64_t dim = x.size(-1);
-    const int64_t rows = xc.numel() / std::max<int64_t>(dim, 1);
-    torch::Tensor y, rstd;
-#ifdef LLM_WITH_FUSED_CUDA
-    if (kernel_applies({xc, weight})) {
-      const c10::cuda::CUDAGuard guard(x.device());
-      const auto w = weight.contiguous();
-      y = torch::empty_like(xc);
-      rstd = torch::empty({rows}, xc.options().dtype(torch::kFloat));
-      check_launch(llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(),
-                                             rstd.data_ptr<float>(), rows, dim, eps, kind_of(xc),
-                                             stream_of(xc)),
-                   "RMSNorm forward");
-    }
-#endif
-    if (!y.defined()) {
-      const auto x32 = xc.to(torch::kFloat);
-      rstd = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
-      y = weight * (x32 * rstd).to(x.scalar_type());
-      rstd = rstd.reshape({rows});
-    }
+    const auto [y, rstd] = rms_norm_forward(xc, weight, eps);
     ctx->save_for_backward({xc, weight, rstd});
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto &x = saved[0], &weight = saved[1], &rstd = saved[2];
-    const auto grad = grad_outputs[0].contiguous();
-    torch::Tensor grad_x;
-#ifdef LLM_WITH_FUSED_CUDA
-    if (kernel_applies({x, weight, grad})) {
-      const int64_t dim = x.size(-1);
-      const int64_t rows = x.numel() / std::max<int64_t>(dim, 1);
-      const c10::cuda::CUDAGuard guard(x.device());
-      const auto w = weight.contiguous();
-      grad_x = torch::empty_like(x);
-      check_launch(llm_rms_norm_backward_cuda(grad.data_ptr(), x.data_ptr(), w.data_ptr(),
-                                              rstd.data_ptr<float>(), grad_x.data_ptr(), rows, dim,
-                                              kind_of(x), stream_of(x)),
-                   "RMSNorm backward");
-    }
-#endif
-    if (!grad_x.defined()) {
-      // mul's backward (in x's dtype), then the fp32 normalisation's, then the cast's.
-      const auto dn = (grad * weight).to(torch::kFloat);
-      auto shape = x.sizes().vec();
-      shape.back() = 1;
-      const auto r = rstd.view(shape);
-      const auto x_hat = x.to(torch::kFloat) * r;
-      const auto mean_dot = (dn * x_hat).mean(-1, /*keepdim=*/true);
-      grad_x = (r * (dn - x_hat * mean_dot)).to(x.scalar_type());
-    }
-    return {grad_x, torch::Tensor(), torch::Tensor()};
+    return {rms_norm_backward(grad_outputs[0], saved[0], saved[1], saved[2], torch::Tensor()),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// {RMSNorm(x), x}: the second output is x itself, for the block's residual sum, so its gradient
+// joins x's inside the norm's backward kernel instead of in an add of its own.
+class RmsNormPassingInput : public torch::autograd::Function<RmsNormPassingInput> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps) {
+    const auto xc = x.contiguous();
+    const auto [y, rstd] = rms_norm_forward(xc, weight, eps);
+    ctx->save_for_backward({xc, weight, rstd});
+    return {y, x};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& grad_y = grad_outputs[0];
+    const auto& passed = grad_outputs[1];
+    if (!grad_y.defined()) return {passed, torch::Tensor(), torch::Tensor()};
+    return {rms_norm_backward(grad_y, saved[0], saved[1], saved[2], passed), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -352,6 +387,17 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
     return rms_norm_plain(x, weight, eps);
   }
   return RmsNorm::apply(x, weight, eps);
+}
+
+std::array<torch::Tensor, 2> rms_norm_passing_input(const torch::Tensor& x,
+                                                    const torch::Tensor& weight, double eps) {
+  bool fused = !weight.requires_grad() && torch::GradMode::is_enabled();
+#ifdef LLM_WITH_FUSED_CUDA
+  fused = fused && kernels_switched_on("LLMHOST_NORM_PASSES_RESIDUAL");
+#endif
+  if (!fused) return {rms_norm(x, weight, eps), x};
+  const auto outputs = RmsNormPassingInput::apply(x, weight, eps);
+  return {outputs[0], outputs[1]};
 }
 
 std::array<torch::Tensor, 3> layer_norm_pair(const torch::Tensor& x, const torch::Tensor& w1,

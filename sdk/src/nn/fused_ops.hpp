@@ -12,6 +12,12 @@ bool cuda_kernels_built();
 // weight * (x * rsqrt(mean(x^2) + eps) in fp32, cast back to x's dtype), weight frozen: saves x in
 // its own dtype and rstd, not the fp32 copy of x.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// {rms_norm(x), x}: x passed on for the block's residual sum. In training, backward adds the
+// second output's gradient to x's inside the norm's kernel (one pass, rounded once), where
+// autograd would add the two gradients in a pass of their own. LLMHOST_NORM_PASSES_RESIDUAL=0
+// (CUDA builds) leaves the add to autograd.
+std::array<torch::Tensor, 2> rms_norm_passing_input(const torch::Tensor& x,
+                                                    const torch::Tensor& weight, double eps);
 
 // {LayerNorm(x; w1, b1), LayerNorm(x; w2, b2), x}: a parallel-residual block's two norms of one
 // input, and the input for its residual sum. Where CUDA kernels apply (weights frozen, rows of

@@ -35,4 +35,9 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * normalized.to(x.scalar_type());
 }
 
+std::array<torch::Tensor, 2> RMSNormImpl::forward_passing_input(const torch::Tensor& x) {
+  if (!torch::GradMode::is_enabled()) return {forward(x), x};
+  return fused::rms_norm_passing_input(x, weight, eps);
+}
+
 }  // namespace llm

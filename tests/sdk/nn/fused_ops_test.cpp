@@ -97,6 +97,43 @@ TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAn
   }
 }
 
+// RMSNorm passing its input on for the residual sum: the two outputs are the norm and x, and x's
+// gradient through both (one upstream gradient over the two concatenated) is autograd's through
+// the plain norm plus x's own, which the CUDA kernel adds before its one rounding: a few steps of
+// the type apart. Width 96 takes the packed kernel, 100 the element-wise one.
+TEST(FusedRmsNorm, PassingTheInputOnAddsItsGradientToTheNormsOnCpuAndCuda) {
+  for (const auto& device : devices()) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (const int64_t width : {96, 100}) {
+        torch::manual_seed(4);
+        const auto options = torch::TensorOptions().dtype(dtype).device(device);
+        RMSNorm norm(width, 1e-5, options);
+        {
+          torch::NoGradGuard no_grad;
+          norm->weight.copy_(torch::rand({width}) + 0.5);
+        }
+        const auto x = (torch::randn({3, 7, width}) * 3).to(options);
+        const auto grad = torch::randn({3, 7, 2 * width}).to(options);
+        const auto ours = run(
+            [&](const auto& in) {
+              const auto [normed, passed] = norm->forward_passing_input(in[0]);
+              return torch::cat({normed, passed}, -1);
+            },
+            {x}, grad);
+        const auto plain = run(
+            [&](const auto& in) {
+              return torch::cat({plain_rms_norm(in[0], norm->weight, 1e-5), in[0]}, -1);
+            },
+            {x}, grad);
+        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
+                                 " width " + std::to_string(width);
+        expect_close(ours.out, plain.out, 2, "value, " + what);
+        expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
+      }
+    }
+  }
+}
+
 // A parallel-residual block's inputs (its two LayerNorms of x, and x for the residual sum)
 // against LibTorch's layer_norm twice and x, values and x's gradient through all three (the
 // outputs concatenated, one upstream gradient). Width 96 takes the CUDA kernel (whole 16-byte

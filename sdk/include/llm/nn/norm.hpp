@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 #include <torch/torch.h>
 
 #include "llm/export.hpp"
@@ -21,6 +22,9 @@ class LLM_API RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  // {forward(x), x}: x passed on for the block's residual sum. In training its gradient is added
+  // to x's inside the norm's backward (no add of its own).
+  std::array<torch::Tensor, 2> forward_passing_input(const torch::Tensor& x);
   torch::Tensor weight;
   double eps;
 };

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -120,14 +122,37 @@ torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMas
   return u;
 }
 
-// out (contiguous [..., cols]) = y + dropout(scale * u w), w [r, cols] fp32; y may be undefined.
+// The up product on tensor cores: opt-in (LLMHOST_LOW_RANK_UP_MMA=1) until a device call has run
+// its test and a training step (bench/NOTES.md, session 15); bf16, r <= 8, whole 32-column blocks.
+bool up_on_tensor_cores(const torch::Tensor& out, int64_t r) {
+  const char* value = std::getenv("LLMHOST_LOW_RANK_UP_MMA");
+  return value != nullptr && std::string(value) == "1" && tensor_cores_take(out, r) &&
+         out.size(-1) % 32 == 0;
+}
+
+// out (contiguous [..., cols]) = y + dropout(scale * u w), w [r, cols] fp32; y may be undefined
+// or out itself (each element is read once, before it is written, by the thread that writes it).
+void launch_up(const torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
+               const KeepMask& mask, double scale, torch::Tensor& out) {
+  const void* y_data = y.defined() ? y.data_ptr() : nullptr;
+  if (up_on_tensor_cores(out, u.size(1))) {
+    check_launch(llm_low_rank_up_mma_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(),
+                                          u.size(0), w.size(1), u.size(1), mask.seed,
+                                          mask.threshold, mask.scale, static_cast<float>(scale),
+                                          out.data_ptr(), stream_of(out)),
+                 "low-rank up (tensor cores)");
+    return;
+  }
+  check_launch(llm_low_rank_up_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0),
+                                    w.size(1), u.size(1), mask.seed, mask.threshold, mask.scale,
+                                    static_cast<float>(scale), out.data_ptr(), kind_of(out),
+                                    stream_of(out)),
+               "low-rank up");
+}
+
 torch::Tensor up_into(const torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
                       const KeepMask& mask, double scale, torch::Tensor out) {
-  check_launch(llm_low_rank_up_cuda(y.defined() ? y.data_ptr() : nullptr, u.data_ptr<float>(),
-                                    w.data_ptr<float>(), u.size(0), w.size(1), u.size(1), mask.seed,
-                                    mask.threshold, mask.scale, static_cast<float>(scale),
-                                    out.data_ptr(), kind_of(out), stream_of(out)),
-               "low-rank up");
+  launch_up(y, u, w, mask, scale, out);
   return out;
 }
 
@@ -142,11 +167,7 @@ torch::Tensor up(const torch::Tensor& y, const torch::Tensor& u, const torch::Te
 void up_in_place(torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,
                  const KeepMask& mask, double scale) {
   TORCH_CHECK(y.is_contiguous(), "low-rank up in place: y must be contiguous");
-  check_launch(
-      llm_low_rank_up_cuda(y.data_ptr(), u.data_ptr<float>(), w.data_ptr<float>(), u.size(0),
-                           w.size(1), u.size(1), mask.seed, mask.threshold, mask.scale,
-                           static_cast<float>(scale), y.data_ptr(), kind_of(y), stream_of(y)),
-      "low-rank up in place");
+  launch_up(y, u, w, mask, scale, y);
 }
 
 // The outer products on tensor cores (bench/NOTES.md, session 15: 7b's dA 31.5 -> 29.4 us, dB

@@ -37,6 +37,12 @@ int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t 
                          int64_t r, const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                          float scale, void* out, int kind, void* stream);
 
+// The same for bf16 and r <= 8 on tensor cores (sm_80 and later), cols a multiple of 32; the sums
+// carry u's and w's fp32 values (each in three bf16 parts) to within ~2^-23 of the product.
+int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,
+                             int64_t cols, int64_t r, const int64_t* seed, uint32_t keep_threshold,
+                             float keep_scale, float scale, void* out, void* stream);
+
 // partial[k, j, c] = scale * sum over rows n of chunk k of u[n, j] dropout(x)[n, c]: x [rows,
 // cols], u [rows, r] fp32, partial [chunks, r, cols] fp32 (16-byte aligned) with chunks =
 // llm_low_rank_chunks(rows, cols); their sum over k is u^T x (a weight gradient), summed by the

@@ -454,6 +454,99 @@ __global__ void __launch_bounds__(256, 2)
   }
 }
 
+// out = y + dropout(scale * u w) for bf16 and r <= 8 on tensor cores (sm_80 and later): the
+// CUDA-core form spends 64 multiply-adds and the factor's 64 registers on each 16-byte pack, which
+// leaves it bound by its arithmetic once it no longer reads y (7b: 29 us a call for 33.5 MB
+// written, session 15). Here a warp holds 32 columns of the factor as products' b operands and
+// walks 16-row tiles of u: three m16n8k16 bf16 products a tile and 8 columns, with u and the
+// factor each in three bf16 parts and the k of a product over two parts of 8 ranks (hi hi + mid
+// hi, hi mid + hi lo, lo hi + mid mid: every term above 2^-24 of the product). The products'
+// columns are permuted so that a lane with k-group t holds columns 8t..8t+7 of the warp's 32:
+// each lane writes whole 16-byte packs, the packs dropout draws its mask for.
+constexpr int kUpMmaWarps = 4, kUpMmaCols = 32;
+
+// Ranks 2t and 2t + 1 of row n of u [rows, r] (zeros past r and past the rows) as three bf16
+// pairs: hi, mid, lo.
+__device__ inline void rank_pair_parts(const float* u, int32_t rows, int32_t r, int64_t n,
+                                       int32_t t, uint32_t (&pair)[3]) {
+  float v[2] = {0.0f, 0.0f};
+  if (n < rows) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) v[h] = 2 * t + h < r ? u[n * r + 2 * t + h] : 0.0f;
+  }
+  float parts[2][3];
+  bf16_parts(v[0], parts[0]);
+  bf16_parts(v[1], parts[1]);
+#pragma unroll
+  for (int part = 0; part < 3; ++part) pair[part] = bf16_pair(parts[0][part], parts[1][part]);
+}
+
+__global__ void __launch_bounds__(kUpMmaWarps * 32)
+    low_rank_up_mma(const __nv_bfloat16* __restrict__ y, const float* __restrict__ u,
+                    const float* __restrict__ w, int32_t rows, int32_t cols, int32_t r,
+                    int32_t col_blocks, int32_t tiles_per_warp, Dropout d, float scale,
+                    __nv_bfloat16* __restrict__ out) {
+  const int32_t lane = threadIdx.x % 32;
+  const int32_t task = blockIdx.x * kUpMmaWarps + threadIdx.x / 32;
+  const int32_t group = lane / 4, t = lane % 4;
+  const int32_t col_block = task % col_blocks;
+  const int64_t first_tile = static_cast<int64_t>(task / col_blocks) * tiles_per_warp;
+  if (first_tile * 16 >= rows) return;
+  const int32_t c_base = col_block * kUpMmaCols;
+  // b operands: product column `group` of tile j is column c_base + 8 (group / 2) + 2 j +
+  // group % 2; its ranks 2t and 2t + 1, in three parts.
+  uint32_t b[4][3];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int32_t col = c_base + 8 * (group / 2) + 2 * j + group % 2;
+    float v[2], parts[2][3];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) v[h] = 2 * t + h < r ? w[(2 * t + h) * int64_t{cols} + col] : 0.0f;
+    bf16_parts(v[0], parts[0]);
+    bf16_parts(v[1], parts[1]);
+#pragma unroll
+    for (int part = 0; part < 3; ++part) b[j][part] = bf16_pair(parts[0][part], parts[1][part]);
+  }
+  const uint64_t seed = seed_of(d);
+  const int64_t tile_end = min(first_tile + tiles_per_warp, (static_cast<int64_t>(rows) + 15) / 16);
+  for (int64_t tile = first_tile; tile < tile_end; ++tile) {
+    const int64_t top = tile * 16 + group, bottom = top + 8;
+    uint32_t a_top[3], a_bottom[3];
+    rank_pair_parts(u, rows, r, top, t, a_top);
+    rank_pair_parts(u, rows, r, bottom, t, a_bottom);
+    Pack<__nv_bfloat16> base_top{}, base_bottom{};
+    if (y != nullptr && top < rows) base_top = load_pack(y + top * cols + c_base + 8 * t);
+    if (y != nullptr && bottom < rows) base_bottom = load_pack(y + bottom * cols + c_base + 8 * t);
+    float c[4][4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) c[j][e] = 0.0f;
+      // k: ranks 0..7 of the first part, then of the second.
+      mma_bf16(c[j], a_top[0], a_bottom[0], a_top[1], a_bottom[1], b[j][0], b[j][0]);
+      mma_bf16(c[j], a_top[0], a_bottom[0], a_top[0], a_bottom[0], b[j][1], b[j][2]);
+      mma_bf16(c[j], a_top[2], a_bottom[2], a_top[1], a_bottom[1], b[j][0], b[j][1]);
+    }
+    // c[j]: rows top (0, 1) and bottom (2, 3), columns c_base + 8t + 2j and + 1.
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t row = h == 0 ? top : bottom;
+      if (row >= rows) continue;
+      const Pack<__nv_bfloat16>& base = h == 0 ? base_top : base_bottom;
+      const int64_t first = row * cols + c_base + 8 * t;
+      const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+      Pack<__nv_bfloat16> result;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float v = scale * c[e / 2][2 * h + e % 2];
+        if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
+        store(result.v, e, (y != nullptr ? load(base.v, e) : 0.0f) + v);
+      }
+      store_pack(out + first, result);
+    }
+  }
+}
+
 constexpr int kTileWarps = 8;  // the outer product's blocks: 8 warps over 32 packs
 
 // A block's [8 ranks][8 columns] sums of every warp, added over the warps in a fixed order and
@@ -727,6 +820,28 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d{seed, keep_threshold, keep_scale};
   LLM_DISPATCH_HALF_KIND(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
+}
+
+extern "C" int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w,
+                                        int64_t rows, int64_t cols, int64_t r, const int64_t* seed,
+                                        uint32_t keep_threshold, float keep_scale, float scale,
+                                        void* out, void* stream) {
+  if (r > 8 || cols % kUpMmaCols != 0 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {y, out, w})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  const Dropout d{seed, keep_threshold, keep_scale};
+  // ~8k warps in all (16 an SM a wave, several waves), each 32 columns over its run of tiles.
+  const int64_t col_blocks = cols / kUpMmaCols, tiles = (rows + 15) / 16;
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(tiles, 8192 / col_blocks));
+  const int64_t tiles_per_warp = (tiles + groups - 1) / groups;
+  const int64_t warps = col_blocks * ((tiles + tiles_per_warp - 1) / tiles_per_warp);
+  const auto blocks = static_cast<unsigned>((warps + kUpMmaWarps - 1) / kUpMmaWarps);
+  low_rank_up_mma<<<blocks, kUpMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const __nv_bfloat16*>(y), u, w, static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols), static_cast<int32_t>(r), static_cast<int32_t>(col_blocks),
+      static_cast<int32_t>(tiles_per_warp), d, scale, static_cast<__nv_bfloat16*>(out));
+  return static_cast<int>(cudaGetLastError());
 }
 
 extern "C" int64_t llm_low_rank_chunks(int64_t rows, int64_t cols) {

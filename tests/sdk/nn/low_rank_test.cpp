@@ -141,13 +141,15 @@ TEST(LowRankUpdate, DropoutDropsTheSameElementsInValueAndGradientsCuda) {
 }
 
 // Value and all four gradients of bf16 updates on CUDA are the exact sums, for ranks 8, 4 and 3,
-// column counts that leave the last 32-column chunk and 128-column tile partial (72, 136, 4104)
-// and row counts that leave the last 16-row step partial; with dropout, about the requested share
+// column counts that leave the last 32-column chunk and 128-column tile partial (72, 136, 4104),
+// whole 32-column blocks both ways (96 -> 160, 64 -> 32: the tensor-core up product's widths) and
+// row counts that leave the last 16-row step partial; with dropout, about the requested share
 // dropped, and forward and backward dropping the same elements.
 void expect_exact_sums_with_and_without_dropout_cuda(const std::string& label) {
   const double scaling = 2.0;
   for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
-                       Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}}) {
+                       Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8},
+                       Case{45, 96, 160, 8}, Case{20, 64, 32, 3}}) {
     const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
     const auto ours = run_update(in, scaling, 0.0);
     const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);
@@ -186,6 +188,15 @@ TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda
     expect_exact_sums_with_and_without_dropout_cuda(std::string("LLMHOST_LOW_RANK_OUTER_MMA=") +
                                                     tensor_cores);
   }
+}
+
+// LoRA's up product (forward's u B^T added to y, backward's g A dropped into x's gradient) on
+// tensor cores (LLMHOST_LOW_RANK_UP_MMA=1: u and the factor in three bf16 parts each, for widths
+// of whole 32-column blocks): the sums are exact within the same bounds, with and without dropout.
+TEST(LowRankUpdate, UpProductOnTensorCoresGivesTheExactSumsWithAndWithoutDropoutCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_UP_MMA", "1");
+  expect_exact_sums_with_and_without_dropout_cuda("LLMHOST_LOW_RANK_UP_MMA=1");
 }
 
 // Backward computes only the gradients asked for: x's without A's (A frozen) and the factors'

@@ -213,7 +213,8 @@ __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __
   const float mean_dot = block_sum(dot) / static_cast<float>(dim);
   if (!active) return;
   Pack<T> passed{};
-  if (residual_grad != nullptr) passed = reinterpret_cast<const Pack<T>*>(residual_grad + row * dim)[k];
+  if (residual_grad != nullptr)
+    passed = reinterpret_cast<const Pack<T>*>(residual_grad + row * dim)[k];
 #pragma unroll
   for (int e = 0; e < Pack<T>::kSize; ++e) {
     const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
@@ -833,8 +834,8 @@ extern "C" int llm_rms_norm_backward_cuda(const void* grad, const void* x, const
                                           void* grad_x, int64_t rows, int64_t dim, int kind,
                                           void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, residual_grad, grad_x,
-                                                      rows, dim, s))
+  LLM_DISPATCH_KIND(
+      kind, rms_norm_backward_launch<T>(grad, x, weight, rstd, residual_grad, grad_x, rows, dim, s))
 }
 
 extern "C" int llm_layer_norm_pair_forward_cuda(const void* x, const void* w1, const void* b1,

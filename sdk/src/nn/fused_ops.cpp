@@ -49,10 +49,10 @@ std::array<torch::Tensor, 2> rms_norm_forward(const torch::Tensor& xc, const tor
     const auto w = weight.contiguous();
     auto y = torch::empty_like(xc);
     auto rstd = torch::empty({rows}, xc.options().dtype(torch::kFloat));
-    check_launch(llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(),
-                                           rstd.data_ptr<float>(), rows, dim, eps, kind_of(xc),
-                                           stream_of(xc)),
-                 "RMSNorm forward");
+    check_launch(
+        llm_rms_norm_forward_cuda(xc.data_ptr(), w.data_ptr(), y.data_ptr(), rstd.data_ptr<float>(),
+                                  rows, dim, eps, kind_of(xc), stream_of(xc)),
+        "RMSNorm forward");
     return {y, rstd};
   }
 #endif
@@ -78,8 +78,7 @@ torch::Tensor rms_norm_backward(const torch::Tensor& grad_in, const torch::Tenso
     check_launch(llm_rms_norm_backward_cuda(grad.data_ptr(), x.data_ptr(), w.data_ptr(),
                                             rstd.data_ptr<float>(),
                                             passed.defined() ? passed.data_ptr() : nullptr,
-                                            grad_x.data_ptr(), rows, dim, kind_of(x),
-                                            stream_of(x)),
+                                            grad_x.data_ptr(), rows, dim, kind_of(x), stream_of(x)),
                  "RMSNorm backward");
     return grad_x;
   }

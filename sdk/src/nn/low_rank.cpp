@@ -136,18 +136,18 @@ void launch_up(const torch::Tensor& y, const torch::Tensor& u, const torch::Tens
                const KeepMask& mask, double scale, torch::Tensor& out) {
   const void* y_data = y.defined() ? y.data_ptr() : nullptr;
   if (up_on_tensor_cores(out, u.size(1))) {
-    check_launch(llm_low_rank_up_mma_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(),
-                                          u.size(0), w.size(1), u.size(1), mask.seed,
-                                          mask.threshold, mask.scale, static_cast<float>(scale),
-                                          out.data_ptr(), stream_of(out)),
-                 "low-rank up (tensor cores)");
+    check_launch(
+        llm_low_rank_up_mma_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0),
+                                 w.size(1), u.size(1), mask.seed, mask.threshold, mask.scale,
+                                 static_cast<float>(scale), out.data_ptr(), stream_of(out)),
+        "low-rank up (tensor cores)");
     return;
   }
-  check_launch(llm_low_rank_up_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0),
-                                    w.size(1), u.size(1), mask.seed, mask.threshold, mask.scale,
-                                    static_cast<float>(scale), out.data_ptr(), kind_of(out),
-                                    stream_of(out)),
-               "low-rank up");
+  check_launch(
+      llm_low_rank_up_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0), w.size(1),
+                           u.size(1), mask.seed, mask.threshold, mask.scale,
+                           static_cast<float>(scale), out.data_ptr(), kind_of(out), stream_of(out)),
+      "low-rank up");
 }
 
 torch::Tensor up_into(const torch::Tensor& y, const torch::Tensor& u, const torch::Tensor& w,

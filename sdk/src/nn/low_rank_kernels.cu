@@ -822,8 +822,8 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
   LLM_DISPATCH_HALF_KIND(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
 }
 
-extern "C" int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w,
-                                        int64_t rows, int64_t cols, int64_t r, const int64_t* seed,
+extern "C" int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,
+                                        int64_t cols, int64_t r, const int64_t* seed,
                                         uint32_t keep_threshold, float keep_scale, float scale,
                                         void* out, void* stream) {
   if (r > 8 || cols % kUpMmaCols != 0 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {y, out, w})) {

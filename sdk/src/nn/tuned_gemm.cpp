@@ -381,9 +381,8 @@ torch::Tensor frozen_linear_onto(const torch::Tensor& x, const torch::Tensor& w,
   const bool fits = torch::GradMode::is_enabled() && !w.requires_grad() &&
                     kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD") && tuned_mm_applies(x, w) &&
                     x.size(-1) == w.size(1) && residual.is_contiguous() &&
-                    residual.scalar_type() == x.scalar_type() &&
-                    residual.device() == x.device() && residual.dim() == x.dim() &&
-                    residual.size(-1) == w.size(0) &&
+                    residual.scalar_type() == x.scalar_type() && residual.device() == x.device() &&
+                    residual.dim() == x.dim() && residual.size(-1) == w.size(0) &&
                     residual.numel() / w.size(0) == x.numel() / x.size(-1);
   if (!fits) return residual + frozen_linear(x, w);
   return TunedLinearOnto::apply(x, w, residual);

@@ -147,9 +147,9 @@ TEST(LowRankUpdate, DropoutDropsTheSameElementsInValueAndGradientsCuda) {
 // dropped, and forward and backward dropping the same elements.
 void expect_exact_sums_with_and_without_dropout_cuda(const std::string& label) {
   const double scaling = 2.0;
-  for (const Case c : {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3},
-                       Case{300, 520, 264, 4}, Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8},
-                       Case{45, 96, 160, 8}, Case{20, 64, 32, 3}}) {
+  for (const Case c :
+       {Case{37, 64, 48, 8}, Case{33, 72, 40, 8}, Case{20, 136, 16, 3}, Case{300, 520, 264, 4},
+        Case{9, 4104, 24, 8}, Case{129, 64, 8200, 8}, Case{45, 96, 160, 8}, Case{20, 64, 32, 3}}) {
     const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
     const auto ours = run_update(in, scaling, 0.0);
     const auto ref = exact(in, scaling, torch::ones({c.rows, c.in}), 1.0);

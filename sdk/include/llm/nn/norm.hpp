@@ -1,5 +1,6 @@
 #pragma once
 #include <array>
+
 #include <torch/torch.h>
 
 #include "llm/export.hpp"

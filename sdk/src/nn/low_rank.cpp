@@ -296,7 +296,8 @@ FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& w
     fused::tuned_mm_accumulate(f.x, weight, true, f.out);
     return f;
   }
-  f.out = torch::linear(f.x, weight, bias).contiguous();
+  f.out = tuned && !bias.has_value() ? fused::tuned_mm(f.x, weight, true)
+                                     : torch::linear(f.x, weight, bias).contiguous();
   up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
   return f;
 }

@@ -303,7 +303,8 @@ bool tuned_mm_applies(const torch::Tensor& a, const torch::Tensor& w) {
   if (a.scalar_type() != w.scalar_type()) return false;
   if (a.scalar_type() != torch::kBFloat16 && a.scalar_type() != torch::kHalf) return false;
   // Rows of whole 16-byte packs, so every operand the algorithms see is 16-byte aligned.
-  return w.dim() == 2 && a.dim() >= 1 && a.numel() > 0 && w.size(0) % 8 == 0 && w.size(1) % 8 == 0;
+  return w.dim() == 2 && a.dim() >= 1 && a.numel() > 0 && w.numel() > 0 && w.size(0) % 8 == 0 &&
+         w.size(1) % 8 == 0;
 }
 
 torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, bool transposed) {
@@ -325,9 +326,12 @@ void tuned_mm_accumulate(const torch::Tensor& a_in, const torch::Tensor& w_in, b
   TORCH_CHECK(c_in.is_contiguous() && c_in.dim() >= 1 && c_in.size(-1) == n &&
                   c_in.numel() / n == a_in.numel() / std::max<int64_t>(a_in.size(-1), 1),
               "tuned_mm_accumulate: c must be a contiguous [..., ", n, "] with a's rows");
+  TORCH_CHECK(c_in.scalar_type() == a_in.scalar_type(), "tuned_mm_accumulate: c is ",
+              c_in.scalar_type(), ", a is ", a_in.scalar_type());
   auto c = c_in.view({-1, n});
   const auto a = a_in.reshape({-1, a_in.size(-1)});
-  if (!tuned_mm_applies(a_in, w_in) || c.scalar_type() != a.scalar_type()) {
+  // The algorithms were asked for with 16-byte aligned operands; c is written in place.
+  if (!tuned_mm_applies(a_in, w_in) || !aligned16(c)) {
     c.addmm_(a, transposed ? w_in.t() : w_in);
     return;
   }
@@ -378,12 +382,15 @@ class TunedLinearOnto : public torch::autograd::Function<TunedLinearOnto> {
 
 torch::Tensor frozen_linear_onto(const torch::Tensor& x, const torch::Tensor& w,
                                  const torch::Tensor& residual) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  // The residual laid out as the product's output, 16-byte aligned (the algorithms were asked
+  // for with aligned operands).
   const bool fits = torch::GradMode::is_enabled() && !w.requires_grad() &&
                     kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD") && tuned_mm_applies(x, w) &&
-                    x.size(-1) == w.size(1) && residual.is_contiguous() &&
-                    residual.scalar_type() == x.scalar_type() && residual.device() == x.device() &&
-                    residual.dim() == x.dim() && residual.size(-1) == w.size(0) &&
-                    residual.numel() / w.size(0) == x.numel() / x.size(-1);
+                    x.size(-1) == w.size(1) && residual.sizes() == c10::IntArrayRef(sizes) &&
+                    residual.is_contiguous() && aligned16(residual) &&
+                    residual.scalar_type() == x.scalar_type() && residual.device() == x.device();
   if (!fits) return residual + frozen_linear(x, w);
   return TunedLinearOnto::apply(x, w, residual);
 }

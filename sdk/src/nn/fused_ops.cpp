@@ -123,13 +123,11 @@ class RmsNormPassingInput : public torch::autograd::Function<RmsNormPassingInput
     return {y, x};
   }
 
+  // Both gradients are defined: LibTorch materialises an unused output's as zeros.
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto& grad_y = grad_outputs[0];
-    const auto& passed = grad_outputs[1];
-    if (!grad_y.defined()) return {passed, torch::Tensor(), torch::Tensor()};
-    return {rms_norm_backward(grad_y, saved[0], saved[1], saved[2], passed), torch::Tensor(),
-            torch::Tensor()};
+    return {rms_norm_backward(grad_outputs[0], saved[0], saved[1], saved[2], grad_outputs[1]),
+            torch::Tensor(), torch::Tensor()};
   }
 };
 

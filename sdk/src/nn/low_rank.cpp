@@ -288,7 +288,8 @@ FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& w
                                   bool tuned) {
   const c10::cuda::CUDAGuard guard(x.device());
   auto f = update_operands(x, A, B, dropout);
-  if (tuned && !bias.has_value() && fused::kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD")) {
+  const bool tuned_product = tuned && !bias.has_value();
+  if (tuned_product && fused::kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD")) {
     auto sizes = f.x.sizes().vec();
     sizes.back() = weight.size(0);
     f.out = up_into(torch::Tensor(), f.u, f.Bt, KeepMask{}, scaling,
@@ -296,8 +297,8 @@ FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& w
     fused::tuned_mm_accumulate(f.x, weight, true, f.out);
     return f;
   }
-  f.out = tuned && !bias.has_value() ? fused::tuned_mm(f.x, weight, true)
-                                     : torch::linear(f.x, weight, bias).contiguous();
+  f.out = tuned_product ? fused::tuned_mm(f.x, weight, true)
+                        : torch::linear(f.x, weight, bias).contiguous();
   up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
   return f;
 }
@@ -329,12 +330,14 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
     const auto d = update_gradients(dy, x, Bt, u, mask, scaling, ctx->needs_input_grad(a_input),
                                     ctx->needs_input_grad(a_input + 1));
     torch::Tensor grad_x;
-    if (ctx->needs_input_grad(0) && fused::kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD")) {
-      grad_x = up(torch::Tensor(), d.g, A, mask, 1.0, x);
-      fused::tuned_mm_accumulate(dy, weight, false, grad_x);
-    } else if (ctx->needs_input_grad(0)) {
-      grad_x = fused::tuned_mm(dy, weight, false);
-      up_in_place(grad_x, d.g, A, mask, 1.0);
+    if (ctx->needs_input_grad(0)) {
+      if (fused::kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD")) {
+        grad_x = up(torch::Tensor(), d.g, A, mask, 1.0, x);
+        fused::tuned_mm_accumulate(dy, weight, false, grad_x);
+      } else {
+        grad_x = fused::tuned_mm(dy, weight, false);
+        up_in_place(grad_x, d.g, A, mask, 1.0);
+      }
     }
     return {grad_x,   torch::Tensor(), torch::Tensor(), d.grad_A,
             d.grad_B, torch::Tensor(), torch::Tensor()};

@@ -23,6 +23,22 @@
 #endif
 
 namespace llm::fused {
+namespace {
+
+// What tuned_mm_accumulate adds into: a contiguous [..., n] of a's rows and dtype. Returns n.
+int64_t check_accumulate_target(const torch::Tensor& a, const torch::Tensor& w, bool transposed,
+                                const torch::Tensor& c) {
+  const int64_t n = transposed ? w.size(0) : w.size(1);
+  TORCH_CHECK(
+      c.is_contiguous() && c.dim() >= 1 && c.size(-1) == n &&
+          c.numel() / std::max<int64_t>(n, 1) == a.numel() / std::max<int64_t>(a.size(-1), 1),
+      "tuned_mm_accumulate: c must be a contiguous [..., ", n, "] with a's rows");
+  TORCH_CHECK(c.scalar_type() == a.scalar_type(), "tuned_mm_accumulate: c is ", c.scalar_type(),
+              ", a is ", a.scalar_type());
+  return n;
+}
+
+}  // namespace
 
 #ifdef LLM_WITH_CUBLASLT
 namespace {
@@ -196,15 +212,14 @@ void run_at_mm(const torch::Tensor& a, const torch::Tensor& w, bool transposed, 
   }
 }
 
-bool run_choice(const Choice& choice, const Problem& problem, const torch::Tensor& a,
-                const torch::Tensor& w, bool transposed, Sum sum, const torch::Tensor& source,
-                torch::Tensor& c) {
+cublasStatus_t run_choice(const Choice& choice, const Problem& problem, const torch::Tensor& a,
+                          const torch::Tensor& w, bool transposed, Sum sum,
+                          const torch::Tensor& source, torch::Tensor& c) {
   if (!choice.lt) {
     run_at_mm(a, w, transposed, sum, source, c);
-    return true;
+    return CUBLAS_STATUS_SUCCESS;
   }
-  return problem.run(choice.algo, choice.workspace, a, w, added(sum, source, c), c) ==
-         CUBLAS_STATUS_SUCCESS;
+  return problem.run(choice.algo, choice.workspace, a, w, added(sum, source, c), c);
 }
 
 bool capturing(int device) {
@@ -220,7 +235,9 @@ float time_choice(const Choice& choice, const Problem& problem, const torch::Ten
                   const torch::Tensor& w, bool transposed, Sum sum, const torch::Tensor& source,
                   torch::Tensor& c) {
   const auto stream = c10::cuda::getCurrentCUDAStream(a.device().index()).stream();
-  const auto launch = [&] { return run_choice(choice, problem, a, w, transposed, sum, source, c); };
+  const auto launch = [&] {
+    return run_choice(choice, problem, a, w, transposed, sum, source, c) == CUBLAS_STATUS_SUCCESS;
+  };
   if (!launch()) return std::numeric_limits<float>::infinity();
   cudaEvent_t start = nullptr, end = nullptr;
   float ms = std::numeric_limits<float>::infinity();
@@ -289,10 +306,7 @@ void tuned_product(const torch::Tensor& a, const torch::Tensor& w, bool transpos
     }
     found = choices.emplace(key, tune(problem, a, w, transposed, sum, source, c)).first;
   }
-  check(run_choice(found->second, problem, a, w, transposed, sum, source, c)
-            ? CUBLAS_STATUS_SUCCESS
-            : CUBLAS_STATUS_EXECUTION_FAILED,
-        "matmul");
+  check(run_choice(found->second, problem, a, w, transposed, sum, source, c), "matmul");
 }
 
 }  // namespace
@@ -322,12 +336,7 @@ torch::Tensor tuned_mm(const torch::Tensor& a_in, const torch::Tensor& w_in, boo
 
 void tuned_mm_accumulate(const torch::Tensor& a_in, const torch::Tensor& w_in, bool transposed,
                          torch::Tensor& c_in) {
-  const int64_t n = transposed ? w_in.size(0) : w_in.size(1);
-  TORCH_CHECK(c_in.is_contiguous() && c_in.dim() >= 1 && c_in.size(-1) == n &&
-                  c_in.numel() / n == a_in.numel() / std::max<int64_t>(a_in.size(-1), 1),
-              "tuned_mm_accumulate: c must be a contiguous [..., ", n, "] with a's rows");
-  TORCH_CHECK(c_in.scalar_type() == a_in.scalar_type(), "tuned_mm_accumulate: c is ",
-              c_in.scalar_type(), ", a is ", a_in.scalar_type());
+  const int64_t n = check_accumulate_target(a_in, w_in, transposed, c_in);
   auto c = c_in.view({-1, n});
   const auto a = a_in.reshape({-1, a_in.size(-1)});
   // The algorithms were asked for with 16-byte aligned operands; c is written in place.
@@ -414,10 +423,7 @@ torch::Tensor tuned_mm(const torch::Tensor& a, const torch::Tensor& w, bool tran
 
 void tuned_mm_accumulate(const torch::Tensor& a, const torch::Tensor& w, bool transposed,
                          torch::Tensor& c) {
-  const int64_t n = transposed ? w.size(0) : w.size(1);
-  TORCH_CHECK(c.is_contiguous() && c.dim() >= 1 && c.size(-1) == n &&
-                  c.numel() / n == a.numel() / std::max<int64_t>(a.size(-1), 1),
-              "tuned_mm_accumulate: c must be a contiguous [..., ", n, "] with a's rows");
+  const int64_t n = check_accumulate_target(a, w, transposed, c);
   c.view({-1, n}).addmm_(a.reshape({-1, a.size(-1)}), transposed ? w.t() : w);
 }
 

@@ -70,6 +70,14 @@ torch::Tensor plain_rms_norm(const torch::Tensor& x, const torch::Tensor& weight
   return weight * (x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
 }
 
+// An RMSNorm of `width` with weights in [0.5, 1.5).
+RMSNorm make_rms_norm(int64_t width, const torch::TensorOptions& options) {
+  RMSNorm norm(width, 1e-5, options);
+  torch::NoGradGuard no_grad;
+  norm->weight.copy_(torch::rand({width}) + 0.5);
+  return norm;
+}
+
 // Widths 96 and 100: in bf16 the CUDA kernel holds a row of 96 as 16-byte packs in registers, and
 // takes its element-wise form for 100 (not a whole number of packs).
 TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAndCuda) {
@@ -78,11 +86,7 @@ TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAn
       for (const int64_t width : {96, 100}) {
         torch::manual_seed(1);
         const auto options = torch::TensorOptions().dtype(dtype).device(device);
-        RMSNorm norm(width, 1e-5, options);
-        {
-          torch::NoGradGuard no_grad;
-          norm->weight.copy_(torch::rand({width}) + 0.5);
-        }
+        auto norm = make_rms_norm(width, options);
         const auto x = (torch::randn({3, 7, width}) * 3).to(options);
         const auto grad = torch::randn({3, 7, width}).to(options);
         const auto ours = run([&](const auto& in) { return norm(in[0]); }, {x}, grad);
@@ -107,11 +111,7 @@ TEST(FusedRmsNorm, PassingTheInputOnAddsItsGradientToTheNormsOnCpuAndCuda) {
       for (const int64_t width : {96, 100}) {
         torch::manual_seed(4);
         const auto options = torch::TensorOptions().dtype(dtype).device(device);
-        RMSNorm norm(width, 1e-5, options);
-        {
-          torch::NoGradGuard no_grad;
-          norm->weight.copy_(torch::rand({width}) + 0.5);
-        }
+        auto norm = make_rms_norm(width, options);
         const auto x = (torch::randn({3, 7, width}) * 3).to(options);
         const auto grad = torch::randn({3, 7, 2 * width}).to(options);
         const auto ours = run(

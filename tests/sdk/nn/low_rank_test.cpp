@@ -169,13 +169,17 @@ void expect_exact_sums_with_and_without_dropout_cuda(const std::string& label) {
 // on tensor cores: bf16 products of x and the fp32 factor's three bf16 parts. The tests above take
 // that path; fp16 and pre-Ampere GPUs take the CUDA-core kernel, which LLMHOST_LOW_RANK_MMA=0
 // selects here. Either way the sums are exact within the same bounds.
+// The shared cases with a kernel switch on ("1") and off ("0").
+void expect_exact_sums_either_way_cuda(const char* variable) {
+  for (const char* value : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable setting(variable, value);
+    expect_exact_sums_with_and_without_dropout_cuda(std::string(variable) + "=" + value);
+  }
+}
+
 TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWithoutDropoutCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const char* tensor_cores : {"1", "0"}) {
-    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_MMA", tensor_cores);
-    expect_exact_sums_with_and_without_dropout_cuda(std::string("LLMHOST_LOW_RANK_MMA=") +
-                                                    tensor_cores);
-  }
+  expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_MMA");
 }
 
 // The factors' gradients on tensor cores (u^T dropout(x) and u^T dy as bf16 products with u's fp32
@@ -183,11 +187,7 @@ TEST(LowRankUpdate, DownOnTensorCoresAndOnCudaCoresGivesTheExactSumsWithAndWitho
 // (LLMHOST_LOW_RANK_OUTER_MMA=0): the sums are exact within the same bounds.
 TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const char* tensor_cores : {"1", "0"}) {
-    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_OUTER_MMA", tensor_cores);
-    expect_exact_sums_with_and_without_dropout_cuda(std::string("LLMHOST_LOW_RANK_OUTER_MMA=") +
-                                                    tensor_cores);
-  }
+  expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_OUTER_MMA");
 }
 
 // LoRA's up product (forward's u B^T added to y, backward's g A dropped into x's gradient) on

@@ -36,4 +36,8 @@ torch::Tensor LoraLinear::apply(const torch::Tensor& x, const torch::Tensor& wei
   return llm::low_rank_linear(x, weight, bias, lora_A, effective_B(), scaling_, dropout());
 }
 
+c10::optional<llm::LowRankFactors> LoraLinear::low_rank_factors() {
+  return llm::LowRankFactors{lora_A, effective_B(), scaling_, dropout()};
+}
+
 }  // namespace llm_lora

@@ -26,6 +26,7 @@ class LoraLinear final : public llm::LinearAdapter {
   torch::Tensor add_to(const torch::Tensor& x, const torch::Tensor& y) override;
   torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& weight,
                       const torch::Tensor& bias) override;
+  c10::optional<llm::LowRankFactors> low_rank_factors() override;
 
   torch::Tensor effective_B() const;  // B with masked rows zeroed: what is saved and merged
   double scaling() const { return scaling_; }

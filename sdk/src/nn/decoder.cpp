@@ -55,9 +55,10 @@ torch::Tensor DecoderAttentionImpl::attend(const torch::Tensor& x, KVCache* cach
   const auto rotate = [&](const torch::Tensor& t) {
     return packing ? rotary_.apply_packed(t, *packing) : rotary_.apply_with_cache(t, cache);
   };
-  const auto q = rotate(heads_first(q_proj(x), heads_));
-  const auto k = rotate(heads_first(k_proj(x), kv_heads_));
-  const auto v = heads_first(v_proj(x), kv_heads_);
+  const auto qkv = forward_shared_input(x, {q_proj.get(), k_proj.get(), v_proj.get()});
+  const auto q = rotate(heads_first(qkv[0], heads_));
+  const auto k = rotate(heads_first(qkv[1], kv_heads_));
+  const auto v = heads_first(qkv[2], kv_heads_);
   const auto attended = cache     ? cache->attend(layer, q, k, v)
                         : packing ? packed_attention(q, k, v, *packing)
                                   : causal_attention(q, k, v);
@@ -74,12 +75,15 @@ DecoderMlpImpl::DecoderMlpImpl(const DecoderSpec& spec, const torch::TensorOptio
   down_proj = register_module("down_proj", AdaptableLinear(inner, hidden, bias, options));
 }
 
-torch::Tensor DecoderMlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(gated_activation(activation_, gate_proj(x), up_proj(x)));
-}
+torch::Tensor DecoderMlpImpl::forward(const torch::Tensor& x) { return down_proj(gated(x)); }
 
 torch::Tensor DecoderMlpImpl::forward_onto(const torch::Tensor& residual, const torch::Tensor& x) {
-  return down_proj->forward_onto(residual, gated_activation(activation_, gate_proj(x), up_proj(x)));
+  return down_proj->forward_onto(residual, gated(x));
+}
+
+torch::Tensor DecoderMlpImpl::gated(const torch::Tensor& x) {
+  const auto gate_up = forward_shared_input(x, {gate_proj.get(), up_proj.get()});
+  return gated_activation(activation_, gate_up[0], gate_up[1]);
 }
 
 DecoderLayer::DecoderLayer(const DecoderSpec& spec, const torch::TensorOptions& options) {

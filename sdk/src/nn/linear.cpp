@@ -44,6 +44,8 @@ torch::Tensor LinearAdapter::add_to(const torch::Tensor& x, const torch::Tensor&
   return y + delta(x).to(y.scalar_type());
 }
 
+c10::optional<LowRankFactors> LinearAdapter::low_rank_factors() { return c10::nullopt; }
+
 torch::Tensor LinearAdapter::apply(const torch::Tensor& x, const torch::Tensor& weight,
                                    const torch::Tensor& bias) {
   return add_to(x, torch::linear(x, weight, bias));
@@ -86,6 +88,29 @@ void AdaptableLinearImpl::expand_weight(torch::ScalarType dtype) {
   compressed_.reset();
   compressed_name_.clear();
   weight = register_parameter("weight", expanded, /*requires_grad=*/false);
+}
+
+std::vector<torch::Tensor> forward_shared_input(
+    const torch::Tensor& x, std::initializer_list<AdaptableLinearImpl*> layers) {
+  std::vector<torch::Tensor> weights;
+  std::vector<c10::optional<LowRankFactors>> updates;
+  bool plain = torch::GradMode::is_enabled();
+  for (AdaptableLinearImpl* layer : layers) {
+    if (!plain) break;
+    const auto& adapter = layer->adapter();
+    auto factors = adapter ? adapter->low_rank_factors() : c10::nullopt;
+    plain =
+        !layer->compressed_weight() && !layer->bias.defined() && (!adapter || factors.has_value());
+    weights.push_back(layer->weight);
+    updates.push_back(std::move(factors));
+  }
+  if (plain) {
+    auto outputs = shared_input_linears(x, weights, updates);
+    if (!outputs.empty()) return outputs;
+  }
+  std::vector<torch::Tensor> outputs;
+  for (AdaptableLinearImpl* layer : layers) outputs.push_back(layer->forward(x));
+  return outputs;
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab_size, int64_t dim, const torch::TensorOptions& options) {

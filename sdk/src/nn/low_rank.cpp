@@ -344,6 +344,86 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
   }
 };
 
+// Layers over one x (q, k, v) as one node: each output is what FusedLowRankLinear (a layer with
+// an update) or fused::frozen_linear (one without) computes, and backward forms x's gradient in
+// one buffer: the updates' parts first (the first written, the rest added in place), then each
+// product added in its epilogue. updates[p] is the index of layer p's update (its A and B at
+// 2 i and 2 i + 1 of `factors`, its scaling and dropout at i), or -1.
+class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList weights,
+                               at::TensorList factors, const std::vector<int64_t>& updates,
+                               const std::vector<double>& scalings,
+                               const std::vector<double>& dropouts) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto xp = packed(x);
+    variable_list outputs, saved{xp};
+    saved.insert(saved.end(), weights.begin(), weights.end());
+    for (size_t p = 0; p < weights.size(); ++p) {
+      const int64_t i = updates[p];
+      if (i < 0) {
+        outputs.push_back(fused::tuned_mm(xp, weights[p], true));
+        continue;
+      }
+      auto f = fused_linear_forward(xp, weights[p], c10::nullopt, factors[2 * i],
+                                    factors[2 * i + 1], scalings[i], dropouts[i], true);
+      outputs.push_back(f.out);
+      saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed});
+    }
+    ctx->save_for_backward(saved);
+    ctx->saved_data["updates"] = c10::List<int64_t>(updates);
+    ctx->saved_data["scalings"] = c10::List<double>(scalings);
+    ctx->saved_data["dropouts"] = c10::List<double>(dropouts);
+    return outputs;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto updates = ctx->saved_data["updates"].toIntList();
+    const auto scalings = ctx->saved_data["scalings"].toDoubleList();
+    const auto dropouts = ctx->saved_data["dropouts"].toDoubleList();
+    const size_t layers = updates.size();
+    const auto& x = saved[0];
+    const c10::cuda::CUDAGuard guard(x.device());
+    // Gradients in the order of forward's tensor inputs: x, the weights, the factors; then one
+    // (undefined) for each of the three lists of numbers.
+    variable_list grads(1 + layers + 2 * scalings.size() + 3);
+    variable_list dys;
+    for (const auto& dy : grad_outputs) dys.push_back(packed(dy));
+    const bool need_x = ctx->needs_input_grad(0);
+    torch::Tensor& grad_x = grads[0];
+    for (size_t p = 0; p < layers; ++p) {
+      const int64_t i = updates[p];
+      if (i < 0) continue;
+      const size_t base = 1 + layers + 4 * static_cast<size_t>(i);  // A, Bt, u, seed
+      const auto &A = saved[base], &Bt = saved[base + 1], &u = saved[base + 2];
+      const auto mask = keep_mask(saved[base + 3], dropouts[i]);
+      const size_t a_input = 1 + layers + 2 * static_cast<size_t>(i);
+      const auto d =
+          update_gradients(dys[p], x, Bt, u, mask, scalings[i], ctx->needs_input_grad(a_input),
+                           ctx->needs_input_grad(a_input + 1));
+      grads[a_input] = d.grad_A;
+      grads[a_input + 1] = d.grad_B;
+      if (!need_x) continue;
+      if (grad_x.defined()) {
+        up_in_place(grad_x, d.g, A, mask, 1.0);
+      } else {
+        grad_x = up(torch::Tensor(), d.g, A, mask, 1.0, x);
+      }
+    }
+    if (need_x) {
+      for (size_t p = 0; p < layers; ++p) {
+        if (grad_x.defined()) {
+          fused::tuned_mm_accumulate(dys[p], saved[1 + p], false, grad_x);
+        } else {
+          grad_x = fused::tuned_mm(dys[p], saved[1 + p], false);
+        }
+      }
+    }
+    return grads;
+  }
+};
+
 // The kernels take x [..., in] in fp16 or bf16, A [r, in] and B [out, r] fp32 on x's device.
 bool update_applies(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B) {
   if (!fused::kernels_switched_on("LLMHOST_FUSED_LOW_RANK")) return false;
@@ -382,6 +462,49 @@ bool fused_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
 #endif
 
 }  // namespace
+
+std::vector<torch::Tensor> shared_input_linears(
+    const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+    const std::vector<c10::optional<LowRankFactors>>& updates) {
+#ifdef LLM_WITH_FUSED_CUDA
+  if (!torch::GradMode::is_enabled() || !x.is_cuda() || weights.size() != updates.size() ||
+      !fused::kernels_switched_on("LLMHOST_SHARED_INPUT_GRAD") ||
+      !fused::kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD")) {
+    return {};
+  }
+  std::vector<torch::Tensor> factors;
+  std::vector<int64_t> update_of;
+  std::vector<double> scalings, dropouts;
+  bool grad = x.requires_grad();
+  for (size_t p = 0; p < weights.size(); ++p) {
+    const auto& w = weights[p];
+    if (!w.defined() || w.requires_grad() || !fused::tuned_mm_applies(x, w) ||
+        w.size(1) != x.size(-1)) {
+      return {};
+    }
+    if (!updates[p].has_value()) {
+      update_of.push_back(-1);
+      continue;
+    }
+    const LowRankFactors& u = *updates[p];
+    if (!fused_linear_applies(x, w, torch::Tensor(), u.A, u.B)) return {};
+    grad = grad || u.A.requires_grad() || u.B.requires_grad();
+    update_of.push_back(static_cast<int64_t>(scalings.size()));
+    factors.push_back(u.A);
+    factors.push_back(u.B);
+    scalings.push_back(u.scaling);
+    dropouts.push_back(u.dropout);
+  }
+  if (!grad) return {};
+  return SharedInputLinears::apply(x, at::TensorList(weights), at::TensorList(factors), update_of,
+                                   scalings, dropouts);
+#else
+  (void)x;
+  (void)weights;
+  (void)updates;
+  return {};
+#endif
+}
 
 torch::Tensor low_rank_delta(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B,
                              double scaling, double dropout) {

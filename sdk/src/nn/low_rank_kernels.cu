@@ -189,6 +189,15 @@ __device__ inline void bf16_parts(float v, float (&parts)[3]) {
   }
 }
 
+// Three bf16 pairs (hi, mid, lo) of two fp32 values.
+__device__ inline void pair_parts(float a, float b, uint32_t (&parts)[3]) {
+  float split[2][3];
+  bf16_parts(a, split[0]);
+  bf16_parts(b, split[1]);
+#pragma unroll
+  for (int part = 0; part < 3; ++part) parts[part] = bf16_pair(split[0][part], split[1][part]);
+}
+
 // The three bf16 parts of 8 fp32 factor values, as the products' b registers: part p, step s,
 // register h holds elements 4s + 2h and 4s + 2h + 1.
 __device__ inline void factor_parts(const float (&w)[8], uint32_t (&b)[3][2][2]) {
@@ -454,6 +463,78 @@ __global__ void __launch_bounds__(256, 2)
   }
 }
 
+// low_rank_up_staged's blocks: 8 warps on the same 32 packs (256 columns), each warp over its own
+// run of up to 16 rows.
+constexpr int kUpStagedWarps = 8, kUpStagedMaxRows = 16;
+
+// out = y + dropout(scale * u w) for r <= 8, the sums as low_rank_up_few forms them, with the u
+// rows of the whole block staged in shared memory first ([128, 8] fp32, one coalesced pass).
+// low_rank_up_few loads each row's u from global memory as it comes to it: an L2 round trip on
+// every row's critical path. The block's warps also read the same [8, 256] slice of w, so it
+// comes from L2 once a block, not once a thread. Where the update is written on its own (y
+// absent: the product adds itself afterwards) this is faster (session 16's bench at 7b: 19.0 ->
+// 16.3 us forward, 30.3 -> 26.9 backward); onto y, low_rank_up_few's batched y loads are
+// (28.8 against 30.1 us), so the launcher keeps it there.
+template <typename T, int BATCH = kUpBatch>
+__global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
+    low_rank_up_staged(const T* __restrict__ y, const float* __restrict__ u,
+                       const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
+                       int32_t row_count, Dropout d, float scale, T* __restrict__ out) {
+  __shared__ __align__(16) float u_tile[kUpStagedWarps * kUpStagedMaxRows][8];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t p = static_cast<int32_t>(blockIdx.x) * 32 + lane;
+  const int64_t cols = static_cast<int64_t>(packs) * 8, c0 = static_cast<int64_t>(p) * 8;
+  const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
+  const int64_t groups = (rows + block_rows - 1) / block_rows;
+  const uint64_t seed = seed_of(d);
+  float wr[8][8];  // [rank, column]
+  if (p < packs) load_factor_pack(w, r, cols, c0, wr);
+  for (int64_t group = blockIdx.y; group < groups; group += gridDim.y) {
+    const int64_t block_row0 = group * block_rows;
+    __syncthreads();  // the previous group's rows have been read from the tile
+    for (int64_t i = threadIdx.x; i < block_rows * 8; i += blockDim.x) {
+      const int64_t row = block_row0 + i / 8;
+      const int32_t j = static_cast<int32_t>(i % 8);
+      u_tile[i / 8][j] = row < rows && j < r ? u[row * r + j] : 0.0f;
+    }
+    __syncthreads();
+    if (p >= packs) continue;
+    const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
+    const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
+    for (int64_t batch = row0; batch < row_end; batch += BATCH) {
+      Pack<T> base[BATCH];
+      if (y != nullptr) {
+#pragma unroll
+        for (int k = 0; k < BATCH; ++k) {
+          const int64_t row = batch + k < row_end ? batch + k : row_end - 1;  // in range
+          base[k] = load_pack(y + row * cols + c0);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < BATCH; ++k) {
+        const int64_t row = batch + k;
+        if (row >= row_end) break;
+        const float4* staged = reinterpret_cast<const float4*>(u_tile[row - block_row0]);
+        const float4 u0 = staged[0], u1 = staged[1];
+        const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        const int64_t first = row * cols + c0;
+        const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+        Pack<T> result;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          float v = 0.0f;
+#pragma unroll
+          for (int j = 0; j < 8; ++j) v += uj[j] * wr[j][e];
+          v *= scale;
+          if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
+          store(result.v, e, (y != nullptr ? load(base[k].v, e) : 0.0f) + v);
+        }
+        store_pack(out + first, result);
+      }
+    }
+  }
+}
+
 // out = y + dropout(scale * u w) for bf16 and r <= 8 on tensor cores (sm_80 and later): the
 // CUDA-core form spends 64 multiply-adds and the factor's 64 registers on each 16-byte pack, which
 // leaves it bound by its arithmetic once it no longer reads y (7b: 29 us a call for 33.5 MB
@@ -474,11 +555,7 @@ __device__ inline void rank_pair_parts(const float* u, int32_t rows, int32_t r, 
 #pragma unroll
     for (int h = 0; h < 2; ++h) v[h] = 2 * t + h < r ? u[n * r + 2 * t + h] : 0.0f;
   }
-  float parts[2][3];
-  bf16_parts(v[0], parts[0]);
-  bf16_parts(v[1], parts[1]);
-#pragma unroll
-  for (int part = 0; part < 3; ++part) pair[part] = bf16_pair(parts[0][part], parts[1][part]);
+  pair_parts(v[0], v[1], pair);
 }
 
 __global__ void __launch_bounds__(kUpMmaWarps * 32)
@@ -499,13 +576,10 @@ __global__ void __launch_bounds__(kUpMmaWarps * 32)
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int32_t col = c_base + 8 * (group / 2) + 2 * j + group % 2;
-    float v[2], parts[2][3];
+    float v[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) v[h] = 2 * t + h < r ? w[(2 * t + h) * int64_t{cols} + col] : 0.0f;
-    bf16_parts(v[0], parts[0]);
-    bf16_parts(v[1], parts[1]);
-#pragma unroll
-    for (int part = 0; part < 3; ++part) b[j][part] = bf16_pair(parts[0][part], parts[1][part]);
+    pair_parts(v[0], v[1], b[j]);
   }
   const uint64_t seed = seed_of(d);
   const int64_t tile_end = min(first_tile + tiles_per_warp, (static_cast<int64_t>(rows) + 15) / 16);
@@ -628,16 +702,15 @@ __device__ inline void ldmatrix_x4_trans(uint32_t (&a)[4], const __nv_bfloat16* 
 #endif
 }
 
-// u's values at rows `row` and row + 1 for `rank`, as three bf16 pairs; zeros outside u.
-__device__ inline void rank_pair_parts(const float* u, int64_t row, int64_t end, int32_t r,
-                                       int32_t rank, uint32_t (&parts)[3]) {
-  float split[2][3];
+// u's values for `rank` at rows row, row + 1, row + 8 and row + 9 (zeros outside u), loaded a
+// step before the products that need them (session 16: 7b's dB 19.6 -> 18.7 us).
+__device__ inline void load_rank_rows(const float* u, int64_t row, int64_t end, int32_t r,
+                                      int32_t rank, float (&v)[4]) {
 #pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    bf16_parts((row + e < end && rank < r) ? u[(row + e) * r + rank] : 0.f, split[e]);
+  for (int e = 0; e < 4; ++e) {
+    const int64_t n = row + (e / 2) * 8 + e % 2;
+    v[e] = n < end && rank < r ? u[n * r + rank] : 0.0f;
   }
-#pragma unroll
-  for (int part = 0; part < 3; ++part) parts[part] = bf16_pair(split[0][part], split[1][part]);
 }
 
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
@@ -661,19 +734,22 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   uint4 next =
       dropped_bf16_pack(x, static_cast<int32_t>(end), packs, begin + stage_row, pack, d, seed);
+  float u_next[4];
+  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
   for (int64_t row0 = begin; row0 < end; row0 += 16) {
     __syncthreads();  // the previous step's products have read the tile
     *reinterpret_cast<uint4*>(&tile[stage_row][stage_pack * 8]) = next;
     __syncthreads();
+    uint32_t b0[3], b1[3];
+    pair_parts(u_next[0], u_next[1], b0);
+    pair_parts(u_next[2], u_next[3], b1);
     if (row0 + 16 < end) {
       next = dropped_bf16_pack(x, static_cast<int32_t>(end), packs, row0 + 16 + stage_row, pack, d,
                                seed);
+      load_rank_rows(u, row0 + 16 + 2 * k_group, end, r, group, u_next);
     }
     uint32_t a[4];
     ldmatrix_x4_trans(a, fragment);
-    uint32_t b0[3], b1[3];
-    rank_pair_parts(u, row0 + 2 * k_group, end, r, group, b0);
-    rank_pair_parts(u, row0 + 2 * k_group + 8, end, r, group, b1);
 #pragma unroll
     for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
   }
@@ -741,7 +817,8 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   if (rows == 0) return 0;
   const int64_t packs = cols / 8;
   // Rows per thread: up to 16 (w's registers serve them all) while ~64k threads stay in flight.
-  const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
+  const int64_t row_count =
+      std::max<int64_t>(1, std::min<int64_t>(kUpStagedMaxRows, rows * packs / 65536));
   const int64_t threads = packs * ((rows + row_count - 1) / row_count);
   constexpr int kBlock = 256;
   const auto blocks = static_cast<unsigned>((threads + kBlock - 1) / kBlock);
@@ -750,7 +827,14 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
         static_cast<const T*>(y), u, w, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
         static_cast<int32_t>(r), static_cast<int32_t>(row_count), d, scale, static_cast<T*>(out));
   };
-  if (r <= 8) {
+  if (r <= 8 && y == nullptr) {
+    const int64_t groups = (rows + kUpStagedWarps * row_count - 1) / (kUpStagedWarps * row_count);
+    const dim3 grid(static_cast<unsigned>((packs + 31) / 32),
+                    static_cast<unsigned>(std::min<int64_t>(groups, 65535)));
+    low_rank_up_staged<T><<<grid, kUpStagedWarps * 32, 0, stream>>>(
+        static_cast<const T*>(y), u, w, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
+        static_cast<int32_t>(r), static_cast<int32_t>(row_count), d, scale, static_cast<T*>(out));
+  } else if (r <= 8) {
     launch(low_rank_up_few<T>);
   } else {
     launch(low_rank_up<T>);

@@ -355,5 +355,177 @@ TEST(LowRankLinear, BatchedInputWithoutGradientGivesTheGradientPathsValueCuda) {
   EXPECT_TRUE(torch::equal(batched.view({24, 32}), with_grad));
 }
 
+// llm::shared_input_linears: layers 0 and 2 with an update (q and v), layer 1 without (k), over
+// one x; each output's gradient dy_p.
+struct SharedInput {
+  torch::Tensor x;
+  std::vector<torch::Tensor> W, dy;
+  std::vector<c10::optional<LowRankFactors>> updates;
+};
+
+SharedInput make_shared_input(int64_t rows, int64_t in, const std::vector<int64_t>& outs,
+                              double dropout) {
+  torch::manual_seed(static_cast<uint64_t>(rows * 7 + in));
+  const auto act = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(torch::kCUDA);
+  SharedInput s{torch::randn({rows, in}).to(act), {}, {}, {}};
+  for (size_t p = 0; p < outs.size(); ++p) {
+    s.W.push_back((torch::randn({outs[p], in}) / std::sqrt(static_cast<double>(in))).to(act));
+    s.dy.push_back(torch::randn({rows, outs[p]}).to(act));
+    if (p == 1) {
+      s.updates.emplace_back();
+    } else {
+      s.updates.push_back(LowRankFactors{(torch::randn({8, in}) * 0.3).to(f32),
+                                         (torch::randn({outs[p], 8}) * 0.3).to(f32), 2.0, dropout});
+    }
+  }
+  return s;
+}
+
+struct SharedOutputs {
+  std::vector<torch::Tensor> out, grad_A, grad_B;  // factors' gradients of layers 0 and 2
+  torch::Tensor grad_x;
+  std::string node;  // layer 0's backward node
+};
+
+// Through shared_input_linears (`grouped`), or one layer at a time: low_rank_linear and
+// torch::linear, the separate nodes whose input gradients autograd adds.
+SharedOutputs run_shared_input(const SharedInput& s, bool grouped) {
+  auto x = s.x.clone().requires_grad_(true);
+  std::vector<c10::optional<LowRankFactors>> updates;
+  for (const auto& u : s.updates) {
+    if (!u) {
+      updates.emplace_back();
+      continue;
+    }
+    updates.push_back(LowRankFactors{u->A.clone().requires_grad_(true),
+                                     u->B.clone().requires_grad_(true), u->scaling, u->dropout});
+  }
+  std::vector<torch::Tensor> outs;
+  if (grouped) {
+    outs = shared_input_linears(x, s.W, updates);
+  } else {
+    for (size_t p = 0; p < s.W.size(); ++p) {
+      const auto& u = updates[p];
+      outs.push_back(u ? low_rank_linear(x, s.W[p], {}, u->A, u->B, u->scaling, u->dropout)
+                       : torch::linear(x, s.W[p]));
+    }
+  }
+  SharedOutputs result;
+  if (outs.size() != s.W.size()) return result;
+  torch::autograd::backward(outs, s.dy);
+  for (const auto& out : outs) result.out.push_back(out.detach());
+  for (const auto& u : updates) {
+    if (!u) continue;
+    result.grad_A.push_back(u->A.grad());
+    result.grad_B.push_back(u->B.grad());
+  }
+  result.grad_x = x.grad();
+  result.node = outs[0].grad_fn()->name();
+  return result;
+}
+
+// |dy_p| |W_p| and |g_p| |A_p| keep_scale (g_p = s dy_p B_p) summed over the layers: what bounds
+// the partial sums of x's gradient, whichever order they are added in and elements dropped.
+torch::Tensor grad_x_magnitude(const SharedInput& s, double keep_scale) {
+  const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+  auto m = torch::zeros({s.x.size(0), s.x.size(1)}, torch::kDouble);
+  for (size_t p = 0; p < s.W.size(); ++p) {
+    m += d(s.dy[p]).abs().matmul(d(s.W[p]).abs());
+    if (const auto& u = s.updates[p]) {
+      m += (d(s.dy[p]).matmul(d(u->B)) * u->scaling).abs().matmul(d(u->A).abs()) * keep_scale;
+    }
+  }
+  return m;
+}
+
+// Each output and the factors' gradients are the exact sums within the products' rounding, as
+// one layer's are; x's gradient, one buffer that the updates' parts and then the three products
+// add themselves into (five roundings of partial sums bounded by the magnitude above), too. On
+// CUDA the three layers are one node.
+TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto& shape : {std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}),
+                            std::make_pair(int64_t{129}, std::vector<int64_t>{64, 64, 8200})}) {
+    const auto s = make_shared_input(shape.first, 64, shape.second, 0.0);
+    const auto ours = run_shared_input(s, true);
+    ASSERT_EQ(ours.out.size(), 3u) << "shared_input_linears did not apply";
+    EXPECT_NE(ours.node.find("SharedInputLinears"), std::string::npos) << ours.node;
+    const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+    const auto x = d(s.x);
+    auto grad_x = torch::zeros_like(x);
+    size_t update = 0;
+    for (size_t p = 0; p < 3; ++p) {
+      const std::string label =
+          "rows " + std::to_string(shape.first) + ", layer " + std::to_string(p);
+      const auto W = d(s.W[p]);
+      auto value = x.matmul(W.t());
+      auto magnitude = x.abs().matmul(W.abs().t());
+      grad_x += d(s.dy[p]).matmul(W);
+      if (const auto& u = s.updates[p]) {
+        const Inputs in{s.x, torch::zeros_like(s.dy[p]), u->A, u->B, s.dy[p]};
+        const auto ref = exact(in, u->scaling, torch::ones_like(x), 1.0);
+        value += ref.out;
+        magnitude += ref.out.abs();
+        grad_x += ref.grad_x;
+        expect_rounded(ours.grad_A[update], ref.grad_A, label + " grad A");
+        expect_rounded(ours.grad_B[update], ref.grad_B, label + " grad B");
+        ++update;
+      }
+      expect_within_product_rounding(ours.out[p], value, magnitude, label + " value");
+    }
+    expect_within(ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
+                  "rows " + std::to_string(shape.first) + " grad x");
+  }
+}
+
+// With dropout the node draws the masks layer by layer as separate nodes do, from the same seed:
+// outputs and the factors' gradients are the same kernels' results on the same masks, equal to
+// one layer at a time; x's gradient differs only in the order of its sums.
+TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const double p = 0.3;
+  const auto s = make_shared_input(256, 512, {64, 32, 64}, p);
+  torch::manual_seed(11);
+  const auto grouped = run_shared_input(s, true);
+  ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
+  torch::manual_seed(11);
+  const auto separate = run_shared_input(s, false);
+  for (const size_t layer : {0, 2}) {
+    EXPECT_TRUE(torch::equal(grouped.out[layer], separate.out[layer])) << "layer " << layer;
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i])) << "update " << i;
+    EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i])) << "update " << i;
+  }
+  const auto bound =
+      grad_x_magnitude(s, 1.0 / (1 - p)) * (2 * 6 * unit_of(grouped.grad_x));  // both rounded
+  const auto excess = ((grouped.grad_x.to(torch::kCPU, torch::kDouble) -
+                        separate.grad_x.to(torch::kCPU, torch::kDouble))
+                           .abs() -
+                       bound)
+                          .max()
+                          .item<double>();
+  EXPECT_LE(excess, 0.0);
+  // The masks were drawn: without dropout the same inputs give another value.
+  const auto undropped = run_shared_input(make_shared_input(256, 512, {64, 32, 64}, 0.0), true);
+  ASSERT_EQ(undropped.out.size(), 3u);
+  EXPECT_FALSE(torch::equal(grouped.out[0], undropped.out[0]));
+}
+
+// Where the layers cannot be one node (no gradient, or LLMHOST_SHARED_INPUT_GRAD=0) it returns
+// nothing and the caller runs them one by one.
+TEST(SharedInputLinears, ReturnsNothingWithoutGradientOrWhenSwitchedOffCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto s = make_shared_input(16, 64, {32, 32, 32}, 0.0);
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(shared_input_linears(s.x, s.W, s.updates).empty());
+  }
+  const test::ScopedEnvironmentVariable off("LLMHOST_SHARED_INPUT_GRAD", "0");
+  auto x = s.x.clone().requires_grad_(true);
+  EXPECT_TRUE(shared_input_linears(x, s.W, s.updates).empty());
+}
+
 }  // namespace
 }  // namespace llm

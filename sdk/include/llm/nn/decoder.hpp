@@ -79,6 +79,7 @@ class LLM_API DecoderMlpImpl : public torch::nn::Module {
   AdaptableLinear down_proj{nullptr};
 
  private:
+  torch::Tensor gated(const torch::Tensor& x);  // act(gate_proj(x)) * up_proj(x)
   Activation activation_;
 };
 TORCH_MODULE(DecoderMlp);

@@ -1,9 +1,12 @@
 #pragma once
+#include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include <torch/torch.h>
 
 #include "llm/export.hpp"
+#include "llm/nn/low_rank.hpp"
 
 namespace llm {
 
@@ -22,6 +25,10 @@ class LLM_API LinearAdapter : public torch::nn::Module {
   // default is add_to(x, linear(x, weight, bias)).
   virtual torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& weight,
                               const torch::Tensor& bias);
+  // The update in low-rank form, for products the SDK fuses over several layers that share one
+  // input (llm::shared_input_linears); none (the default) where the adapter has no such form, and
+  // such layers then run one by one.
+  virtual c10::optional<LowRankFactors> low_rank_factors();
 };
 
 // A frozen weight kept compressed (NF4, ...) and expanded where it is used.
@@ -72,6 +79,12 @@ class LLM_API AdaptableLinearImpl : public torch::nn::Module {
   std::string compressed_name_;
 };
 TORCH_MODULE(AdaptableLinear);
+
+// forward(x) of each layer over the same x (q, k and v; gate and up). Where every layer is a plain
+// frozen product (no bias or compressed weight) whose adapter, if any, has a low-rank form, they
+// go through llm::shared_input_linears (one autograd node in training on CUDA); else one by one.
+LLM_API std::vector<torch::Tensor> forward_shared_input(
+    const torch::Tensor& x, std::initializer_list<AdaptableLinearImpl*> layers);
 
 // Token embedding with Hugging Face's `weight` [vocab, hidden].
 class LLM_API EmbeddingImpl : public torch::nn::Module {

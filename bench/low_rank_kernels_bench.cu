@@ -188,32 +188,6 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   }
   CHECK(cudaFree(out2));
 
-  // Two updates' parts of x's gradient (q's and v's, each with its dropout): the first written and
-  // the second added in place, against both in one pass (session 16).
-  {
-    float* u3 = device_random<float>(rows * r, 1.0f, 18);
-    float* A2 = device_random<float>(r * in, 0.05f, 19);
-    bf16* dx = device_random<bf16>(rows * in, 0.0f, 20);
-    const auto up_into = [&](const bf16* base, const float* uu, const float* w) {
-      CHECK(static_cast<cudaError_t>(llm_low_rank_up_cuda(
-          base, uu, w, rows, in, r, seed, drop.threshold, drop.scale, 1.0f, dx, 2, nullptr)));
-    };
-    report(shape, "up bwd, two updates", "first written, second added in place", time_us([&] {
-             up_into(nullptr, u, A);
-             up_into(dx, u3, A2);
-           }),
-           6.0 * rows * in);
-    report(shape, "up bwd, two updates", "one pass (today)", time_us([&] {
-             CHECK(static_cast<cudaError_t>(llm_low_rank_up_pair_cuda(
-                 u, A, r, seed, drop.threshold, drop.scale, 1.0f, u3, A2, r, seed, drop.threshold,
-                 drop.scale, 1.0f, rows, in, dx, 2, nullptr)));
-           }),
-           2.0 * rows * in);
-    for (void* q : {static_cast<void*>(u3), static_cast<void*>(A2), static_cast<void*>(dx)}) {
-      CHECK(cudaFree(q));
-    }
-  }
-
   // Backward: g = s dy B (down over dy), dx = dropout(g A) (up), and the factors' gradients
   // dA = g^T dropout(x), dB^T = s u^T dy (outer products, each with the sum of its partials).
   float* g = device_random<float>(rows * r, 0.0f, 12);

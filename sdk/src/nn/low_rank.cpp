@@ -344,29 +344,6 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
   }
 };
 
-// One update's part of x's gradient: dropout(g A), g = scaling dy B.
-struct XPart {
-  torch::Tensor g, A;
-  KeepMask mask;
-};
-
-// Two updates' parts written in one pass (LLMHOST_LOW_RANK_UP_PAIR=0: the second added in place).
-bool pair_applies(const XPart& a, const XPart& b) {
-  return fused::kernels_switched_on("LLMHOST_LOW_RANK_UP_PAIR") && a.g.size(1) <= 8 &&
-         b.g.size(1) <= 8;
-}
-
-torch::Tensor up_pair(const XPart& a, const XPart& b, const torch::Tensor& like) {
-  auto out = torch::empty_like(like, torch::MemoryFormat::Contiguous);
-  check_launch(llm_low_rank_up_pair_cuda(
-                   a.g.data_ptr<float>(), a.A.data_ptr<float>(), a.g.size(1), a.mask.seed,
-                   a.mask.threshold, a.mask.scale, 1.0f, b.g.data_ptr<float>(),
-                   b.A.data_ptr<float>(), b.g.size(1), b.mask.seed, b.mask.threshold, b.mask.scale,
-                   1.0f, rows_of(out), out.size(-1), out.data_ptr(), kind_of(out), stream_of(out)),
-               "low-rank up (two updates)");
-  return out;
-}
-
 // Layers over one x (q, k, v) as one node: each output is what FusedLowRankLinear (a layer with
 // an update) or fused::frozen_linear (one without) computes, and backward forms x's gradient in
 // one buffer: the updates' parts first (the first written, the rest added in place), then each
@@ -417,7 +394,6 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     for (const auto& dy : grad_outputs) dys.push_back(packed(dy));
     const bool need_x = ctx->needs_input_grad(0);
     torch::Tensor& grad_x = grads[0];
-    std::vector<XPart> x_parts;  // the updates' parts of x's gradient
     for (size_t p = 0; p < layers; ++p) {
       const int64_t i = updates[p];
       if (i < 0) continue;
@@ -430,22 +406,14 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
                            ctx->needs_input_grad(a_input + 1));
       grads[a_input] = d.grad_A;
       grads[a_input + 1] = d.grad_B;
-      if (need_x) x_parts.push_back({d.g, A, mask});
+      if (!need_x) continue;
+      if (grad_x.defined()) {
+        up_in_place(grad_x, d.g, A, mask, 1.0);
+      } else {
+        grad_x = up(torch::Tensor(), d.g, A, mask, 1.0, x);
+      }
     }
     if (need_x) {
-      size_t next = 0;
-      if (x_parts.size() >= 2 && pair_applies(x_parts[0], x_parts[1])) {
-        grad_x = up_pair(x_parts[0], x_parts[1], x);
-        next = 2;
-      }
-      for (; next < x_parts.size(); ++next) {
-        const XPart& part = x_parts[next];
-        if (grad_x.defined()) {
-          up_in_place(grad_x, part.g, part.A, part.mask, 1.0);
-        } else {
-          grad_x = up(torch::Tensor(), part.g, part.A, part.mask, 1.0, x);
-        }
-      }
       for (size_t p = 0; p < layers; ++p) {
         if (grad_x.defined()) {
           fused::tuned_mm_accumulate(dys[p], saved[1 + p], false, grad_x);

@@ -37,15 +37,6 @@ int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t 
                          int64_t r, const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                          float scale, void* out, int kind, void* stream);
 
-// out [rows, cols] = dropout_1(scale1 u1 w1) + dropout_2(scale2 u2 w2), two updates' parts of
-// one input's gradient written in one pass, r1 and r2 <= 8 (each dropout as in
-// llm_low_rank_up_cuda; a null seed: none).
-int llm_low_rank_up_pair_cuda(const float* u1, const float* w1, int64_t r1, const int64_t* seed1,
-                              uint32_t keep_threshold1, float keep_scale1, float scale1,
-                              const float* u2, const float* w2, int64_t r2, const int64_t* seed2,
-                              uint32_t keep_threshold2, float keep_scale2, float scale2,
-                              int64_t rows, int64_t cols, void* out, int kind, void* stream);
-
 // The same for bf16 and r <= 8 on tensor cores (sm_80 and later), cols a multiple of 32; the sums
 // carry u's and w's fp32 values (each in three bf16 parts) to within ~2^-23 of the product.
 int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,

@@ -441,16 +441,12 @@ torch::Tensor grad_x_magnitude(const SharedInput& s, double keep_scale) {
 
 // Each output and the factors' gradients are the exact sums within the products' rounding, as
 // one layer's are; x's gradient, one buffer that the updates' parts and then the three products
-// add themselves into (at most five roundings of partial sums bounded by the magnitude above),
-// too: with the two updates' parts written in one pass and with the second added in place
-// (LLMHOST_LOW_RANK_UP_PAIR=0). On CUDA the three layers are one node.
+// add themselves into (five roundings of partial sums bounded by the magnitude above), too. On
+// CUDA the three layers are one node.
 TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const auto& [pair, shape] :
-       {std::make_pair("1", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48})),
-        std::make_pair("1", std::make_pair(int64_t{129}, std::vector<int64_t>{64, 64, 8200})),
-        std::make_pair("0", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}))}) {
-    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
+  for (const auto& shape : {std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}),
+                            std::make_pair(int64_t{129}, std::vector<int64_t>{64, 64, 8200})}) {
     const auto s = make_shared_input(shape.first, 64, shape.second, 0.0);
     const auto ours = run_shared_input(s, true);
     ASSERT_EQ(ours.out.size(), 3u) << "shared_input_linears did not apply";
@@ -460,8 +456,8 @@ TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCu
     auto grad_x = torch::zeros_like(x);
     size_t update = 0;
     for (size_t p = 0; p < 3; ++p) {
-      const std::string label = std::string("pair ") + pair + ", rows " +
-                                std::to_string(shape.first) + ", layer " + std::to_string(p);
+      const std::string label =
+          "rows " + std::to_string(shape.first) + ", layer " + std::to_string(p);
       const auto W = d(s.W[p]);
       auto value = x.matmul(W.t());
       auto magnitude = x.abs().matmul(W.abs().t());
@@ -478,9 +474,8 @@ TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCu
       }
       expect_within_product_rounding(ours.out[p], value, magnitude, label + " value");
     }
-    expect_within(
-        ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
-        std::string("pair ") + pair + ", rows " + std::to_string(shape.first) + " grad x");
+    expect_within(ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
+                  "rows " + std::to_string(shape.first) + " grad x");
   }
 }
 

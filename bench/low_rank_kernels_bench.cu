@@ -109,8 +109,16 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   CHECK(cudaMalloc(&seed, 8));
   const int64_t seed_value = 12345;
   CHECK(cudaMemcpy(seed, &seed_value, 8, cudaMemcpyHostToDevice));
-  const Dropout none{nullptr, 0, 1.0f};
-  const Dropout drop{seed, static_cast<uint32_t>(std::lround(0.95 * 65536)), 1.0f / 0.95f};
+  const Dropout none{nullptr, 0, 1.0f, nullptr, nullptr};
+  const Dropout drop{seed, static_cast<uint32_t>(std::lround(0.95 * 65536)), 1.0f / 0.95f, nullptr,
+                     nullptr};
+  // x's keep bits as the forward down records them, and the mask that reads them (session 16).
+  uint8_t* bits = nullptr;
+  CHECK(cudaMalloc(&bits, rows * in / 8));
+  Dropout recording = drop;
+  recording.record = bits;
+  Dropout kept = drop;
+  kept.kept = bits;
 
   // Bandwidth reference: a device-to-device copy of x (read + write).
   bf16* copy = device_random<bf16>(rows * in, 0.0f, 11);
@@ -142,6 +150,12 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
       report(shape, "down fwd (x, dropout)", name, us, 2.0 * rows * in,
              max_rel_diff(u, u2, rows * r));
     }
+    report(shape, "down fwd (x, dropout)", "tensor cores, recording the keep bits", time_us([&] {
+             low_rank_down_mma<<<static_cast<unsigned>((rows + 15) / 16), kMmaWarps * 32>>>(
+                 x, static_cast<int32_t>(rows), packs, A, static_cast<int32_t>(r), recording, 1.0f,
+                 u2);
+           }),
+           2.0 * rows * in, max_rel_diff(u, u2, rows * r));
   }
 
   // up: forward as the step runs it (s u B^T written first, the product added onto it), in
@@ -158,7 +172,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   bf16* out2 = device_random<bf16>(rows * out_cols, 0.0f, 16);
   for (const UpCase& c : {UpCase{"up fwd (s u B^T)", nullptr, out_cols, Bt, none},
                           UpCase{"up fwd in place (y + s u B^T)", y, out_cols, Bt, none},
-                          UpCase{"up bwd (dx, dropout)", nullptr, in, A, drop}}) {
+                          UpCase{"up bwd (dx, dropout)", nullptr, in, A, drop},
+                          UpCase{"up bwd (dx, recorded mask)", nullptr, in, A, kept}}) {
     const int64_t packs = c.cols / 8;
     const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
     const int64_t threads = packs * ((rows + row_count - 1) / row_count);
@@ -171,8 +186,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     });
     const float now = time_us([&] {
       CHECK(static_cast<cudaError_t>(llm_low_rank_up_cuda(c.base, u, c.w, rows, c.cols, r, c.d.seed,
-                                                          c.d.threshold, c.d.scale, 2.0f, out2, 2,
-                                                          nullptr)));
+                                                          c.d.threshold, c.d.scale, c.d.kept, 2.0f,
+                                                          out2, 2, nullptr)));
     });
     std::vector<bf16> a(rows * c.cols), b(rows * c.cols);
     CHECK(cudaMemcpy(a.data(), out, rows * c.cols * 2, cudaMemcpyDeviceToHost));
@@ -193,14 +208,14 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   float* g = device_random<float>(rows * r, 0.0f, 12);
   float* g2 = device_random<float>(rows * r, 0.0f, 13);
   report(shape, "down bwd (dy)", "today", time_us([&] {
-           CHECK(static_cast<cudaError_t>(llm_low_rank_down_cuda(dy, rows, out_cols, Bt, r, nullptr,
-                                                                 0, 1.0f, 2.0f, g, 2, nullptr)));
+           CHECK(static_cast<cudaError_t>(llm_low_rank_down_cuda(
+               dy, rows, out_cols, Bt, r, nullptr, 0, 1.0f, nullptr, 2.0f, g, 2, nullptr)));
          }),
          2.0 * rows * out_cols);
   {
     const float us = time_us([&] {
-      CHECK(static_cast<cudaError_t>(llm_low_rank_down_mma_cuda(dy, rows, out_cols, Bt, r, nullptr,
-                                                                0, 1.0f, 2.0f, g2, nullptr)));
+      CHECK(static_cast<cudaError_t>(llm_low_rank_down_mma_cuda(
+          dy, rows, out_cols, Bt, r, nullptr, 0, 1.0f, nullptr, 2.0f, g2, nullptr)));
     });
     report(shape, "down bwd (dy)", "tensor cores", us, 2.0 * rows * out_cols,
            max_rel_diff(g, g2, rows * r));
@@ -212,15 +227,17 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     const float* factor;
     int64_t cols;
     const int64_t* seed;
+    const uint8_t* kept;
   };
-  for (const OuterCase& c : {OuterCase{"outer dA (x, dropout) + sum", x, g, in, seed},
-                             OuterCase{"outer dB (dy) + sum", dy, u, out_cols, nullptr}}) {
+  for (const OuterCase& c : {OuterCase{"outer dA (x, dropout) + sum", x, g, in, seed, nullptr},
+                             OuterCase{"outer dA (x, recorded mask) + sum", x, g, in, seed, bits},
+                             OuterCase{"outer dB (dy) + sum", dy, u, out_cols, nullptr, nullptr}}) {
     const int64_t chunks = llm_low_rank_chunks(rows, c.cols);
     report(shape, c.pass, "tiles of 256 columns, " + std::to_string(chunks) + " row chunks",
            time_us([&] {
              CHECK(static_cast<cudaError_t>(
                  llm_low_rank_outer_cuda(c.src, c.factor, rows, c.cols, r, c.seed, drop.threshold,
-                                         drop.scale, 1.0f, partial, 2, nullptr)));
+                                         drop.scale, c.kept, 1.0f, partial, 2, nullptr)));
              sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(
                  partial, chunks, r * c.cols, summed);
            }),
@@ -229,7 +246,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     const float us = time_us([&] {
       CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r,
                                                                  c.seed, drop.threshold, drop.scale,
-                                                                 1.0f, partial, nullptr)));
+                                                                 c.kept, 1.0f, partial, nullptr)));
       sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(partial, chunks,
                                                                            r * c.cols, summed2);
     });
@@ -241,7 +258,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   for (void* p : {static_cast<void*>(x), static_cast<void*>(dy), static_cast<void*>(y),
                   static_cast<void*>(out), static_cast<void*>(A), static_cast<void*>(Bt),
                   static_cast<void*>(u), static_cast<void*>(u2), static_cast<void*>(partial),
-                  static_cast<void*>(summed), static_cast<void*>(seed), static_cast<void*>(copy)}) {
+                  static_cast<void*>(summed), static_cast<void*>(seed), static_cast<void*>(copy),
+                  static_cast<void*>(bits)}) {
     CHECK(cudaFree(p));
   }
 }

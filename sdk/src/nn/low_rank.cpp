@@ -76,14 +76,18 @@ struct KeepMask {
   const int64_t* seed = nullptr;
   uint32_t threshold = 0;
   float scale = 1.0f;
+  // The mask as a byte per 8-element pack: forward's down records it there and backward's kernels
+  // read it instead of drawing it again (the Philox draws cost the kernels that regenerate the
+  // mask ~10 us a call at 7b, session 16; the bytes are 2 MB a layer there). Null: drawn.
+  uint8_t* bits = nullptr;
 };
 
-KeepMask keep_mask(const torch::Tensor& seed, double dropout) {
+KeepMask keep_mask(const torch::Tensor& seed, double dropout, const torch::Tensor& bits) {
   if (dropout <= 0 || seed.numel() == 0) return {};
   const double keep = 1.0 - dropout;
   const double threshold = std::round(keep * 65536.0);  // on 16-bit draws
   return {seed.data_ptr<int64_t>(), static_cast<uint32_t>(threshold),
-          static_cast<float>(1.0 / keep)};
+          static_cast<float>(1.0 / keep), bits.defined() ? bits.data_ptr<uint8_t>() : nullptr};
 }
 
 // Rows of a [..., cols] tensor seen as [rows, cols].
@@ -109,14 +113,14 @@ torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMas
   if (down_on_tensor_cores(x, r)) {
     check_launch(
         llm_low_rank_down_mma_cuda(x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r,
-                                   mask.seed, mask.threshold, mask.scale, static_cast<float>(scale),
-                                   u.data_ptr<float>(), stream_of(x)),
+                                   mask.seed, mask.threshold, mask.scale, mask.bits,
+                                   static_cast<float>(scale), u.data_ptr<float>(), stream_of(x)),
         "low-rank down (tensor cores)");
     return u;
   }
   check_launch(
       llm_low_rank_down_cuda(x.data_ptr(), rows, x.size(-1), w.data_ptr<float>(), r, mask.seed,
-                             mask.threshold, mask.scale, static_cast<float>(scale),
+                             mask.threshold, mask.scale, mask.bits, static_cast<float>(scale),
                              u.data_ptr<float>(), kind_of(x), stream_of(x)),
       "low-rank down");
   return u;
@@ -136,16 +140,16 @@ void launch_up(const torch::Tensor& y, const torch::Tensor& u, const torch::Tens
                const KeepMask& mask, double scale, torch::Tensor& out) {
   const void* y_data = y.defined() ? y.data_ptr() : nullptr;
   if (up_on_tensor_cores(out, u.size(1))) {
-    check_launch(
-        llm_low_rank_up_mma_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0),
-                                 w.size(1), u.size(1), mask.seed, mask.threshold, mask.scale,
-                                 static_cast<float>(scale), out.data_ptr(), stream_of(out)),
-        "low-rank up (tensor cores)");
+    check_launch(llm_low_rank_up_mma_cuda(
+                     y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0), w.size(1),
+                     u.size(1), mask.seed, mask.threshold, mask.scale, mask.bits,
+                     static_cast<float>(scale), out.data_ptr(), stream_of(out)),
+                 "low-rank up (tensor cores)");
     return;
   }
   check_launch(
       llm_low_rank_up_cuda(y_data, u.data_ptr<float>(), w.data_ptr<float>(), u.size(0), w.size(1),
-                           u.size(1), mask.seed, mask.threshold, mask.scale,
+                           u.size(1), mask.seed, mask.threshold, mask.scale, mask.bits,
                            static_cast<float>(scale), out.data_ptr(), kind_of(out), stream_of(out)),
       "low-rank up");
 }
@@ -183,17 +187,18 @@ torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMa
   auto partial =
       torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
   if (outer_on_tensor_cores(x, r)) {
-    check_launch(
-        llm_low_rank_outer_mma_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
-                                    mask.threshold, mask.scale, static_cast<float>(scale),
-                                    partial.data_ptr<float>(), stream_of(x)),
-        "low-rank outer product (tensor cores)");
+    check_launch(llm_low_rank_outer_mma_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r,
+                                             mask.seed, mask.threshold, mask.scale, mask.bits,
+                                             static_cast<float>(scale), partial.data_ptr<float>(),
+                                             stream_of(x)),
+                 "low-rank outer product (tensor cores)");
     return partial.sum(0);
   }
-  check_launch(llm_low_rank_outer_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
-                                       mask.threshold, mask.scale, static_cast<float>(scale),
-                                       partial.data_ptr<float>(), kind_of(x), stream_of(x)),
-               "low-rank outer product");
+  check_launch(
+      llm_low_rank_outer_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
+                              mask.threshold, mask.scale, mask.bits, static_cast<float>(scale),
+                              partial.data_ptr<float>(), kind_of(x), stream_of(x)),
+      "low-rank outer product");
   return partial.sum(0);
 }
 
@@ -208,7 +213,7 @@ torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
 // The fused forward pass: out = y + s (dropout(x) A^T) B^T, and what backward needs from it (B^T:
 // both kernels read their factor as [r, cols]).
 struct FusedForward {
-  torch::Tensor out, x, A, Bt, u, seed;
+  torch::Tensor out, x, A, Bt, u, seed, bits;  // bits: the dropout mask as recorded, if any
 };
 
 // Everything of the forward pass but `out`: the operands as the kernels read them, the dropout
@@ -220,7 +225,11 @@ FusedForward update_operands(const torch::Tensor& x, const torch::Tensor& A, con
   f.A = packed(A);
   f.Bt = packed(B.t());
   f.seed = draw_seed(x, dropout);
-  f.u = down(f.x, f.A, keep_mask(f.seed, dropout), 1.0);
+  // LLMHOST_LOW_RANK_KEEP_BITS=0: backward draws the mask again instead of reading it.
+  if (dropout > 0 && fused::kernels_switched_on("LLMHOST_LOW_RANK_KEEP_BITS")) {
+    f.bits = torch::empty({rows_of(f.x), f.x.size(-1) / 8}, f.x.options().dtype(torch::kByte));
+  }
+  f.u = down(f.x, f.A, keep_mask(f.seed, dropout, f.bits), 1.0);
   return f;
 }
 
@@ -254,7 +263,7 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
                                const torch::Tensor& A, const torch::Tensor& B, double scaling,
                                double dropout) {
     auto f = fused_forward(x, y, A, B, scaling, dropout);
-    ctx->save_for_backward({f.x, f.A, f.Bt, f.u, f.seed});
+    ctx->save_for_backward({f.x, f.A, f.Bt, f.u, f.seed, f.bits});
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["dropout"] = dropout;
     return f.out;
@@ -264,7 +273,7 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &A = saved[1], &Bt = saved[2], &u = saved[3], &seed = saved[4];
     const double scaling = ctx->saved_data["scaling"].toDouble();
-    const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
+    const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble(), saved[5]);
     const c10::cuda::CUDAGuard guard(x.device());
     const auto dy = packed(grad_outputs[0]);
     const auto d = update_gradients(dy, x, Bt, u, mask, scaling, ctx->needs_input_grad(2),
@@ -310,7 +319,7 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
                                const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
                                const torch::Tensor& B, double scaling, double dropout) {
     auto f = fused_linear_forward(x, weight, bias, A, B, scaling, dropout, /*tuned=*/true);
-    ctx->save_for_backward({f.x, weight, f.A, f.Bt, f.u, f.seed});
+    ctx->save_for_backward({f.x, weight, f.A, f.Bt, f.u, f.seed, f.bits});
     ctx->saved_data["has_bias"] = bias.has_value();
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["dropout"] = dropout;
@@ -322,7 +331,7 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
     const auto &x = saved[0], &weight = saved[1], &A = saved[2], &Bt = saved[3], &u = saved[4],
                &seed = saved[5];
     const double scaling = ctx->saved_data["scaling"].toDouble();
-    const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble());
+    const auto mask = keep_mask(seed, ctx->saved_data["dropout"].toDouble(), saved[6]);
     const c10::cuda::CUDAGuard guard(x.device());
     const auto dy = packed(grad_outputs[0]);
     // needs_input_grad counts the tensor inputs only: an absent bias is not one.
@@ -370,7 +379,7 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
       auto f = fused_linear_forward(xp, weights[p], c10::nullopt, factors[2 * i],
                                     factors[2 * i + 1], scalings[i], dropouts[i], true);
       outputs.push_back(f.out);
-      saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed});
+      saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed, f.bits});
     }
     ctx->save_for_backward(saved);
     ctx->saved_data["updates"] = c10::List<int64_t>(updates);
@@ -397,9 +406,9 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     for (size_t p = 0; p < layers; ++p) {
       const int64_t i = updates[p];
       if (i < 0) continue;
-      const size_t base = 1 + layers + 4 * static_cast<size_t>(i);  // A, Bt, u, seed
+      const size_t base = 1 + layers + 5 * static_cast<size_t>(i);  // A, Bt, u, seed, bits
       const auto &A = saved[base], &Bt = saved[base + 1], &u = saved[base + 2];
-      const auto mask = keep_mask(saved[base + 3], dropouts[i]);
+      const auto mask = keep_mask(saved[base + 3], dropouts[i], saved[base + 4]);
       const size_t a_input = 1 + layers + 2 * static_cast<size_t>(i);
       const auto d =
           update_gradients(dys[p], x, Bt, u, mask, scalings[i], ctx->needs_input_grad(a_input),

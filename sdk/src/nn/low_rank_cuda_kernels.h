@@ -9,7 +9,9 @@
 // (n, c) of a [rows, cols] input is kept or dropped the same way in every kernel that names the
 // same seed and cols: backward regenerates the mask instead of keeping it. Kept elements are
 // multiplied by keep_scale (1 / (1 - p)); keep_threshold is (1 - p) 2^16, rounded (a 16-bit
-// draw per element).
+// draw per element). keep_bits (or null): a device [rows, cols / 8] byte per 8-element pack of the
+// input; the down functions record there the mask they draw, and the others read it instead of
+// drawing again (the same seed's mask, recorded by down over the same input).
 // Every function needs cols (the 16-byte packs' dimension) a multiple of 8 and 16-byte aligned
 // activations, and r <= 64; otherwise cudaErrorInvalidValue without a launch.
 #include <stdint.h>
@@ -21,27 +23,28 @@ extern "C" {
 // u[n, j] = scale * sum_c dropout(x)[n, c] w[j, c]: x [rows, cols], w [r, cols] fp32, u [rows, r].
 int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
                            const int64_t* seed, uint32_t keep_threshold, float keep_scale,
-                           float scale, float* u, int kind, void* stream);
+                           uint8_t* keep_bits, float scale, float* u, int kind, void* stream);
 
 // The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks): the fp32
 // factor split into three bf16 parts, so the sums keep fp32's accuracy; kept elements are summed
 // as they are and the keep scale applied to the sums.
 int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t cols, const float* w, int64_t r,
                                const int64_t* seed, uint32_t keep_threshold, float keep_scale,
-                               float scale, float* u, void* stream);
+                               uint8_t* keep_bits, float scale, float* u, void* stream);
 
 // out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[j, c]), rounded once to the element type:
 // u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows,
 // cols]. The dropout here is applied to the product (backward's mask on the input gradient).
 int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows, int64_t cols,
                          int64_t r, const int64_t* seed, uint32_t keep_threshold, float keep_scale,
-                         float scale, void* out, int kind, void* stream);
+                         const uint8_t* keep_bits, float scale, void* out, int kind, void* stream);
 
 // The same for bf16 and r <= 8 on tensor cores (sm_80 and later), cols a multiple of 32; the sums
 // carry u's and w's fp32 values (each in three bf16 parts) to within ~2^-23 of the product.
 int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,
                              int64_t cols, int64_t r, const int64_t* seed, uint32_t keep_threshold,
-                             float keep_scale, float scale, void* out, void* stream);
+                             float keep_scale, const uint8_t* keep_bits, float scale, void* out,
+                             void* stream);
 
 // partial[k, j, c] = scale * sum over rows n of chunk k of u[n, j] dropout(x)[n, c]: x [rows,
 // cols], u [rows, r] fp32, partial [chunks, r, cols] fp32 (16-byte aligned) with chunks =
@@ -50,13 +53,15 @@ int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int6
 int64_t llm_low_rank_chunks(int64_t rows, int64_t cols);
 int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r,
                             const int64_t* seed, uint32_t keep_threshold, float keep_scale,
-                            float scale, float* partial, int kind, void* stream);
+                            const uint8_t* keep_bits, float scale, float* partial, int kind,
+                            void* stream);
 
 // The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks), with the
 // same chunks and layout; u's fp32 values split into three bf16 parts.
 int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
                                 int64_t r, const int64_t* seed, uint32_t keep_threshold,
-                                float keep_scale, float scale, float* partial, void* stream);
+                                float keep_scale, const uint8_t* keep_bits, float scale,
+                                float* partial, void* stream);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,10 @@ struct Dropout {
   const int64_t* seed;  // null: no dropout
   uint32_t threshold;   // keep when the 32-bit draw is below it
   float scale;          // applied to kept elements
+  // The keep bits as bytes, one per 8-element pack ([rows, cols / 8]): a drawing kernel records
+  // them in `record`, and a kernel given `kept` reads them instead of drawing (null: neither).
+  const uint8_t* kept;
+  uint8_t* record;
 };
 
 // Philox4x32-10 (Salmon et al., SC'11): a counter-based generator, so the draw for element i is a
@@ -48,6 +52,17 @@ __device__ inline uint32_t keep_bits(uint64_t seed, uint64_t first, uint32_t thr
   return bits;
 }
 
+// The keep bits of the pack starting at element `first` (a multiple of 8): read where an earlier
+// kernel recorded them (the Philox draws are what the kernels that regenerate the mask wait on:
+// each ran ~10 us slower at 7b than its twin without dropout, session 16), else drawn and, where
+// asked, recorded.
+__device__ inline uint32_t pack_keep(const Dropout& d, uint64_t seed, uint64_t first) {
+  if (d.kept != nullptr) return d.kept[first >> 3];
+  const uint32_t bits = keep_bits(seed, first, d.threshold);
+  if (d.record != nullptr) d.record[first >> 3] = static_cast<uint8_t>(bits);
+  return bits;
+}
+
 __device__ inline uint64_t seed_of(const Dropout& d) {
   return d.seed != nullptr ? static_cast<uint64_t>(*d.seed) : 0;
 }
@@ -57,7 +72,7 @@ template <typename T>
 __device__ inline void dropped_pack(const T* x, int64_t first, const Dropout& d, uint64_t seed,
                                     float (&v)[8]) {
   const Pack<T> pack = load_pack(x + first);
-  const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+  const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
 #pragma unroll
   for (int e = 0; e < 8; ++e) {
     const float value = load(pack.v, e);
@@ -238,7 +253,7 @@ __device__ inline uint4 dropped_bf16_pack(const __nv_bfloat16* x, int32_t rows, 
   const int64_t first = row * packs * 8 + static_cast<int64_t>(p) * 8;
   uint4 v = *reinterpret_cast<const uint4*>(x + first);
   if (d.seed != nullptr) {
-    const uint32_t bits = keep_bits(seed, first, d.threshold);
+    const uint32_t bits = pack_keep(d, seed, first);
     uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -398,7 +413,7 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
       }
     }
     const int64_t first = row * cols + c0;
-    const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+    const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
     Pack<T> base{};
     if (y != nullptr) base = load_pack(y + first);
     Pack<T> result;
@@ -447,7 +462,7 @@ __global__ void __launch_bounds__(256, 2)
       const int64_t row = batch + k;
       if (row >= row_end) break;
       const int64_t first = row * cols + c0;
-      const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+      const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
       Pack<T> result;
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
@@ -518,7 +533,7 @@ __global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
         const float4 u0 = staged[0], u1 = staged[1];
         const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
         const int64_t first = row * cols + c0;
-        const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+        const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
         Pack<T> result;
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
@@ -608,7 +623,7 @@ __global__ void __launch_bounds__(kUpMmaWarps * 32)
       if (row >= rows) continue;
       const Pack<__nv_bfloat16>& base = h == 0 ? base_top : base_bottom;
       const int64_t first = row * cols + c_base + 8 * t;
-      const uint32_t bits = d.seed != nullptr ? keep_bits(seed, first, d.threshold) : 0xFFu;
+      const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
       Pack<__nv_bfloat16> result;
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
@@ -875,21 +890,22 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
 
 extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
                                       int64_t r, const int64_t* seed, uint32_t keep_threshold,
-                                      float keep_scale, float scale, float* u, int kind,
-                                      void* stream) {
+                                      float keep_scale, uint8_t* keep_bits, float scale, float* u,
+                                      int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d{seed, keep_threshold, keep_scale};
+  const Dropout d{seed, keep_threshold, keep_scale, nullptr, keep_bits};
   LLM_DISPATCH_HALF_KIND(kind, down<T>(x, rows, cols, w, r, d, scale, u, s))
 }
 
 extern "C" int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
                                           int64_t r, const int64_t* seed, uint32_t keep_threshold,
-                                          float keep_scale, float scale, float* u, void* stream) {
+                                          float keep_scale, uint8_t* keep_bits, float scale,
+                                          float* u, void* stream) {
   if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, w})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
-  const Dropout d{seed, keep_threshold, keep_scale};
+  const Dropout d{seed, keep_threshold, keep_scale, nullptr, keep_bits};
   const auto blocks = static_cast<unsigned>((rows + 15) / 16);
   low_rank_down_mma<<<blocks, kMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
       static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
@@ -899,22 +915,24 @@ extern "C" int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t c
 
 extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t rows,
                                     int64_t cols, int64_t r, const int64_t* seed,
-                                    uint32_t keep_threshold, float keep_scale, float scale,
-                                    void* out, int kind, void* stream) {
+                                    uint32_t keep_threshold, float keep_scale,
+                                    const uint8_t* keep_bits, float scale, void* out, int kind,
+                                    void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d{seed, keep_threshold, keep_scale};
+  const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
   LLM_DISPATCH_HALF_KIND(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
 }
 
 extern "C" int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,
                                         int64_t cols, int64_t r, const int64_t* seed,
-                                        uint32_t keep_threshold, float keep_scale, float scale,
-                                        void* out, void* stream) {
+                                        uint32_t keep_threshold, float keep_scale,
+                                        const uint8_t* keep_bits, float scale, void* out,
+                                        void* stream) {
   if (r > 8 || cols % kUpMmaCols != 0 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {y, out, w})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
-  const Dropout d{seed, keep_threshold, keep_scale};
+  const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
   // ~8k warps in all (16 an SM a wave, several waves), each 32 columns over its run of tiles.
   const int64_t col_blocks = cols / kUpMmaCols, tiles = (rows + 15) / 16;
   const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(tiles, 8192 / col_blocks));
@@ -935,22 +953,23 @@ extern "C" int64_t llm_low_rank_chunks(int64_t rows, int64_t cols) {
 
 extern "C" int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
                                        int64_t r, const int64_t* seed, uint32_t keep_threshold,
-                                       float keep_scale, float scale, float* partial, int kind,
-                                       void* stream) {
+                                       float keep_scale, const uint8_t* keep_bits, float scale,
+                                       float* partial, int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  const Dropout d{seed, keep_threshold, keep_scale};
+  const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
   LLM_DISPATCH_HALF_KIND(kind, outer<T>(x, u, rows, cols, r, d, scale, partial, s))
 }
 
 extern "C" int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows,
                                            int64_t cols, int64_t r, const int64_t* seed,
-                                           uint32_t keep_threshold, float keep_scale, float scale,
-                                           float* partial, void* stream) {
+                                           uint32_t keep_threshold, float keep_scale,
+                                           const uint8_t* keep_bits, float scale, float* partial,
+                                           void* stream) {
   if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
-  const Dropout d{seed, keep_threshold, keep_scale};
+  const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
   int64_t chunk = 0;
   const dim3 tiles = tile_grid(rows, cols, &chunk);
   const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);

@@ -190,6 +190,14 @@ TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda
   expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_OUTER_MMA");
 }
 
+// Backward reads the dropout mask forward's down kernel recorded (a byte per 8-element pack), or
+// draws it again from the seed (LLMHOST_LOW_RANK_KEEP_BITS=0): either way the mask x's gradient
+// shows is the one the value and the factors' gradients were formed with.
+TEST(LowRankUpdate, RecordedAndRedrawnDropoutMasksGiveTheExactSumsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_KEEP_BITS");
+}
+
 // LoRA's up product (forward's u B^T added to y, backward's g A dropped into x's gradient) on
 // tensor cores (LLMHOST_LOW_RANK_UP_MMA=1: u and the factor in three bf16 parts each, for widths
 // of whole 32-column blocks): the sums are exact within the same bounds, with and without dropout.

@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
+
 #include <cmath>
+#include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "llm/error.hpp"
 #include "llm/safetensors.hpp"
@@ -203,6 +208,65 @@ TEST(LoraAdapter, QueryValueOnLlamaTargetsQProjAndVProjOnly) {
   loaded->lora->save(*loaded->model.model, out.path());
   EXPECT_EQ(llm::read_json_file(out.path() / "adapter_config.json").at("target_modules"),
             (llm::Json::array({"q_proj", "v_proj"})));
+}
+
+// Whether a node named like `name` is in the graph behind `t`.
+bool graph_has_node(const torch::Tensor& t, const std::string& name) {
+  std::vector<torch::autograd::Node*> pending{t.grad_fn().get()};
+  std::unordered_set<torch::autograd::Node*> seen;
+  while (!pending.empty()) {
+    auto* node = pending.back();
+    pending.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    if (node->name().find(name) != std::string::npos) return true;
+    for (const auto& edge : node->next_edges()) pending.push_back(edge.function.get());
+  }
+  return false;
+}
+
+// In bf16 training on CUDA, each Llama layer's q, k and v (LoRA on q and v) are one autograd node
+// (llm::shared_input_linears, through LoraLinear::low_rank_factors). The loss is the separate
+// nodes' loss exactly (the same products, the same dropout draws under the same seed), and the
+// factors' gradients differ from theirs only by x's gradient summed in another order: a few bf16
+// roundings (2^-8 relative each) carried through two layers, far below the O(1) error of a wrong
+// mask or a missing term.
+TEST(LoraAdapter, LlamaProjectionsSharingTheirInputTrainAsOneNodeCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  llmhost::PluginRegistry registry;
+  registry.load_directories({llm::test::plugin_dir()});
+  auto loaded = llmhost::load_model(registry, llm::test::data_dir() / "tiny-llama", torch::kCUDA,
+                                    torch::kBFloat16, false);
+  auto& model = *loaded.model;
+  torch::manual_seed(0);
+  const auto trainable = registry.adapter("lora")->attach(model, llm::Json{{"lora_dropout", 0.1}});
+  {
+    torch::NoGradGuard no_grad;  // B starts at zero, which would leave A without a gradient
+    for (auto p : trainable) {
+      if (p.abs().max().item<float>() == 0.f) p.normal_(0, 0.2);
+    }
+  }
+  model.train();
+  const auto ids =
+      torch::randint(0, model.config().vocab_size, {2, 16}, torch::kInt64).to(torch::kCUDA);
+  std::vector<double> losses;
+  std::vector<std::vector<torch::Tensor>> grads;
+  for (const char* grouped : {"1", "0"}) {
+    const llm::test::ScopedEnvironmentVariable setting("LLMHOST_SHARED_INPUT_GRAD", grouped);
+    for (auto p : trainable) p.mutable_grad() = torch::Tensor();
+    torch::manual_seed(42);
+    const auto loss = model.next_token_loss(ids, ids).mean;
+    EXPECT_EQ(graph_has_node(loss, "SharedInputLinears"), std::string(grouped) == "1") << grouped;
+    loss.backward();
+    losses.push_back(loss.item<double>());
+    grads.emplace_back();
+    for (const auto& p : trainable) grads.back().push_back(p.grad().clone());
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  for (size_t i = 0; i < trainable.size(); ++i) {
+    const double norm = grads[1][i].norm().item<double>();
+    ASSERT_GT(norm, 0.0) << "parameter " << i;
+    EXPECT_LE((grads[0][i] - grads[1][i]).norm().item<double>(), 0.02 * norm) << "parameter " << i;
+  }
 }
 
 }  // namespace

@@ -482,19 +482,19 @@ __global__ void __launch_bounds__(256, 2)
 // run of up to 16 rows.
 constexpr int kUpStagedWarps = 8, kUpStagedMaxRows = 16;
 
-// out = y + dropout(scale * u w) for r <= 8, the sums as low_rank_up_few forms them, with the u
-// rows of the whole block staged in shared memory first ([128, 8] fp32, one coalesced pass).
+// out = dropout(scale * u w) for r <= 8, the sums as low_rank_up_few forms them, with the u rows
+// of the whole block staged in shared memory first ([128, 8] fp32, one coalesced pass).
 // low_rank_up_few loads each row's u from global memory as it comes to it: an L2 round trip on
 // every row's critical path. The block's warps also read the same [8, 256] slice of w, so it
-// comes from L2 once a block, not once a thread. Where the update is written on its own (y
-// absent: the product adds itself afterwards) this is faster (session 16's bench at 7b: 19.0 ->
-// 16.3 us forward, 30.3 -> 26.9 backward); onto y, low_rank_up_few's batched y loads are
-// (28.8 against 30.1 us), so the launcher keeps it there.
-template <typename T, int BATCH = kUpBatch>
+// comes from L2 once a block, not once a thread. Where the update is written on its own (the
+// product adds itself afterwards) this is faster (session 16's bench at 7b: 19.0 -> 16.3 us
+// forward, 30.3 -> 26.9 backward); onto a y, low_rank_up_few's batched y loads are (28.8 against
+// 30.1 us), so the launcher keeps that kernel there.
+template <typename T>
 __global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
-    low_rank_up_staged(const T* __restrict__ y, const float* __restrict__ u,
-                       const float* __restrict__ w, int32_t rows, int32_t packs, int32_t r,
-                       int32_t row_count, Dropout d, float scale, T* __restrict__ out) {
+    low_rank_up_staged(const float* __restrict__ u, const float* __restrict__ w, int32_t rows,
+                       int32_t packs, int32_t r, int32_t row_count, Dropout d, float scale,
+                       T* __restrict__ out) {
   __shared__ __align__(16) float u_tile[kUpStagedWarps * kUpStagedMaxRows][8];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int32_t p = static_cast<int32_t>(blockIdx.x) * 32 + lane;
@@ -516,36 +516,23 @@ __global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
     if (p >= packs) continue;
     const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
     const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
-    for (int64_t batch = row0; batch < row_end; batch += BATCH) {
-      Pack<T> base[BATCH];
-      if (y != nullptr) {
+    for (int64_t row = row0; row < row_end; ++row) {
+      const float4* staged = reinterpret_cast<const float4*>(u_tile[row - block_row0]);
+      const float4 u0 = staged[0], u1 = staged[1];
+      const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+      const int64_t first = row * cols + c0;
+      const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
+      Pack<T> result;
 #pragma unroll
-        for (int k = 0; k < BATCH; ++k) {
-          const int64_t row = batch + k < row_end ? batch + k : row_end - 1;  // in range
-          base[k] = load_pack(y + row * cols + c0);
-        }
+      for (int e = 0; e < 8; ++e) {
+        float v = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v += uj[j] * wr[j][e];
+        v *= scale;
+        if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
+        store(result.v, e, v);
       }
-#pragma unroll
-      for (int k = 0; k < BATCH; ++k) {
-        const int64_t row = batch + k;
-        if (row >= row_end) break;
-        const float4* staged = reinterpret_cast<const float4*>(u_tile[row - block_row0]);
-        const float4 u0 = staged[0], u1 = staged[1];
-        const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
-        const int64_t first = row * cols + c0;
-        const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
-        Pack<T> result;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          float v = 0.0f;
-#pragma unroll
-          for (int j = 0; j < 8; ++j) v += uj[j] * wr[j][e];
-          v *= scale;
-          if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
-          store(result.v, e, (y != nullptr ? load(base[k].v, e) : 0.0f) + v);
-        }
-        store_pack(out + first, result);
-      }
+      store_pack(out + first, result);
     }
   }
 }
@@ -847,8 +834,8 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
     const dim3 grid(static_cast<unsigned>((packs + 31) / 32),
                     static_cast<unsigned>(std::min<int64_t>(groups, 65535)));
     low_rank_up_staged<T><<<grid, kUpStagedWarps * 32, 0, stream>>>(
-        static_cast<const T*>(y), u, w, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
-        static_cast<int32_t>(r), static_cast<int32_t>(row_count), d, scale, static_cast<T*>(out));
+        u, w, static_cast<int32_t>(rows), static_cast<int32_t>(packs), static_cast<int32_t>(r),
+        static_cast<int32_t>(row_count), d, scale, static_cast<T*>(out));
   } else if (r <= 8) {
     launch(low_rank_up_few<T>);
   } else {

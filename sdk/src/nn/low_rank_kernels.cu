@@ -429,6 +429,20 @@ __global__ void low_rank_up(const T* __restrict__ y, const float* __restrict__ u
 
 constexpr int kUpBatch = 2;
 
+// One pack of the update for r <= 8: v[e] = dropout(scale * sum_j u[j] w[j][e]), `bits` the pack's
+// keep bits (pack_keep).
+__device__ inline void update_pack(const float (&uj)[8], const float (&wr)[8][8], float scale,
+                                   const Dropout& d, uint32_t bits, float (&v)[8]) {
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) sum += uj[j] * wr[j][e];
+    sum *= scale;
+    v[e] = d.seed == nullptr ? sum : ((bits >> e) & 1u) ? sum * d.scale : 0.0f;
+  }
+}
+
 // out = y + dropout(scale * u w^T) for r <= 8, as low_rank_up with w's block in registers, but the
 // rows go BATCH at a time: their y packs and u rows are all loaded before any is used, so each
 // thread has BATCH loads in flight, not one. One row at a time the kernel moved 1-1.9 TB/s of the
@@ -463,15 +477,12 @@ __global__ void __launch_bounds__(256, 2)
       if (row >= row_end) break;
       const int64_t first = row * cols + c0;
       const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
+      float v[8];
+      update_pack(uj[k], wr, scale, d, bits, v);
       Pack<T> result;
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
-        float v = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v += uj[k][j] * wr[j][e];
-        v *= scale;
-        if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
-        store(result.v, e, (y != nullptr ? load(base[k].v, e) : 0.0f) + v);
+        store(result.v, e, (y != nullptr ? load(base[k].v, e) : 0.0f) + v[e]);
       }
       store_pack(out + first, result);
     }
@@ -522,16 +533,11 @@ __global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
       const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
       const int64_t first = row * cols + c0;
       const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
+      float v[8];
+      update_pack(uj, wr, scale, d, bits, v);
       Pack<T> result;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        float v = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v += uj[j] * wr[j][e];
-        v *= scale;
-        if (d.seed != nullptr) v = ((bits >> e) & 1u) ? v * d.scale : 0.0f;
-        store(result.v, e, v);
-      }
+      for (int e = 0; e < 8; ++e) store(result.v, e, v[e]);
       store_pack(out + first, result);
     }
   }

@@ -78,27 +78,36 @@ RMSNorm make_rms_norm(int64_t width, const torch::TensorOptions& options) {
   return norm;
 }
 
-// Widths 96 and 100: in bf16 the CUDA kernel holds a row of 96 as 16-byte packs in registers, and
-// takes its element-wise form for 100 (not a whole number of packs).
-TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAndCuda) {
+// Each RMSNorm case: fp32 and bf16 on each device, widths 96 and 100 (in bf16 the CUDA kernel
+// holds a row of 96 as 16-byte packs in registers, and takes its element-wise form for 100, not a
+// whole number of packs); `check` gets the options, the norm, x [3, 7, width] and a label.
+template <typename Check>
+void for_each_rms_norm_case(uint64_t seed, const Check& check) {
   for (const auto& device : devices()) {
     for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
       for (const int64_t width : {96, 100}) {
-        torch::manual_seed(1);
+        torch::manual_seed(seed);
         const auto options = torch::TensorOptions().dtype(dtype).device(device);
         auto norm = make_rms_norm(width, options);
         const auto x = (torch::randn({3, 7, width}) * 3).to(options);
-        const auto grad = torch::randn({3, 7, width}).to(options);
-        const auto ours = run([&](const auto& in) { return norm(in[0]); }, {x}, grad);
-        const auto plain = run(
-            [&](const auto& in) { return plain_rms_norm(in[0], norm->weight, 1e-5); }, {x}, grad);
-        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
-                                 " width " + std::to_string(width);
-        expect_close(ours.out, plain.out, 2, "value, " + what);
-        expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
+        check(options, norm, x,
+              device.str() + " " + std::string(c10::toString(dtype)) + " width " +
+                  std::to_string(width));
       }
     }
   }
+}
+
+TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAndCuda) {
+  for_each_rms_norm_case(1, [](const torch::TensorOptions& options, RMSNorm& norm,
+                               const torch::Tensor& x, const std::string& what) {
+    const auto grad = torch::randn(x.sizes()).to(options);
+    const auto ours = run([&](const auto& in) { return norm(in[0]); }, {x}, grad);
+    const auto plain =
+        run([&](const auto& in) { return plain_rms_norm(in[0], norm->weight, 1e-5); }, {x}, grad);
+    expect_close(ours.out, plain.out, 2, "value, " + what);
+    expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
+  });
 }
 
 // RMSNorm passing its input on for the residual sum: the two outputs are the norm and x, and x's
@@ -106,32 +115,25 @@ TEST(FusedRmsNorm, ValueAndInputGradientAreAutogradsOfThePlainComputationOnCpuAn
 // the plain norm plus x's own, which the CUDA kernel adds before its one rounding: a few steps of
 // the type apart. Width 96 takes the packed kernel, 100 the element-wise one.
 TEST(FusedRmsNorm, PassingTheInputOnAddsItsGradientToTheNormsOnCpuAndCuda) {
-  for (const auto& device : devices()) {
-    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      for (const int64_t width : {96, 100}) {
-        torch::manual_seed(4);
-        const auto options = torch::TensorOptions().dtype(dtype).device(device);
-        auto norm = make_rms_norm(width, options);
-        const auto x = (torch::randn({3, 7, width}) * 3).to(options);
-        const auto grad = torch::randn({3, 7, 2 * width}).to(options);
-        const auto ours = run(
-            [&](const auto& in) {
-              const auto [normed, passed] = norm->forward_passing_input(in[0]);
-              return torch::cat({normed, passed}, -1);
-            },
-            {x}, grad);
-        const auto plain = run(
-            [&](const auto& in) {
-              return torch::cat({plain_rms_norm(in[0], norm->weight, 1e-5), in[0]}, -1);
-            },
-            {x}, grad);
-        const std::string what = device.str() + " " + std::string(c10::toString(dtype)) +
-                                 " width " + std::to_string(width);
-        expect_close(ours.out, plain.out, 2, "value, " + what);
-        expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
-      }
-    }
-  }
+  for_each_rms_norm_case(4, [](const torch::TensorOptions& options, RMSNorm& norm,
+                               const torch::Tensor& x, const std::string& what) {
+    auto sizes = x.sizes().vec();
+    sizes.back() *= 2;
+    const auto grad = torch::randn(sizes).to(options);
+    const auto ours = run(
+        [&](const auto& in) {
+          const auto [normed, passed] = norm->forward_passing_input(in[0]);
+          return torch::cat({normed, passed}, -1);
+        },
+        {x}, grad);
+    const auto plain = run(
+        [&](const auto& in) {
+          return torch::cat({plain_rms_norm(in[0], norm->weight, 1e-5), in[0]}, -1);
+        },
+        {x}, grad);
+    expect_close(ours.out, plain.out, 2, "value, " + what);
+    expect_close(ours.grads[0], plain.grads[0], 4, "gradient, " + what);
+  });
 }
 
 // A parallel-residual block's inputs (its two LayerNorms of x, and x for the residual sum)

@@ -203,6 +203,45 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
   }
   CHECK(cudaFree(out2));
 
+  // Two updates' parts of x's gradient (q's and v's, each with its recorded mask): the first
+  // written and the second added in place, against both in one pass (session 17).
+  {
+    float* u3 = device_random<float>(rows * r, 1.0f, 18);
+    float* A2 = device_random<float>(r * in, 0.05f, 19);
+    bf16* dx = device_random<bf16>(rows * in, 0.0f, 20);
+    bf16* dx2 = device_random<bf16>(rows * in, 0.0f, 21);
+    const auto up_into = [&](const bf16* base, const float* uu, const float* w) {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_up_cuda(
+          base, uu, w, rows, in, r, seed, drop.threshold, drop.scale, bits, 1.0f, dx, 2, nullptr)));
+    };
+    const float apart = time_us([&] {
+      up_into(nullptr, u, A);
+      up_into(dx, u3, A2);
+    });
+    const LlmLowRankPart first{u, A, r, seed, drop.threshold, drop.scale, bits, 1.0f};
+    const LlmLowRankPart second{u3, A2, r, seed, drop.threshold, drop.scale, bits, 1.0f};
+    const float together = time_us([&] {
+      CHECK(static_cast<cudaError_t>(
+          llm_low_rank_up_pair_cuda(first, second, rows, in, dx2, 2, nullptr)));
+    });
+    std::vector<bf16> a(rows * in), b(rows * in);
+    CHECK(cudaMemcpy(a.data(), dx, rows * in * 2, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(b.data(), dx2, rows * in * 2, cudaMemcpyDeviceToHost));
+    float scale = 0, diff = 0;
+    for (int64_t i = 0; i < rows * in; ++i) {
+      scale = std::fmax(scale, std::fabs(__bfloat162float(a[i])));
+      diff = std::fmax(diff, std::fabs(__bfloat162float(a[i]) - __bfloat162float(b[i])));
+    }
+    report(shape, "up bwd, two updates (recorded masks)", "first written, second added in place",
+           apart, 6.0 * rows * in);
+    report(shape, "up bwd, two updates (recorded masks)", "one pass (today)", together,
+           2.0 * rows * in, diff / scale);
+    for (void* q : {static_cast<void*>(u3), static_cast<void*>(A2), static_cast<void*>(dx),
+                    static_cast<void*>(dx2)}) {
+      CHECK(cudaFree(q));
+    }
+  }
+
   // Backward: g = s dy B (down over dy), dx = dropout(g A) (up), and the factors' gradients
   // dA = g^T dropout(x), dB^T = s u^T dy (outer products, each with the sum of its partials).
   float* g = device_random<float>(rows * r, 0.0f, 12);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
@@ -180,9 +181,21 @@ bool outer_on_tensor_cores(const torch::Tensor& x, int64_t r) {
   return fused::kernels_switched_on("LLMHOST_LOW_RANK_OUTER_MMA") && tensor_cores_take(x, r);
 }
 
-// [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order.
+// The partial sums' total over their first dimension, [r, cols]; `transposed`: stored as
+// [cols, r] (B's gradient), written so by the sum itself rather than by a copy afterwards (7b: a
+// 128 KB transpose a call, 64 calls a step).
+torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed) {
+  if (!transposed) return partial.sum(0);
+  auto total = torch::empty({partial.size(2), partial.size(1)}, partial.options());
+  auto as_summed = total.t();
+  at::sum_out(as_summed, partial, {0});
+  return total;
+}
+
+// [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order;
+// `transposed`: as [cols, r].
 torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMask& mask,
-                    double scale) {
+                    double scale, bool transposed = false) {
   const int64_t rows = rows_of(x), cols = x.size(-1), r = u.size(1);
   auto partial =
       torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
@@ -192,14 +205,14 @@ torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMa
                                              static_cast<float>(scale), partial.data_ptr<float>(),
                                              stream_of(x)),
                  "low-rank outer product (tensor cores)");
-    return partial.sum(0);
+    return sum_of_chunks(partial, transposed);
   }
   check_launch(
       llm_low_rank_outer_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
                               mask.threshold, mask.scale, mask.bits, static_cast<float>(scale),
                               partial.data_ptr<float>(), kind_of(x), stream_of(x)),
       "low-rank outer product");
-  return partial.sum(0);
+  return sum_of_chunks(partial, transposed);
 }
 
 torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
@@ -253,7 +266,7 @@ UpdateGradients update_gradients(const torch::Tensor& dy, const torch::Tensor& x
   UpdateGradients d;
   d.g = down(dy, Bt, KeepMask{}, scaling);
   if (need_A) d.grad_A = outer(x, d.g, mask, 1.0);
-  if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling).t().contiguous();
+  if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true);
   return d;
 }
 
@@ -353,6 +366,48 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
   }
 };
 
+// One update's part of x's gradient: dropout(g A), g = dL/du.
+struct InputGradientPart {
+  torch::Tensor g, A;
+  KeepMask mask;
+};
+
+// Two parts in one pass (LLMHOST_LOW_RANK_UP_PAIR=0: the second added in place): r <= 8 each.
+bool pair_applies(const InputGradientPart& first, const InputGradientPart& second) {
+  return fused::kernels_switched_on("LLMHOST_LOW_RANK_UP_PAIR") && first.g.size(1) <= 8 &&
+         second.g.size(1) <= 8;
+}
+
+LlmLowRankPart pair_part(const InputGradientPart& part) {
+  return {part.g.data_ptr<float>(), part.A.data_ptr<float>(), part.g.size(1), part.mask.seed,
+          part.mask.threshold,      part.mask.scale,          part.mask.bits, 1.0f};
+}
+
+// The updates' parts of x's gradient in one new tensor shaped as x: the first two written in one
+// pass where they can be, each other added in place.
+torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts,
+                                     const torch::Tensor& x) {
+  torch::Tensor grad_x;
+  size_t next = 0;
+  if (parts.size() >= 2 && pair_applies(parts[0], parts[1])) {
+    grad_x = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+    check_launch(llm_low_rank_up_pair_cuda(pair_part(parts[0]), pair_part(parts[1]),
+                                           rows_of(grad_x), grad_x.size(-1), grad_x.data_ptr(),
+                                           kind_of(grad_x), stream_of(grad_x)),
+                 "low-rank up, two updates");
+    next = 2;
+  }
+  for (; next < parts.size(); ++next) {
+    const auto& part = parts[next];
+    if (grad_x.defined()) {
+      up_in_place(grad_x, part.g, part.A, part.mask, 1.0);
+    } else {
+      grad_x = up(torch::Tensor(), part.g, part.A, part.mask, 1.0, x);
+    }
+  }
+  return grad_x;
+}
+
 // Layers over one x (q, k, v) as one node: each output is what FusedLowRankLinear (a layer with
 // an update) or fused::frozen_linear (one without) computes, and backward forms x's gradient in
 // one buffer: the updates' parts first (the first written, the rest added in place), then each
@@ -403,6 +458,7 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     for (const auto& dy : grad_outputs) dys.push_back(packed(dy));
     const bool need_x = ctx->needs_input_grad(0);
     torch::Tensor& grad_x = grads[0];
+    std::vector<InputGradientPart> x_parts;
     for (size_t p = 0; p < layers; ++p) {
       const int64_t i = updates[p];
       if (i < 0) continue;
@@ -415,13 +471,9 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
                            ctx->needs_input_grad(a_input + 1));
       grads[a_input] = d.grad_A;
       grads[a_input + 1] = d.grad_B;
-      if (!need_x) continue;
-      if (grad_x.defined()) {
-        up_in_place(grad_x, d.g, A, mask, 1.0);
-      } else {
-        grad_x = up(torch::Tensor(), d.g, A, mask, 1.0, x);
-      }
+      if (need_x) x_parts.push_back({d.g, A, mask});
     }
+    if (!x_parts.empty()) grad_x = updates_input_gradient(x_parts, x);
     if (need_x) {
       for (size_t p = 0; p < layers; ++p) {
         if (grad_x.defined()) {

@@ -39,6 +39,25 @@ int llm_low_rank_up_cuda(const void* y, const float* u, const float* w, int64_t 
                          int64_t r, const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                          const uint8_t* keep_bits, float scale, void* out, int kind, void* stream);
 
+// One of the two updates llm_low_rank_up_pair_cuda writes together: u [rows, r] and w [r, cols]
+// fp32 with r <= 8, its dropout (as the other functions take it) and its scale.
+typedef struct {
+  const float* u;
+  const float* w;
+  int64_t r;
+  const int64_t* seed;
+  uint32_t keep_threshold;
+  float keep_scale;
+  const uint8_t* keep_bits;
+  float scale;
+} LlmLowRankPart;
+
+// out[n, c] = dropout_1(scale_1 sum_j u_1[n, j] w_1[j, c]) + the same for the second part, each
+// part formed as llm_low_rank_up_cuda forms it (without y), added in fp32 and rounded once:
+// x's gradient through two updates of one input, in one pass.
+int llm_low_rank_up_pair_cuda(LlmLowRankPart first, LlmLowRankPart second, int64_t rows,
+                              int64_t cols, void* out, int kind, void* stream);
+
 // The same for bf16 and r <= 8 on tensor cores (sm_80 and later), cols a multiple of 32; the sums
 // carry u's and w's fp32 values (each in three bf16 parts) to within ~2^-23 of the product.
 int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,

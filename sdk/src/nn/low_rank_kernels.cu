@@ -543,6 +543,92 @@ __global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
   }
 }
 
+// One of the two updates low_rank_up_pair writes together.
+struct UpdatePart {
+  const float* u;  // [rows, r]
+  const float* w;  // [r, cols]
+  int32_t r;
+  Dropout d;
+  float scale;
+};
+
+// out = dropout_1(scale_1 u_1 w_1) + dropout_2(scale_2 u_2 w_2) for r_1, r_2 <= 8: x's gradient
+// through two updates of one input (q's and v's) in one pass, each part's sums as
+// low_rank_up_staged forms them, added in fp32 and written once. Writing the first and adding the
+// second in place read the 33.5 MB back and wrote them again (7b: 24 + 44 us a call in the step,
+// session 16). Session 16's first pair kernel drew both masks with Philox and was bound by those
+// draws (79.5 us in the step); here the masks recorded by forward's down are staged with the u
+// rows, so a row costs two [8 x 8] sums, two selects and one 16-byte store. Both factors' blocks
+// stay in registers: one 8-warp block an SM.
+template <typename T>
+__global__ void __launch_bounds__(kUpStagedWarps * 32, 1)
+    low_rank_up_pair(UpdatePart first, UpdatePart second, int32_t rows, int32_t packs,
+                     int32_t row_count, T* __restrict__ out) {
+  constexpr int kTileRows = kUpStagedWarps * kUpStagedMaxRows;
+  __shared__ __align__(16) float u_tile[2][kTileRows][8];
+  __shared__ uint8_t kept_tile[2][kTileRows][32];  // recorded masks: the block's 32 packs a row
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t p = static_cast<int32_t>(blockIdx.x) * 32 + lane;
+  const int64_t cols = static_cast<int64_t>(packs) * 8, c0 = static_cast<int64_t>(p) * 8;
+  const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
+  const int64_t groups = (rows + block_rows - 1) / block_rows;
+  const UpdatePart parts[2] = {first, second};
+  const uint64_t seeds[2] = {seed_of(first.d), seed_of(second.d)};
+  float wr[2][8][8];  // [part][rank][column]
+  if (p < packs) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) load_factor_pack(parts[k].w, parts[k].r, cols, c0, wr[k]);
+  }
+  for (int64_t group = blockIdx.y; group < groups; group += gridDim.y) {
+    const int64_t block_row0 = group * block_rows;
+    __syncthreads();  // the previous group's rows have been read from the tiles
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      for (int64_t i = threadIdx.x; i < block_rows * 8; i += blockDim.x) {
+        const int64_t row = block_row0 + i / 8;
+        const int32_t j = static_cast<int32_t>(i % 8);
+        u_tile[k][i / 8][j] =
+            row < rows && j < parts[k].r ? parts[k].u[row * parts[k].r + j] : 0.0f;
+      }
+      if (parts[k].d.seed == nullptr || parts[k].d.kept == nullptr) continue;
+      for (int64_t i = threadIdx.x; i < block_rows * 32; i += blockDim.x) {
+        const int64_t row = block_row0 + i / 32;
+        const int32_t pack = static_cast<int32_t>(blockIdx.x) * 32 + static_cast<int32_t>(i % 32);
+        kept_tile[k][i / 32][i % 32] =
+            row < rows && pack < packs ? parts[k].d.kept[row * packs + pack] : 0;
+      }
+    }
+    __syncthreads();
+    if (p >= packs) continue;
+    const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
+    const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
+    for (int64_t row = row0; row < row_end; ++row) {
+      const int64_t first_element = row * cols + c0;
+      float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const float4* staged = reinterpret_cast<const float4*>(u_tile[k][row - block_row0]);
+        const float4 u0 = staged[0], u1 = staged[1];
+        const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        const Dropout& d = parts[k].d;
+        uint32_t bits = 0xFFu;
+        if (d.seed != nullptr) {
+          bits = d.kept != nullptr ? kept_tile[k][row - block_row0][lane]
+                                   : keep_bits(seeds[k], first_element, d.threshold);
+        }
+        float part[8];
+        update_pack(uj, wr[k], parts[k].scale, d, bits, part);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] += part[e];
+      }
+      Pack<T> result;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) store(result.v, e, v[e]);
+      store_pack(out + first_element, result);
+    }
+  }
+}
+
 // out = y + dropout(scale * u w) for bf16 and r <= 8 on tensor cores (sm_80 and later): the
 // CUDA-core form spends 64 multiply-adds and the factor's 64 registers on each 16-byte pack, which
 // leaves it bound by its arithmetic once it no longer reads y (7b: 29 us a call for 33.5 MB
@@ -850,6 +936,26 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   return static_cast<int>(cudaGetLastError());
 }
 
+template <typename T>
+int up_pair(const UpdatePart& first, const UpdatePart& second, int64_t rows, int64_t cols,
+            void* out, cudaStream_t stream) {
+  if (first.r > 8 || second.r > 8 || second.r < 1 ||
+      !shapes_fit<T>(rows, cols, first.r, {out, first.w, second.w})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  const int64_t packs = cols / 8;
+  const int64_t row_count =
+      std::max<int64_t>(1, std::min<int64_t>(kUpStagedMaxRows, rows * packs / 65536));
+  const int64_t groups = (rows + kUpStagedWarps * row_count - 1) / (kUpStagedWarps * row_count);
+  const dim3 grid(static_cast<unsigned>((packs + 31) / 32),
+                  static_cast<unsigned>(std::min<int64_t>(groups, 65535)));
+  low_rank_up_pair<T><<<grid, kUpStagedWarps * 32, 0, stream>>>(
+      first, second, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
+      static_cast<int32_t>(row_count), static_cast<T*>(out));
+  return static_cast<int>(cudaGetLastError());
+}
+
 // The outer product's grid: 256-column tiles times row chunks, ~256 blocks in all (two 8-warp
 // blocks an SM; the session-10 bench found 128-256 rows a chunk best at the lora-train shapes).
 int64_t tiles_for(int64_t cols) { return std::max<int64_t>(1, (cols / 8 + 31) / 32); }
@@ -914,6 +1020,17 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
   const auto s = static_cast<cudaStream_t>(stream);
   const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
   LLM_DISPATCH_HALF_KIND(kind, up<T>(y, u, w, rows, cols, r, d, scale, out, s))
+}
+
+extern "C" int llm_low_rank_up_pair_cuda(LlmLowRankPart first, LlmLowRankPart second, int64_t rows,
+                                         int64_t cols, void* out, int kind, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  const auto part = [](const LlmLowRankPart& q) {
+    return UpdatePart{q.u, q.w, static_cast<int32_t>(q.r),
+                      Dropout{q.seed, q.keep_threshold, q.keep_scale, q.keep_bits, nullptr},
+                      q.scale};
+  };
+  LLM_DISPATCH_HALF_KIND(kind, up_pair<T>(part(first), part(second), rows, cols, out, s))
 }
 
 extern "C" int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,

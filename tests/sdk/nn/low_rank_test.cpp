@@ -449,12 +449,16 @@ torch::Tensor grad_x_magnitude(const SharedInput& s, double keep_scale) {
 
 // Each output and the factors' gradients are the exact sums within the products' rounding, as
 // one layer's are; x's gradient, one buffer that the updates' parts and then the three products
-// add themselves into (five roundings of partial sums bounded by the magnitude above), too. On
-// CUDA the three layers are one node.
+// add themselves into (at most five roundings of partial sums bounded by the magnitude above),
+// too: with the two updates' parts written in one pass and with the second added in place
+// (LLMHOST_LOW_RANK_UP_PAIR=0). On CUDA the three layers are one node.
 TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const auto& shape : {std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}),
-                            std::make_pair(int64_t{129}, std::vector<int64_t>{64, 64, 8200})}) {
+  for (const auto& [pair, shape] :
+       {std::make_pair("1", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48})),
+        std::make_pair("1", std::make_pair(int64_t{129}, std::vector<int64_t>{64, 64, 8200})),
+        std::make_pair("0", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}))}) {
+    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
     const auto s = make_shared_input(shape.first, 64, shape.second, 0.0);
     const auto ours = run_shared_input(s, true);
     ASSERT_EQ(ours.out.size(), 3u) << "shared_input_linears did not apply";
@@ -464,8 +468,8 @@ TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCu
     auto grad_x = torch::zeros_like(x);
     size_t update = 0;
     for (size_t p = 0; p < 3; ++p) {
-      const std::string label =
-          "rows " + std::to_string(shape.first) + ", layer " + std::to_string(p);
+      const std::string label = std::string("pair ") + pair + ", rows " +
+                                std::to_string(shape.first) + ", layer " + std::to_string(p);
       const auto W = d(s.W[p]);
       auto value = x.matmul(W.t());
       auto magnitude = x.abs().matmul(W.abs().t());
@@ -482,43 +486,56 @@ TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCu
       }
       expect_within_product_rounding(ours.out[p], value, magnitude, label + " value");
     }
-    expect_within(ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
-                  "rows " + std::to_string(shape.first) + " grad x");
+    expect_within(
+        ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
+        std::string("pair ") + pair + ", rows " + std::to_string(shape.first) + " grad x");
   }
 }
 
 // With dropout the node draws the masks layer by layer as separate nodes do, from the same seed:
 // outputs and the factors' gradients are the same kernels' results on the same masks, equal to
-// one layer at a time; x's gradient differs only in the order of its sums.
+// one layer at a time; x's gradient differs only in the order of its sums. So with the two
+// updates' parts of x's gradient in one pass or not (LLMHOST_LOW_RANK_UP_PAIR), from recorded
+// masks or masks drawn again (LLMHOST_LOW_RANK_KEEP_BITS).
 TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const double p = 0.3;
   const auto s = make_shared_input(256, 512, {64, 32, 64}, p);
-  torch::manual_seed(11);
-  const auto grouped = run_shared_input(s, true);
-  ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
-  torch::manual_seed(11);
-  const auto separate = run_shared_input(s, false);
-  for (const size_t layer : {0, 2}) {
-    EXPECT_TRUE(torch::equal(grouped.out[layer], separate.out[layer])) << "layer " << layer;
+  for (const auto& [pair, bits] :
+       {std::make_pair("1", "1"), std::make_pair("1", "0"), std::make_pair("0", "1")}) {
+    const test::ScopedEnvironmentVariable pair_setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
+    const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
+    const std::string label = std::string("pair ") + pair + ", recorded masks " + bits;
+    torch::manual_seed(11);
+    const auto grouped = run_shared_input(s, true);
+    ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
+    torch::manual_seed(11);
+    const auto separate = run_shared_input(s, false);
+    for (const size_t layer : {0, 2}) {
+      EXPECT_TRUE(torch::equal(grouped.out[layer], separate.out[layer]))
+          << label << ", layer " << layer;
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i])) << label << ", update " << i;
+      EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i])) << label << ", update " << i;
+    }
+    const auto bound =
+        grad_x_magnitude(s, 1.0 / (1 - p)) * (2 * 6 * unit_of(grouped.grad_x));  // both rounded
+    const auto excess = ((grouped.grad_x.to(torch::kCPU, torch::kDouble) -
+                          separate.grad_x.to(torch::kCPU, torch::kDouble))
+                             .abs() -
+                         bound)
+                            .max()
+                            .item<double>();
+    EXPECT_LE(excess, 0.0) << label;
   }
-  for (size_t i = 0; i < 2; ++i) {
-    EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i])) << "update " << i;
-    EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i])) << "update " << i;
-  }
-  const auto bound =
-      grad_x_magnitude(s, 1.0 / (1 - p)) * (2 * 6 * unit_of(grouped.grad_x));  // both rounded
-  const auto excess = ((grouped.grad_x.to(torch::kCPU, torch::kDouble) -
-                        separate.grad_x.to(torch::kCPU, torch::kDouble))
-                           .abs() -
-                       bound)
-                          .max()
-                          .item<double>();
-  EXPECT_LE(excess, 0.0);
   // The masks were drawn: without dropout the same inputs give another value.
+  torch::manual_seed(11);
+  const auto dropped = run_shared_input(s, true);
   const auto undropped = run_shared_input(make_shared_input(256, 512, {64, 32, 64}, 0.0), true);
+  ASSERT_EQ(dropped.out.size(), 3u);
   ASSERT_EQ(undropped.out.size(), 3u);
-  EXPECT_FALSE(torch::equal(grouped.out[0], undropped.out[0]));
+  EXPECT_FALSE(torch::equal(dropped.out[0], undropped.out[0]));
 }
 
 // Where the layers cannot be one node (no gradient, or LLMHOST_SHARED_INPUT_GRAD=0) it returns

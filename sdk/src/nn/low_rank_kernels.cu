@@ -492,9 +492,104 @@ __global__ void __launch_bounds__(256, 2)
 // low_rank_up_staged's blocks: 8 warps on the same 32 packs (256 columns), each warp over its own
 // run of up to 16 rows.
 constexpr int kUpStagedWarps = 8, kUpStagedMaxRows = 16;
+constexpr int kUpTileRows = kUpStagedWarps * kUpStagedMaxRows;
+constexpr int kUpThreads = kUpStagedWarps * 32;
+
+// Rows [row0, row0 + count) of u [rows, r] (r <= 8, count <= kUpTileRows) into tile[count][8],
+// zeros past r and past the rows, in two steps: each thread first issues all its loads (one L2
+// round trip for the tile, where a loop storing each value as it came waited for one per value),
+// then stores them, so a kernel can run other work between the two.
+constexpr int kUpStagePerThread = kUpTileRows * 8 / kUpThreads;
+
+__device__ inline void load_u_rows(const float* u, int64_t rows, int32_t r, int64_t row0,
+                                   int64_t count, float (&v)[kUpStagePerThread]) {
+#pragma unroll
+  for (int t = 0; t < kUpStagePerThread; ++t) {
+    const int64_t i = threadIdx.x + t * kUpThreads, row = row0 + i / 8;
+    const int32_t j = static_cast<int32_t>(i % 8);
+    v[t] = i < count * 8 && row < rows && j < r ? u[row * r + j] : 0.0f;
+  }
+}
+
+__device__ inline void store_u_rows(const float (&v)[kUpStagePerThread], int64_t count,
+                                    float (*tile)[8]) {
+#pragma unroll
+  for (int t = 0; t < kUpStagePerThread; ++t) {
+    const int64_t i = threadIdx.x + t * kUpThreads;
+    if (i < count * 8) tile[i / 8][i % 8] = v[t];
+  }
+}
+
+__device__ inline void stage_u_rows(const float* u, int64_t rows, int32_t r, int64_t row0,
+                                    int64_t count, float (*tile)[8]) {
+  float v[kUpStagePerThread];
+  load_u_rows(u, rows, r, row0, count, v);
+  store_u_rows(v, count, tile);
+}
+
+// The recorded keep bytes of rows [row0, row0 + count) and packs [pack0, pack0 + 32) of a
+// [rows, packs] mask into tile[count][32] (zeros outside), loaded and stored in two steps as the
+// u rows are: as 32-bit words where the 32 packs are whole and aligned, else (whole_words false)
+// by stage_keep_bytes as bytes.
+__device__ inline bool keep_words_fit(const uint8_t* kept, int32_t packs, int32_t pack0) {
+  return pack0 + 32 <= packs && packs % 4 == 0 && (reinterpret_cast<uintptr_t>(kept) & 3u) == 0;
+}
+
+__device__ inline void load_keep_words(const uint8_t* kept, int64_t rows, int32_t packs,
+                                       int64_t row0, int64_t count, int32_t pack0,
+                                       uint32_t (&v)[kUpStagePerThread]) {
+#pragma unroll
+  for (int t = 0; t < kUpStagePerThread; ++t) {
+    const int64_t i = threadIdx.x + t * kUpThreads, row = row0 + i / 8;
+    v[t] = i < count * 8 && row < rows
+               ? *reinterpret_cast<const uint32_t*>(kept + row * packs + pack0 + 4 * (i % 8))
+               : 0u;
+  }
+}
+
+__device__ inline void store_keep_words(const uint32_t (&v)[kUpStagePerThread], int64_t count,
+                                        uint8_t (*tile)[32]) {
+#pragma unroll
+  for (int t = 0; t < kUpStagePerThread; ++t) {
+    const int64_t i = threadIdx.x + t * kUpThreads;
+    if (i < count * 8) reinterpret_cast<uint32_t*>(tile[i / 8])[i % 8] = v[t];
+  }
+}
+
+__device__ inline void stage_keep_bytes(const uint8_t* kept, int64_t rows, int32_t packs,
+                                        int64_t row0, int64_t count, int32_t pack0,
+                                        uint8_t (*tile)[32]) {
+  if (keep_words_fit(kept, packs, pack0)) {
+    uint32_t v[kUpStagePerThread];
+    load_keep_words(kept, rows, packs, row0, count, pack0, v);
+    store_keep_words(v, count, tile);
+    return;
+  }
+  constexpr int kPerThread = kUpTileRows * 32 / kUpThreads;
+  uint8_t v[kPerThread];
+#pragma unroll
+  for (int t = 0; t < kPerThread; ++t) {
+    const int64_t i = threadIdx.x + t * kUpThreads, row = row0 + i / 32;
+    const int32_t pack = pack0 + static_cast<int32_t>(i % 32);
+    v[t] = i < count * 32 && row < rows && pack < packs ? kept[row * packs + pack] : 0;
+  }
+#pragma unroll
+  for (int t = 0; t < kPerThread; ++t) {
+    const int64_t i = threadIdx.x + t * kUpThreads;
+    if (i < count * 32) tile[i / 32][i % 32] = v[t];
+  }
+}
+
+// The keep bits of a lane's pack in a staged row: from the staged bytes where the mask was
+// recorded, else drawn (pack_keep); all kept without dropout.
+__device__ inline uint32_t staged_keep(const Dropout& d, uint64_t seed, const uint8_t* row_bytes,
+                                       int32_t lane, int64_t first) {
+  if (d.seed == nullptr) return 0xFFu;
+  return d.kept != nullptr ? row_bytes[lane] : keep_bits(seed, first, d.threshold);
+}
 
 // out = dropout(scale * u w) for r <= 8, the sums as low_rank_up_few forms them, with the u rows
-// of the whole block staged in shared memory first ([128, 8] fp32, one coalesced pass).
+// (and a recorded mask's bytes) of the whole block staged in shared memory first.
 // low_rank_up_few loads each row's u from global memory as it comes to it: an L2 round trip on
 // every row's critical path. The block's warps also read the same [8, 256] slice of w, so it
 // comes from L2 once a block, not once a thread. Where the update is written on its own (the
@@ -502,27 +597,27 @@ constexpr int kUpStagedWarps = 8, kUpStagedMaxRows = 16;
 // forward, 30.3 -> 26.9 backward); onto a y, low_rank_up_few's batched y loads are (28.8 against
 // 30.1 us), so the launcher keeps that kernel there.
 template <typename T>
-__global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
+__global__ void __launch_bounds__(kUpThreads, 2)
     low_rank_up_staged(const float* __restrict__ u, const float* __restrict__ w, int32_t rows,
                        int32_t packs, int32_t r, int32_t row_count, Dropout d, float scale,
                        T* __restrict__ out) {
-  __shared__ __align__(16) float u_tile[kUpStagedWarps * kUpStagedMaxRows][8];
+  __shared__ __align__(16) float u_tile[kUpTileRows][8];
+  __shared__ __align__(16) uint8_t kept_tile[kUpTileRows][32];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int32_t p = static_cast<int32_t>(blockIdx.x) * 32 + lane;
+  const int32_t pack0 = static_cast<int32_t>(blockIdx.x) * 32, p = pack0 + lane;
   const int64_t cols = static_cast<int64_t>(packs) * 8, c0 = static_cast<int64_t>(p) * 8;
   const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
   const int64_t groups = (rows + block_rows - 1) / block_rows;
   const uint64_t seed = seed_of(d);
+  const bool staged_mask = d.seed != nullptr && d.kept != nullptr;
   float wr[8][8];  // [rank, column]
   if (p < packs) load_factor_pack(w, r, cols, c0, wr);
   for (int64_t group = blockIdx.y; group < groups; group += gridDim.y) {
     const int64_t block_row0 = group * block_rows;
-    __syncthreads();  // the previous group's rows have been read from the tile
-    for (int64_t i = threadIdx.x; i < block_rows * 8; i += blockDim.x) {
-      const int64_t row = block_row0 + i / 8;
-      const int32_t j = static_cast<int32_t>(i % 8);
-      u_tile[i / 8][j] = row < rows && j < r ? u[row * r + j] : 0.0f;
-    }
+    __syncthreads();  // the previous group's rows have been read from the tiles
+    stage_u_rows(u, rows, r, block_row0, block_rows, u_tile);
+    if (staged_mask)
+      stage_keep_bytes(d.kept, rows, packs, block_row0, block_rows, pack0, kept_tile);
     __syncthreads();
     if (p >= packs) continue;
     const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
@@ -532,7 +627,7 @@ __global__ void __launch_bounds__(kUpStagedWarps * 32, 2)
       const float4 u0 = staged[0], u1 = staged[1];
       const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
       const int64_t first = row * cols + c0;
-      const uint32_t bits = d.seed != nullptr ? pack_keep(d, seed, first) : 0xFFu;
+      const uint32_t bits = staged_keep(d, seed, kept_tile[row - block_row0], lane, first);
       float v[8];
       update_pack(uj, wr, scale, d, bits, v);
       Pack<T> result;
@@ -559,65 +654,81 @@ struct UpdatePart {
 // session 16). Session 16's first pair kernel drew both masks with Philox and was bound by those
 // draws (79.5 us in the step); here the masks recorded by forward's down are staged with the u
 // rows, so a row costs two [8 x 8] sums, two selects and one 16-byte store. Both factors' blocks
-// stay in registers: one 8-warp block an SM.
+// stay in registers, so one 8-warp block fits an SM: nothing else there hides a block's staging,
+// so each block walks several row groups (grid.y of them apart) and loads the next group's u rows
+// and mask bytes before it works on this one's (session 17's bench at 7b: 65 us with one group a
+// block and its stores waiting on each load, 40 with the loads batched).
 template <typename T>
-__global__ void __launch_bounds__(kUpStagedWarps * 32, 1)
+__global__ void __launch_bounds__(kUpThreads, 1)
     low_rank_up_pair(UpdatePart first, UpdatePart second, int32_t rows, int32_t packs,
                      int32_t row_count, T* __restrict__ out) {
-  constexpr int kTileRows = kUpStagedWarps * kUpStagedMaxRows;
-  __shared__ __align__(16) float u_tile[2][kTileRows][8];
-  __shared__ uint8_t kept_tile[2][kTileRows][32];  // recorded masks: the block's 32 packs a row
+  __shared__ __align__(16) float u_tile[2][2][kUpTileRows][8];        // [buffer][part]
+  __shared__ __align__(16) uint8_t kept_tile[2][2][kUpTileRows][32];  // [buffer][part]
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int32_t p = static_cast<int32_t>(blockIdx.x) * 32 + lane;
+  const int32_t pack0 = static_cast<int32_t>(blockIdx.x) * 32, p = pack0 + lane;
   const int64_t cols = static_cast<int64_t>(packs) * 8, c0 = static_cast<int64_t>(p) * 8;
   const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
   const int64_t groups = (rows + block_rows - 1) / block_rows;
   const UpdatePart parts[2] = {first, second};
   const uint64_t seeds[2] = {seed_of(first.d), seed_of(second.d)};
+  bool staged[2], words[2];
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    staged[k] = parts[k].d.seed != nullptr && parts[k].d.kept != nullptr;
+    words[k] = staged[k] && keep_words_fit(parts[k].d.kept, packs, pack0);
+  }
+  // The group's u rows and mask bytes into tile buffer b: the words' loads are issued here and
+  // stored by store_group after the caller's work; byte-wise masks are staged at once.
+  float next_u[2][kUpStagePerThread];
+  uint32_t next_kept[2][kUpStagePerThread];
+  const auto load_group = [&](int64_t group, int b) {
+    const int64_t row0 = group * block_rows;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      load_u_rows(parts[k].u, rows, parts[k].r, row0, block_rows, next_u[k]);
+      if (words[k]) {
+        load_keep_words(parts[k].d.kept, rows, packs, row0, block_rows, pack0, next_kept[k]);
+      } else if (staged[k]) {
+        stage_keep_bytes(parts[k].d.kept, rows, packs, row0, block_rows, pack0, kept_tile[b][k]);
+      }
+    }
+  };
+  const auto store_group = [&](int b) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      store_u_rows(next_u[k], block_rows, u_tile[b][k]);
+      if (words[k]) store_keep_words(next_kept[k], block_rows, kept_tile[b][k]);
+    }
+  };
   float wr[2][8][8];  // [part][rank][column]
   if (p < packs) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) load_factor_pack(parts[k].w, parts[k].r, cols, c0, wr[k]);
   }
-  for (int64_t group = blockIdx.y; group < groups; group += gridDim.y) {
+  int b = 0;
+  if (blockIdx.y < groups) {
+    load_group(blockIdx.y, 0);
+    store_group(0);
+  }
+  __syncthreads();
+  for (int64_t group = blockIdx.y; group < groups; group += gridDim.y, b ^= 1) {
+    const int64_t following = group + gridDim.y;
+    if (following < groups) load_group(following, b ^ 1);
     const int64_t block_row0 = group * block_rows;
-    __syncthreads();  // the previous group's rows have been read from the tiles
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      for (int64_t i = threadIdx.x; i < block_rows * 8; i += blockDim.x) {
-        const int64_t row = block_row0 + i / 8;
-        const int32_t j = static_cast<int32_t>(i % 8);
-        u_tile[k][i / 8][j] =
-            row < rows && j < parts[k].r ? parts[k].u[row * parts[k].r + j] : 0.0f;
-      }
-      if (parts[k].d.seed == nullptr || parts[k].d.kept == nullptr) continue;
-      for (int64_t i = threadIdx.x; i < block_rows * 32; i += blockDim.x) {
-        const int64_t row = block_row0 + i / 32;
-        const int32_t pack = static_cast<int32_t>(blockIdx.x) * 32 + static_cast<int32_t>(i % 32);
-        kept_tile[k][i / 32][i % 32] =
-            row < rows && pack < packs ? parts[k].d.kept[row * packs + pack] : 0;
-      }
-    }
-    __syncthreads();
-    if (p >= packs) continue;
     const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
     const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
-    for (int64_t row = row0; row < row_end; ++row) {
+    for (int64_t row = p < packs ? row0 : row_end; row < row_end; ++row) {
       const int64_t first_element = row * cols + c0;
       float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const float4* staged = reinterpret_cast<const float4*>(u_tile[k][row - block_row0]);
-        const float4 u0 = staged[0], u1 = staged[1];
+        const float4* staged_u = reinterpret_cast<const float4*>(u_tile[b][k][row - block_row0]);
+        const float4 u0 = staged_u[0], u1 = staged_u[1];
         const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
-        const Dropout& d = parts[k].d;
-        uint32_t bits = 0xFFu;
-        if (d.seed != nullptr) {
-          bits = d.kept != nullptr ? kept_tile[k][row - block_row0][lane]
-                                   : keep_bits(seeds[k], first_element, d.threshold);
-        }
+        const uint32_t bits = staged_keep(parts[k].d, seeds[k], kept_tile[b][k][row - block_row0],
+                                          lane, first_element);
         float part[8];
-        update_pack(uj, wr[k], parts[k].scale, d, bits, part);
+        update_pack(uj, wr[k], parts[k].scale, parts[k].d, bits, part);
 #pragma unroll
         for (int e = 0; e < 8; ++e) v[e] += part[e];
       }
@@ -626,6 +737,8 @@ __global__ void __launch_bounds__(kUpStagedWarps * 32, 1)
       for (int e = 0; e < 8; ++e) store(result.v, e, v[e]);
       store_pack(out + first_element, result);
     }
+    if (following < groups) store_group(b ^ 1);
+    __syncthreads();  // the next buffer is written, and this one read before it is refilled
   }
 }
 
@@ -948,8 +1061,15 @@ int up_pair(const UpdatePart& first, const UpdatePart& second, int64_t rows, int
   const int64_t row_count =
       std::max<int64_t>(1, std::min<int64_t>(kUpStagedMaxRows, rows * packs / 65536));
   const int64_t groups = (rows + kUpStagedWarps * row_count - 1) / (kUpStagedWarps * row_count);
-  const dim3 grid(static_cast<unsigned>((packs + 31) / 32),
-                  static_cast<unsigned>(std::min<int64_t>(groups, 65535)));
+  // One block an SM (the factors' registers allow no more), each over several row groups.
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    return static_cast<int>(cudaGetLastError());
+  }
+  const int64_t tiles = (packs + 31) / 32;
+  const int64_t per_tile = std::max<int64_t>(1, std::min<int64_t>(groups, sms / tiles));
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(per_tile));
   low_rank_up_pair<T><<<grid, kUpStagedWarps * 32, 0, stream>>>(
       first, second, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
       static_cast<int32_t>(row_count), static_cast<T*>(out));

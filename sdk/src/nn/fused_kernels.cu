@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 
 #include "cuda_pack.cuh"
@@ -415,6 +416,34 @@ __device__ inline Pack<T> rotated_pack(const T* row, int32_t j, int32_t rotary_d
   return o;
 }
 
+// The tables' packs a rotated pair of packs j, j + half reads (the partner's sin in backward).
+template <typename T>
+struct PairTables {
+  Pack<T> c_low, c_high, s_low, s_high;
+};
+
+template <typename T>
+__device__ inline PairTables<T> pair_tables(int32_t j, int32_t half, const T* cos_row,
+                                            const T* sin_row, int transpose) {
+  return {load_pack(cos_row + j), load_pack(cos_row + j + half),
+          load_pack(sin_row + (transpose ? j + half : j)),
+          load_pack(sin_row + (transpose ? j : j + half))};
+}
+
+template <typename T>
+__device__ inline void rotate_pair(const Pack<T>& x_low, const Pack<T>& x_high,
+                                   const PairTables<T>& tables, Pack<T>& low, Pack<T>& high) {
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    const float a_low = round_to(low.v, load(x_low.v, e) * load(tables.c_low.v, e));
+    const float b_low = round_to(low.v, load(x_high.v, e) * load(tables.s_low.v, e));
+    store(low.v, e, a_low + b_low);
+    const float a_high = round_to(high.v, load(x_high.v, e) * load(tables.c_high.v, e));
+    const float b_high = round_to(high.v, load(x_low.v, e) * load(tables.s_high.v, e));
+    store(high.v, e, a_high + b_high);
+  }
+}
+
 // A row's packs j and j + half rotated together: each is the other's partner, so the two reads of
 // x serve both outputs, where one pack a thread read every pack twice (7b: 31 us a call for 67 MB,
 // ~2.2 TB/s). Tables' packs as rotated_pack reads them, the same arithmetic.
@@ -422,18 +451,7 @@ template <typename T>
 __device__ inline void rotated_pair(const T* row, int32_t j, int32_t half, const T* cos_row,
                                     const T* sin_row, int transpose, Pack<T>& low, Pack<T>& high) {
   const Pack<T> x_low = load_pack(row + j), x_high = load_pack(row + j + half);
-  const Pack<T> c_low = load_pack(cos_row + j), c_high = load_pack(cos_row + j + half);
-  const Pack<T> s_low = load_pack(sin_row + (transpose ? j + half : j));
-  const Pack<T> s_high = load_pack(sin_row + (transpose ? j : j + half));
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    const float a_low = round_to(low.v, load(x_low.v, e) * load(c_low.v, e));
-    const float b_low = round_to(low.v, load(x_high.v, e) * load(s_low.v, e));
-    store(low.v, e, a_low + b_low);
-    const float a_high = round_to(high.v, load(x_high.v, e) * load(c_high.v, e));
-    const float b_high = round_to(high.v, load(x_low.v, e) * load(s_high.v, e));
-    store(high.v, e, a_high + b_high);
-  }
+  rotate_pair(x_low, x_high, pair_tables(j, half, cos_row, sin_row, transpose), low, high);
 }
 
 // One unit of an output row per thread, with 32-bit index arithmetic (the per-element 64-bit
@@ -470,6 +488,66 @@ __global__ void rotary_packed(const T* __restrict__ x, int32_t heads, int32_t to
                high);
   out_row_packs[k] = low;
   out_row_packs[k + pairs] = high;
+}
+
+// rotary_packed with HEADS heads of one token a thread (heads h0, h0 + heads / HEADS, ...): the
+// tables' four packs are loaded once for all of them, where one unit a thread loaded them for
+// every head (7b: 6 loads for each 2 packs written, 24 us a call for 67 MB, session 17). The
+// heads' loads are all issued before any is used. Same units, same arithmetic.
+template <typename T, int HEADS>
+__global__ void rotary_packed_heads(const T* __restrict__ x, int32_t heads, int32_t tokens,
+                                    int32_t packs_per_row, int64_t stride_b, int64_t stride_h,
+                                    int64_t stride_t, const T* __restrict__ cos,
+                                    const T* __restrict__ sin,
+                                    const int64_t* __restrict__ positions, int64_t offset,
+                                    int32_t rotary_dim, int transpose, Pack<T>* __restrict__ out,
+                                    int32_t threads) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= threads) return;
+  constexpr int32_t kSize = Pack<T>::kSize;
+  const int32_t pairs = rotary_dim / (2 * kSize);
+  const int32_t units_per_row = packs_per_row - pairs;
+  const int32_t head_groups = heads / HEADS;
+  const int32_t k = i % units_per_row;
+  const int32_t rest = i / units_per_row;
+  const int32_t h0 = rest % head_groups;
+  const int32_t bt = rest / head_groups;  // [batch, tokens] order
+  const int32_t t = bt % tokens;
+  const int32_t b = bt / tokens;
+  const T* rows[HEADS];
+  Pack<T>* out_rows[HEADS];
+#pragma unroll
+  for (int s = 0; s < HEADS; ++s) {
+    const int32_t h = h0 + s * head_groups;
+    rows[s] = x + b * stride_b + h * stride_h + t * stride_t;
+    out_rows[s] = out + (static_cast<int64_t>(bt) * heads + h) * packs_per_row;
+  }
+  if (k >= pairs) {
+    const int32_t pack = k + pairs;  // past the rotated packs
+    Pack<T> copies[HEADS];
+#pragma unroll
+    for (int s = 0; s < HEADS; ++s) copies[s] = load_pack(rows[s] + pack * kSize);
+#pragma unroll
+    for (int s = 0; s < HEADS; ++s) out_rows[s][pack] = copies[s];
+    return;
+  }
+  const int64_t dim = static_cast<int64_t>(packs_per_row) * kSize;
+  const int64_t table_row = rotary_row(positions, offset, t) * dim;
+  const int32_t j = k * kSize, half = rotary_dim / 2;
+  const PairTables<T> tables = pair_tables(j, half, cos + table_row, sin + table_row, transpose);
+  Pack<T> x_low[HEADS], x_high[HEADS];
+#pragma unroll
+  for (int s = 0; s < HEADS; ++s) {
+    x_low[s] = load_pack(rows[s] + j);
+    x_high[s] = load_pack(rows[s] + j + half);
+  }
+#pragma unroll
+  for (int s = 0; s < HEADS; ++s) {
+    Pack<T> low, high;
+    rotate_pair(x_low[s], x_high[s], tables, low, high);
+    out_rows[s][k] = low;
+    out_rows[s][k + pairs] = high;
+  }
 }
 
 // Several parts of one projection (GPT-NeoX-style q, k, v interleaved per head) moved between
@@ -792,6 +870,18 @@ int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, c
                       sizes[1] * sizes[2] < (1 << 30);
   if (packed) {
     const int64_t units = n / kSize - n / dim * (rotary_dim / (2 * kSize));  // a pair is one unit
+    // LLMHOST_ROTARY_SHARED_TABLES=0: one head a thread, the tables loaded for each.
+    const char* shared = std::getenv("LLMHOST_ROTARY_SHARED_TABLES");
+    constexpr int kHeads = 4;
+    if (sizes[1] % kHeads == 0 && !(shared != nullptr && shared[0] == '0' && shared[1] == 0)) {
+      rotary_packed_heads<T, kHeads><<<blocks_for(units / kHeads), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<int32_t>(sizes[1]), static_cast<int32_t>(sizes[2]),
+          static_cast<int32_t>(dim / kSize), strides[0], strides[1], strides[2],
+          static_cast<const T*>(cos), static_cast<const T*>(sin), positions, offset,
+          static_cast<int32_t>(rotary_dim), transpose, static_cast<Pack<T>*>(out),
+          static_cast<int32_t>(units / kHeads));
+      return static_cast<int>(cudaGetLastError());
+    }
     rotary_packed<T><<<blocks_for(units), kThreads, 0, stream>>>(
         static_cast<const T*>(x), static_cast<int32_t>(sizes[1]), static_cast<int32_t>(sizes[2]),
         static_cast<int32_t>(dim / kSize), strides[0], strides[1], strides[2],

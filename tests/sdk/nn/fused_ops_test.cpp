@@ -229,68 +229,77 @@ TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
 
 // The CUDA rotary kernel against the CPU's plain computation on the same values: full and partial
 // (GPT-NeoX) rotary, an offset, and an input laid out as the projections produce it ([B, T, H, D]
-// memory seen as [B, H, T, D]).
+// memory seen as [B, H, T, D]); 3 heads (one a thread) and 8 (four a thread, the tables shared).
 TEST(FusedRotary, CudaKernelGivesTheCpuValuesAndGradients) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const int64_t rotary_dim : {16, 4}) {
-    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      torch::manual_seed(3);
-      RotaryEmbedding rope(rotary_dim, 10000.0, 32);
-      const auto memory = torch::randn({2, 9, 3, 16}).to(dtype);  // [B, T, H, D]
-      const auto grad = torch::randn({2, 3, 9, 16}).to(dtype);    // [B, H, T, D]
-      const auto op = [&](const auto& in) { return rope.apply(in[0].transpose(1, 2), 5); };
-      const auto cpu = run(op, {memory}, grad);
-      const auto cuda = run(op, {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
-      const std::string what =
-          "rotary_dim " + std::to_string(rotary_dim) + " " + std::string(c10::toString(dtype));
-      expect_close(cuda.out, cpu.out, 1, "value, " + what);
-      expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+  for (const int64_t heads : {3, 8}) {
+    for (const int64_t rotary_dim : {16, 4}) {
+      for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+        torch::manual_seed(3);
+        RotaryEmbedding rope(rotary_dim, 10000.0, 32);
+        const auto memory = torch::randn({2, 9, heads, 16}).to(dtype);  // [B, T, H, D]
+        const auto grad = torch::randn({2, heads, 9, 16}).to(dtype);    // [B, H, T, D]
+        const auto op = [&](const auto& in) { return rope.apply(in[0].transpose(1, 2), 5); };
+        const auto cpu = run(op, {memory}, grad);
+        const auto cuda = run(op, {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+        const std::string what = std::to_string(heads) + " heads, rotary_dim " +
+                                 std::to_string(rotary_dim) + " " +
+                                 std::string(c10::toString(dtype));
+        expect_close(cuda.out, cpu.out, 1, "value, " + what);
+        expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+      }
     }
   }
 }
 
 // Packed samples: each token rotated at its position within its own sample (the kernel reads the
-// positions from the device), against the CPU's gathered tables.
+// positions from the device), against the CPU's gathered tables; 3 heads and 4.
 TEST(FusedRotary, PackedPositionsGiveTheCpuValuesAndGradientsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const int64_t rotary_dim : {16, 4}) {
-    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      torch::manual_seed(4);
-      RotaryEmbedding rope(rotary_dim, 10000.0, 32);
-      const std::vector<int64_t> lengths{4, 7, 2};
-      const PackedSequences cpu_packing(lengths, torch::kCPU);
-      const PackedSequences cuda_packing(lengths, torch::kCUDA);
-      const auto memory = torch::randn({1, 13, 3, 16}).to(dtype);  // [1, T, H, D]
-      const auto grad = torch::randn({1, 3, 13, 16}).to(dtype);
-      const auto cpu =
-          run([&](const auto& in) { return rope.apply_packed(in[0].transpose(1, 2), cpu_packing); },
-              {memory}, grad);
-      const auto cuda = run(
-          [&](const auto& in) { return rope.apply_packed(in[0].transpose(1, 2), cuda_packing); },
-          {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
-      const std::string what =
-          "rotary_dim " + std::to_string(rotary_dim) + " " + std::string(c10::toString(dtype));
-      expect_close(cuda.out, cpu.out, 1, "value, " + what);
-      expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+  for (const int64_t heads : {3, 4}) {
+    for (const int64_t rotary_dim : {16, 4}) {
+      for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+        torch::manual_seed(4);
+        RotaryEmbedding rope(rotary_dim, 10000.0, 32);
+        const std::vector<int64_t> lengths{4, 7, 2};
+        const PackedSequences cpu_packing(lengths, torch::kCPU);
+        const PackedSequences cuda_packing(lengths, torch::kCUDA);
+        const auto memory = torch::randn({1, 13, heads, 16}).to(dtype);  // [1, T, H, D]
+        const auto grad = torch::randn({1, heads, 13, 16}).to(dtype);
+        const auto cpu = run(
+            [&](const auto& in) { return rope.apply_packed(in[0].transpose(1, 2), cpu_packing); },
+            {memory}, grad);
+        const auto cuda = run(
+            [&](const auto& in) { return rope.apply_packed(in[0].transpose(1, 2), cuda_packing); },
+            {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+        const std::string what = std::to_string(heads) + " heads, rotary_dim " +
+                                 std::to_string(rotary_dim) + " " +
+                                 std::string(c10::toString(dtype));
+        expect_close(cuda.out, cpu.out, 1, "value, " + what);
+        expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+      }
     }
   }
 }
 
 // GPT-NeoX rotates q and k stacked as [B, H, 2, T, D] (a permuted view of [B, T, H, 2, D]): the
-// kernel takes the two head dimensions as one.
+// kernel takes the two head dimensions as one (6 of them, and 4: the packs past rotary_dim copied
+// four heads a thread).
 TEST(FusedRotary, StackedQueryAndKeyHeadsGiveTheCpuValuesAndGradientsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    torch::manual_seed(5);
-    RotaryEmbedding rope(16, 10000.0, 32);
-    const auto memory = torch::randn({2, 9, 3, 2, 32}).to(dtype);  // [B, T, H, 2, D]
-    const auto grad = torch::randn({2, 3, 2, 9, 32}).to(dtype);    // [B, H, 2, T, D]
-    const auto op = [&](const auto& in) { return rope.apply(in[0].permute({0, 2, 3, 1, 4}), 3); };
-    const auto cpu = run(op, {memory}, grad);
-    const auto cuda = run(op, {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
-    const std::string what = std::string(c10::toString(dtype));
-    expect_close(cuda.out, cpu.out, 1, "value, " + what);
-    expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+  for (const int64_t heads : {3, 2}) {
+    for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      torch::manual_seed(5);
+      RotaryEmbedding rope(16, 10000.0, 32);
+      const auto memory = torch::randn({2, 9, heads, 2, 32}).to(dtype);  // [B, T, H, 2, D]
+      const auto grad = torch::randn({2, heads, 2, 9, 32}).to(dtype);    // [B, H, 2, T, D]
+      const auto op = [&](const auto& in) { return rope.apply(in[0].permute({0, 2, 3, 1, 4}), 3); };
+      const auto cpu = run(op, {memory}, grad);
+      const auto cuda = run(op, {memory.to(torch::kCUDA)}, grad.to(torch::kCUDA));
+      const std::string what = std::to_string(heads) + " x 2 heads " + c10::toString(dtype);
+      expect_close(cuda.out, cpu.out, 1, "value, " + what);
+      expect_close(cuda.grads[0], cpu.grads[0], 1, "gradient, " + what);
+    }
   }
 }
 

@@ -92,6 +92,94 @@ __global__ void sum_chunks(const float* partial, int64_t chunks, int64_t n, floa
   out[i] = s;
 }
 
+// An experiment for low_rank_up_pair (session 17): each lane takes 4 columns, not 8, so both
+// factors' blocks take 64 registers, not 128, and two 8-warp blocks fit an SM where the SDK's
+// kernel fits one (it ran 39 us alone and 50 in the step at 7b). A block covers 128 columns (16
+// packs); recorded masks only (bits staged as 4 words a row); each block one row group, as
+// low_rank_up_staged. Same sums and order as the SDK kernel, 8-byte stores.
+template <typename T>
+struct alignas(8) Quad {
+  T v[4];
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kUpThreads, 2)
+    up_pair_narrow(UpdatePart first, UpdatePart second, int32_t rows, int32_t packs,
+                   int32_t row_count, T* __restrict__ out) {
+  __shared__ __align__(16) float u_tile[2][kUpTileRows][8];
+  __shared__ __align__(16) uint8_t kept_tile[2][kUpTileRows][16];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int32_t pack0 = static_cast<int32_t>(blockIdx.x) * 16;
+  const int64_t c0 = static_cast<int64_t>(pack0) * 8 + lane * 4;
+  const int32_t shift = (lane % 2) * 4;
+  const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
+  const int64_t block_row0 = static_cast<int64_t>(blockIdx.y) * block_rows;
+  const UpdatePart parts[2] = {first, second};
+  float wr[2][8][4];
+  if (c0 < cols) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float4 w4 = j < parts[k].r
+                              ? *reinterpret_cast<const float4*>(parts[k].w + j * cols + c0)
+                              : make_float4(0.f, 0.f, 0.f, 0.f);
+        wr[k][j][0] = w4.x, wr[k][j][1] = w4.y, wr[k][j][2] = w4.z, wr[k][j][3] = w4.w;
+      }
+    }
+  }
+  float us[2][kUpStagePerThread];
+  uint32_t words[2][2];  // 128 rows x 4 words / 256 threads
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    load_u_rows(parts[k].u, rows, parts[k].r, block_row0, block_rows, us[k]);
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int64_t i = threadIdx.x + t * kUpThreads, row = block_row0 + i / 4;
+      words[k][t] = i < block_rows * 4 && row < rows
+                        ? *reinterpret_cast<const uint32_t*>(parts[k].d.kept + row * packs + pack0 +
+                                                             4 * (i % 4))
+                        : 0u;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    store_u_rows(us[k], block_rows, u_tile[k]);
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int64_t i = threadIdx.x + t * kUpThreads;
+      if (i < block_rows * 4) reinterpret_cast<uint32_t*>(kept_tile[k][i / 4])[i % 4] = words[k][t];
+    }
+  }
+  __syncthreads();
+  if (c0 >= cols) return;
+  const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
+  const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
+  for (int64_t row = row0; row < row_end; ++row) {
+    float v[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const float4* staged = reinterpret_cast<const float4*>(u_tile[k][row - block_row0]);
+      const float4 u0 = staged[0], u1 = staged[1];
+      const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+      const uint32_t bits = kept_tile[k][row - block_row0][lane / 2] >> shift;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) sum += uj[j] * wr[k][j][e];
+        sum *= parts[k].scale;
+        v[e] += ((bits >> e) & 1u) ? sum * parts[k].d.scale : 0.0f;
+      }
+    }
+    Quad<T> result;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) store(result.v, e, v[e]);
+    *reinterpret_cast<Quad<T>*>(out + row * cols + c0) = result;
+  }
+}
+
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
   bf16* x = device_random<bf16>(rows * in, 2.0f, 1);
   bf16* dy = device_random<bf16>(rows * out_cols, 0.02f, 2);
@@ -236,6 +324,29 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
            apart, 6.0 * rows * in);
     report(shape, "up bwd, two updates (recorded masks)", "one pass (today)", together,
            2.0 * rows * in, diff / scale);
+    {
+      const int64_t packs = in / 8;
+      const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
+      const dim3 grid(static_cast<unsigned>((packs + 15) / 16),
+                      static_cast<unsigned>((rows + 8 * row_count - 1) / (8 * row_count)));
+      const UpdatePart pa{u, A, static_cast<int32_t>(r), kept, 1.0f};
+      const UpdatePart pb{u3, A2, static_cast<int32_t>(r), kept, 1.0f};
+      std::vector<bf16> a_host_check(rows * in);
+      const float narrow = time_us([&] {
+        up_pair_narrow<bf16><<<grid, kUpThreads>>>(pa, pb, static_cast<int32_t>(rows),
+                                                   static_cast<int32_t>(packs),
+                                                   static_cast<int32_t>(row_count), dx);
+      });
+      CHECK(cudaMemcpy(a_host_check.data(), dx, rows * in * 2, cudaMemcpyDeviceToHost));
+      float narrow_diff = 0;
+      for (int64_t i = 0; i < rows * in; ++i) {
+        narrow_diff = std::fmax(
+            narrow_diff, std::fabs(__bfloat162float(a_host_check[i]) - __bfloat162float(b[i])));
+      }
+      report(shape, "up bwd, two updates (recorded masks)",
+             "one pass, 4 columns a lane, two blocks an SM (experiment)", narrow, 2.0 * rows * in,
+             narrow_diff / scale);
+    }
     for (void* q : {static_cast<void*>(u3), static_cast<void*>(A2), static_cast<void*>(dx),
                     static_cast<void*>(dx2)}) {
       CHECK(cudaFree(q));

@@ -410,9 +410,9 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
 
 // Layers over one x (q, k, v) as one node: each output is what FusedLowRankLinear (a layer with
 // an update) or fused::frozen_linear (one without) computes, and backward forms x's gradient in
-// one buffer: the updates' parts first (the first written, the rest added in place), then each
-// product added in its epilogue. updates[p] is the index of layer p's update (its A and B at
-// 2 i and 2 i + 1 of `factors`, its scaling and dropout at i), or -1.
+// one buffer: the updates' parts first (updates_input_gradient: two written in one pass, any
+// others added in place), then each product added in its epilogue. updates[p] is the index of layer
+// p's update (its A and B at 2 i and 2 i + 1 of `factors`, its scaling and dropout at i), or -1.
 class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> {
  public:
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList weights,

@@ -529,8 +529,8 @@ __device__ inline void stage_u_rows(const float* u, int64_t rows, int32_t r, int
 
 // The recorded keep bytes of rows [row0, row0 + count) and packs [pack0, pack0 + 32) of a
 // [rows, packs] mask into tile[count][32] (zeros outside), loaded and stored in two steps as the
-// u rows are: as 32-bit words where the 32 packs are whole and aligned, else (whole_words false)
-// by stage_keep_bytes as bytes.
+// u rows are: as 32-bit words where the 32 packs are whole and aligned (keep_words_fit), else by
+// stage_keep_bytes as bytes.
 __device__ inline bool keep_words_fit(const uint8_t* kept, int32_t packs, int32_t pack0) {
   return pack0 + 32 <= packs && packs % 4 == 0 && (reinterpret_cast<uintptr_t>(kept) & 3u) == 0;
 }
@@ -616,8 +616,9 @@ __global__ void __launch_bounds__(kUpThreads, 2)
     const int64_t block_row0 = group * block_rows;
     __syncthreads();  // the previous group's rows have been read from the tiles
     stage_u_rows(u, rows, r, block_row0, block_rows, u_tile);
-    if (staged_mask)
+    if (staged_mask) {
       stage_keep_bytes(d.kept, rows, packs, block_row0, block_rows, pack0, kept_tile);
+    }
     __syncthreads();
     if (p >= packs) continue;
     const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
@@ -1063,10 +1064,11 @@ int up_pair(const UpdatePart& first, const UpdatePart& second, int64_t rows, int
   const int64_t groups = (rows + kUpStagedWarps * row_count - 1) / (kUpStagedWarps * row_count);
   // One block an SM (the factors' registers allow no more), each over several row groups.
   int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    return static_cast<int>(cudaGetLastError());
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess) {
+    status = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   }
+  if (status != cudaSuccess) return static_cast<int>(status);
   const int64_t tiles = (packs + 31) / 32;
   const int64_t per_tile = std::max<int64_t>(1, std::min<int64_t>(groups, sms / tiles));
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(per_tile));

@@ -273,6 +273,136 @@ __global__ void down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows,
   }
 }
 
+// An experiment for the outer products (session 17): low_rank_outer_mma stages one 16-row step at
+// a time with two barriers a step and its next pack loaded one step ahead, so each step waits
+// on most of a memory round trip (7b: ~25 us a call in the step against ~9 of bandwidth). Here
+// each thread copies its pack (and, for a recorded mask, the 32-bit word holding its keep byte)
+// with cp.async into a ring of STAGES steps, STAGES - 1 steps ahead, masks its own pack in
+// shared memory once it has landed, and the block meets at one barrier a step. Same tiles,
+// chunks, products and order as the SDK kernel: the partial sums should be equal.
+__device__ inline void cp_async16(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
+               "l"(gmem));
+#else
+  __trap();
+#endif
+}
+
+__device__ inline void cp_async4(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
+               "l"(gmem));
+#else
+  __trap();
+#endif
+}
+
+__device__ inline void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+template <int N>
+__device__ inline void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+template <int STAGES>
+__global__ void __launch_bounds__(kOuterMmaWarps * 32)
+    outer_mma_pipelined(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u,
+                        int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, Dropout d,
+                        float scale, float* __restrict__ partial) {
+  __shared__ __align__(16) __nv_bfloat16 tiles[STAGES][16][kOuterMmaStride];
+  __shared__ uint32_t keep_words[STAGES][kOuterMmaWarps * 32];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kOuterMmaCols;
+  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+  const uint64_t seed = seed_of(d);
+  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
+  const int32_t pack = static_cast<int32_t>(col0 / 8) + stage_pack;
+  const bool recorded = d.seed != nullptr && d.kept != nullptr;
+  const int32_t matrix = lane / 8;
+  const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
+  const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
+  const int64_t steps = (end - begin + 15) / 16;
+  // Step `step`'s pack of this thread (and its mask word) into ring slot `slot`; zeros outside x.
+  const auto issue = [&](int64_t step, int slot) {
+    const int64_t row = begin + 16 * step + stage_row;
+    __nv_bfloat16* dst = &tiles[slot][stage_row][stage_pack * 8];
+    if (row < end && pack < packs) {
+      cp_async16(dst, x + row * cols + static_cast<int64_t>(pack) * 8);
+      if (recorded) {
+        cp_async4(&keep_words[slot][threadIdx.x], d.kept + ((row * packs + pack) & ~int64_t{3}));
+      }
+    } else {
+      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < steps) issue(s, s);
+    cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
+  }
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float u_next[4];
+  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
+  for (int64_t step = 0; step < steps; ++step) {
+    const int slot = static_cast<int>(step % STAGES);
+    cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
+    const int64_t row = begin + 16 * step + stage_row;
+    if (d.seed != nullptr && row < end && pack < packs) {
+      const int64_t first = row * cols + static_cast<int64_t>(pack) * 8;
+      const uint32_t bits =
+          recorded ? (keep_words[slot][threadIdx.x] >> (8 * ((row * packs + pack) & 3))) & 0xFFu
+                   : keep_bits(seed, first, d.threshold);
+      uint4* own = reinterpret_cast<uint4*>(&tiles[slot][stage_row][stage_pack * 8]);
+      uint4 v = *own;
+      uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        words[j] &= (((bits >> (2 * j)) & 1u) ? 0x0000FFFFu : 0u) |
+                    (((bits >> (2 * j + 1)) & 1u) ? 0xFFFF0000u : 0u);
+      }
+      *own = make_uint4(words[0], words[1], words[2], words[3]);
+    }
+    // Everyone's packs of this step are in place, and everyone is done with the slot refilled
+    // next (read in the step before this one).
+    __syncthreads();
+    if (step + STAGES - 1 < steps) issue(step + STAGES - 1, (slot + STAGES - 1) % STAGES);
+    cp_async_commit();
+    uint32_t b0[3], b1[3];
+    pair_parts(u_next[0], u_next[1], b0);
+    pair_parts(u_next[2], u_next[3], b1);
+    if (step + 1 < steps) {
+      load_rank_rows(u, begin + 16 * (step + 1) + 2 * k_group, end, r, group, u_next);
+    }
+    uint32_t a[4];
+    ldmatrix_x4_trans(a, &tiles[slot][fragment_row][fragment_col]);
+#pragma unroll
+    for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
+  }
+  float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
+  const float total = d.seed != nullptr ? scale * d.scale : scale;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t col = col0 + warp * 16 + group + 8 * half;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int32_t rank = 2 * k_group + e;
+      if (col < cols && rank < r) out[rank * cols + col] = total * c[2 * half + e];
+    }
+  }
+}
+
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
   bf16* x = device_random<bf16>(rows * in, 2.0f, 1);
   bf16* dy = device_random<bf16>(rows * out_cols, 0.02f, 2);
@@ -536,6 +666,28 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     });
     report(shape, c.pass, "tensor cores (128-column tiles)", us, 2.0 * rows * c.cols,
            max_rel_diff(summed, summed2, r * c.cols));
+    // The pipelined experiment, on the SDK kernel's grid: its sums against the SDK kernel's.
+    {
+      float* summed3 = device_random<float>(r * widest, 0.0f, 27);
+      const int64_t chunk = (rows + chunks - 1) / chunks;
+      const dim3 grid(static_cast<unsigned>((c.cols + kOuterMmaCols - 1) / kOuterMmaCols),
+                      static_cast<unsigned>((rows + chunk - 1) / chunk));
+      Dropout dd = none;
+      if (c.seed != nullptr) {
+        dd = drop;
+        dd.kept = c.kept;
+      }
+      const float pipelined = time_us([&] {
+        outer_mma_pipelined<4><<<grid, kOuterMmaWarps * 32>>>(
+            c.src, c.factor, static_cast<int32_t>(rows), static_cast<int32_t>(c.cols / 8),
+            static_cast<int32_t>(r), static_cast<int32_t>(chunk), dd, 1.0f, partial);
+        sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(partial, chunks,
+                                                                             r * c.cols, summed3);
+      });
+      report(shape, c.pass, "tensor cores, cp.async ring of 4 steps (experiment)", pipelined,
+             2.0 * rows * c.cols, max_rel_diff(summed2, summed3, r * c.cols));
+      CHECK(cudaFree(summed3));
+    }
     CHECK(cudaFree(summed2));
   }
   CHECK(cudaFree(g));

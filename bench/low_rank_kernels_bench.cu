@@ -180,15 +180,6 @@ __global__ void __launch_bounds__(kUpThreads, 2)
   }
 }
 
-// Zeroes the bf16 elements of a pack (as four pairs) whose keep bit is clear.
-__device__ inline void mask_words(uint32_t (&words)[4], uint32_t bits) {
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    words[j] &= (((bits >> (2 * j)) & 1u) ? 0x0000FFFFu : 0u) |
-                (((bits >> (2 * j + 1)) & 1u) ? 0xFFFF0000u : 0u);
-  }
-}
-
 // An experiment for forward's down (session 17): q's and v's updates read the same x, and the
 // SDK runs low_rank_down_mma once for each (two reads of x, 2 x ~25 us a layer in the step at
 // 7b). Here one pass loads each pack of x once and forms both parts' sums, each with its own
@@ -225,16 +216,20 @@ __global__ void down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows,
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
         // This part's mask on the shared packs (as dropped_bf16_pack applies it).
-        uint32_t t[4] = {top[i].x, top[i].y, top[i].z, top[i].w};
-        uint32_t m[4] = {bottom[i].x, bottom[i].y, bottom[i].z, bottom[i].w};
+        uint4 kept_top = top[i], kept_bottom = bottom[i];
         if (ds[k].seed != nullptr && inside) {
           if (row0 + group < rows) {
-            mask_words(t, pack_keep(ds[k], seeds[k], (row0 + group) * cols + int64_t{p} * 8));
+            kept_top = kept_elements(
+                kept_top, pack_keep(ds[k], seeds[k], (row0 + group) * cols + int64_t{p} * 8));
           }
           if (row0 + group + 8 < rows) {
-            mask_words(m, pack_keep(ds[k], seeds[k], (row0 + group + 8) * cols + int64_t{p} * 8));
+            kept_bottom = kept_elements(
+                kept_bottom,
+                pack_keep(ds[k], seeds[k], (row0 + group + 8) * cols + int64_t{p} * 8));
           }
         }
+        const uint32_t t[4] = {kept_top.x, kept_top.y, kept_top.z, kept_top.w};
+        const uint32_t m[4] = {kept_bottom.x, kept_bottom.y, kept_bottom.z, kept_bottom.w};
         const bool rank = group < r && inside;
         const float4* wp = reinterpret_cast<const float4*>(ws[k] + group * cols + int64_t{p} * 8);
         const float4 wa = rank ? wp[0] : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -365,14 +360,7 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
           recorded ? (keep_words[slot][threadIdx.x] >> (8 * ((row * packs + pack) & 3))) & 0xFFu
                    : keep_bits(seed, first, d.threshold);
       uint4* own = reinterpret_cast<uint4*>(&tiles[slot][stage_row][stage_pack * 8]);
-      uint4 v = *own;
-      uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        words[j] &= (((bits >> (2 * j)) & 1u) ? 0x0000FFFFu : 0u) |
-                    (((bits >> (2 * j + 1)) & 1u) ? 0xFFFF0000u : 0u);
-      }
-      *own = make_uint4(words[0], words[1], words[2], words[3]);
+      *own = kept_elements(*own, bits);
     }
     // Everyone's packs of this step are in place, and everyone is done with the slot refilled
     // next (read in the step before this one).
@@ -390,17 +378,7 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
 #pragma unroll
     for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
   }
-  float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
-  const float total = d.seed != nullptr ? scale * d.scale : scale;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int64_t col = col0 + warp * 16 + group + 8 * half;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int32_t rank = 2 * k_group + e;
-      if (col < cols && rank < r) out[rank * cols + col] = total * c[2 * half + e];
-    }
-  }
+  store_outer_sums(c, d, scale, cols, r, col0, partial);
 }
 
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {

@@ -245,25 +245,26 @@ __device__ inline void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_
 #endif
 }
 
+// A 16-bit-element pack (as four pairs) with the elements whose keep bit is clear zeroed.
+__device__ inline uint4 kept_elements(uint4 v, uint32_t bits) {
+  uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t keep = (((bits >> (2 * j)) & 1u) ? 0x0000FFFFu : 0u) |
+                          (((bits >> (2 * j + 1)) & 1u) ? 0xFFFF0000u : 0u);
+    words[j] &= keep;
+  }
+  return make_uint4(words[0], words[1], words[2], words[3]);
+}
+
 // x's pack (row, pack p) as four bf16 pairs, the dropped elements zeroed (the keep scale is
 // applied to the sums); zeros outside x.
 __device__ inline uint4 dropped_bf16_pack(const __nv_bfloat16* x, int32_t rows, int32_t packs,
                                           int64_t row, int32_t p, const Dropout& d, uint64_t seed) {
   if (row >= rows || p >= packs) return make_uint4(0u, 0u, 0u, 0u);
   const int64_t first = row * packs * 8 + static_cast<int64_t>(p) * 8;
-  uint4 v = *reinterpret_cast<const uint4*>(x + first);
-  if (d.seed != nullptr) {
-    const uint32_t bits = pack_keep(d, seed, first);
-    uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t keep = (((bits >> (2 * j)) & 1u) ? 0x0000FFFFu : 0u) |
-                            (((bits >> (2 * j + 1)) & 1u) ? 0xFFFF0000u : 0u);
-      words[j] &= keep;
-    }
-    v = make_uint4(words[0], words[1], words[2], words[3]);
-  }
-  return v;
+  const uint4 v = *reinterpret_cast<const uint4*>(x + first);
+  return d.seed != nullptr ? kept_elements(v, pack_keep(d, seed, first)) : v;
 }
 
 __global__ void low_rank_down_mma(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
@@ -921,6 +922,26 @@ __device__ inline void load_rank_rows(const float* u, int64_t row, int64_t end, 
   }
 }
 
+// A warp's sums c of low_rank_outer_mma (columns group and group + 8 of the warp's 16, ranks
+// 2 k_group and 2 k_group + 1) into this block's chunk of partial [chunks, r, cols], times the
+// scale (and the keep scale where there was dropout).
+__device__ inline void store_outer_sums(const float (&c)[4], const Dropout& d, float scale,
+                                        int64_t cols, int32_t r, int64_t col0, float* partial) {
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
+  const float total = d.seed != nullptr ? scale * d.scale : scale;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int64_t col = col0 + warp * 16 + group + 8 * half;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int32_t rank = 2 * k_group + e;
+      if (col < cols && rank < r) out[rank * cols + col] = total * c[2 * half + e];
+    }
+  }
+}
+
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     low_rank_outer_mma(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u,
                        int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, Dropout d,
@@ -961,18 +982,7 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
 #pragma unroll
     for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
   }
-  // c: columns group and group + 8 of the warp's 16, ranks 2 k_group and 2 k_group + 1.
-  float* out = partial + static_cast<int64_t>(blockIdx.y) * cols * r;
-  const float total = d.seed != nullptr ? scale * d.scale : scale;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int64_t col = col0 + warp * 16 + group + 8 * half;
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int32_t rank = 2 * k_group + e;
-      if (col < cols && rank < r) out[rank * cols + col] = total * c[2 * half + e];
-    }
-  }
+  store_outer_sums(c, d, scale, cols, r, col0, partial);
 }
 
 constexpr int64_t kMaxRank = 64;

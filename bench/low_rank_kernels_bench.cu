@@ -92,94 +92,6 @@ __global__ void sum_chunks(const float* partial, int64_t chunks, int64_t n, floa
   out[i] = s;
 }
 
-// An experiment for low_rank_up_pair (session 17): each lane takes 4 columns, not 8, so both
-// factors' blocks take 64 registers, not 128, and two 8-warp blocks fit an SM where the SDK's
-// kernel fits one (it ran 39 us alone and 50 in the step at 7b). A block covers 128 columns (16
-// packs); recorded masks only (bits staged as 4 words a row); each block one row group, as
-// low_rank_up_staged. Same sums and order as the SDK kernel, 8-byte stores.
-template <typename T>
-struct alignas(8) Quad {
-  T v[4];
-};
-
-template <typename T>
-__global__ void __launch_bounds__(kUpThreads, 2)
-    up_pair_narrow(UpdatePart first, UpdatePart second, int32_t rows, int32_t packs,
-                   int32_t row_count, T* __restrict__ out) {
-  __shared__ __align__(16) float u_tile[2][kUpTileRows][8];
-  __shared__ __align__(16) uint8_t kept_tile[2][kUpTileRows][16];
-  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t cols = static_cast<int64_t>(packs) * 8;
-  const int32_t pack0 = static_cast<int32_t>(blockIdx.x) * 16;
-  const int64_t c0 = static_cast<int64_t>(pack0) * 8 + lane * 4;
-  const int32_t shift = (lane % 2) * 4;
-  const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
-  const int64_t block_row0 = static_cast<int64_t>(blockIdx.y) * block_rows;
-  const UpdatePart parts[2] = {first, second};
-  float wr[2][8][4];
-  if (c0 < cols) {
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float4 w4 = j < parts[k].r
-                              ? *reinterpret_cast<const float4*>(parts[k].w + j * cols + c0)
-                              : make_float4(0.f, 0.f, 0.f, 0.f);
-        wr[k][j][0] = w4.x, wr[k][j][1] = w4.y, wr[k][j][2] = w4.z, wr[k][j][3] = w4.w;
-      }
-    }
-  }
-  float us[2][kUpStagePerThread];
-  uint32_t words[2][2];  // 128 rows x 4 words / 256 threads
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    load_u_rows(parts[k].u, rows, parts[k].r, block_row0, block_rows, us[k]);
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      const int64_t i = threadIdx.x + t * kUpThreads, row = block_row0 + i / 4;
-      words[k][t] = i < block_rows * 4 && row < rows
-                        ? *reinterpret_cast<const uint32_t*>(parts[k].d.kept + row * packs + pack0 +
-                                                             4 * (i % 4))
-                        : 0u;
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    store_u_rows(us[k], block_rows, u_tile[k]);
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      const int64_t i = threadIdx.x + t * kUpThreads;
-      if (i < block_rows * 4) reinterpret_cast<uint32_t*>(kept_tile[k][i / 4])[i % 4] = words[k][t];
-    }
-  }
-  __syncthreads();
-  if (c0 >= cols) return;
-  const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
-  const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
-  for (int64_t row = row0; row < row_end; ++row) {
-    float v[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      const float4* staged = reinterpret_cast<const float4*>(u_tile[k][row - block_row0]);
-      const float4 u0 = staged[0], u1 = staged[1];
-      const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
-      const uint32_t bits = kept_tile[k][row - block_row0][lane / 2] >> shift;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) sum += uj[j] * wr[k][j][e];
-        sum *= parts[k].scale;
-        v[e] += ((bits >> e) & 1u) ? sum * parts[k].d.scale : 0.0f;
-      }
-    }
-    Quad<T> result;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) store(result.v, e, v[e]);
-    *reinterpret_cast<Quad<T>*>(out + row * cols + c0) = result;
-  }
-}
-
 // An experiment for forward's down (session 17): q's and v's updates read the same x, and the
 // SDK runs low_rank_down_mma once for each (two reads of x, 2 x ~25 us a layer in the step at
 // 7b). Here one pass loads each pack of x once and forms both parts' sums, each with its own
@@ -266,119 +178,6 @@ __global__ void down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows,
                 : (d1.seed != nullptr ? scale * d1.scale : scale)) *
         sum;
   }
-}
-
-// An experiment for the outer products (session 17): low_rank_outer_mma stages one 16-row step at
-// a time with two barriers a step and its next pack loaded one step ahead, so each step waits
-// on most of a memory round trip (7b: ~25 us a call in the step against ~9 of bandwidth). Here
-// each thread copies its pack (and, for a recorded mask, the 32-bit word holding its keep byte)
-// with cp.async into a ring of STAGES steps, STAGES - 1 steps ahead, masks its own pack in
-// shared memory once it has landed, and the block meets at one barrier a step. Same tiles,
-// chunks, products and order as the SDK kernel: the partial sums should be equal.
-__device__ inline void cp_async16(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
-                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
-               "l"(gmem));
-#else
-  __trap();
-#endif
-}
-
-__device__ inline void cp_async4(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(
-                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
-               "l"(gmem));
-#else
-  __trap();
-#endif
-}
-
-__device__ inline void cp_async_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-
-template <int N>
-__device__ inline void cp_async_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-#endif
-}
-
-template <int STAGES>
-__global__ void __launch_bounds__(kOuterMmaWarps * 32)
-    outer_mma_pipelined(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u,
-                        int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, Dropout d,
-                        float scale, float* __restrict__ partial) {
-  __shared__ __align__(16) __nv_bfloat16 tiles[STAGES][16][kOuterMmaStride];
-  __shared__ uint32_t keep_words[STAGES][kOuterMmaWarps * 32];
-  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int32_t group = lane / 4, k_group = lane % 4;
-  const int64_t cols = static_cast<int64_t>(packs) * 8;
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kOuterMmaCols;
-  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
-  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
-  const uint64_t seed = seed_of(d);
-  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
-  const int32_t pack = static_cast<int32_t>(col0 / 8) + stage_pack;
-  const bool recorded = d.seed != nullptr && d.kept != nullptr;
-  const int32_t matrix = lane / 8;
-  const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
-  const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
-  const int64_t steps = (end - begin + 15) / 16;
-  // Step `step`'s pack of this thread (and its mask word) into ring slot `slot`; zeros outside x.
-  const auto issue = [&](int64_t step, int slot) {
-    const int64_t row = begin + 16 * step + stage_row;
-    __nv_bfloat16* dst = &tiles[slot][stage_row][stage_pack * 8];
-    if (row < end && pack < packs) {
-      cp_async16(dst, x + row * cols + static_cast<int64_t>(pack) * 8);
-      if (recorded) {
-        cp_async4(&keep_words[slot][threadIdx.x], d.kept + ((row * packs + pack) & ~int64_t{3}));
-      }
-    } else {
-      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
-    }
-  };
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < steps) issue(s, s);
-    cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
-  }
-  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  float u_next[4];
-  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
-  for (int64_t step = 0; step < steps; ++step) {
-    const int slot = static_cast<int>(step % STAGES);
-    cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
-    const int64_t row = begin + 16 * step + stage_row;
-    if (d.seed != nullptr && row < end && pack < packs) {
-      const int64_t first = row * cols + static_cast<int64_t>(pack) * 8;
-      const uint32_t bits =
-          recorded ? (keep_words[slot][threadIdx.x] >> (8 * ((row * packs + pack) & 3))) & 0xFFu
-                   : keep_bits(seed, first, d.threshold);
-      uint4* own = reinterpret_cast<uint4*>(&tiles[slot][stage_row][stage_pack * 8]);
-      *own = kept_elements(*own, bits);
-    }
-    // Everyone's packs of this step are in place, and everyone is done with the slot refilled
-    // next (read in the step before this one).
-    __syncthreads();
-    if (step + STAGES - 1 < steps) issue(step + STAGES - 1, (slot + STAGES - 1) % STAGES);
-    cp_async_commit();
-    uint32_t b0[3], b1[3];
-    pair_parts(u_next[0], u_next[1], b0);
-    pair_parts(u_next[2], u_next[3], b1);
-    if (step + 1 < steps) {
-      load_rank_rows(u, begin + 16 * (step + 1) + 2 * k_group, end, r, group, u_next);
-    }
-    uint32_t a[4];
-    ldmatrix_x4_trans(a, &tiles[slot][fragment_row][fragment_col]);
-#pragma unroll
-    for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
-  }
-  store_outer_sums(c, d, scale, cols, r, col0, partial);
 }
 
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
@@ -552,7 +351,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     const LlmLowRankPart second{u3, A2, r, seed, drop.threshold, drop.scale, bits, 1.0f};
     const float together = time_us([&] {
       CHECK(static_cast<cudaError_t>(
-          llm_low_rank_up_pair_cuda(first, second, rows, in, dx2, 2, nullptr)));
+          llm_low_rank_up_pair_cuda(first, second, rows, in, dx2, 0, 2, nullptr)));
     });
     std::vector<bf16> a(rows * in), b(rows * in);
     CHECK(cudaMemcpy(a.data(), dx, rows * in * 2, cudaMemcpyDeviceToHost));
@@ -567,26 +366,19 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     report(shape, "up bwd, two updates (recorded masks)", "one pass (today)", together,
            2.0 * rows * in, diff / scale);
     {
-      const int64_t packs = in / 8;
-      const int64_t row_count = std::max<int64_t>(1, std::min<int64_t>(16, rows * packs / 65536));
-      const dim3 grid(static_cast<unsigned>((packs + 15) / 16),
-                      static_cast<unsigned>((rows + 8 * row_count - 1) / (8 * row_count)));
-      const UpdatePart pa{u, A, static_cast<int32_t>(r), kept, 1.0f};
-      const UpdatePart pb{u3, A2, static_cast<int32_t>(r), kept, 1.0f};
-      std::vector<bf16> a_host_check(rows * in);
+      // The SDK's narrow pair (session 18, opt-in): its bytes against today's pair's.
       const float narrow = time_us([&] {
-        up_pair_narrow<bf16><<<grid, kUpThreads>>>(pa, pb, static_cast<int32_t>(rows),
-                                                   static_cast<int32_t>(packs),
-                                                   static_cast<int32_t>(row_count), dx);
+        CHECK(static_cast<cudaError_t>(
+            llm_low_rank_up_pair_cuda(first, second, rows, in, dx, 1, 2, nullptr)));
       });
-      CHECK(cudaMemcpy(a_host_check.data(), dx, rows * in * 2, cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(a.data(), dx, rows * in * 2, cudaMemcpyDeviceToHost));
       float narrow_diff = 0;
       for (int64_t i = 0; i < rows * in; ++i) {
-        narrow_diff = std::fmax(
-            narrow_diff, std::fabs(__bfloat162float(a_host_check[i]) - __bfloat162float(b[i])));
+        narrow_diff =
+            std::fmax(narrow_diff, std::fabs(__bfloat162float(a[i]) - __bfloat162float(b[i])));
       }
       report(shape, "up bwd, two updates (recorded masks)",
-             "one pass, 4 columns a lane, two blocks an SM (experiment)", narrow, 2.0 * rows * in,
+             "one pass, 4 columns a lane, two blocks an SM (opt-in)", narrow, 2.0 * rows * in,
              narrow_diff / scale);
     }
     for (void* q : {static_cast<void*>(u3), static_cast<void*>(A2), static_cast<void*>(dx),
@@ -635,37 +427,26 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
            }),
            2.0 * rows * c.cols);
     float* summed2 = device_random<float>(r * widest, 0.0f, 15);
-    const float us = time_us([&] {
-      CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r,
-                                                                 c.seed, drop.threshold, drop.scale,
-                                                                 c.kept, 1.0f, partial, nullptr)));
-      sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(partial, chunks,
-                                                                           r * c.cols, summed2);
-    });
-    report(shape, c.pass, "tensor cores (128-column tiles)", us, 2.0 * rows * c.cols,
-           max_rel_diff(summed, summed2, r * c.cols));
-    // The pipelined experiment, on the SDK kernel's grid: its sums against the SDK kernel's.
-    {
-      float* summed3 = device_random<float>(r * widest, 0.0f, 27);
-      const int64_t chunk = (rows + chunks - 1) / chunks;
-      const dim3 grid(static_cast<unsigned>((c.cols + kOuterMmaCols - 1) / kOuterMmaCols),
-                      static_cast<unsigned>((rows + chunk - 1) / chunk));
-      Dropout dd = none;
-      if (c.seed != nullptr) {
-        dd = drop;
-        dd.kept = c.kept;
-      }
-      const float pipelined = time_us([&] {
-        outer_mma_pipelined<4><<<grid, kOuterMmaWarps * 32>>>(
-            c.src, c.factor, static_cast<int32_t>(rows), static_cast<int32_t>(c.cols / 8),
-            static_cast<int32_t>(r), static_cast<int32_t>(chunk), dd, 1.0f, partial);
+    // The SDK's kernel today, then with x's rows through its cp.async ring (session 18), each
+    // with the sum of its partials: the ring's sums against today's.
+    float* summed3 = device_random<float>(r * widest, 0.0f, 27);
+    for (const int ring : {0, 1}) {
+      float* sums = ring != 0 ? summed3 : summed2;
+      const float us = time_us([&] {
+        CHECK(static_cast<cudaError_t>(
+            llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r, c.seed, drop.threshold,
+                                        drop.scale, c.kept, 1.0f, partial, ring, nullptr)));
         sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(partial, chunks,
-                                                                             r * c.cols, summed3);
+                                                                             r * c.cols, sums);
       });
-      report(shape, c.pass, "tensor cores, cp.async ring of 4 steps (experiment)", pipelined,
-             2.0 * rows * c.cols, max_rel_diff(summed2, summed3, r * c.cols));
-      CHECK(cudaFree(summed3));
+      report(shape, c.pass,
+             ring != 0 ? "tensor cores, cp.async ring of 4 steps (opt-in)"
+                       : "tensor cores (128-column tiles)",
+             us, 2.0 * rows * c.cols,
+             ring != 0 ? max_rel_diff(summed2, summed3, r * c.cols)
+                       : max_rel_diff(summed, summed2, r * c.cols));
     }
+    CHECK(cudaFree(summed3));
     CHECK(cudaFree(summed2));
   }
   CHECK(cudaFree(g));

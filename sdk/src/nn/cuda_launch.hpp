@@ -46,6 +46,12 @@ inline bool kernels_switched_on(const char* variable) {
   return value == nullptr || std::string(value) != "0";
 }
 
+// A kernel not yet measured on a device stays off unless the variable is "1".
+inline bool kernels_opted_in(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value != nullptr && std::string(value) == "1";
+}
+
 inline bool aligned16(const torch::Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
 }

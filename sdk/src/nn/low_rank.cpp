@@ -130,8 +130,7 @@ torch::Tensor down(const torch::Tensor& x, const torch::Tensor& w, const KeepMas
 // The up product on tensor cores: opt-in (LLMHOST_LOW_RANK_UP_MMA=1) until a device call has run
 // its test and a training step (bench/NOTES.md, session 15); bf16, r <= 8, whole 32-column blocks.
 bool up_on_tensor_cores(const torch::Tensor& out, int64_t r) {
-  const char* value = std::getenv("LLMHOST_LOW_RANK_UP_MMA");
-  return value != nullptr && std::string(value) == "1" && tensor_cores_take(out, r) &&
+  return fused::kernels_opted_in("LLMHOST_LOW_RANK_UP_MMA") && tensor_cores_take(out, r) &&
          out.size(-1) % 32 == 0;
 }
 
@@ -200,10 +199,12 @@ torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMa
   auto partial =
       torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
   if (outer_on_tensor_cores(x, r)) {
+    // x's rows through a cp.async ring a few steps ahead: opt-in until measured (session 18).
+    const int ring = fused::kernels_opted_in("LLMHOST_LOW_RANK_OUTER_RING") ? 1 : 0;
     check_launch(llm_low_rank_outer_mma_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r,
                                              mask.seed, mask.threshold, mask.scale, mask.bits,
                                              static_cast<float>(scale), partial.data_ptr<float>(),
-                                             stream_of(x)),
+                                             ring, stream_of(x)),
                  "low-rank outer product (tensor cores)");
     return sum_of_chunks(partial, transposed);
   }
@@ -391,9 +392,11 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
   size_t next = 0;
   if (parts.size() >= 2 && pair_applies(parts[0], parts[1])) {
     grad_x = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+    // 4 columns a lane, two blocks an SM: opt-in until measured (session 18).
+    const int narrow = fused::kernels_opted_in("LLMHOST_LOW_RANK_UP_PAIR_NARROW") ? 1 : 0;
     check_launch(llm_low_rank_up_pair_cuda(pair_part(parts[0]), pair_part(parts[1]),
                                            rows_of(grad_x), grad_x.size(-1), grad_x.data_ptr(),
-                                           kind_of(grad_x), stream_of(grad_x)),
+                                           narrow, kind_of(grad_x), stream_of(grad_x)),
                  "low-rank up, two updates");
     next = 2;
   }

@@ -54,9 +54,10 @@ typedef struct {
 
 // out[n, c] = dropout_1(scale_1 sum_j u_1[n, j] w_1[j, c]) + the same for the second part, each
 // part formed as llm_low_rank_up_cuda forms it (without y), added in fp32 and rounded once:
-// x's gradient through two updates of one input, in one pass.
+// x's gradient through two updates of one input, in one pass. `narrow` nonzero: 4 columns a
+// lane, two blocks an SM, where both masks are recorded and cols % 128 == 0 (the same sums).
 int llm_low_rank_up_pair_cuda(LlmLowRankPart first, LlmLowRankPart second, int64_t rows,
-                              int64_t cols, void* out, int kind, void* stream);
+                              int64_t cols, void* out, int narrow, int kind, void* stream);
 
 // The same for bf16 and r <= 8 on tensor cores (sm_80 and later), cols a multiple of 32; the sums
 // carry u's and w's fp32 values (each in three bf16 parts) to within ~2^-23 of the product.
@@ -76,11 +77,12 @@ int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t
                             void* stream);
 
 // The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks), with the
-// same chunks and layout; u's fp32 values split into three bf16 parts.
+// same chunks and layout; u's fp32 values split into three bf16 parts. `ring` nonzero: x's rows
+// copied a few steps ahead through a cp.async ring (the same sums).
 int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
                                 int64_t r, const int64_t* seed, uint32_t keep_threshold,
                                 float keep_scale, const uint8_t* keep_bits, float scale,
-                                float* partial, void* stream);
+                                float* partial, int ring, void* stream);
 
 #ifdef __cplusplus
 }

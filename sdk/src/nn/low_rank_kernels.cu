@@ -744,6 +744,96 @@ __global__ void __launch_bounds__(kUpThreads, 1)
   }
 }
 
+// Four 16-bit elements stored as one 8-byte word.
+template <typename T>
+struct alignas(8) Quad {
+  T v[4];
+};
+
+// low_rank_up_pair's sums in its order, but each lane takes 4 columns, not 8, so both factors'
+// blocks take 64 registers, not 128, and two 8-warp blocks fit an SM where low_rank_up_pair fits
+// one (7b: 39 us alone, 50 a call in the step; session 17). A block covers 128 columns (16 packs)
+// and one row group, as low_rank_up_staged; recorded masks only, staged as 4 words a row, so
+// packs % 16 == 0 (the launcher checks); 8-byte stores. Opt-in (LLMHOST_LOW_RANK_UP_PAIR_NARROW=1)
+// until a device call has run its test and a training step (bench/NOTES.md, session 18).
+template <typename T>
+__global__ void __launch_bounds__(kUpThreads, 2)
+    low_rank_up_pair_narrow(UpdatePart first, UpdatePart second, int32_t rows, int32_t packs,
+                            int32_t row_count, T* __restrict__ out) {
+  __shared__ __align__(16) float u_tile[2][kUpTileRows][8];
+  __shared__ __align__(16) uint8_t kept_tile[2][kUpTileRows][16];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int32_t pack0 = static_cast<int32_t>(blockIdx.x) * 16;
+  const int64_t c0 = static_cast<int64_t>(pack0) * 8 + lane * 4;
+  const int32_t shift = (lane % 2) * 4;
+  const int64_t block_rows = static_cast<int64_t>(kUpStagedWarps) * row_count;
+  const int64_t block_row0 = static_cast<int64_t>(blockIdx.y) * block_rows;
+  const UpdatePart parts[2] = {first, second};
+  float wr[2][8][4];
+  if (c0 < cols) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float4 w4 = j < parts[k].r
+                              ? *reinterpret_cast<const float4*>(parts[k].w + j * cols + c0)
+                              : make_float4(0.f, 0.f, 0.f, 0.f);
+        wr[k][j][0] = w4.x, wr[k][j][1] = w4.y, wr[k][j][2] = w4.z, wr[k][j][3] = w4.w;
+      }
+    }
+  }
+  float us[2][kUpStagePerThread];
+  uint32_t words[2][2];  // 128 rows x 4 words / 256 threads
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    load_u_rows(parts[k].u, rows, parts[k].r, block_row0, block_rows, us[k]);
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int64_t i = threadIdx.x + t * kUpThreads, row = block_row0 + i / 4;
+      words[k][t] = i < block_rows * 4 && row < rows
+                        ? *reinterpret_cast<const uint32_t*>(parts[k].d.kept + row * packs + pack0 +
+                                                             4 * (i % 4))
+                        : 0u;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    store_u_rows(us[k], block_rows, u_tile[k]);
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int64_t i = threadIdx.x + t * kUpThreads;
+      if (i < block_rows * 4) reinterpret_cast<uint32_t*>(kept_tile[k][i / 4])[i % 4] = words[k][t];
+    }
+  }
+  __syncthreads();
+  if (c0 >= cols) return;
+  const int64_t row0 = block_row0 + static_cast<int64_t>(warp) * row_count;
+  const int64_t row_end = row0 + row_count < rows ? row0 + row_count : rows;
+  for (int64_t row = row0; row < row_end; ++row) {
+    float v[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const float4* staged = reinterpret_cast<const float4*>(u_tile[k][row - block_row0]);
+      const float4 u0 = staged[0], u1 = staged[1];
+      const float uj[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+      const uint32_t bits = kept_tile[k][row - block_row0][lane / 2] >> shift;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) sum += uj[j] * wr[k][j][e];
+        sum *= parts[k].scale;
+        v[e] += ((bits >> e) & 1u) ? sum * parts[k].d.scale : 0.0f;
+      }
+    }
+    Quad<T> result;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) store(result.v, e, v[e]);
+    *reinterpret_cast<Quad<T>*>(out + row * cols + c0) = result;
+  }
+}
+
 // out = y + dropout(scale * u w) for bf16 and r <= 8 on tensor cores (sm_80 and later): the
 // CUDA-core form spends 64 multiply-adds and the factor's 64 registers on each 16-byte pack, which
 // leaves it bound by its arithmetic once it no longer reads y (7b: 29 us a call for 33.5 MB
@@ -985,6 +1075,119 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   store_outer_sums(c, d, scale, cols, r, col0, partial);
 }
 
+__device__ inline void cp_async16(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
+               "l"(gmem));
+#else
+  __trap();  // the host launches the kernels that copy this way on sm_80 and later only
+#endif
+}
+
+__device__ inline void cp_async4(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
+               "l"(gmem));
+#else
+  __trap();
+#endif
+}
+
+__device__ inline void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+template <int N>
+__device__ inline void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// low_rank_outer_mma's sums with its tiles, chunks, products and order, but x's packs copied with
+// cp.async into a ring of STAGES steps, STAGES - 1 steps ahead (with, for a recorded mask, the
+// 32-bit word that holds the thread's keep byte), each thread masking its own pack in shared
+// memory once it has landed, and one barrier a step. low_rank_outer_mma waits on most of a memory
+// round trip each step (two barriers, the next pack one step ahead: 7b ~25 us a call in the step
+// against ~9 of bandwidth). Opt-in (LLMHOST_LOW_RANK_OUTER_RING=1) until a device call has run
+// its test and a training step (bench/NOTES.md, session 18).
+template <int STAGES>
+__global__ void __launch_bounds__(kOuterMmaWarps * 32)
+    low_rank_outer_mma_ring(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u,
+                            int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, Dropout d,
+                            float scale, float* __restrict__ partial) {
+  __shared__ __align__(16) __nv_bfloat16 tiles[STAGES][16][kOuterMmaStride];
+  __shared__ uint32_t keep_words[STAGES][kOuterMmaWarps * 32];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kOuterMmaCols;
+  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+  const uint64_t seed = seed_of(d);
+  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
+  const int32_t pack = static_cast<int32_t>(col0 / 8) + stage_pack;
+  const bool recorded = d.seed != nullptr && d.kept != nullptr;
+  const int32_t matrix = lane / 8;
+  const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
+  const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
+  const int64_t steps = (end - begin + 15) / 16;
+  // Step `step`'s pack of this thread (and its mask word) into ring slot `slot`; zeros outside x.
+  const auto issue = [&](int64_t step, int slot) {
+    const int64_t row = begin + 16 * step + stage_row;
+    __nv_bfloat16* dst = &tiles[slot][stage_row][stage_pack * 8];
+    if (row < end && pack < packs) {
+      cp_async16(dst, x + row * cols + static_cast<int64_t>(pack) * 8);
+      if (recorded) {
+        cp_async4(&keep_words[slot][threadIdx.x], d.kept + ((row * packs + pack) & ~int64_t{3}));
+      }
+    } else {
+      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < steps) issue(s, s);
+    cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
+  }
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float u_next[4];
+  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
+  for (int64_t step = 0; step < steps; ++step) {
+    const int slot = static_cast<int>(step % STAGES);
+    cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
+    const int64_t row = begin + 16 * step + stage_row;
+    if (d.seed != nullptr && row < end && pack < packs) {
+      const int64_t first = row * cols + static_cast<int64_t>(pack) * 8;
+      const uint32_t bits =
+          recorded ? (keep_words[slot][threadIdx.x] >> (8 * ((row * packs + pack) & 3))) & 0xFFu
+                   : keep_bits(seed, first, d.threshold);
+      uint4* own = reinterpret_cast<uint4*>(&tiles[slot][stage_row][stage_pack * 8]);
+      *own = kept_elements(*own, bits);
+    }
+    // Everyone's packs of this step are in place, and everyone is done with the slot refilled
+    // next (read in the step before this one).
+    __syncthreads();
+    if (step + STAGES - 1 < steps) issue(step + STAGES - 1, (slot + STAGES - 1) % STAGES);
+    cp_async_commit();
+    uint32_t b0[3], b1[3];
+    pair_parts(u_next[0], u_next[1], b0);
+    pair_parts(u_next[2], u_next[3], b1);
+    if (step + 1 < steps) {
+      load_rank_rows(u, begin + 16 * (step + 1) + 2 * k_group, end, r, group, u_next);
+    }
+    uint32_t a[4];
+    ldmatrix_x4_trans(a, &tiles[slot][fragment_row][fragment_col]);
+#pragma unroll
+    for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
+  }
+  store_outer_sums(c, d, scale, cols, r, col0, partial);
+}
+
 constexpr int64_t kMaxRank = 64;
 
 template <typename T>
@@ -1060,9 +1263,22 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   return static_cast<int>(cudaGetLastError());
 }
 
+// low_rank_up_pair_narrow's conditions: both masks recorded, as whole aligned 4-byte words of
+// 16 packs, and a grid of one row group a block.
+bool narrow_pair_fits(const UpdatePart& first, const UpdatePart& second, int64_t packs,
+                      int64_t groups) {
+  for (const UpdatePart* part : {&first, &second}) {
+    if (part->d.seed == nullptr || part->d.kept == nullptr ||
+        reinterpret_cast<uintptr_t>(part->d.kept) % 4 != 0) {
+      return false;
+    }
+  }
+  return packs % 16 == 0 && groups <= 65535;
+}
+
 template <typename T>
 int up_pair(const UpdatePart& first, const UpdatePart& second, int64_t rows, int64_t cols,
-            void* out, cudaStream_t stream) {
+            void* out, bool narrow, cudaStream_t stream) {
   if (first.r > 8 || second.r > 8 || second.r < 1 ||
       !shapes_fit<T>(rows, cols, first.r, {out, first.w, second.w})) {
     return static_cast<int>(cudaErrorInvalidValue);
@@ -1072,6 +1288,13 @@ int up_pair(const UpdatePart& first, const UpdatePart& second, int64_t rows, int
   const int64_t row_count =
       std::max<int64_t>(1, std::min<int64_t>(kUpStagedMaxRows, rows * packs / 65536));
   const int64_t groups = (rows + kUpStagedWarps * row_count - 1) / (kUpStagedWarps * row_count);
+  if (narrow && narrow_pair_fits(first, second, packs, groups)) {
+    const dim3 grid(static_cast<unsigned>(packs / 16), static_cast<unsigned>(groups));
+    low_rank_up_pair_narrow<T><<<grid, kUpThreads, 0, stream>>>(
+        first, second, static_cast<int32_t>(rows), static_cast<int32_t>(packs),
+        static_cast<int32_t>(row_count), static_cast<T*>(out));
+    return static_cast<int>(cudaGetLastError());
+  }
   // One block an SM (the factors' registers allow no more), each over several row groups.
   int device = 0, sms = 0;
   cudaError_t status = cudaGetDevice(&device);
@@ -1117,6 +1340,24 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
   return static_cast<int>(cudaGetLastError());
 }
 
+// low_rank_outer_mma, or its cp.async ring (`ring`), on the tensor-core outer product's grid.
+int outer_mma(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r,
+              const Dropout& d, float scale, float* partial, bool ring, cudaStream_t stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  int64_t chunk = 0;
+  const dim3 tiles = tile_grid(rows, cols, &chunk);
+  const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
+  const auto kernel = ring ? low_rank_outer_mma_ring<4> : low_rank_outer_mma;
+  kernel<<<grid, kOuterMmaWarps * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), u, static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d,
+      scale, partial);
+  return static_cast<int>(cudaGetLastError());
+}
+
 }  // namespace
 
 extern "C" int llm_low_rank_down_cuda(const void* x, int64_t rows, int64_t cols, const float* w,
@@ -1155,14 +1396,16 @@ extern "C" int llm_low_rank_up_cuda(const void* y, const float* u, const float* 
 }
 
 extern "C" int llm_low_rank_up_pair_cuda(LlmLowRankPart first, LlmLowRankPart second, int64_t rows,
-                                         int64_t cols, void* out, int kind, void* stream) {
+                                         int64_t cols, void* out, int narrow, int kind,
+                                         void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   const auto part = [](const LlmLowRankPart& q) {
     return UpdatePart{q.u, q.w, static_cast<int32_t>(q.r),
                       Dropout{q.seed, q.keep_threshold, q.keep_scale, q.keep_bits, nullptr},
                       q.scale};
   };
-  LLM_DISPATCH_HALF_KIND(kind, up_pair<T>(part(first), part(second), rows, cols, out, s))
+  LLM_DISPATCH_HALF_KIND(kind,
+                         up_pair<T>(part(first), part(second), rows, cols, out, narrow != 0, s))
 }
 
 extern "C" int llm_low_rank_up_mma_cuda(const void* y, const float* u, const float* w, int64_t rows,
@@ -1206,18 +1449,8 @@ extern "C" int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_
                                            int64_t cols, int64_t r, const int64_t* seed,
                                            uint32_t keep_threshold, float keep_scale,
                                            const uint8_t* keep_bits, float scale, float* partial,
-                                           void* stream) {
-  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial})) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  if (rows == 0) return 0;
+                                           int ring, void* stream) {
   const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
-  int64_t chunk = 0;
-  const dim3 tiles = tile_grid(rows, cols, &chunk);
-  const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
-  low_rank_outer_mma<<<grid, kOuterMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
-      static_cast<const __nv_bfloat16*>(x), u, static_cast<int32_t>(rows),
-      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d,
-      scale, partial);
-  return static_cast<int>(cudaGetLastError());
+  return outer_mma(x, u, rows, cols, r, d, scale, partial, ring != 0,
+                   static_cast<cudaStream_t>(stream));
 }

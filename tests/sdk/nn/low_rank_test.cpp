@@ -190,6 +190,28 @@ TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda
   expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_OUTER_MMA");
 }
 
+// The tensor-core outer products with x's rows copied through a cp.async ring of 4 steps, 3
+// ahead (LLMHOST_LOW_RANK_OUTER_RING=1, opt-in until measured): the same sums, so the same bounds.
+// The shared cases' chunks are a step or two (the ring never fills); 600 rows of 8200 columns
+// make 8 chunks of 75 rows each way, 5 steps: the ring wraps and its last step is partial. With
+// dropout, from masks recorded and drawn again.
+TEST(LowRankUpdate, OuterProductsThroughTheCopyRingGiveTheExactSumsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const test::ScopedEnvironmentVariable ring("LLMHOST_LOW_RANK_OUTER_RING", "1");
+  expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_KEEP_BITS");
+  const Case c{600, 8200, 8200, 8};
+  const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+  expect_matches_exact(run_update(in, 2.0, 0.0), exact(in, 2.0, torch::ones({c.rows, c.in}), 1.0),
+                       "ring, 5 steps a chunk");
+  for (const char* bits : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
+    const auto ours = run_update(in, 0.5, 0.3);
+    const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
+    expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / 0.7),
+                         std::string("ring, 5 steps a chunk, dropout 0.3, KEEP_BITS=") + bits);
+  }
+}
+
 // Backward reads the dropout mask forward's down kernel recorded (a byte per 8-element pack), or
 // draws it again from the seed (LLMHOST_LOW_RANK_KEEP_BITS=0): either way the mask x's gradient
 // shows is the one the value and the factors' gradients were formed with.
@@ -496,16 +518,25 @@ TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCu
 // outputs and the factors' gradients are the same kernels' results on the same masks, equal to
 // one layer at a time; x's gradient differs only in the order of its sums. So with the two
 // updates' parts of x's gradient in one pass or not (LLMHOST_LOW_RANK_UP_PAIR), from recorded
-// masks or masks drawn again (LLMHOST_LOW_RANK_KEEP_BITS).
+// masks or masks drawn again (LLMHOST_LOW_RANK_KEEP_BITS), and in the pass with 4 columns a lane
+// (LLMHOST_LOW_RANK_UP_PAIR_NARROW=1: recorded masks only; with masks drawn again the other pass
+// runs).
 TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const double p = 0.3;
   const auto s = make_shared_input(256, 512, {64, 32, 64}, p);
-  for (const auto& [pair, bits] :
-       {std::make_pair("1", "1"), std::make_pair("1", "0"), std::make_pair("0", "1")}) {
+  struct Setting {
+    const char *pair, *bits, *narrow;
+  };
+  for (const Setting& setting :
+       {Setting{"1", "1", "0"}, Setting{"1", "0", "0"}, Setting{"0", "1", "0"},
+        Setting{"1", "1", "1"}, Setting{"1", "0", "1"}}) {
+    const auto [pair, bits, narrow] = setting;
     const test::ScopedEnvironmentVariable pair_setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
     const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
-    const std::string label = std::string("pair ") + pair + ", recorded masks " + bits;
+    const test::ScopedEnvironmentVariable narrow_setting("LLMHOST_LOW_RANK_UP_PAIR_NARROW", narrow);
+    const std::string label =
+        std::string("pair ") + pair + ", recorded masks " + bits + ", narrow " + narrow;
     torch::manual_seed(11);
     const auto grouped = run_shared_input(s, true);
     ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";

@@ -92,94 +92,6 @@ __global__ void sum_chunks(const float* partial, int64_t chunks, int64_t n, floa
   out[i] = s;
 }
 
-// An experiment for forward's down (session 17): q's and v's updates read the same x, and the
-// SDK runs low_rank_down_mma once for each (two reads of x, 2 x ~25 us a layer in the step at
-// 7b). Here one pass loads each pack of x once and forms both parts' sums, each with its own
-// mask (drawn and recorded) and factor: the same per-part arithmetic as low_rank_down_mma.
-__global__ void down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
-                              const float* __restrict__ w0, const float* __restrict__ w1, int32_t r,
-                              Dropout d0, Dropout d1, float scale, float* __restrict__ u0,
-                              float* __restrict__ u1) {
-  __shared__ float warp_sums[2][kMmaWarps][16][8];
-  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int32_t group = lane / 4, k_group = lane % 4;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
-  const int64_t cols = static_cast<int64_t>(packs) * 8;
-  const int32_t chunks = (packs + 3) / 4;
-  const Dropout ds[2] = {d0, d1};
-  const float* ws[2] = {w0, w1};
-  const uint64_t seeds[2] = {seed_of(d0), seed_of(d1)};
-  float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-  constexpr int kUnroll = 2;
-  for (int32_t base = warp; base < chunks; base += kMmaWarps * kUnroll) {
-    uint4 top[kUnroll], bottom[kUnroll];
-#pragma unroll
-    for (int i = 0; i < kUnroll; ++i) {
-      const int32_t p = (base + i * kMmaWarps) * 4 + k_group;
-      const bool inside = base + i * kMmaWarps < chunks;
-      const Dropout none{nullptr, 0, 1.0f, nullptr, nullptr};
-      top[i] = dropped_bf16_pack(x, rows, inside ? packs : 0, row0 + group, p, none, 0);
-      bottom[i] = dropped_bf16_pack(x, rows, inside ? packs : 0, row0 + group + 8, p, none, 0);
-    }
-#pragma unroll
-    for (int i = 0; i < kUnroll; ++i) {
-      const int32_t p = (base + i * kMmaWarps) * 4 + k_group;
-      const bool inside = base + i * kMmaWarps < chunks && p < packs;
-#pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        // This part's mask on the shared packs (as dropped_bf16_pack applies it).
-        uint4 kept_top = top[i], kept_bottom = bottom[i];
-        if (ds[k].seed != nullptr && inside) {
-          if (row0 + group < rows) {
-            kept_top = kept_elements(
-                kept_top, pack_keep(ds[k], seeds[k], (row0 + group) * cols + int64_t{p} * 8));
-          }
-          if (row0 + group + 8 < rows) {
-            kept_bottom = kept_elements(
-                kept_bottom,
-                pack_keep(ds[k], seeds[k], (row0 + group + 8) * cols + int64_t{p} * 8));
-          }
-        }
-        const uint32_t t[4] = {kept_top.x, kept_top.y, kept_top.z, kept_top.w};
-        const uint32_t m[4] = {kept_bottom.x, kept_bottom.y, kept_bottom.z, kept_bottom.w};
-        const bool rank = group < r && inside;
-        const float4* wp = reinterpret_cast<const float4*>(ws[k] + group * cols + int64_t{p} * 8);
-        const float4 wa = rank ? wp[0] : make_float4(0.f, 0.f, 0.f, 0.f);
-        const float4 wb = rank ? wp[1] : make_float4(0.f, 0.f, 0.f, 0.f);
-        const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
-        uint32_t b[3][2][2];
-        factor_parts(wv, b);
-#pragma unroll
-        for (int step = 0; step < 2; ++step) {
-#pragma unroll
-          for (int part = 0; part < 3; ++part) {
-            mma_bf16(c[k], t[2 * step], m[2 * step], t[2 * step + 1], m[2 * step + 1],
-                     b[part][step][0], b[part][step][1]);
-          }
-        }
-      }
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    warp_sums[k][warp][group][2 * k_group] = c[k][0];
-    warp_sums[k][warp][group][2 * k_group + 1] = c[k][1];
-    warp_sums[k][warp][group + 8][2 * k_group] = c[k][2];
-    warp_sums[k][warp][group + 8][2 * k_group + 1] = c[k][3];
-  }
-  __syncthreads();
-  const int k = threadIdx.x / 128, i = (threadIdx.x % 128) / 8, j = threadIdx.x % 8;
-  if (j < r && row0 + i < rows) {
-    float sum = 0.0f;
-#pragma unroll
-    for (int q = 0; q < kMmaWarps; ++q) sum += warp_sums[k][q][i][j];
-    (k == 0 ? u0 : u1)[(row0 + i) * r + j] =
-        (k == 0 ? (d0.seed != nullptr ? scale * d0.scale : scale)
-                : (d1.seed != nullptr ? scale * d1.scale : scale)) *
-        sum;
-  }
-}
-
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
   bf16* x = device_random<bf16>(rows * in, 2.0f, 1);
   bf16* dy = device_random<bf16>(rows * out_cols, 0.02f, 2);
@@ -245,8 +157,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
            }),
            2.0 * rows * in, max_rel_diff(u, u2, rows * r));
 
-    // q's and v's downs over one x: two launches against one pass (session 17's experiment),
-    // both recording their masks; the second part's factor and seed differ from the first's.
+    // q's and v's downs over one x: two launches against the SDK's one pass (opt-in, session
+    // 18), both recording their masks; the second part's factor and seed differ from the first's.
     {
       float* A2 = device_random<float>(r * in, 0.05f, 22);
       float* uq = device_random<float>(rows * r, 0.0f, 23);
@@ -270,13 +182,14 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
                                                       static_cast<int32_t>(r), second, 1.0f, uv);
       });
       const float together = time_us([&] {
-        down_mma_pair<<<blocks, kMmaWarps * 32>>>(x, static_cast<int32_t>(rows), packs, A, A2,
-                                                  static_cast<int32_t>(r), recording, second, 1.0f,
-                                                  uq2, uv2);
+        const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq2};
+        const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv2};
+        CHECK(static_cast<cudaError_t>(
+            llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr)));
       });
       report(shape, "down fwd, two updates over one x (dropout)", "two launches (today)", apart,
              2.0 * rows * in);
-      report(shape, "down fwd, two updates over one x (dropout)", "one pass (experiment)", together,
+      report(shape, "down fwd, two updates over one x (dropout)", "one pass (opt-in)", together,
              rows * in * 2.0,
              std::fmax(max_rel_diff(uq, uq2, rows * r), max_rel_diff(uv, uv2, rows * r)));
       for (void* q : {static_cast<void*>(A2), static_cast<void*>(uq), static_cast<void*>(uv),

@@ -230,10 +230,10 @@ struct FusedForward {
   torch::Tensor out, x, A, Bt, u, seed, bits;  // bits: the dropout mask as recorded, if any
 };
 
-// Everything of the forward pass but `out`: the operands as the kernels read them, the dropout
-// seed and u = dropout(x) A^T (the caller holds a CUDAGuard on x's device).
-FusedForward update_operands(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B,
-                             double dropout) {
+// The operands as the kernels read them, the dropout seed and the buffer its mask is recorded in:
+// everything of the forward pass but u and `out` (the caller holds a CUDAGuard on x's device).
+FusedForward update_inputs(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B,
+                           double dropout) {
   FusedForward f;
   f.x = packed(x);
   f.A = packed(A);
@@ -243,6 +243,13 @@ FusedForward update_operands(const torch::Tensor& x, const torch::Tensor& A, con
   if (dropout > 0 && fused::kernels_switched_on("LLMHOST_LOW_RANK_KEEP_BITS")) {
     f.bits = torch::empty({rows_of(f.x), f.x.size(-1) / 8}, f.x.options().dtype(torch::kByte));
   }
+  return f;
+}
+
+// The same and u = dropout(x) A^T.
+FusedForward update_operands(const torch::Tensor& x, const torch::Tensor& A, const torch::Tensor& B,
+                             double dropout) {
+  auto f = update_inputs(x, A, B, dropout);
   f.u = down(f.x, f.A, keep_mask(f.seed, dropout, f.bits), 1.0);
   return f;
 }
@@ -305,12 +312,9 @@ class FusedLowRankUpdate : public torch::autograd::Function<FusedLowRankUpdate> 
 // itself to it in its epilogue (fused::tuned_mm_accumulate), so the update kernel writes its
 // output without reading the product's (half its traffic: 7b, 33.5 MB a call, 128 calls a step).
 // `tuned`: the product through fused::tuned_mm (training, where shapes repeat).
-FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& weight,
-                                  const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
-                                  const torch::Tensor& B, double scaling, double dropout,
-                                  bool tuned) {
-  const c10::cuda::CUDAGuard guard(x.device());
-  auto f = update_operands(x, A, B, dropout);
+// f.out from the update's operands and u (update_operands): the product and the update.
+void add_product(FusedForward& f, const torch::Tensor& weight,
+                 const c10::optional<torch::Tensor>& bias, double scaling, bool tuned) {
   const bool tuned_product = tuned && !bias.has_value();
   if (tuned_product && fused::kernels_switched_on("LLMHOST_GEMM_EPILOGUE_ADD")) {
     auto sizes = f.x.sizes().vec();
@@ -318,11 +322,20 @@ FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& w
     f.out = up_into(torch::Tensor(), f.u, f.Bt, KeepMask{}, scaling,
                     torch::empty(sizes, f.x.options()));
     fused::tuned_mm_accumulate(f.x, weight, true, f.out);
-    return f;
+    return;
   }
   f.out = tuned_product ? fused::tuned_mm(f.x, weight, true)
                         : torch::linear(f.x, weight, bias).contiguous();
   up_in_place(f.out, f.u, f.Bt, KeepMask{}, scaling);
+}
+
+FusedForward fused_linear_forward(const torch::Tensor& x, const torch::Tensor& weight,
+                                  const c10::optional<torch::Tensor>& bias, const torch::Tensor& A,
+                                  const torch::Tensor& B, double scaling, double dropout,
+                                  bool tuned) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto f = update_operands(x, A, B, dropout);
+  add_product(f, weight, bias, scaling, tuned);
   return f;
 }
 
@@ -366,6 +379,42 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
             d.grad_B, torch::Tensor(), torch::Tensor()};
   }
 };
+
+// Two downs over one x in one pass (LLMHOST_LOW_RANK_DOWN_PAIR=1, opt-in until measured, session
+// 18): both on tensor cores with the same rank.
+bool down_pair_applies(const FusedForward& first, const FusedForward& second) {
+  const int64_t r = first.A.size(0);
+  return fused::kernels_opted_in("LLMHOST_LOW_RANK_DOWN_PAIR") && second.A.size(0) == r &&
+         down_on_tensor_cores(first.x, r);
+}
+
+// f's half of a paired down: f.u allocated for the kernel to write, the mask recorded in f.bits.
+LlmLowRankDownPart down_part(FusedForward& f, double dropout) {
+  const auto mask = keep_mask(f.seed, dropout, f.bits);
+  f.u = torch::empty({rows_of(f.x), f.A.size(0)}, f.x.options().dtype(torch::kFloat));
+  return {f.A.data_ptr<float>(), mask.seed, mask.threshold, mask.scale, mask.bits,
+          f.u.data_ptr<float>()};
+}
+
+// Each update's u = dropout(x) A^T over the one x they share (update_inputs' operands): the first
+// two in one pass where they can be, each other alone.
+void downs_over_one_input(std::vector<FusedForward>& parts, const std::vector<double>& dropouts) {
+  size_t next = 0;
+  if (parts.size() >= 2 && down_pair_applies(parts[0], parts[1])) {
+    const auto& x = parts[0].x;
+    const auto first = down_part(parts[0], dropouts[0]);
+    const auto second = down_part(parts[1], dropouts[1]);
+    check_launch(
+        llm_low_rank_down_mma_pair_cuda(x.data_ptr(), rows_of(x), x.size(-1), parts[0].A.size(0),
+                                        first, second, 1.0f, stream_of(x)),
+        "low-rank down, two updates (tensor cores)");
+    next = 2;
+  }
+  for (; next < parts.size(); ++next) {
+    auto& f = parts[next];
+    f.u = down(f.x, f.A, keep_mask(f.seed, dropouts[next], f.bits), 1.0);
+  }
+}
 
 // One update's part of x's gradient: dropout(g A), g = dL/du.
 struct InputGradientPart {
@@ -428,14 +477,21 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     // layer's x at 7b is 33.5 MB; gate and up have no update in lora-train).
     variable_list outputs, saved{scalings.empty() ? torch::Tensor() : xp};
     saved.insert(saved.end(), weights.begin(), weights.end());
+    // The updates' operands in layer order (their seeds drawn as layer-by-layer nodes draw them),
+    // then their downs over x, then each layer's product and update.
+    std::vector<FusedForward> parts;
+    for (size_t i = 0; i < scalings.size(); ++i) {
+      parts.push_back(update_inputs(xp, factors[2 * i], factors[2 * i + 1], dropouts[i]));
+    }
+    downs_over_one_input(parts, dropouts);
     for (size_t p = 0; p < weights.size(); ++p) {
       const int64_t i = updates[p];
       if (i < 0) {
         outputs.push_back(fused::tuned_mm(xp, weights[p], true));
         continue;
       }
-      auto f = fused_linear_forward(xp, weights[p], c10::nullopt, factors[2 * i],
-                                    factors[2 * i + 1], scalings[i], dropouts[i], true);
+      auto& f = parts[static_cast<size_t>(i)];
+      add_product(f, weights[p], c10::nullopt, scalings[i], true);
       outputs.push_back(f.out);
       saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed, f.bits});
     }

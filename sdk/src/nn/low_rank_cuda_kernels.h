@@ -32,6 +32,24 @@ int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t cols, const 
                                const int64_t* seed, uint32_t keep_threshold, float keep_scale,
                                uint8_t* keep_bits, float scale, float* u, void* stream);
 
+// One of the two updates llm_low_rank_down_mma_pair_cuda forms together: w [r, cols] fp32, its
+// dropout (as the other functions take it: the mask drawn is recorded in keep_bits, if given) and
+// u [rows, r].
+typedef struct {
+  const float* w;
+  const int64_t* seed;
+  uint32_t keep_threshold;
+  float keep_scale;
+  uint8_t* keep_bits;
+  float* u;
+} LlmLowRankDownPart;
+
+// llm_low_rank_down_mma_cuda for two updates of one x (the same r <= 8) in one pass over x: each
+// part's u the same sums in the same order as that function's.
+int llm_low_rank_down_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
+                                    LlmLowRankDownPart first, LlmLowRankDownPart second,
+                                    float scale, void* stream);
+
 // out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[j, c]), rounded once to the element type:
 // u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows,
 // cols]. The dropout here is applied to the product (backward's mask on the input gradient).

@@ -326,6 +326,99 @@ __global__ void low_rank_down_mma(const __nv_bfloat16* __restrict__ x, int32_t r
   }
 }
 
+// Two updates' downs over one x (q's and v's in forward): low_rank_down_mma reads x once for each
+// (2 x ~25 us a layer in the step at 7b). Here one pass loads each pack of x once and forms both
+// parts' sums, each with its own mask (drawn, or read, and recorded as pack_keep does) and
+// factor, in low_rank_down_mma's order: a warp's chunks in the same sequence (the unroll only
+// groups the loads), the warps' sums added in the same order. Opt-in
+// (LLMHOST_LOW_RANK_DOWN_PAIR=1) until a device call has run its test and a training step
+// (bench/NOTES.md, session 18).
+constexpr int kMmaPairUnroll = 2;
+
+__global__ void low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows,
+                                       int32_t packs, const float* __restrict__ w0,
+                                       const float* __restrict__ w1, int32_t r, Dropout d0,
+                                       Dropout d1, float scale, float* __restrict__ u0,
+                                       float* __restrict__ u1) {
+  __shared__ float warp_sums[2][kMmaWarps][16][8];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int32_t chunks = (packs + 3) / 4;
+  const Dropout ds[2] = {d0, d1};
+  const float* ws[2] = {w0, w1};
+  const uint64_t seeds[2] = {seed_of(d0), seed_of(d1)};
+  float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  for (int32_t base = warp; base < chunks; base += kMmaWarps * kMmaPairUnroll) {
+    uint4 top[kMmaPairUnroll], bottom[kMmaPairUnroll];
+#pragma unroll
+    for (int i = 0; i < kMmaPairUnroll; ++i) {
+      const int32_t p = (base + i * kMmaWarps) * 4 + k_group;
+      const bool inside = base + i * kMmaWarps < chunks;
+      const Dropout none{nullptr, 0, 1.0f, nullptr, nullptr};
+      top[i] = dropped_bf16_pack(x, rows, inside ? packs : 0, row0 + group, p, none, 0);
+      bottom[i] = dropped_bf16_pack(x, rows, inside ? packs : 0, row0 + group + 8, p, none, 0);
+    }
+#pragma unroll
+    for (int i = 0; i < kMmaPairUnroll; ++i) {
+      const int32_t p = (base + i * kMmaWarps) * 4 + k_group;
+      const bool inside = base + i * kMmaWarps < chunks && p < packs;
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        // This part's mask on the shared packs (as dropped_bf16_pack applies it).
+        uint4 kept_top = top[i], kept_bottom = bottom[i];
+        if (ds[k].seed != nullptr && inside) {
+          if (row0 + group < rows) {
+            kept_top = kept_elements(
+                kept_top, pack_keep(ds[k], seeds[k], (row0 + group) * cols + int64_t{p} * 8));
+          }
+          if (row0 + group + 8 < rows) {
+            kept_bottom = kept_elements(
+                kept_bottom,
+                pack_keep(ds[k], seeds[k], (row0 + group + 8) * cols + int64_t{p} * 8));
+          }
+        }
+        const uint32_t t[4] = {kept_top.x, kept_top.y, kept_top.z, kept_top.w};
+        const uint32_t m[4] = {kept_bottom.x, kept_bottom.y, kept_bottom.z, kept_bottom.w};
+        const bool rank = group < r && inside;
+        const float4* wp = reinterpret_cast<const float4*>(ws[k] + group * cols + int64_t{p} * 8);
+        const float4 wa = rank ? wp[0] : make_float4(0.f, 0.f, 0.f, 0.f);
+        const float4 wb = rank ? wp[1] : make_float4(0.f, 0.f, 0.f, 0.f);
+        const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+        uint32_t b[3][2][2];
+        factor_parts(wv, b);
+#pragma unroll
+        for (int step = 0; step < 2; ++step) {
+#pragma unroll
+          for (int part = 0; part < 3; ++part) {
+            mma_bf16(c[k], t[2 * step], m[2 * step], t[2 * step + 1], m[2 * step + 1],
+                     b[part][step][0], b[part][step][1]);
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    warp_sums[k][warp][group][2 * k_group] = c[k][0];
+    warp_sums[k][warp][group][2 * k_group + 1] = c[k][1];
+    warp_sums[k][warp][group + 8][2 * k_group] = c[k][2];
+    warp_sums[k][warp][group + 8][2 * k_group + 1] = c[k][3];
+  }
+  __syncthreads();
+  const int k = threadIdx.x / 128, i = (threadIdx.x % 128) / 8, j = threadIdx.x % 8;
+  if (j < r && row0 + i < rows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int q = 0; q < kMmaWarps; ++q) sum += warp_sums[k][q][i][j];
+    (k == 0 ? u0 : u1)[(row0 + i) * r + j] =
+        (k == 0 ? (d0.seed != nullptr ? scale * d0.scale : scale)
+                : (d1.seed != nullptr ? scale * d1.scale : scale)) *
+        sum;
+  }
+}
+
 constexpr int kDownWarps = 8;
 
 // u = scale * dropout(x) w^T for 8 < r <= R: each warp takes ROWS rows, lanes stride over their
@@ -1382,6 +1475,24 @@ extern "C" int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t c
   low_rank_down_mma<<<blocks, kMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
       static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
       static_cast<int32_t>(cols / 8), w, static_cast<int32_t>(r), d, scale, u);
+  return static_cast<int>(cudaGetLastError());
+}
+
+extern "C" int llm_low_rank_down_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
+                                               LlmLowRankDownPart first, LlmLowRankDownPart second,
+                                               float scale, void* stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, first.w, second.w})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  const auto mask = [](const LlmLowRankDownPart& part) {
+    return Dropout{part.seed, part.keep_threshold, part.keep_scale, nullptr, part.keep_bits};
+  };
+  const auto blocks = static_cast<unsigned>((rows + 15) / 16);
+  low_rank_down_mma_pair<<<blocks, kMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), first.w, second.w, static_cast<int32_t>(r), mask(first),
+      mask(second), scale, first.u, second.u);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -473,70 +473,77 @@ torch::Tensor grad_x_magnitude(const SharedInput& s, double keep_scale) {
 // one layer's are; x's gradient, one buffer that the updates' parts and then the three products
 // add themselves into (at most five roundings of partial sums bounded by the magnitude above),
 // too: with the two updates' parts written in one pass and with the second added in place
-// (LLMHOST_LOW_RANK_UP_PAIR=0). On CUDA the three layers are one node.
+// (LLMHOST_LOW_RANK_UP_PAIR=0), and with forward's two downs in one pass over x or not
+// (LLMHOST_LOW_RANK_DOWN_PAIR). On CUDA the three layers are one node.
 TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   for (const auto& [pair, shape] :
        {std::make_pair("1", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48})),
         std::make_pair("1", std::make_pair(int64_t{129}, std::vector<int64_t>{64, 64, 8200})),
-        std::make_pair("0", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}))}) {
-    const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
-    const auto s = make_shared_input(shape.first, 64, shape.second, 0.0);
-    const auto ours = run_shared_input(s, true);
-    ASSERT_EQ(ours.out.size(), 3u) << "shared_input_linears did not apply";
-    EXPECT_NE(ours.node.find("SharedInputLinears"), std::string::npos) << ours.node;
-    const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
-    const auto x = d(s.x);
-    auto grad_x = torch::zeros_like(x);
-    size_t update = 0;
-    for (size_t p = 0; p < 3; ++p) {
-      const std::string label = std::string("pair ") + pair + ", rows " +
-                                std::to_string(shape.first) + ", layer " + std::to_string(p);
-      const auto W = d(s.W[p]);
-      auto value = x.matmul(W.t());
-      auto magnitude = x.abs().matmul(W.abs().t());
-      grad_x += d(s.dy[p]).matmul(W);
-      if (const auto& u = s.updates[p]) {
-        const Inputs in{s.x, torch::zeros_like(s.dy[p]), u->A, u->B, s.dy[p]};
-        const auto ref = exact(in, u->scaling, torch::ones_like(x), 1.0);
-        value += ref.out;
-        magnitude += ref.out.abs();
-        grad_x += ref.grad_x;
-        expect_rounded(ours.grad_A[update], ref.grad_A, label + " grad A");
-        expect_rounded(ours.grad_B[update], ref.grad_B, label + " grad B");
-        ++update;
+        std::make_pair("0", std::make_pair(int64_t{37}, std::vector<int64_t>{48, 32, 48}))})
+    for (const char* down_pair : {"0", "1"}) {
+      const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
+      const test::ScopedEnvironmentVariable down_setting("LLMHOST_LOW_RANK_DOWN_PAIR", down_pair);
+      const auto s = make_shared_input(shape.first, 64, shape.second, 0.0);
+      const auto ours = run_shared_input(s, true);
+      ASSERT_EQ(ours.out.size(), 3u) << "shared_input_linears did not apply";
+      EXPECT_NE(ours.node.find("SharedInputLinears"), std::string::npos) << ours.node;
+      const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
+      const auto x = d(s.x);
+      auto grad_x = torch::zeros_like(x);
+      size_t update = 0;
+      for (size_t p = 0; p < 3; ++p) {
+        const std::string label = std::string("pair ") + pair + ", down pair " + down_pair +
+                                  ", rows " + std::to_string(shape.first) + ", layer " +
+                                  std::to_string(p);
+        const auto W = d(s.W[p]);
+        auto value = x.matmul(W.t());
+        auto magnitude = x.abs().matmul(W.abs().t());
+        grad_x += d(s.dy[p]).matmul(W);
+        if (const auto& u = s.updates[p]) {
+          const Inputs in{s.x, torch::zeros_like(s.dy[p]), u->A, u->B, s.dy[p]};
+          const auto ref = exact(in, u->scaling, torch::ones_like(x), 1.0);
+          value += ref.out;
+          magnitude += ref.out.abs();
+          grad_x += ref.grad_x;
+          expect_rounded(ours.grad_A[update], ref.grad_A, label + " grad A");
+          expect_rounded(ours.grad_B[update], ref.grad_B, label + " grad B");
+          ++update;
+        }
+        expect_within_product_rounding(ours.out[p], value, magnitude, label + " value");
       }
-      expect_within_product_rounding(ours.out[p], value, magnitude, label + " value");
+      expect_within(ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
+                    std::string("pair ") + pair + ", down pair " + down_pair + ", rows " +
+                        std::to_string(shape.first) + " grad x");
     }
-    expect_within(
-        ours.grad_x, grad_x, grad_x_magnitude(s, 1.0) * (6 * unit_of(ours.grad_x)),
-        std::string("pair ") + pair + ", rows " + std::to_string(shape.first) + " grad x");
-  }
 }
 
 // With dropout the node draws the masks layer by layer as separate nodes do, from the same seed:
 // outputs and the factors' gradients are the same kernels' results on the same masks, equal to
 // one layer at a time; x's gradient differs only in the order of its sums. So with the two
 // updates' parts of x's gradient in one pass or not (LLMHOST_LOW_RANK_UP_PAIR), from recorded
-// masks or masks drawn again (LLMHOST_LOW_RANK_KEEP_BITS), and in the pass with 4 columns a lane
+// masks or masks drawn again (LLMHOST_LOW_RANK_KEEP_BITS), in the pass with 4 columns a lane
 // (LLMHOST_LOW_RANK_UP_PAIR_NARROW=1: recorded masks only; with masks drawn again the other pass
-// runs).
+// runs), and with forward's two downs in one pass over x (LLMHOST_LOW_RANK_DOWN_PAIR=1: the same
+// sums in the same order, so the same outputs).
 TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const double p = 0.3;
   const auto s = make_shared_input(256, 512, {64, 32, 64}, p);
   struct Setting {
-    const char *pair, *bits, *narrow;
+    const char *pair, *bits, *narrow, *down_pair;
   };
   for (const Setting& setting :
-       {Setting{"1", "1", "0"}, Setting{"1", "0", "0"}, Setting{"0", "1", "0"},
-        Setting{"1", "1", "1"}, Setting{"1", "0", "1"}}) {
-    const auto [pair, bits, narrow] = setting;
+       {Setting{"1", "1", "0", "0"}, Setting{"1", "0", "0", "0"}, Setting{"0", "1", "0", "0"},
+        Setting{"1", "1", "1", "0"}, Setting{"1", "0", "1", "0"}, Setting{"1", "1", "0", "1"},
+        Setting{"1", "0", "0", "1"}}) {
+    const auto [pair, bits, narrow, down_pair] = setting;
     const test::ScopedEnvironmentVariable pair_setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
     const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
     const test::ScopedEnvironmentVariable narrow_setting("LLMHOST_LOW_RANK_UP_PAIR_NARROW", narrow);
-    const std::string label =
-        std::string("pair ") + pair + ", recorded masks " + bits + ", narrow " + narrow;
+    const test::ScopedEnvironmentVariable down_setting("LLMHOST_LOW_RANK_DOWN_PAIR", down_pair);
+    const std::string label = std::string("pair ") + pair + ", recorded masks " + bits +
+                              ", narrow " + narrow + ", down pair " + down_pair;
     torch::manual_seed(11);
     const auto grouped = run_shared_input(s, true);
     ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";

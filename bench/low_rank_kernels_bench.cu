@@ -362,6 +362,45 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     CHECK(cudaFree(summed3));
     CHECK(cudaFree(summed2));
   }
+  // Backward's two products over dy, dy B and B's gradient with the sum of its chunks: apart (the
+  // SDK's default) against one pass over dy with both sums (session 18, opt-in).
+  {
+    float* g_apart = device_random<float>(rows * r, 0.0f, 28);
+    float* g_pass = device_random<float>(rows * r, 0.0f, 29);
+    float* dB_apart = device_random<float>(r * out_cols, 0.0f, 30);
+    float* dB_pass = device_random<float>(r * out_cols, 0.0f, 31);
+    int64_t ranges = 0, pass_chunks = 0;
+    llm_low_rank_down_outer_shape(rows, out_cols, &ranges, &pass_chunks);
+    float* g_partial = device_random<float>(ranges * rows * r, 0.0f, 32);
+    const int64_t chunks = llm_low_rank_chunks(rows, out_cols);
+    const float apart = time_us([&] {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_down_mma_cuda(
+          dy, rows, out_cols, Bt, r, nullptr, 0, 1.0f, nullptr, 2.0f, g_apart, nullptr)));
+      CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(
+          dy, u, rows, out_cols, r, nullptr, 0, 1.0f, nullptr, 2.0f, partial, 0, nullptr)));
+      sum_chunks<<<static_cast<unsigned>((r * out_cols + 255) / 256), 256>>>(
+          partial, chunks, r * out_cols, dB_apart);
+    });
+    const float together = time_us([&] {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_down_outer_mma_cuda(
+          dy, rows, out_cols, Bt, u, r, 2.0f, g_partial, partial, nullptr)));
+      sum_chunks<<<static_cast<unsigned>((rows * r + 255) / 256), 256>>>(g_partial, ranges,
+                                                                         rows * r, g_pass);
+      sum_chunks<<<static_cast<unsigned>((r * out_cols + 255) / 256), 256>>>(partial, pass_chunks,
+                                                                             r * out_cols, dB_pass);
+    });
+    report(shape, "down bwd + outer dB (dy) + sums", "apart, tensor cores (today)", apart,
+           4.0 * rows * out_cols);
+    report(shape, "down bwd + outer dB (dy) + sums", "one pass over dy (opt-in)", together,
+           2.0 * rows * out_cols,
+           std::fmax(max_rel_diff(g_apart, g_pass, rows * r),
+                     max_rel_diff(dB_apart, dB_pass, r * out_cols)));
+    for (void* q :
+         {static_cast<void*>(g_apart), static_cast<void*>(g_pass), static_cast<void*>(dB_apart),
+          static_cast<void*>(dB_pass), static_cast<void*>(g_partial)}) {
+      CHECK(cudaFree(q));
+    }
+  }
   CHECK(cudaFree(g));
   for (void* p : {static_cast<void*>(x), static_cast<void*>(dy), static_cast<void*>(y),
                   static_cast<void*>(out), static_cast<void*>(A), static_cast<void*>(Bt),

@@ -268,13 +268,40 @@ struct UpdateGradients {
   torch::Tensor g, grad_A, grad_B;
 };
 
+// g = scale dy B and B's gradient scale u^T dy (as [out, r]) from one pass over dy
+// (LLMHOST_LOW_RANK_DY_PASS=1, opt-in until measured, session 18): bf16, r <= 8, tensor cores.
+bool dy_pass_applies(const torch::Tensor& dy, int64_t r) {
+  return fused::kernels_opted_in("LLMHOST_LOW_RANK_DY_PASS") && tensor_cores_take(dy, r);
+}
+
+void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torch::Tensor& u,
+                    double scale, UpdateGradients& d) {
+  const int64_t rows = rows_of(dy), cols = dy.size(-1), r = Bt.size(0);
+  int64_t ranges = 0, chunks = 0;
+  llm_low_rank_down_outer_shape(rows, cols, &ranges, &chunks);
+  const auto f32 = dy.options().dtype(torch::kFloat);
+  auto g_partial = torch::empty({ranges, rows, r}, f32);
+  auto partial = torch::empty({chunks, r, cols}, f32);
+  check_launch(llm_low_rank_down_outer_mma_cuda(dy.data_ptr(), rows, cols, Bt.data_ptr<float>(),
+                                                u.data_ptr<float>(), r, static_cast<float>(scale),
+                                                g_partial.data_ptr<float>(),
+                                                partial.data_ptr<float>(), stream_of(dy)),
+               "low-rank down and outer product over dy (tensor cores)");
+  d.g = ranges == 1 ? g_partial[0] : g_partial.sum(0);
+  d.grad_B = sum_of_chunks(partial, /*transposed=*/true);
+}
+
 UpdateGradients update_gradients(const torch::Tensor& dy, const torch::Tensor& x,
                                  const torch::Tensor& Bt, const torch::Tensor& u,
                                  const KeepMask& mask, double scaling, bool need_A, bool need_B) {
   UpdateGradients d;
-  d.g = down(dy, Bt, KeepMask{}, scaling);
+  if (need_B && dy_pass_applies(dy, Bt.size(0))) {
+    down_and_outer(dy, Bt, u, scaling, d);
+  } else {
+    d.g = down(dy, Bt, KeepMask{}, scaling);
+    if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true);
+  }
   if (need_A) d.grad_A = outer(x, d.g, mask, 1.0);
-  if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true);
   return d;
 }
 

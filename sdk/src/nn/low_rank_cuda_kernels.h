@@ -102,6 +102,17 @@ int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int
                                 float keep_scale, const uint8_t* keep_bits, float scale,
                                 float* partial, int ring, void* stream);
 
+// Backward's two products over dy [rows, cols] (bf16, r <= 8, tensor cores, sm_80 and later) in
+// one pass: g_partial [ranges, rows, r] with g_partial[k, n, j] = scale * the sum over column
+// range k of dy[n, c] w[j, c] (w [r, cols] fp32; the sum over k is what llm_low_rank_down_mma_cuda
+// gives without dropout), and partial [chunks, r, cols] as llm_low_rank_outer_mma_cuda's with
+// u [rows, r] and no dropout (over its own chunks). ranges and chunks from
+// llm_low_rank_down_outer_shape (no chunks without rows).
+void llm_low_rank_down_outer_shape(int64_t rows, int64_t cols, int64_t* ranges, int64_t* chunks);
+int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, int64_t cols, const float* w,
+                                     const float* u, int64_t r, float scale, float* g_partial,
+                                     float* partial, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1281,6 +1281,136 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   store_outer_sums(c, d, scale, cols, r, col0, partial);
 }
 
+// Backward's two products over dy [rows, cols] in one pass, for bf16 dy and r <= 8 on tensor
+// cores: g_partial[k, n, j] = scale * the sum over column range k of dy[n, c] w[j, c] (their sum
+// over k is low_rank_down_mma's dy w^T) and partial[k, j, c] = scale * the sum over row chunk k of
+// u[n, j] dy[n, c] (their sum over k is B's gradient, as low_rank_outer_mma's without dropout).
+// Apart, each reads dy on its own (7b: 13.7 + 19.6 us with the sum, session 17's bench). Here a
+// block walks its chunk's rows over its range of kDyPassSteps 128-column steps, each [16, 128]
+// tile of dy copied through a cp.async ring (as low_rank_outer_mma_ring), and each warp takes 16
+// columns of a tile for both products: the outer product's as low_rank_outer_mma forms it, and
+// the down product's with the tile's rows as the a operand, lane k-group t holding columns
+// 4t..4t+3 of the warp's 16 (w's k permuted the same way; its three bf16 parts held for the whole
+// block). The warps' down sums meet in shared memory once a row step and are added in a fixed
+// order. Opt-in (LLMHOST_LOW_RANK_DY_PASS=1) until a device call has run its test and a training
+// step (bench/NOTES.md, session 18).
+constexpr int kDyPassSteps = 2;
+constexpr int kDyPassCols = kDyPassSteps * kOuterMmaCols;
+
+template <int STAGES>
+__global__ void __launch_bounds__(kOuterMmaWarps * 32)
+    low_rank_down_outer_mma(const __nv_bfloat16* __restrict__ dy, const float* __restrict__ w,
+                            const float* __restrict__ u, int32_t rows, int32_t packs, int32_t r,
+                            int32_t chunk_rows, float scale, float* __restrict__ g_partial,
+                            float* __restrict__ partial) {
+  __shared__ __align__(16) __nv_bfloat16 tiles[STAGES][16][kOuterMmaStride];
+  __shared__ float warp_sums[kOuterMmaWarps][16][8];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t range0 = static_cast<int64_t>(blockIdx.x) * kDyPassCols;
+  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
+  const int32_t matrix = lane / 8;
+  const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
+  const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
+  const int64_t row_steps = (end - begin + 15) / 16;
+  const int64_t tile_count = row_steps * kDyPassSteps;
+  // Tile q (rows from begin + 16 (q / kDyPassSteps), columns from range0 + 128 (q %
+  // kDyPassSteps)): this thread's pack into ring slot `slot`; zeros outside dy.
+  const auto issue = [&](int64_t q, int slot) {
+    const int64_t row = begin + 16 * (q / kDyPassSteps) + stage_row;
+    const int64_t pack = range0 / 8 + 16 * (q % kDyPassSteps) + stage_pack;
+    __nv_bfloat16* dst = &tiles[slot][stage_row][stage_pack * 8];
+    if (row < end && pack < packs) {
+      cp_async16(dst, dy + row * cols + pack * 8);
+    } else {
+      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+#pragma unroll
+  for (int q = 0; q < STAGES - 1; ++q) {
+    if (q < tile_count) issue(q, q);
+    cp_async_commit();  // one group a tile, empty or not, so wait_group counts tiles
+  }
+  // The down product's b registers: rank `group` at columns 4 k_group.. of the warp's 16 in each
+  // step, in three bf16 parts (part p, register h: columns 2h and 2h + 1 of the lane's 4).
+  uint32_t bw[kDyPassSteps][3][2];
+#pragma unroll
+  for (int s = 0; s < kDyPassSteps; ++s) {
+    const int64_t c = range0 + kOuterMmaCols * s + 16 * warp + 4 * k_group;
+    const float4 w4 = group < r && c < cols ? *reinterpret_cast<const float4*>(w + group * cols + c)
+                                            : make_float4(0.f, 0.f, 0.f, 0.f);
+    float parts[4][3];
+    bf16_parts(w4.x, parts[0]);
+    bf16_parts(w4.y, parts[1]);
+    bf16_parts(w4.z, parts[2]);
+    bf16_parts(w4.w, parts[3]);
+#pragma unroll
+    for (int part = 0; part < 3; ++part) {
+      bw[s][part][0] = bf16_pair(parts[0][part], parts[1][part]);
+      bw[s][part][1] = bf16_pair(parts[2][part], parts[3][part]);
+    }
+  }
+  float c_outer[kDyPassSteps][4] = {};
+  float u_next[4];
+  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
+  for (int64_t row_step = 0; row_step < row_steps; ++row_step) {
+    uint32_t bu0[3], bu1[3];
+    pair_parts(u_next[0], u_next[1], bu0);
+    pair_parts(u_next[2], u_next[3], bu1);
+    if (row_step + 1 < row_steps) {
+      load_rank_rows(u, begin + 16 * (row_step + 1) + 2 * k_group, end, r, group, u_next);
+    }
+    float c_down[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int s = 0; s < kDyPassSteps; ++s) {
+      const int64_t q = row_step * kDyPassSteps + s;
+      const int slot = static_cast<int>(q % STAGES);
+      cp_async_wait<STAGES - 2>();  // this thread's copies for tile q have landed
+      // Everyone's packs of tile q are in place, and everyone is done with the slot refilled next
+      // (read for tile q - 1).
+      __syncthreads();
+      if (q + STAGES - 1 < tile_count) issue(q + STAGES - 1, (slot + STAGES - 1) % STAGES);
+      cp_async_commit();
+      uint32_t a[4];
+      ldmatrix_x4_trans(a, &tiles[slot][fragment_row][fragment_col]);
+#pragma unroll
+      for (int part = 0; part < 3; ++part) {
+        mma_bf16(c_outer[s], a[0], a[1], a[2], a[3], bu0[part], bu1[part]);
+      }
+      const __nv_bfloat16* top = &tiles[slot][group][warp * 16 + 4 * k_group];
+      const uint2 t = *reinterpret_cast<const uint2*>(top);
+      const uint2 m = *reinterpret_cast<const uint2*>(top + 8 * kOuterMmaStride);
+#pragma unroll
+      for (int part = 0; part < 3; ++part) {
+        mma_bf16(c_down, t.x, m.x, t.y, m.y, bw[s][part][0], bw[s][part][1]);
+      }
+    }
+    // c_down: rows group and group + 8 of the step, ranks 2 k_group and 2 k_group + 1.
+    warp_sums[warp][group][2 * k_group] = c_down[0];
+    warp_sums[warp][group][2 * k_group + 1] = c_down[1];
+    warp_sums[warp][group + 8][2 * k_group] = c_down[2];
+    warp_sums[warp][group + 8][2 * k_group + 1] = c_down[3];
+    __syncthreads();
+    const int i = threadIdx.x / 8, j = threadIdx.x % 8;
+    const int64_t row = begin + 16 * row_step + i;
+    if (threadIdx.x < 128 && j < r && row < end) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kOuterMmaWarps; ++k) sum += warp_sums[k][i][j];
+      g_partial[(static_cast<int64_t>(blockIdx.x) * rows + row) * r + j] = scale * sum;
+    }
+    // warp_sums is written again only after the next row step's first barrier.
+  }
+  const Dropout none{nullptr, 0, 1.0f, nullptr, nullptr};
+#pragma unroll
+  for (int s = 0; s < kDyPassSteps; ++s) {
+    store_outer_sums(c_outer[s], none, scale, cols, r, range0 + kOuterMmaCols * s, partial);
+  }
+}
+
 constexpr int64_t kMaxRank = 64;
 
 template <typename T>
@@ -1433,6 +1563,18 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
   return static_cast<int>(cudaGetLastError());
 }
 
+// low_rank_down_outer_mma's grid: column ranges times chunks of whole 16-row steps, ~256 blocks
+// in all (two 8-warp blocks an SM, as the outer products'); no chunks without rows.
+dim3 dy_pass_grid(int64_t rows, int64_t cols, int64_t* chunk_rows) {
+  const int64_t ranges = std::max<int64_t>(1, (cols + kDyPassCols - 1) / kDyPassCols);
+  const int64_t steps = (rows + 15) / 16;
+  const int64_t wanted = std::max<int64_t>(1, (256 + ranges / 2) / ranges);
+  const int64_t chunks = std::max<int64_t>(1, std::min(wanted, steps));
+  *chunk_rows = 16 * ((steps + chunks - 1) / chunks);
+  const int64_t used = *chunk_rows > 0 ? (rows + *chunk_rows - 1) / *chunk_rows : 0;
+  return dim3(static_cast<unsigned>(ranges), static_cast<unsigned>(used));
+}
+
 // low_rank_outer_mma, or its cp.async ring (`ring`), on the tensor-core outer product's grid.
 int outer_mma(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r,
               const Dropout& d, float scale, float* partial, bool ring, cudaStream_t stream) {
@@ -1564,4 +1706,30 @@ extern "C" int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_
   const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
   return outer_mma(x, u, rows, cols, r, d, scale, partial, ring != 0,
                    static_cast<cudaStream_t>(stream));
+}
+
+extern "C" void llm_low_rank_down_outer_shape(int64_t rows, int64_t cols, int64_t* ranges,
+                                              int64_t* chunks) {
+  int64_t chunk_rows = 0;
+  const dim3 grid = dy_pass_grid(rows, cols, &chunk_rows);
+  *ranges = grid.x;
+  *chunks = grid.y;
+}
+
+extern "C" int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, int64_t cols,
+                                                const float* w, const float* u, int64_t r,
+                                                float scale, float* g_partial, float* partial,
+                                                void* stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {dy, w, partial})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (rows == 0) return 0;
+  int64_t chunk_rows = 0;
+  const dim3 grid = dy_pass_grid(rows, cols, &chunk_rows);
+  if (grid.y > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  low_rank_down_outer_mma<4><<<grid, kOuterMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+      static_cast<const __nv_bfloat16*>(dy), w, u, static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk_rows),
+      scale, g_partial, partial);
+  return static_cast<int>(cudaGetLastError());
 }

@@ -190,26 +190,41 @@ TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda
   expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_OUTER_MMA");
 }
 
-// The tensor-core outer products with x's rows copied through a cp.async ring of 4 steps, 3
-// ahead (LLMHOST_LOW_RANK_OUTER_RING=1, opt-in until measured): the same sums, so the same bounds.
-// The shared cases' chunks are a step or two (the ring never fills); 600 rows of 8200 columns
-// make 8 chunks of 75 rows each way, 5 steps: the ring wraps and its last step is partial. With
-// dropout, from masks recorded and drawn again.
-TEST(LowRankUpdate, OuterProductsThroughTheCopyRingGiveTheExactSumsCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const test::ScopedEnvironmentVariable ring("LLMHOST_LOW_RANK_OUTER_RING", "1");
+// A kernel switched on by `variable` ("1": opt-in until measured) gives the exact sums within the
+// same bounds: the shared cases, from masks recorded and drawn again, and 600 rows of 8200
+// columns each way, where the copy rings below wrap: the outer products' 8 chunks of 75 rows take
+// 5 steps of 16 rows, the last partial; the dy pass's chunks of 80 rows take 10 tiles, and its
+// last chunk of 40 ends in half a step.
+void expect_exact_sums_with_opt_in_cuda(const char* variable) {
+  const test::ScopedEnvironmentVariable opted_in(variable, "1");
   expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_KEEP_BITS");
   const Case c{600, 8200, 8200, 8};
   const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
+  const std::string label = std::string(variable) + "=1, 600 rows";
   expect_matches_exact(run_update(in, 2.0, 0.0), exact(in, 2.0, torch::ones({c.rows, c.in}), 1.0),
-                       "ring, 5 steps a chunk");
+                       label);
   for (const char* bits : {"1", "0"}) {
     const test::ScopedEnvironmentVariable setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
     const auto ours = run_update(in, 0.5, 0.3);
     const auto keep = (ours.grad_x.to(torch::kCPU, torch::kDouble) != 0).to(torch::kDouble);
     expect_matches_exact(ours, exact(in, 0.5, keep, 1.0 / 0.7),
-                         std::string("ring, 5 steps a chunk, dropout 0.3, KEEP_BITS=") + bits);
+                         label + ", dropout 0.3, KEEP_BITS=" + bits);
   }
+}
+
+// The tensor-core outer products with x's rows copied through a cp.async ring of 4 steps, 3
+// ahead (LLMHOST_LOW_RANK_OUTER_RING=1): the same sums as without it.
+TEST(LowRankUpdate, OuterProductsThroughTheCopyRingGiveTheExactSumsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_OUTER_RING");
+}
+
+// Backward's dy B and B's gradient from one pass over dy (LLMHOST_LOW_RANK_DY_PASS=1): dy B's
+// sums over column ranges added afterwards, B's gradient's over row chunks; exact within the same
+// bounds.
+TEST(LowRankUpdate, DownAndOuterProductInOnePassOverDyGiveTheExactSumsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_DY_PASS");
 }
 
 // Backward reads the dropout mask forward's down kernel recorded (a byte per 8-element pack), or

@@ -165,10 +165,12 @@ __global__ void rms_norm_forward_packed(const T* __restrict__ x, const T* __rest
   const int32_t k = threadIdx.x;
   const bool active = k < packs_per_row;
   const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
-  Pack<T> xv;
+  Pack<T> xv, w;
   float squares = 0.0f;
   if (active) {
+    // The weight's pack too, before the row's sum: its load waits with x's, not after the barrier.
     xv = reinterpret_cast<const Pack<T>*>(x + row * dim)[k];
+    w = reinterpret_cast<const Pack<T>*>(weight)[k];
 #pragma unroll
     for (int e = 0; e < Pack<T>::kSize; ++e) {
       const float v = load(xv.v, e);
@@ -178,7 +180,6 @@ __global__ void rms_norm_forward_packed(const T* __restrict__ x, const T* __rest
   const float r = rsqrtf(block_sum(squares) / static_cast<float>(dim) + eps);
   if (threadIdx.x == 0) rstd[row] = r;
   if (!active) return;
-  const Pack<T> w = reinterpret_cast<const Pack<T>*>(weight)[k];
   Pack<T> out;
 #pragma unroll
   for (int e = 0; e < Pack<T>::kSize; ++e) {
@@ -199,29 +200,33 @@ __global__ void rms_norm_backward_packed(const T* __restrict__ grad, const T* __
   const bool active = k < packs_per_row;
   const int64_t dim = static_cast<int64_t>(packs_per_row) * Pack<T>::kSize;
   const float r = rstd[row];
-  Pack<T> dy, xv, w, dx;
+  // dn = dy * weight rounded to T (as the composed operations round it), kept as a pack rather
+  // than dy and the weight: fewer registers across the row's sum.
+  Pack<T> dn, xv, dx, passed{};
   float dot = 0.0f;  // sum of dn * x_hat
   if (active) {
-    dy = reinterpret_cast<const Pack<T>*>(grad + row * dim)[k];
+    // The residual's gradient too, before the row's sum: its load (a quarter of the kernel's
+    // bytes) waits with the others, not after the barrier on every row's critical path.
+    const Pack<T> dy = reinterpret_cast<const Pack<T>*>(grad + row * dim)[k];
+    const Pack<T> w = reinterpret_cast<const Pack<T>*>(weight)[k];
     xv = reinterpret_cast<const Pack<T>*>(x + row * dim)[k];
-    w = reinterpret_cast<const Pack<T>*>(weight)[k];
+    if (residual_grad != nullptr) {
+      passed = reinterpret_cast<const Pack<T>*>(residual_grad + row * dim)[k];
+    }
 #pragma unroll
     for (int e = 0; e < Pack<T>::kSize; ++e) {
-      const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
-      dot += dn * load(xv.v, e) * r;
+      store(dn.v, e, load(dy.v, e) * load(w.v, e));
+      dot += load(dn.v, e) * load(xv.v, e) * r;
     }
   }
   const float mean_dot = block_sum(dot) / static_cast<float>(dim);
   if (!active) return;
-  Pack<T> passed{};
-  if (residual_grad != nullptr)
-    passed = reinterpret_cast<const Pack<T>*>(residual_grad + row * dim)[k];
 #pragma unroll
   for (int e = 0; e < Pack<T>::kSize; ++e) {
-    const float dn = round_to(dx.v, load(dy.v, e) * load(w.v, e));
     const float x_hat = load(xv.v, e) * r;
     store(dx.v, e,
-          r * (dn - x_hat * mean_dot) + (residual_grad != nullptr ? load(passed.v, e) : 0.0f));
+          r * (load(dn.v, e) - x_hat * mean_dot) +
+              (residual_grad != nullptr ? load(passed.v, e) : 0.0f));
   }
   reinterpret_cast<Pack<T>*>(grad_x + row * dim)[k] = dx;
 }

@@ -83,13 +83,10 @@ void report(const char* shape, const char* pass, const std::string& variant, flo
   std::fflush(stdout);
 }
 
-// Deterministic sum of [chunks, n] over chunks (what partial.sum(0) costs).
-__global__ void sum_chunks(const float* partial, int64_t chunks, int64_t n, float* out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  float s = 0;
-  for (int64_t k = 0; k < chunks; ++k) s += partial[k * n + i];
-  out[i] = s;
+// The partial sums [chunks, n] added over the chunks by the SDK's kernel.
+void sum_chunks_into(const float* partial, int64_t chunks, int64_t n, float* out) {
+  CHECK(static_cast<cudaError_t>(
+      llm_low_rank_sum_chunks_cuda(partial, chunks, 1, n, 0, out, nullptr)));
 }
 
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
@@ -335,8 +332,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
              CHECK(static_cast<cudaError_t>(
                  llm_low_rank_outer_cuda(c.src, c.factor, rows, c.cols, r, c.seed, drop.threshold,
                                          drop.scale, c.kept, 1.0f, partial, 2, nullptr)));
-             sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(
-                 partial, chunks, r * c.cols, summed);
+             sum_chunks_into(partial, chunks, r * c.cols, summed);
            }),
            2.0 * rows * c.cols);
     float* summed2 = device_random<float>(r * widest, 0.0f, 15);
@@ -349,8 +345,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
         CHECK(static_cast<cudaError_t>(
             llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r, c.seed, drop.threshold,
                                         drop.scale, c.kept, 1.0f, partial, ring, nullptr)));
-        sum_chunks<<<static_cast<unsigned>((r * c.cols + 255) / 256), 256>>>(partial, chunks,
-                                                                             r * c.cols, sums);
+        sum_chunks_into(partial, chunks, r * c.cols, sums);
       });
       report(shape, c.pass,
              ring != 0 ? "tensor cores, cp.async ring of 4 steps (opt-in)"
@@ -378,16 +373,13 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
           dy, rows, out_cols, Bt, r, nullptr, 0, 1.0f, nullptr, 2.0f, g_apart, nullptr)));
       CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(
           dy, u, rows, out_cols, r, nullptr, 0, 1.0f, nullptr, 2.0f, partial, 0, nullptr)));
-      sum_chunks<<<static_cast<unsigned>((r * out_cols + 255) / 256), 256>>>(
-          partial, chunks, r * out_cols, dB_apart);
+      sum_chunks_into(partial, chunks, r * out_cols, dB_apart);
     });
     const float together = time_us([&] {
       CHECK(static_cast<cudaError_t>(llm_low_rank_down_outer_mma_cuda(
           dy, rows, out_cols, Bt, u, r, 2.0f, g_partial, partial, nullptr)));
-      sum_chunks<<<static_cast<unsigned>((rows * r + 255) / 256), 256>>>(g_partial, ranges,
-                                                                         rows * r, g_pass);
-      sum_chunks<<<static_cast<unsigned>((r * out_cols + 255) / 256), 256>>>(partial, pass_chunks,
-                                                                             r * out_cols, dB_pass);
+      sum_chunks_into(g_partial, ranges, rows * r, g_pass);
+      sum_chunks_into(partial, pass_chunks, r * out_cols, dB_pass);
     });
     report(shape, "down bwd + outer dB (dy) + sums", "apart, tensor cores (today)", apart,
            4.0 * rows * out_cols);

@@ -183,7 +183,19 @@ bool outer_on_tensor_cores(const torch::Tensor& x, int64_t r) {
 // The partial sums' total over their first dimension, [r, cols]; `transposed`: stored as
 // [cols, r] (B's gradient), written so by the sum itself rather than by a copy afterwards (7b: a
 // 128 KB transpose a call, 64 calls a step).
+// LLMHOST_LOW_RANK_CHUNK_SUM=1 (opt-in until measured, session 18): one kernel of ours, in order
+// over the chunks, writing either layout directly.
 torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed) {
+  if (fused::kernels_opted_in("LLMHOST_LOW_RANK_CHUNK_SUM")) {
+    const int64_t rows = partial.size(1), cols = partial.size(2);
+    auto total = transposed ? torch::empty({cols, rows}, partial.options())
+                            : torch::empty({rows, cols}, partial.options());
+    check_launch(llm_low_rank_sum_chunks_cuda(partial.data_ptr<float>(), partial.size(0), rows,
+                                              cols, transposed ? 1 : 0, total.data_ptr<float>(),
+                                              stream_of(partial)),
+                 "low-rank partial sums");
+    return total;
+  }
   if (!transposed) return partial.sum(0);
   auto total = torch::empty({partial.size(2), partial.size(1)}, partial.options());
   auto as_summed = total.t();
@@ -287,7 +299,7 @@ void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torc
                                                 g_partial.data_ptr<float>(),
                                                 partial.data_ptr<float>(), stream_of(dy)),
                "low-rank down and outer product over dy (tensor cores)");
-  d.g = ranges == 1 ? g_partial[0] : g_partial.sum(0);
+  d.g = ranges == 1 ? g_partial[0] : sum_of_chunks(g_partial, /*transposed=*/false);
   d.grad_B = sum_of_chunks(partial, /*transposed=*/true);
 }
 

@@ -113,6 +113,11 @@ int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, int64_t cols,
                                      const float* u, int64_t r, float scale, float* g_partial,
                                      float* partial, void* stream);
 
+// out = the sum of partial [chunks, rows, cols] (fp32) over its first dimension, added in order
+// k = 0, 1, ...: out [rows, cols], or [cols, rows] where `transposed` is nonzero. No chunks: zeros.
+int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks, int64_t rows, int64_t cols,
+                                 int transposed, float* out, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -227,6 +227,18 @@ TEST(LowRankUpdate, DownAndOuterProductInOnePassOverDyGiveTheExactSumsCuda) {
   expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_DY_PASS");
 }
 
+// The factor gradients' partial sums added by a kernel of ours (LLMHOST_LOW_RANK_CHUNK_SUM=1),
+// B's straight into its [out, r] layout: exact within the same bounds, alone and together with
+// the ring and the dy pass (whose dy B sums go through it too), as the training step would run
+// them all.
+TEST(LowRankUpdate, PartialSumsAddedByOurKernelGiveTheExactSumsAloneAndWithTheOtherOptInsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_CHUNK_SUM");
+  const test::ScopedEnvironmentVariable ring("LLMHOST_LOW_RANK_OUTER_RING", "1");
+  const test::ScopedEnvironmentVariable dy_pass("LLMHOST_LOW_RANK_DY_PASS", "1");
+  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_CHUNK_SUM");
+}
+
 // Backward reads the dropout mask forward's down kernel recorded (a byte per 8-element pack), or
 // draws it again from the seed (LLMHOST_LOW_RANK_KEEP_BITS=0): either way the mask x's gradient
 // shows is the one the value and the factors' gradients were formed with.

@@ -504,46 +504,12 @@ __device__ inline void rotated_pair(const T* row, int32_t j, int32_t half, const
   rotate_pair(x_low, x_high, pair_tables(j, half, cos_row, sin_row, transpose), low, high);
 }
 
-// One unit of an output row per thread, with 32-bit index arithmetic (the per-element 64-bit
-// division and modulo above dominated the scalar kernel): units below `pairs` are a rotated pair
-// of packs (k, k + pairs), the rest copy one pack past rotary_dim.
-template <typename T>
-__global__ void rotary_packed(const T* __restrict__ x, int32_t heads, int32_t tokens,
-                              int32_t packs_per_row, int64_t stride_b, int64_t stride_h,
-                              int64_t stride_t, const T* __restrict__ cos,
-                              const T* __restrict__ sin, const int64_t* __restrict__ positions,
-                              int64_t offset, int32_t rotary_dim, int transpose,
-                              Pack<T>* __restrict__ out, int32_t units) {
-  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= units) return;
-  constexpr int32_t kSize = Pack<T>::kSize;
-  const int32_t pairs = rotary_dim / (2 * kSize);
-  const int32_t units_per_row = packs_per_row - pairs;
-  const int32_t k = i % units_per_row;
-  const int32_t out_row = i / units_per_row;  // [batch, tokens, heads] order
-  const int32_t h = out_row % heads;
-  const int32_t t = (out_row / heads) % tokens;
-  const int32_t b = out_row / (heads * tokens);
-  const T* row = x + b * stride_b + h * stride_h + t * stride_t;
-  Pack<T>* out_row_packs = out + static_cast<int64_t>(out_row) * packs_per_row;
-  if (k >= pairs) {
-    const int32_t pack = k + pairs;  // past the rotated packs
-    out_row_packs[pack] = load_pack(row + pack * kSize);
-    return;
-  }
-  const int64_t dim = static_cast<int64_t>(packs_per_row) * kSize;
-  const int64_t table_row = rotary_row(positions, offset, t) * dim;
-  Pack<T> low, high;
-  rotated_pair(row, k * kSize, rotary_dim / 2, cos + table_row, sin + table_row, transpose, low,
-               high);
-  out_row_packs[k] = low;
-  out_row_packs[k + pairs] = high;
-}
-
-// rotary_packed with HEADS heads of one token a thread (heads h0, h0 + heads / HEADS, ...): the
-// tables' four packs are loaded once for all of them, where one unit a thread loaded them for
-// every head (7b: 6 loads for each 2 packs written, 24 us a call for 67 MB, session 17). The
-// heads' loads are all issued before any is used. Same units, same arithmetic.
+// The rotation of whole packs, with 32-bit index arithmetic (the per-element 64-bit division and
+// modulo of the scalar kernel dominated it). A unit of an output row is a rotated pair of packs
+// (k, k + pairs) or, past rotary_dim, one pack copied; a thread takes one unit of HEADS heads of
+// one token (heads h0, h0 + heads / HEADS, ...), so the tables' four packs are loaded once for all
+// of them (HEADS = 1: 7b, 6 loads for each 2 packs written, 24 us a call for 67 MB; session 17).
+// The heads' loads are all issued before any is used.
 template <typename T, int HEADS>
 __global__ void rotary_packed_heads(const T* __restrict__ x, int32_t heads, int32_t tokens,
                                     int32_t packs_per_row, int64_t stride_b, int64_t stride_h,
@@ -601,11 +567,11 @@ __global__ void rotary_packed_heads(const T* __restrict__ x, int32_t heads, int3
 }
 
 // Several parts of one projection (GPT-NeoX-style q, k, v interleaved per head) moved between
-// two layouts in one pass, the first `rotated` parts rotated on the way as rotary_packed does: one
-// kernel instead of stacking q and k, rotating them, and stacking the gradients back in backward.
-// Thread order: part, batch, token, head, pack; each part has its own strides.
-// Thread i's place in a [part, batch, token, head, pack] grid, packs the fastest: the order in
-// which the parts kernels below lay out their threads.
+// two layouts in one pass, the first `rotated` parts rotated on the way as rotary_packed_heads
+// does: one kernel instead of stacking q and k, rotating them, and stacking the gradients back in
+// backward. Thread order: part, batch, token, head, pack; each part has its own strides. Thread i's
+// place in a [part, batch, token, head, pack] grid, packs the fastest: the order in which the parts
+// kernels below lay out their threads.
 struct PartsGridIndex {
   int32_t pack, head, token, batch, part;
 };
@@ -964,7 +930,7 @@ int rotary_launch(const void* x, const int64_t* sizes, const int64_t* strides, c
           static_cast<int32_t>(units / kHeads));
       return static_cast<int>(cudaGetLastError());
     }
-    rotary_packed<T><<<blocks_for(units), kThreads, 0, stream>>>(
+    rotary_packed_heads<T, 1><<<blocks_for(units), kThreads, 0, stream>>>(
         static_cast<const T*>(x), static_cast<int32_t>(sizes[1]), static_cast<int32_t>(sizes[2]),
         static_cast<int32_t>(dim / kSize), strides[0], strides[1], strides[2],
         static_cast<const T*>(cos), static_cast<const T*>(sin), positions, offset,

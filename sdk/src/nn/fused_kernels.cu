@@ -35,6 +35,29 @@ __device__ inline void swiglu_gradients(float dy, float g, float u, float& dg, f
   dg = dsilu * sigmoid * (1.0f + g * (1.0f - sigmoid));
 }
 
+// The same over 16-byte packs.
+template <typename T>
+__device__ inline Pack<T> swiglu_pack(const Pack<T>& g, const Pack<T>& u) {
+  Pack<T> o;
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    store(o.v, e, swiglu_value<T>(load(g.v, e), load(u.v, e)));
+  }
+  return o;
+}
+
+template <typename T>
+__device__ inline void swiglu_gradient_packs(const Pack<T>& dy, const Pack<T>& g, const Pack<T>& u,
+                                             Pack<T>& dg, Pack<T>& du) {
+#pragma unroll
+  for (int e = 0; e < Pack<T>::kSize; ++e) {
+    float dge, due;
+    swiglu_gradients<T>(load(dy.v, e), load(g.v, e), load(u.v, e), dge, due);
+    store(dg.v, e, dge);
+    store(du.v, e, due);
+  }
+}
+
 template <typename T>
 __global__ void swiglu_forward(const T* __restrict__ gate, const T* __restrict__ up,
                                T* __restrict__ out, int64_t n) {
@@ -49,13 +72,7 @@ __global__ void swiglu_forward_packed(const Pack<T>* __restrict__ gate,
                                       int32_t packs) {
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= packs) return;
-  const Pack<T> g = gate[i], u = up[i];
-  Pack<T> o;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    store(o.v, e, swiglu_value<T>(load(g.v, e), load(u.v, e)));
-  }
-  out[i] = o;
+  out[i] = swiglu_pack(gate[i], up[i]);
 }
 
 template <typename T>
@@ -78,15 +95,8 @@ __global__ void swiglu_backward_packed(const Pack<T>* __restrict__ grad,
                                        Pack<T>* __restrict__ grad_up, int32_t packs) {
   const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= packs) return;
-  const Pack<T> dy = grad[i], g = gate[i], u = up[i];
   Pack<T> dg, du;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    float dge, due;
-    swiglu_gradients<T>(load(dy.v, e), load(g.v, e), load(u.v, e), dge, due);
-    store(dg.v, e, dge);
-    store(du.v, e, due);
-  }
+  swiglu_gradient_packs(grad[i], gate[i], up[i], dg, du);
   grad_gate[i] = dg;
   grad_up[i] = du;
 }
@@ -106,13 +116,7 @@ __global__ void swiglu_halves_forward_packed(const Pack<T>* __restrict__ gate_up
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= packs) return;
   const int64_t g_at = half_pack(i, row_packs);
-  const Pack<T> g = gate_up[g_at], u = gate_up[g_at + row_packs];
-  Pack<T> o;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    store(o.v, e, swiglu_value<T>(load(g.v, e), load(u.v, e)));
-  }
-  out[i] = o;
+  out[i] = swiglu_pack(gate_up[g_at], gate_up[g_at + row_packs]);
 }
 
 template <typename T>
@@ -123,15 +127,8 @@ __global__ void swiglu_halves_backward_packed(const Pack<T>* __restrict__ grad,
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= packs) return;
   const int64_t g_at = half_pack(i, row_packs);
-  const Pack<T> dy = grad[i], g = gate_up[g_at], u = gate_up[g_at + row_packs];
   Pack<T> dg, du;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::kSize; ++e) {
-    float dge, due;
-    swiglu_gradients<T>(load(dy.v, e), load(g.v, e), load(u.v, e), dge, due);
-    store(dg.v, e, dge);
-    store(du.v, e, due);
-  }
+  swiglu_gradient_packs(grad[i], gate_up[g_at], gate_up[g_at + row_packs], dg, du);
   grad_gate_up[g_at] = dg;
   grad_gate_up[g_at + row_packs] = du;
 }

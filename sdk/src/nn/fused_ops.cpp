@@ -163,7 +163,7 @@ class SwiGluHalves : public torch::autograd::Function<SwiGluHalves> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const auto gate_up = swiglu_halves_of(saved[0], saved[1]);
-    const auto grad = grad_outputs[0].contiguous();
+    const auto grad = packed(grad_outputs[0]);
     const int64_t n = saved[0].size(-1), rows = saved[0].numel() / n;
     const c10::cuda::CUDAGuard guard(gate_up.device());
     auto grad_gate_up = torch::empty(gate_up.sizes(), gate_up.options());

@@ -1602,7 +1602,11 @@ int outer_mma(const void* x, const float* u, int64_t rows, int64_t cols, int64_t
   int64_t chunk = 0;
   const dim3 tiles = tile_grid(rows, cols, &chunk);
   const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
-  const auto kernel = ring ? low_rank_outer_mma_ring<4> : low_rank_outer_mma;
+  // The ring copies a recorded mask as the 4-byte words that hold each thread's byte: whole,
+  // aligned words only.
+  const bool words =
+      d.kept == nullptr || (reinterpret_cast<uintptr_t>(d.kept) % 4 == 0 && (cols / 8) % 4 == 0);
+  const auto kernel = ring && words ? low_rank_outer_mma_ring<4> : low_rank_outer_mma;
   kernel<<<grid, kOuterMmaWarps * 32, 0, stream>>>(
       static_cast<const __nv_bfloat16*>(x), u, static_cast<int32_t>(rows),
       static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d,

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One device call for kernels that wait behind opt-in switches (bench/NOTES.md, "Issue 13,
+# session 18"): the build, the CUDA tests (each opt-in has its own), the LoRA kernel bench, our
+# 7b lora-train with a trace, the same step again with each switch alone and with all of them,
+# then the compiled Hugging Face reference; scripts/gpu-train-bench.sh does each part.
+# Usage (device call, carry .gpu-debs): OUT=$OUT scripts/gpu-opt-in-call.sh [SWITCH...]
+#   SWITCH: an environment variable set to 1 for its A/B (default: the session-18 list below).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SWITCHES=("$@")
+if [ ${#SWITCHES[@]} -eq 0 ]; then
+  SWITCHES=(LLMHOST_LOW_RANK_OUTER_RING LLMHOST_LOW_RANK_UP_PAIR_NARROW LLMHOST_LOW_RANK_DOWN_PAIR
+    LLMHOST_LOW_RANK_DY_PASS LLMHOST_LOW_RANK_CHUNK_SUM LLMHOST_JOINT_PRODUCTS)
+fi
+ab="" all=""
+for s in "${SWITCHES[@]}"; do
+  ab+="$s=1;"
+  all+="$s=1 "
+done
+export PATH=/usr/local/cuda/bin:$PATH
+mkdir -p "${OUT:-$PWD/out}"
+PROFILE=1 LOW_RANK_KERNELS=1 HF_TRAIN=compiled HF_SHAPES=llama-2-7b BUDGET_S=${BUDGET_S:-560} \
+  AB_ENV="$ab${all% }" exec scripts/gpu-train-bench.sh llama-2-7b

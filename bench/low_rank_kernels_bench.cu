@@ -357,6 +357,43 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     CHECK(cudaFree(summed3));
     CHECK(cudaFree(summed2));
   }
+  // q's and v's A gradients over one x with recorded masks: the ring kernel twice against one pass
+  // (session 18, opt-in), each with the sum of its chunks.
+  {
+    const int64_t chunks = llm_low_rank_chunks(rows, in);
+    float* g2 = device_random<float>(rows * r, 1.0f, 33);
+    float* partial2 = device_random<float>(chunks * r * in, 0.0f, 34);
+    float* sums[4];
+    for (int k = 0; k < 4; ++k) sums[k] = device_random<float>(r * in, 0.0f, 35 + k);
+    const float apart = time_us([&] {
+      const float* gs[2] = {g, g2};
+      for (int k = 0; k < 2; ++k) {
+        CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(x, gs[k], rows, in, r, seed,
+                                                                   drop.threshold, drop.scale, bits,
+                                                                   1.0f, partial, 1, nullptr)));
+        sum_chunks_into(partial, chunks, r * in, sums[k]);
+      }
+    });
+    const LlmLowRankOuterPart q{g, seed, drop.threshold, drop.scale, bits, partial};
+    const LlmLowRankOuterPart v{g2, seed, drop.threshold, drop.scale, bits, partial2};
+    const float together = time_us([&] {
+      CHECK(static_cast<cudaError_t>(
+          llm_low_rank_outer_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr)));
+      sum_chunks_into(partial, chunks, r * in, sums[2]);
+      sum_chunks_into(partial2, chunks, r * in, sums[3]);
+    });
+    report(shape, "outer dA x2 (x, recorded masks) + sums", "the ring kernel twice", apart,
+           4.0 * rows * in);
+    report(
+        shape, "outer dA x2 (x, recorded masks) + sums", "one pass over x (opt-in)", together,
+        2.0 * rows * in,
+        std::fmax(max_rel_diff(sums[0], sums[2], r * in), max_rel_diff(sums[1], sums[3], r * in)));
+    for (void* q_ :
+         {static_cast<void*>(g2), static_cast<void*>(partial2), static_cast<void*>(sums[0]),
+          static_cast<void*>(sums[1]), static_cast<void*>(sums[2]), static_cast<void*>(sums[3])}) {
+      CHECK(cudaFree(q_));
+    }
+  }
   // Backward's two products over dy, dy B and B's gradient with the sum of its chunks: apart (the
   // SDK's default) against one pass over dy with both sums (session 18, opt-in).
   {

@@ -1,6 +1,7 @@
 #include "llm/nn/low_rank.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -500,6 +501,42 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
   return grad_x;
 }
 
+// Two updates' A gradients over one x in one pass (LLMHOST_LOW_RANK_OUTER_PAIR=1, opt-in until
+// measured, session 18): both on tensor cores with the same rank, their masks recorded as whole,
+// aligned 4-byte words.
+bool outer_pair_applies(const torch::Tensor& x, const torch::Tensor& A0, const torch::Tensor& A1,
+                        const KeepMask& m0, const KeepMask& m1) {
+  if (!fused::kernels_opted_in("LLMHOST_LOW_RANK_OUTER_PAIR") || A0.size(0) != A1.size(0) ||
+      !outer_on_tensor_cores(x, A0.size(0)) || (x.size(-1) / 8) % 4 != 0) {
+    return false;
+  }
+  for (const KeepMask* m : {&m0, &m1}) {
+    if (m->seed == nullptr || m->bits == nullptr || reinterpret_cast<uintptr_t>(m->bits) % 4 != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// [r, cols] = u_k^T dropout_k(x) for both parts, from one pass over x.
+std::array<torch::Tensor, 2> outer_pair(const torch::Tensor& x, const torch::Tensor& g0,
+                                        const torch::Tensor& g1, const KeepMask& m0,
+                                        const KeepMask& m1) {
+  const int64_t rows = rows_of(x), cols = x.size(-1), r = g0.size(1);
+  const auto f32 = x.options().dtype(torch::kFloat);
+  const int64_t chunks = llm_low_rank_chunks(rows, cols);
+  auto partial0 = torch::empty({chunks, r, cols}, f32);
+  auto partial1 = torch::empty({chunks, r, cols}, f32);
+  const LlmLowRankOuterPart first{
+      g0.data_ptr<float>(), m0.seed, m0.threshold, m0.scale, m0.bits, partial0.data_ptr<float>()};
+  const LlmLowRankOuterPart second{
+      g1.data_ptr<float>(), m1.seed, m1.threshold, m1.scale, m1.bits, partial1.data_ptr<float>()};
+  check_launch(llm_low_rank_outer_mma_pair_cuda(x.data_ptr(), rows, cols, r, first, second, 1.0f,
+                                                stream_of(x)),
+               "low-rank outer products, two updates (tensor cores)");
+  return {sum_of_chunks(partial0, false), sum_of_chunks(partial1, false)};
+}
+
 // Frozen layers p and p + 1 (neither with an update) whose weights are adjacent rows of one
 // buffer (the decoder keeps gate's and up's so) run as one product with the two weights' joint:
 // one [rows, n_p + n_q] output whose halves are the two layers' outputs, and backward one product
@@ -597,20 +634,39 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     }
     const bool need_x = ctx->needs_input_grad(0);
     torch::Tensor& grad_x = grads[0];
+    // Update i's saved A, Bt, u, seed and mask bits from here, and its A's input index.
+    const auto saved_at = [&](size_t i) { return 1 + layers + 5 * i; };
+    const auto a_input_of = [&](size_t i) { return 1 + layers + 2 * i; };
+    const auto mask_of = [&](size_t i) {
+      return keep_mask(saved[saved_at(i) + 3], dropouts[i], saved[saved_at(i) + 4]);
+    };
+    // The first two updates' A gradients from one pass over x, where both are wanted.
+    const bool a_pair =
+        scalings.size() >= 2 && ctx->needs_input_grad(a_input_of(0)) &&
+        ctx->needs_input_grad(a_input_of(1)) &&
+        outer_pair_applies(x, saved[saved_at(0)], saved[saved_at(1)], mask_of(0), mask_of(1));
     std::vector<InputGradientPart> x_parts;
+    torch::Tensor paired_g[2];
     for (size_t p = 0; p < layers; ++p) {
       const int64_t i = updates[p];
       if (i < 0) continue;
-      const size_t base = 1 + layers + 5 * static_cast<size_t>(i);  // A, Bt, u, seed, bits
+      const auto update = static_cast<size_t>(i);
+      const size_t base = saved_at(update);  // A, Bt, u, seed, bits
       const auto &A = saved[base], &Bt = saved[base + 1], &u = saved[base + 2];
-      const auto mask = keep_mask(saved[base + 3], dropouts[i], saved[base + 4]);
-      const size_t a_input = 1 + layers + 2 * static_cast<size_t>(i);
-      const auto d =
-          update_gradients(dys[p], x, Bt, u, mask, scalings[i], ctx->needs_input_grad(a_input),
-                           ctx->needs_input_grad(a_input + 1));
+      const auto mask = mask_of(update);
+      const size_t a_input = a_input_of(update);
+      const bool a_here = ctx->needs_input_grad(a_input) && !(a_pair && update < 2);
+      const auto d = update_gradients(dys[p], x, Bt, u, mask, scalings[i], a_here,
+                                      ctx->needs_input_grad(a_input + 1));
       grads[a_input] = d.grad_A;
       grads[a_input + 1] = d.grad_B;
+      if (a_pair && update < 2) paired_g[update] = d.g;
       if (need_x) x_parts.push_back({d.g, A, mask});
+    }
+    if (a_pair) {
+      const auto both = outer_pair(x, paired_g[0], paired_g[1], mask_of(0), mask_of(1));
+      grads[a_input_of(0)] = both[0];
+      grads[a_input_of(1)] = both[1];
     }
     if (!x_parts.empty()) grad_x = updates_input_gradient(x_parts, x);
     if (need_x) {

@@ -102,6 +102,24 @@ int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int
                                 float keep_scale, const uint8_t* keep_bits, float scale,
                                 float* partial, int ring, void* stream);
 
+// One of the two updates llm_low_rank_outer_mma_pair_cuda forms together: u [rows, r] fp32, its
+// dropout with the mask recorded (keep_bits: whole, 4-byte aligned words) and its partial
+// [chunks, r, cols] (chunks = llm_low_rank_chunks(rows, cols)).
+typedef struct {
+  const float* u;
+  const int64_t* seed;
+  uint32_t keep_threshold;
+  float keep_scale;
+  const uint8_t* keep_bits;
+  float* partial;
+} LlmLowRankOuterPart;
+
+// llm_low_rank_outer_mma_cuda for two updates of one x (the same r <= 8) in one pass over x, each
+// part's partial sums as that function forms them (with its ring). cols / 8 a multiple of 4.
+int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
+                                     LlmLowRankOuterPart first, LlmLowRankOuterPart second,
+                                     float scale, void* stream);
+
 // Backward's two products over dy [rows, cols] (bf16, r <= 8, tensor cores, sm_80 and later) in
 // one pass: g_partial [ranges, rows, r] with g_partial[k, n, j] = scale * the sum over column
 // range k of dy[n, c] w[j, c] (w [r, cols] fp32; the sum over k is what llm_low_rank_down_mma_cuda

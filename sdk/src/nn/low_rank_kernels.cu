@@ -1281,6 +1281,103 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   store_outer_sums(c, d, scale, cols, r, col0, partial);
 }
 
+// Two updates' A gradients over one x (q's and v's): partial_k = scale * g_k^T dropout_k(x) as
+// low_rank_outer_mma_ring forms each, from one copy of x's tiles. Each thread masks its landed
+// pack twice, once with each part's recorded mask, into that part's tile ring; the warps' products
+// then read the two tiles. Apart, the two kernels read x twice (7b: 33.5 MB and its masks a
+// layer). Recorded masks only, as whole aligned 4-byte words (the launcher checks). Opt-in
+// (LLMHOST_LOW_RANK_OUTER_PAIR=1) until a device call has run its test and a training step
+// (bench/NOTES.md, session 18).
+template <int STAGES>
+__global__ void __launch_bounds__(kOuterMmaWarps * 32)
+    low_rank_outer_mma_pair(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u0,
+                            const float* __restrict__ u1, int32_t rows, int32_t packs, int32_t r,
+                            int32_t chunk_rows, Dropout d0, Dropout d1, float scale,
+                            float* __restrict__ partial0, float* __restrict__ partial1) {
+  __shared__ __align__(16) __nv_bfloat16 tiles[2][STAGES][16][kOuterMmaStride];
+  __shared__ uint32_t keep_words[2][STAGES][kOuterMmaWarps * 32];
+  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int32_t group = lane / 4, k_group = lane % 4;
+  const int64_t cols = static_cast<int64_t>(packs) * 8;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kOuterMmaCols;
+  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
+  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
+  const int32_t pack = static_cast<int32_t>(col0 / 8) + stage_pack;
+  const int32_t matrix = lane / 8;
+  const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
+  const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
+  const int64_t steps = (end - begin + 15) / 16;
+  const Dropout ds[2] = {d0, d1};
+  const float* us[2] = {u0, u1};
+  // Step `step`'s pack of this thread into part 0's ring slot (part 1's is written from it once
+  // it has landed), and both parts' mask words; zeros outside x.
+  const auto issue = [&](int64_t step, int slot) {
+    const int64_t row = begin + 16 * step + stage_row;
+    __nv_bfloat16* dst = &tiles[0][slot][stage_row][stage_pack * 8];
+    if (row < end && pack < packs) {
+      cp_async16(dst, x + row * cols + static_cast<int64_t>(pack) * 8);
+      const int64_t word = (row * packs + pack) & ~int64_t{3};
+#pragma unroll
+      for (int k = 0; k < 2; ++k) cp_async4(&keep_words[k][slot][threadIdx.x], ds[k].kept + word);
+    } else {
+      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < steps) issue(s, s);
+    cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
+  }
+  float c[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+  float u_next[2][4];
+#pragma unroll
+  for (int k = 0; k < 2; ++k) load_rank_rows(us[k], begin + 2 * k_group, end, r, group, u_next[k]);
+  for (int64_t step = 0; step < steps; ++step) {
+    const int slot = static_cast<int>(step % STAGES);
+    cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
+    const int64_t row = begin + 16 * step + stage_row;
+    uint4* own0 = reinterpret_cast<uint4*>(&tiles[0][slot][stage_row][stage_pack * 8]);
+    uint4* own1 = reinterpret_cast<uint4*>(&tiles[1][slot][stage_row][stage_pack * 8]);
+    const uint4 raw = *own0;
+    if (row < end && pack < packs) {
+      const int shift = 8 * static_cast<int>((row * packs + pack) & 3);
+      *own0 = kept_elements(raw, (keep_words[0][slot][threadIdx.x] >> shift) & 0xFFu);
+      *own1 = kept_elements(raw, (keep_words[1][slot][threadIdx.x] >> shift) & 0xFFu);
+    } else {
+      *own1 = raw;  // zeros
+    }
+    // Everyone's packs of this step are in place in both tiles, and everyone is done with the
+    // slots refilled next (read in the step before this one).
+    __syncthreads();
+    if (step + STAGES - 1 < steps) issue(step + STAGES - 1, (slot + STAGES - 1) % STAGES);
+    cp_async_commit();
+    uint32_t b[2][2][3];  // [part][register][bf16 part]
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      pair_parts(u_next[k][0], u_next[k][1], b[k][0]);
+      pair_parts(u_next[k][2], u_next[k][3], b[k][1]);
+    }
+    if (step + 1 < steps) {
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        load_rank_rows(us[k], begin + 16 * (step + 1) + 2 * k_group, end, r, group, u_next[k]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      uint32_t a[4];
+      ldmatrix_x4_trans(a, &tiles[k][slot][fragment_row][fragment_col]);
+#pragma unroll
+      for (int part = 0; part < 3; ++part) {
+        mma_bf16(c[k], a[0], a[1], a[2], a[3], b[k][0][part], b[k][1][part]);
+      }
+    }
+  }
+  store_outer_sums(c[0], d0, scale, cols, r, col0, partial0);
+  store_outer_sums(c[1], d1, scale, cols, r, col0, partial1);
+}
+
 // Backward's two products over dy [rows, cols] in one pass, for bf16 dy and r <= 8 on tensor
 // cores: g_partial[k, n, j] = scale * the sum over column range k of dy[n, c] w[j, c] (their sum
 // over k is low_rank_down_mma's dy w^T) and partial[k, j, c] = scale * the sum over row chunk k of
@@ -1580,6 +1677,31 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
   return static_cast<int>(cudaGetLastError());
 }
 
+// low_rank_outer_mma_pair on the tensor-core outer product's grid: recorded masks of whole,
+// aligned 4-byte words for both parts, else cudaErrorInvalidValue (the caller checks).
+int outer_mma_pair(const void* x, const float* u0, const float* u1, int64_t rows, int64_t cols,
+                   int64_t r, const Dropout& d0, const Dropout& d1, float scale, float* partial0,
+                   float* partial1, cudaStream_t stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial0, partial1})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  for (const Dropout* d : {&d0, &d1}) {
+    if (d->seed == nullptr || d->kept == nullptr || reinterpret_cast<uintptr_t>(d->kept) % 4 != 0 ||
+        (cols / 8) % 4 != 0) {
+      return static_cast<int>(cudaErrorInvalidValue);
+    }
+  }
+  if (rows == 0) return 0;
+  int64_t chunk = 0;
+  const dim3 tiles = tile_grid(rows, cols, &chunk);
+  const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
+  low_rank_outer_mma_pair<4><<<grid, kOuterMmaWarps * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), u0, u1, static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d0, d1,
+      scale, partial0, partial1);
+  return static_cast<int>(cudaGetLastError());
+}
+
 // low_rank_down_outer_mma's grid: column ranges times chunks of whole 16-row steps, ~256 blocks
 // in all (two 8-warp blocks an SM, as the outer products'); no chunks without rows.
 dim3 dy_pass_grid(int64_t rows, int64_t cols, int64_t* chunk_rows) {
@@ -1767,4 +1889,15 @@ extern "C" int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks
   sum_chunks<<<static_cast<unsigned>(blocks), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(
       partial, chunks, rows, cols, transposed != 0, out);
   return static_cast<int>(cudaGetLastError());
+}
+
+extern "C" int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int64_t cols,
+                                                int64_t r, LlmLowRankOuterPart first,
+                                                LlmLowRankOuterPart second, float scale,
+                                                void* stream) {
+  const auto mask = [](const LlmLowRankOuterPart& part) {
+    return Dropout{part.seed, part.keep_threshold, part.keep_scale, part.keep_bits, nullptr};
+  };
+  return outer_mma_pair(x, first.u, second.u, rows, cols, r, mask(first), mask(second), scale,
+                        first.partial, second.partial, static_cast<cudaStream_t>(stream));
 }

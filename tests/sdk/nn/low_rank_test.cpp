@@ -551,26 +551,31 @@ TEST(SharedInputLinears, OutputsAndGradientsAreTheExactSumsAndTheLayersOneNodeCu
 // updates' parts of x's gradient in one pass or not (LLMHOST_LOW_RANK_UP_PAIR), from recorded
 // masks or masks drawn again (LLMHOST_LOW_RANK_KEEP_BITS), in the pass with 4 columns a lane
 // (LLMHOST_LOW_RANK_UP_PAIR_NARROW=1: recorded masks only; with masks drawn again the other pass
-// runs), and with forward's two downs in one pass over x (LLMHOST_LOW_RANK_DOWN_PAIR=1: the same
-// sums in the same order, so the same outputs).
+// runs), with forward's two downs in one pass over x (LLMHOST_LOW_RANK_DOWN_PAIR=1: the same sums
+// in the same order, so the same outputs), and with both A gradients from one pass over x
+// (LLMHOST_LOW_RANK_OUTER_PAIR=1: each part's sums as the one-update kernel forms them, so the
+// same gradients; recorded masks only).
 TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const double p = 0.3;
   const auto s = make_shared_input(256, 512, {64, 32, 64}, p);
   struct Setting {
-    const char *pair, *bits, *narrow, *down_pair;
+    const char *pair, *bits, *narrow, *down_pair, *outer_pair;
   };
-  for (const Setting& setting :
-       {Setting{"1", "1", "0", "0"}, Setting{"1", "0", "0", "0"}, Setting{"0", "1", "0", "0"},
-        Setting{"1", "1", "1", "0"}, Setting{"1", "0", "1", "0"}, Setting{"1", "1", "0", "1"},
-        Setting{"1", "0", "0", "1"}}) {
-    const auto [pair, bits, narrow, down_pair] = setting;
+  for (const Setting& setting : {Setting{"1", "1", "0", "0", "0"}, Setting{"1", "0", "0", "0", "0"},
+                                 Setting{"0", "1", "0", "0", "0"}, Setting{"1", "1", "1", "0", "0"},
+                                 Setting{"1", "0", "1", "0", "0"}, Setting{"1", "1", "0", "1", "0"},
+                                 Setting{"1", "0", "0", "1", "0"}, Setting{"1", "1", "0", "0", "1"},
+                                 Setting{"1", "0", "0", "0", "1"}}) {
+    const auto [pair, bits, narrow, down_pair, outer_pair] = setting;
     const test::ScopedEnvironmentVariable pair_setting("LLMHOST_LOW_RANK_UP_PAIR", pair);
     const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
     const test::ScopedEnvironmentVariable narrow_setting("LLMHOST_LOW_RANK_UP_PAIR_NARROW", narrow);
     const test::ScopedEnvironmentVariable down_setting("LLMHOST_LOW_RANK_DOWN_PAIR", down_pair);
+    const test::ScopedEnvironmentVariable outer_setting("LLMHOST_LOW_RANK_OUTER_PAIR", outer_pair);
     const std::string label = std::string("pair ") + pair + ", recorded masks " + bits +
-                              ", narrow " + narrow + ", down pair " + down_pair;
+                              ", narrow " + narrow + ", down pair " + down_pair + ", outer pair " +
+                              outer_pair;
     torch::manual_seed(11);
     const auto grouped = run_shared_input(s, true);
     ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";

@@ -138,7 +138,7 @@ torch::Tensor swiglu_halves_of(const torch::Tensor& gate, const torch::Tensor& u
   if (gate.dim() == 0 || gate.sizes() != up.sizes() || gate.size(-1) % 8 != 0) return {};
   auto gate_up = joined(gate, up, -1);
   if (!gate_up.defined() || !kernel_applies({gate_up})) return {};
-  return reinterpret_cast<uintptr_t>(gate_up.data_ptr()) % 16 == 0 ? gate_up : torch::Tensor();
+  return aligned16(gate_up) ? gate_up : torch::Tensor();
 }
 
 // silu(gate) * up where gate and up are the halves of one buffer (one product wrote both): read in

@@ -544,8 +544,7 @@ std::array<torch::Tensor, 2> outer_pair(const torch::Tensor& x, const torch::Ten
 // two with an add of x's gradient between them. LLMHOST_JOINT_PRODUCTS=1: opt-in until measured
 // (bench/NOTES.md, session 18). The joint weight, or undefined.
 template <typename Updates>
-torch::Tensor joint_weight_at(const Updates& updates, const std::vector<torch::Tensor>& weights,
-                              size_t p) {
+torch::Tensor joint_weight_at(const Updates& updates, at::TensorList weights, size_t p) {
   if (p + 1 >= weights.size() || updates[p] >= 0 || updates[p + 1] >= 0 ||
       !fused::kernels_opted_in("LLMHOST_JOINT_PRODUCTS")) {
     return {};
@@ -577,10 +576,9 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
       parts.push_back(update_inputs(xp, factors[2 * i], factors[2 * i + 1], dropouts[i]));
     }
     downs_over_one_input(parts, dropouts);
-    const std::vector<torch::Tensor> weight_list(weights.begin(), weights.end());
     for (size_t p = 0; p < weights.size(); ++p) {
       const int64_t i = updates[p];
-      if (const auto joint = joint_weight_at(updates, weight_list, p); joint.defined()) {
+      if (const auto joint = joint_weight_at(updates, weights, p); joint.defined()) {
         const auto both = fused::tuned_mm(xp, joint, true);
         const int64_t n = weights[p].size(0);
         outputs.push_back(both.narrow(-1, 0, n));

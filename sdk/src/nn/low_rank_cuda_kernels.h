@@ -103,8 +103,8 @@ int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int
                                 float* partial, int ring, void* stream);
 
 // One of the two updates llm_low_rank_outer_mma_pair_cuda forms together: u [rows, r] fp32, its
-// dropout with the mask recorded (keep_bits: whole, 4-byte aligned words) and its partial
-// [chunks, r, cols] (chunks = llm_low_rank_chunks(rows, cols)).
+// dropout (as the other functions take it) and its partial [chunks, r, cols] (chunks =
+// llm_low_rank_chunks(rows, cols)).
 typedef struct {
   const float* u;
   const int64_t* seed;
@@ -115,7 +115,8 @@ typedef struct {
 } LlmLowRankOuterPart;
 
 // llm_low_rank_outer_mma_cuda for two updates of one x (the same r <= 8) in one pass over x, each
-// part's partial sums as that function forms them (with its ring). cols / 8 a multiple of 4.
+// part's partial sums as that function forms them (with its ring). A recorded mask must be whole,
+// 4-byte aligned words (cols / 8 a multiple of 4), else cudaErrorInvalidValue.
 int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
                                      LlmLowRankOuterPart first, LlmLowRankOuterPart second,
                                      float scale, void* stream);

@@ -1201,101 +1201,36 @@ __device__ inline void cp_async_wait() {
 #endif
 }
 
+// One update's outer product in low_rank_outer_mma_ring: u [rows, r], its dropout and its partial
+// [chunks, r, cols].
+struct OuterPart {
+  const float* u;
+  Dropout d;
+  float* partial;
+};
+
+template <int PARTS>
+struct OuterParts {
+  OuterPart part[PARTS];
+};
+
 // low_rank_outer_mma's sums with its tiles, chunks, products and order, but x's packs copied with
 // cp.async into a ring of STAGES steps, STAGES - 1 steps ahead (with, for a recorded mask, the
 // 32-bit word that holds the thread's keep byte), each thread masking its own pack in shared
 // memory once it has landed, and one barrier a step. low_rank_outer_mma waits on most of a memory
 // round trip each step (two barriers, the next pack one step ahead: 7b ~25 us a call in the step
-// against ~9 of bandwidth). Opt-in (LLMHOST_LOW_RANK_OUTER_RING=1) until a device call has run
-// its test and a training step (bench/NOTES.md, session 18).
-template <int STAGES>
+// against ~9 of bandwidth). PARTS updates of one x (q's and v's A gradients: PARTS = 2) share one
+// copy of x's tiles: each thread masks its landed pack once with each part's mask, into that
+// part's tile ring, and each part's sums are those of PARTS = 1, so x is read once where two
+// kernels read it twice (7b: 33.5 MB and its masks a layer). Opt-in (LLMHOST_LOW_RANK_OUTER_RING=1,
+// and LLMHOST_LOW_RANK_OUTER_PAIR=1 for two parts) until a device call has run its test and a
+// training step (bench/NOTES.md, session 18).
+template <int STAGES, int PARTS>
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
-    low_rank_outer_mma_ring(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u,
-                            int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, Dropout d,
-                            float scale, float* __restrict__ partial) {
-  __shared__ __align__(16) __nv_bfloat16 tiles[STAGES][16][kOuterMmaStride];
-  __shared__ uint32_t keep_words[STAGES][kOuterMmaWarps * 32];
-  const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int32_t group = lane / 4, k_group = lane % 4;
-  const int64_t cols = static_cast<int64_t>(packs) * 8;
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kOuterMmaCols;
-  const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
-  const int64_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
-  const uint64_t seed = seed_of(d);
-  const int32_t stage_row = threadIdx.x / 16, stage_pack = threadIdx.x % 16;
-  const int32_t pack = static_cast<int32_t>(col0 / 8) + stage_pack;
-  const bool recorded = d.seed != nullptr && d.kept != nullptr;
-  const int32_t matrix = lane / 8;
-  const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
-  const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
-  const int64_t steps = (end - begin + 15) / 16;
-  // Step `step`'s pack of this thread (and its mask word) into ring slot `slot`; zeros outside x.
-  const auto issue = [&](int64_t step, int slot) {
-    const int64_t row = begin + 16 * step + stage_row;
-    __nv_bfloat16* dst = &tiles[slot][stage_row][stage_pack * 8];
-    if (row < end && pack < packs) {
-      cp_async16(dst, x + row * cols + static_cast<int64_t>(pack) * 8);
-      if (recorded) {
-        cp_async4(&keep_words[slot][threadIdx.x], d.kept + ((row * packs + pack) & ~int64_t{3}));
-      }
-    } else {
-      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
-    }
-  };
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < steps) issue(s, s);
-    cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
-  }
-  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  float u_next[4];
-  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
-  for (int64_t step = 0; step < steps; ++step) {
-    const int slot = static_cast<int>(step % STAGES);
-    cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
-    const int64_t row = begin + 16 * step + stage_row;
-    if (d.seed != nullptr && row < end && pack < packs) {
-      const int64_t first = row * cols + static_cast<int64_t>(pack) * 8;
-      const uint32_t bits =
-          recorded ? (keep_words[slot][threadIdx.x] >> (8 * ((row * packs + pack) & 3))) & 0xFFu
-                   : keep_bits(seed, first, d.threshold);
-      uint4* own = reinterpret_cast<uint4*>(&tiles[slot][stage_row][stage_pack * 8]);
-      *own = kept_elements(*own, bits);
-    }
-    // Everyone's packs of this step are in place, and everyone is done with the slot refilled
-    // next (read in the step before this one).
-    __syncthreads();
-    if (step + STAGES - 1 < steps) issue(step + STAGES - 1, (slot + STAGES - 1) % STAGES);
-    cp_async_commit();
-    uint32_t b0[3], b1[3];
-    pair_parts(u_next[0], u_next[1], b0);
-    pair_parts(u_next[2], u_next[3], b1);
-    if (step + 1 < steps) {
-      load_rank_rows(u, begin + 16 * (step + 1) + 2 * k_group, end, r, group, u_next);
-    }
-    uint32_t a[4];
-    ldmatrix_x4_trans(a, &tiles[slot][fragment_row][fragment_col]);
-#pragma unroll
-    for (int part = 0; part < 3; ++part) mma_bf16(c, a[0], a[1], a[2], a[3], b0[part], b1[part]);
-  }
-  store_outer_sums(c, d, scale, cols, r, col0, partial);
-}
-
-// Two updates' A gradients over one x (q's and v's): partial_k = scale * g_k^T dropout_k(x) as
-// low_rank_outer_mma_ring forms each, from one copy of x's tiles. Each thread masks its landed
-// pack twice, once with each part's recorded mask, into that part's tile ring; the warps' products
-// then read the two tiles. Apart, the two kernels read x twice (7b: 33.5 MB and its masks a
-// layer). Recorded masks only, as whole aligned 4-byte words (the launcher checks). Opt-in
-// (LLMHOST_LOW_RANK_OUTER_PAIR=1) until a device call has run its test and a training step
-// (bench/NOTES.md, session 18).
-template <int STAGES>
-__global__ void __launch_bounds__(kOuterMmaWarps * 32)
-    low_rank_outer_mma_pair(const __nv_bfloat16* __restrict__ x, const float* __restrict__ u0,
-                            const float* __restrict__ u1, int32_t rows, int32_t packs, int32_t r,
-                            int32_t chunk_rows, Dropout d0, Dropout d1, float scale,
-                            float* __restrict__ partial0, float* __restrict__ partial1) {
-  __shared__ __align__(16) __nv_bfloat16 tiles[2][STAGES][16][kOuterMmaStride];
-  __shared__ uint32_t keep_words[2][STAGES][kOuterMmaWarps * 32];
+    low_rank_outer_mma_ring(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
+                            int32_t r, int32_t chunk_rows, float scale, OuterParts<PARTS> parts) {
+  __shared__ __align__(16) __nv_bfloat16 tiles[PARTS][STAGES][16][kOuterMmaStride];
+  __shared__ uint32_t keep_words[PARTS][STAGES][kOuterMmaWarps * 32];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int32_t group = lane / 4, k_group = lane % 4;
   const int64_t cols = static_cast<int64_t>(packs) * 8;
@@ -1308,10 +1243,15 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   const int32_t fragment_row = (matrix / 2) * 8 + lane % 8;
   const int32_t fragment_col = warp * 16 + (matrix % 2) * 8;
   const int64_t steps = (end - begin + 15) / 16;
-  const Dropout ds[2] = {d0, d1};
-  const float* us[2] = {u0, u1};
-  // Step `step`'s pack of this thread into part 0's ring slot (part 1's is written from it once
-  // it has landed), and both parts' mask words; zeros outside x.
+  uint64_t seeds[PARTS];
+  bool recorded[PARTS];
+#pragma unroll
+  for (int k = 0; k < PARTS; ++k) {
+    seeds[k] = seed_of(parts.part[k].d);
+    recorded[k] = parts.part[k].d.seed != nullptr && parts.part[k].d.kept != nullptr;
+  }
+  // Step `step`'s pack of this thread into part 0's ring slot `slot` (the other parts' are
+  // written from it once it has landed), and each recorded mask's word; zeros outside x.
   const auto issue = [&](int64_t step, int slot) {
     const int64_t row = begin + 16 * step + stage_row;
     __nv_bfloat16* dst = &tiles[0][slot][stage_row][stage_pack * 8];
@@ -1319,7 +1259,9 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
       cp_async16(dst, x + row * cols + static_cast<int64_t>(pack) * 8);
       const int64_t word = (row * packs + pack) & ~int64_t{3};
 #pragma unroll
-      for (int k = 0; k < 2; ++k) cp_async4(&keep_words[k][slot][threadIdx.x], ds[k].kept + word);
+      for (int k = 0; k < PARTS; ++k) {
+        if (recorded[k]) cp_async4(&keep_words[k][slot][threadIdx.x], parts.part[k].d.kept + word);
+      }
     } else {
       *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
     }
@@ -1329,43 +1271,53 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     if (s < steps) issue(s, s);
     cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
   }
-  float c[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
-  float u_next[2][4];
+  float c[PARTS][4] = {};
+  float u_next[PARTS][4];
 #pragma unroll
-  for (int k = 0; k < 2; ++k) load_rank_rows(us[k], begin + 2 * k_group, end, r, group, u_next[k]);
+  for (int k = 0; k < PARTS; ++k) {
+    load_rank_rows(parts.part[k].u, begin + 2 * k_group, end, r, group, u_next[k]);
+  }
   for (int64_t step = 0; step < steps; ++step) {
     const int slot = static_cast<int>(step % STAGES);
     cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
     const int64_t row = begin + 16 * step + stage_row;
-    uint4* own0 = reinterpret_cast<uint4*>(&tiles[0][slot][stage_row][stage_pack * 8]);
-    uint4* own1 = reinterpret_cast<uint4*>(&tiles[1][slot][stage_row][stage_pack * 8]);
-    const uint4 raw = *own0;
-    if (row < end && pack < packs) {
-      const int shift = 8 * static_cast<int>((row * packs + pack) & 3);
-      *own0 = kept_elements(raw, (keep_words[0][slot][threadIdx.x] >> shift) & 0xFFu);
-      *own1 = kept_elements(raw, (keep_words[1][slot][threadIdx.x] >> shift) & 0xFFu);
-    } else {
-      *own1 = raw;  // zeros
+    const bool inside = row < end && pack < packs;
+    const uint4 raw = *reinterpret_cast<const uint4*>(&tiles[0][slot][stage_row][stage_pack * 8]);
+#pragma unroll
+    for (int k = 0; k < PARTS; ++k) {
+      const Dropout& d = parts.part[k].d;
+      const bool masked = d.seed != nullptr && inside;
+      if (k == 0 && !masked) continue;  // part 0's tile holds the pack as it landed
+      uint4 v = raw;
+      if (masked) {
+        const int64_t index = row * packs + pack;
+        const uint32_t bits = recorded[k]
+                                  ? (keep_words[k][slot][threadIdx.x] >> (8 * (index & 3))) & 0xFFu
+                                  : keep_bits(seeds[k], index * 8, d.threshold);
+        v = kept_elements(raw, bits);
+      }
+      *reinterpret_cast<uint4*>(&tiles[k][slot][stage_row][stage_pack * 8]) = v;
     }
-    // Everyone's packs of this step are in place in both tiles, and everyone is done with the
-    // slots refilled next (read in the step before this one).
+    // Everyone's packs of this step are in place, and everyone is done with the slots refilled
+    // next (read in the step before this one).
     __syncthreads();
     if (step + STAGES - 1 < steps) issue(step + STAGES - 1, (slot + STAGES - 1) % STAGES);
     cp_async_commit();
-    uint32_t b[2][2][3];  // [part][register][bf16 part]
+    uint32_t b[PARTS][2][3];  // [part][register][bf16 part]
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
+    for (int k = 0; k < PARTS; ++k) {
       pair_parts(u_next[k][0], u_next[k][1], b[k][0]);
       pair_parts(u_next[k][2], u_next[k][3], b[k][1]);
     }
     if (step + 1 < steps) {
 #pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        load_rank_rows(us[k], begin + 16 * (step + 1) + 2 * k_group, end, r, group, u_next[k]);
+      for (int k = 0; k < PARTS; ++k) {
+        load_rank_rows(parts.part[k].u, begin + 16 * (step + 1) + 2 * k_group, end, r, group,
+                       u_next[k]);
       }
     }
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
+    for (int k = 0; k < PARTS; ++k) {
       uint32_t a[4];
       ldmatrix_x4_trans(a, &tiles[k][slot][fragment_row][fragment_col]);
 #pragma unroll
@@ -1374,8 +1326,10 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
       }
     }
   }
-  store_outer_sums(c[0], d0, scale, cols, r, col0, partial0);
-  store_outer_sums(c[1], d1, scale, cols, r, col0, partial1);
+#pragma unroll
+  for (int k = 0; k < PARTS; ++k) {
+    store_outer_sums(c[k], parts.part[k].d, scale, cols, r, col0, parts.part[k].partial);
+  }
 }
 
 // Backward's two products over dy [rows, cols] in one pass, for bf16 dy and r <= 8 on tensor
@@ -1600,15 +1554,18 @@ int up(const void* y, const float* u, const float* w, int64_t rows, int64_t cols
   return static_cast<int>(cudaGetLastError());
 }
 
+// Whether a recorded mask can be copied as the 4-byte words that hold each pack's byte: whole,
+// aligned words (low_rank_outer_mma_ring, low_rank_up_pair_narrow).
+bool mask_in_words(const Dropout& d, int64_t packs) {
+  return d.kept != nullptr && reinterpret_cast<uintptr_t>(d.kept) % 4 == 0 && packs % 4 == 0;
+}
+
 // low_rank_up_pair_narrow's conditions: both masks recorded, as whole aligned 4-byte words of
 // 16 packs, and a grid of one row group a block.
 bool narrow_pair_fits(const UpdatePart& first, const UpdatePart& second, int64_t packs,
                       int64_t groups) {
   for (const UpdatePart* part : {&first, &second}) {
-    if (part->d.seed == nullptr || part->d.kept == nullptr ||
-        reinterpret_cast<uintptr_t>(part->d.kept) % 4 != 0) {
-      return false;
-    }
+    if (part->d.seed == nullptr || !mask_in_words(part->d, packs)) return false;
   }
   return packs % 16 == 0 && groups <= 65535;
 }
@@ -1677,31 +1634,6 @@ int outer(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r, 
   return static_cast<int>(cudaGetLastError());
 }
 
-// low_rank_outer_mma_pair on the tensor-core outer product's grid: recorded masks of whole,
-// aligned 4-byte words for both parts, else cudaErrorInvalidValue (the caller checks).
-int outer_mma_pair(const void* x, const float* u0, const float* u1, int64_t rows, int64_t cols,
-                   int64_t r, const Dropout& d0, const Dropout& d1, float scale, float* partial0,
-                   float* partial1, cudaStream_t stream) {
-  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial0, partial1})) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  for (const Dropout* d : {&d0, &d1}) {
-    if (d->seed == nullptr || d->kept == nullptr || reinterpret_cast<uintptr_t>(d->kept) % 4 != 0 ||
-        (cols / 8) % 4 != 0) {
-      return static_cast<int>(cudaErrorInvalidValue);
-    }
-  }
-  if (rows == 0) return 0;
-  int64_t chunk = 0;
-  const dim3 tiles = tile_grid(rows, cols, &chunk);
-  const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
-  low_rank_outer_mma_pair<4><<<grid, kOuterMmaWarps * 32, 0, stream>>>(
-      static_cast<const __nv_bfloat16*>(x), u0, u1, static_cast<int32_t>(rows),
-      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d0, d1,
-      scale, partial0, partial1);
-  return static_cast<int>(cudaGetLastError());
-}
-
 // low_rank_down_outer_mma's grid: column ranges times chunks of whole 16-row steps, ~256 blocks
 // in all (two 8-warp blocks an SM, as the outer products'); no chunks without rows.
 dim3 dy_pass_grid(int64_t rows, int64_t cols, int64_t* chunk_rows) {
@@ -1714,22 +1646,51 @@ dim3 dy_pass_grid(int64_t rows, int64_t cols, int64_t* chunk_rows) {
   return dim3(static_cast<unsigned>(ranges), static_cast<unsigned>(used));
 }
 
-// low_rank_outer_mma, or its cp.async ring (`ring`), on the tensor-core outer product's grid.
+// The tensor-core outer product's grid (tile_grid's chunks, 128-column tiles); its chunk rows.
+dim3 outer_mma_grid(int64_t rows, int64_t cols, int64_t* chunk_rows) {
+  const dim3 tiles = tile_grid(rows, cols, chunk_rows);
+  return dim3(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
+}
+
+// low_rank_outer_mma_ring for PARTS updates of one x: a mask drawn, or recorded in whole words;
+// else cudaErrorInvalidValue (the callers check).
+template <int PARTS>
+int outer_mma_ring(const void* x, int64_t rows, int64_t cols, int64_t r, float scale,
+                   const OuterParts<PARTS>& parts, cudaStream_t stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  for (const OuterPart& part : parts.part) {
+    if (!shapes_fit<__nv_bfloat16>(rows, cols, r, {part.partial}) ||
+        (part.d.kept != nullptr && !mask_in_words(part.d, cols / 8))) {
+      return static_cast<int>(cudaErrorInvalidValue);
+    }
+  }
+  if (rows == 0) return 0;
+  int64_t chunk = 0;
+  const dim3 grid = outer_mma_grid(rows, cols, &chunk);
+  low_rank_outer_mma_ring<4, PARTS><<<grid, kOuterMmaWarps * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
+      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), scale,
+      parts);
+  return static_cast<int>(cudaGetLastError());
+}
+
+// low_rank_outer_mma, or its cp.async ring (`ring`, where the mask fits it), on the tensor-core
+// outer product's grid.
 int outer_mma(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r,
               const Dropout& d, float scale, float* partial, bool ring, cudaStream_t stream) {
+  if (ring && (d.kept == nullptr || mask_in_words(d, cols / 8))) {
+    return outer_mma_ring(x, rows, cols, r, scale, OuterParts<1>{{OuterPart{u, d, partial}}},
+                          stream);
+  }
   if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
   int64_t chunk = 0;
-  const dim3 tiles = tile_grid(rows, cols, &chunk);
-  const dim3 grid(static_cast<unsigned>((cols + kOuterMmaCols - 1) / kOuterMmaCols), tiles.y);
-  // The ring copies a recorded mask as the 4-byte words that hold each thread's byte: whole,
-  // aligned words only.
-  const bool words =
-      d.kept == nullptr || (reinterpret_cast<uintptr_t>(d.kept) % 4 == 0 && (cols / 8) % 4 == 0);
-  const auto kernel = ring && words ? low_rank_outer_mma_ring<4> : low_rank_outer_mma;
-  kernel<<<grid, kOuterMmaWarps * 32, 0, stream>>>(
+  const dim3 grid = outer_mma_grid(rows, cols, &chunk);
+  low_rank_outer_mma<<<grid, kOuterMmaWarps * 32, 0, stream>>>(
       static_cast<const __nv_bfloat16*>(x), u, static_cast<int32_t>(rows),
       static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), d,
       scale, partial);
@@ -1895,9 +1856,10 @@ extern "C" int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int
                                                 int64_t r, LlmLowRankOuterPart first,
                                                 LlmLowRankOuterPart second, float scale,
                                                 void* stream) {
-  const auto mask = [](const LlmLowRankOuterPart& part) {
-    return Dropout{part.seed, part.keep_threshold, part.keep_scale, part.keep_bits, nullptr};
+  const auto part = [](const LlmLowRankOuterPart& p) {
+    return OuterPart{p.u, Dropout{p.seed, p.keep_threshold, p.keep_scale, p.keep_bits, nullptr},
+                     p.partial};
   };
-  return outer_mma_pair(x, first.u, second.u, rows, cols, r, mask(first), mask(second), scale,
-                        first.partial, second.partial, static_cast<cudaStream_t>(stream));
+  return outer_mma_ring(x, rows, cols, r, scale, OuterParts<2>{{part(first), part(second)}},
+                        static_cast<cudaStream_t>(stream));
 }

@@ -240,6 +240,8 @@ __device__ inline void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_
       "{%8, %9}, {%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#elif defined(LLM_CUDA_EMULATION)  // the CPU tests (tests/support/cuda_emulation)
+  cuda_emulation::mma_m16n8k16_bf16(c, {a0, a1, a2, a3}, {b0, b1});
 #else
   __trap();  // the host launches this kernel on sm_80 and later only
 #endif
@@ -1089,6 +1091,8 @@ __device__ inline void ldmatrix_x4_trans(uint32_t (&a)[4], const __nv_bfloat16* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
                : "r"(address));
+#elif defined(LLM_CUDA_EMULATION)
+  cuda_emulation::ldmatrix_x4_trans(a, p);
 #else
   __trap();  // the host launches this kernel on sm_80 and later only
 #endif
@@ -1173,6 +1177,8 @@ __device__ inline void cp_async16(void* smem, const void* gmem) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
                    static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
                "l"(gmem));
+#elif defined(LLM_CUDA_EMULATION)
+  cuda_emulation::cp_async(smem, gmem, 16);
 #else
   __trap();  // the host launches the kernels that copy this way on sm_80 and later only
 #endif
@@ -1183,6 +1189,8 @@ __device__ inline void cp_async4(void* smem, const void* gmem) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(
                    static_cast<uint32_t>(__cvta_generic_to_shared(smem))),
                "l"(gmem));
+#elif defined(LLM_CUDA_EMULATION)
+  cuda_emulation::cp_async(smem, gmem, 4);
 #else
   __trap();
 #endif
@@ -1191,6 +1199,8 @@ __device__ inline void cp_async4(void* smem, const void* gmem) {
 __device__ inline void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::);
+#elif defined(LLM_CUDA_EMULATION)
+  cuda_emulation::cp_async_commit();
 #endif
 }
 
@@ -1198,6 +1208,8 @@ template <int N>
 __device__ inline void cp_async_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#elif defined(LLM_CUDA_EMULATION)
+  cuda_emulation::cp_async_wait(N);
 #endif
 }
 

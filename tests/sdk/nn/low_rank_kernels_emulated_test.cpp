@@ -1,0 +1,449 @@
+// The low-rank update's CUDA kernels (sdk/src/nn/low_rank_kernels.cu) run on the CPU under
+// tests/support/cuda_emulation: their sums against double-precision references within fp32's
+// rounding bound, their dropout masks against an independent Philox4x32-10, and each kernel that
+// promises another's sums (the pairs, the copy ring, the one-pass backward) against that kernel,
+// bit for bit, under several thread schedules. CI has no GPU; the CUDA tests in low_rank_test.cpp
+// run the same kernels on a device.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "low_rank_cuda_kernels.h"
+#include "support/cuda_emulation/kernel_test_support.hpp"
+
+namespace llm::test {
+namespace {
+
+// Philox4x32-10 as Random123 defines it (Salmon et al., SC'11), written from the paper.
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, std::array<uint32_t, 2> k) {
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = uint64_t{0xD2511F53u} * c[0], p1 = uint64_t{0xCD9E8D57u} * c[2];
+    c = {static_cast<uint32_t>(p1 >> 32) ^ c[1] ^ k[0], static_cast<uint32_t>(p1),
+         static_cast<uint32_t>(p0 >> 32) ^ c[3] ^ k[1], static_cast<uint32_t>(p0)};
+    k = {k[0] + 0x9E3779B9u, k[1] + 0xBB67AE85u};
+  }
+  return c;
+}
+
+// The keep bits of the 8-element pack `pack` (of the whole [rows, cols] input, row-major), as the
+// header defines the mask: one 16-bit draw per element, kept below the threshold.
+uint8_t keep_byte(uint64_t seed, uint64_t pack, uint32_t threshold) {
+  const auto draw =
+      philox4x32_10({static_cast<uint32_t>(pack), static_cast<uint32_t>(pack >> 32), 0, 0},
+                    {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)});
+  uint8_t bits = 0;
+  for (int e = 0; e < 8; ++e) {
+    const uint32_t sixteen = (draw[static_cast<size_t>(e / 2)] >> (16 * (e % 2))) & 0xFFFFu;
+    bits = static_cast<uint8_t>(bits | (sixteen < threshold) << e);
+  }
+  return bits;
+}
+
+// Dropout with p = 0.1, keyed by a "device" seed.
+struct Dropout {
+  explicit Dropout(int64_t seed_value) : seed(1, seed_value) {}
+  DeviceBuffer<int64_t> seed;
+  uint32_t threshold = 58982;  // round(0.9 * 2^16)
+  float keep_scale = 1.0f / 0.9f;
+};
+
+// x as the kernels read it: dropped and scaled (mask: a byte per pack, or null for none).
+double dropped(const DeviceBuffer<__nv_bfloat16>& x, int64_t i, const uint8_t* mask,
+               float keep_scale) {
+  if (mask == nullptr) return value(x[static_cast<size_t>(i)]);
+  return (mask[i / 8] >> (i % 8)) & 1u ? value(x[static_cast<size_t>(i)]) * keep_scale : 0.0;
+}
+
+// u[n, j] = scale sum_c dropped(x)[n, c] w[j, c], checked against the rounding bound.
+void expect_down_sums(const DeviceBuffer<__nv_bfloat16>& x, const DeviceBuffer<float>& w,
+                      const float* u, int64_t rows, int64_t cols, int64_t r, float scale,
+                      const uint8_t* mask, float keep_scale) {
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t j = 0; j < r; ++j) {
+      double sum = 0, magnitude = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        const double term = scale * dropped(x, n * cols + c, mask, keep_scale) * w[j * cols + c];
+        sum += term;
+        magnitude += std::fabs(term);
+      }
+      ASSERT_NEAR(u[n * r + j], sum, fp32_sum_bound(cols, magnitude))
+          << "u[" << n << ", " << j << "]";
+    }
+  }
+}
+
+// The sum over chunks of partial [chunks, r, cols] is scale u^T dropped(x).
+void expect_outer_sums(const DeviceBuffer<__nv_bfloat16>& x, const DeviceBuffer<float>& u,
+                       const float* partial, int64_t chunks, int64_t rows, int64_t cols, int64_t r,
+                       float scale, const uint8_t* mask, float keep_scale) {
+  for (int64_t j = 0; j < r; ++j) {
+    for (int64_t c = 0; c < cols; ++c) {
+      double sum = 0, magnitude = 0, got = 0;
+      for (int64_t n = 0; n < rows; ++n) {
+        const double term = scale * u[n * r + j] * dropped(x, n * cols + c, mask, keep_scale);
+        sum += term;
+        magnitude += std::fabs(term);
+      }
+      for (int64_t k = 0; k < chunks; ++k) got += partial[(k * r + j) * cols + c];
+      ASSERT_NEAR(got, sum, fp32_sum_bound(rows + chunks, magnitude))
+          << "[" << j << ", " << c << "]";
+    }
+  }
+}
+
+template <typename T>
+void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(T)), 0) << what;
+}
+
+TEST(EmulatedLowRankKernels, PhiloxReferenceGivesRandom123sKnownAnswers) {
+  EXPECT_EQ(philox4x32_10({0, 0, 0, 0}, {0, 0}),
+            (std::array<uint32_t, 4>{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));
+  EXPECT_EQ(philox4x32_10({~0u, ~0u, ~0u, ~0u}, {~0u, ~0u}),
+            (std::array<uint32_t, 4>{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}));
+  EXPECT_EQ(philox4x32_10({0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                          {0xa4093822u, 0x299f31d0u}),
+            (std::array<uint32_t, 4>{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}));
+}
+
+TEST(EmulatedLowRankKernels, DownGivesTheSumsAndRecordsThePhiloxMaskOnTensorAndCudaCores) {
+  const int64_t rows = 37, cols = 520;  // a partial 16-row tile, an odd number of packs
+  const auto x = random_bf16(rows * cols, 1);
+  for (const int64_t r : {5, 8}) {
+    const auto w = random_fp32(r * cols, 2, 0.05f);
+    Dropout drop(123456789012345);
+    for (const bool tensor_cores : {false, true}) {
+      DeviceBuffer<float> u(rows * r);
+      DeviceBuffer<uint8_t> mask(rows * cols / 8);
+      const int status =
+          tensor_cores ? llm_low_rank_down_mma_cuda(
+                             x.data(), rows, cols, w.data(), r, drop.seed.data(), drop.threshold,
+                             drop.keep_scale, mask.data(), 0.5f, u.data(), nullptr)
+                       : llm_low_rank_down_cuda(x.data(), rows, cols, w.data(), r, drop.seed.data(),
+                                                drop.threshold, drop.keep_scale, mask.data(), 0.5f,
+                                                u.data(), 2, nullptr);
+      ASSERT_EQ(status, 0);
+      int64_t kept = 0;
+      for (size_t p = 0; p < mask.size(); ++p) {
+        ASSERT_EQ(mask[p], keep_byte(123456789012345, p, drop.threshold)) << "pack " << p;
+        kept += __builtin_popcount(mask[p]);
+      }
+      EXPECT_NEAR(static_cast<double>(kept) / (rows * cols), 0.9, 0.01);
+      expect_down_sums(x, w, u.data(), rows, cols, r, 0.5f, mask.data(), drop.keep_scale);
+      EXPECT_TRUE(u.guards_intact() && mask.guards_intact());
+    }
+  }
+}
+
+TEST(EmulatedLowRankKernels, DownPairGivesEachUpdatesSingleKernelBitsUnderEverySchedule) {
+  const int64_t rows = 45, cols = 264, r = 8;
+  const auto x = random_bf16(rows * cols, 3);
+  const auto wq = random_fp32(r * cols, 4, 0.05f), wv = random_fp32(r * cols, 5, 0.05f);
+  Dropout q_drop(11), v_drop(12);
+  DeviceBuffer<float> uq(rows * r), uv(rows * r);
+  DeviceBuffer<uint8_t> q_mask(rows * cols / 8), v_mask(rows * cols / 8);
+  ASSERT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, wq.data(), r, q_drop.seed.data(),
+                                       q_drop.threshold, q_drop.keep_scale, q_mask.data(), 2.0f,
+                                       uq.data(), nullptr),
+            0);
+  ASSERT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, wv.data(), r, v_drop.seed.data(),
+                                       v_drop.threshold, v_drop.keep_scale, v_mask.data(), 2.0f,
+                                       uv.data(), nullptr),
+            0);
+  for (const auto& schedule : every_schedule()) {
+    ScheduleScope scope(schedule);
+    DeviceBuffer<float> pq(rows * r), pv(rows * r);
+    DeviceBuffer<uint8_t> pq_mask(rows * cols / 8), pv_mask(rows * cols / 8);
+    const LlmLowRankDownPart first{wq.data(),         q_drop.seed.data(), q_drop.threshold,
+                                   q_drop.keep_scale, pq_mask.data(),     pq.data()};
+    const LlmLowRankDownPart second{wv.data(),         v_drop.seed.data(), v_drop.threshold,
+                                    v_drop.keep_scale, pv_mask.data(),     pv.data()};
+    ASSERT_EQ(
+        llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 2.0f, nullptr), 0);
+    expect_same_bits(pq.values(), uq.values(), "q's u");
+    expect_same_bits(pv.values(), uv.values(), "v's u");
+    expect_same_bits(pq_mask.values(), q_mask.values(), "q's mask");
+    expect_same_bits(pv_mask.values(), v_mask.values(), "v's mask");
+    EXPECT_TRUE(pq.guards_intact() && pv.guards_intact() && pq_mask.guards_intact() &&
+                pv_mask.guards_intact());
+  }
+}
+
+// out[n, c] = round(y + dropped(scale sum_j u[n, j] w[j, c])), within the bf16 rounding of the
+// fp32 sum's bound.
+void expect_up_sums(const std::vector<__nv_bfloat16>& out, const __nv_bfloat16* y, const float* u,
+                    const float* w, int64_t rows, int64_t cols, int64_t r, float scale,
+                    const uint8_t* mask, float keep_scale, const char* what) {
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t c = 0; c < cols; ++c) {
+      double sum = 0, magnitude = 0;
+      for (int64_t j = 0; j < r; ++j) {
+        sum += scale * static_cast<double>(u[n * r + j]) * w[j * cols + c];
+        magnitude += std::fabs(scale * static_cast<double>(u[n * r + j]) * w[j * cols + c]);
+      }
+      const int64_t i = n * cols + c;
+      const bool kept = mask == nullptr || ((mask[i / 8] >> (i % 8)) & 1u);
+      const double update = kept ? sum * (mask != nullptr ? keep_scale : 1.0f) : 0.0;
+      const double expected = (y != nullptr ? value(y[i]) : 0.0) + update;
+      const double bound = std::ldexp(std::fabs(expected), -8) +
+                           fp32_sum_bound(r + 2, magnitude * keep_scale + std::fabs(expected));
+      ASSERT_NEAR(value(out[static_cast<size_t>(i)]), expected, bound)
+          << what << " [" << n << ", " << c << "]";
+    }
+  }
+}
+
+TEST(EmulatedLowRankKernels, UpGivesTheRoundedSumsOnTensorAndCudaCoresWithAndWithoutInput) {
+  const int64_t rows = 21, cols = 512, r = 8;
+  const auto x = random_bf16(rows * cols, 6), y = random_bf16(rows * cols, 7);
+  const auto u = random_fp32(rows * r, 8), w = random_fp32(r * cols, 9, 0.05f);
+  Dropout drop(99);
+  DeviceBuffer<float> unused(rows * r);
+  DeviceBuffer<uint8_t> mask(rows * cols / 8);
+  ASSERT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, w.data(), r, drop.seed.data(),
+                                       drop.threshold, drop.keep_scale, mask.data(), 1.0f,
+                                       unused.data(), nullptr),
+            0);
+  for (const bool with_input : {false, true}) {
+    const __nv_bfloat16* input = with_input ? y.data() : nullptr;
+    DeviceBuffer<__nv_bfloat16> cuda_cores(rows * cols), tensor_cores(rows * cols);
+    ASSERT_EQ(llm_low_rank_up_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
+                                   drop.threshold, drop.keep_scale, mask.data(), 0.25f,
+                                   cuda_cores.data(), 2, nullptr),
+              0);
+    ASSERT_EQ(llm_low_rank_up_mma_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
+                                       drop.threshold, drop.keep_scale, mask.data(), 0.25f,
+                                       tensor_cores.data(), nullptr),
+              0);
+    expect_up_sums(cuda_cores.values(), input, u.data(), w.data(), rows, cols, r, 0.25f,
+                   mask.data(), drop.keep_scale, "CUDA cores");
+    expect_up_sums(tensor_cores.values(), input, u.data(), w.data(), rows, cols, r, 0.25f,
+                   mask.data(), drop.keep_scale, "tensor cores");
+    EXPECT_TRUE(cuda_cores.guards_intact() && tensor_cores.guards_intact());
+  }
+}
+
+TEST(EmulatedLowRankKernels, NarrowUpPairGivesThePairsBitsUnderEverySchedule) {
+  const int64_t rows = 70, cols = 1024, r = 8;  // 128 packs: the narrow pair's 16-pack blocks
+  const auto x = random_bf16(rows * cols, 10);
+  const auto uq = random_fp32(rows * r, 11), uv = random_fp32(rows * r, 12);
+  const auto wq = random_fp32(r * cols, 13, 0.05f), wv = random_fp32(r * cols, 14, 0.05f);
+  Dropout q_drop(21), v_drop(22);
+  DeviceBuffer<uint8_t> q_mask(rows * cols / 8), v_mask(rows * cols / 8);
+  DeviceBuffer<float> unused(rows * r);
+  for (auto [drop, w, mask] :
+       {std::make_tuple(&q_drop, &wq, &q_mask), std::make_tuple(&v_drop, &wv, &v_mask)}) {
+    ASSERT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, w->data(), r, drop->seed.data(),
+                                         drop->threshold, drop->keep_scale, mask->data(), 1.0f,
+                                         unused.data(), nullptr),
+              0);
+  }
+  const LlmLowRankPart first{
+      uq.data(),         wq.data(),     r,   q_drop.seed.data(), q_drop.threshold,
+      q_drop.keep_scale, q_mask.data(), 0.5f};
+  const LlmLowRankPart second{
+      uv.data(),         wv.data(),     r,   v_drop.seed.data(), v_drop.threshold,
+      v_drop.keep_scale, v_mask.data(), 0.5f};
+  DeviceBuffer<__nv_bfloat16> pair(rows * cols);
+  ASSERT_EQ(llm_low_rank_up_pair_cuda(first, second, rows, cols, pair.data(), 0, 2, nullptr), 0);
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t i = n * cols + c;
+      double expected = 0, magnitude = 0;
+      for (auto [u, w, mask, keep_scale] :
+           {std::make_tuple(&uq, &wq, &q_mask, q_drop.keep_scale),
+            std::make_tuple(&uv, &wv, &v_mask, v_drop.keep_scale)}) {
+        double sum = 0;
+        for (int64_t j = 0; j < r; ++j) {
+          sum += 0.5 * (*u)[n * r + j] * (*w)[j * cols + c];
+          magnitude += std::fabs(0.5 * (*u)[n * r + j] * (*w)[j * cols + c]) * keep_scale;
+        }
+        expected += ((*mask)[i / 8] >> (i % 8)) & 1u ? sum * keep_scale : 0.0;
+      }
+      ASSERT_NEAR(value(pair[i]), expected,
+                  std::ldexp(std::fabs(expected), -8) + fp32_sum_bound(2 * r + 1, magnitude))
+          << "[" << n << ", " << c << "]";
+    }
+  }
+  {
+    // One SM: each block of the pair goes through every row group, refilling its double buffer.
+    cuda_emulation::Options one_multiprocessor;
+    one_multiprocessor.multiprocessors = 1;
+    ScheduleScope scope(one_multiprocessor);
+    DeviceBuffer<__nv_bfloat16> looped(rows * cols);
+    ASSERT_EQ(llm_low_rank_up_pair_cuda(first, second, rows, cols, looped.data(), 0, 2, nullptr),
+              0);
+    expect_same_bits(looped.values(), pair.values(), "pair over every row group");
+  }
+  for (const auto& schedule : every_schedule()) {
+    ScheduleScope scope(schedule);
+    DeviceBuffer<__nv_bfloat16> narrow(rows * cols);
+    ASSERT_EQ(llm_low_rank_up_pair_cuda(first, second, rows, cols, narrow.data(), 1, 2, nullptr),
+              0);
+    expect_same_bits(narrow.values(), pair.values(), "narrow pair");
+    EXPECT_TRUE(narrow.guards_intact());
+  }
+}
+
+// A recorded mask of x [rows, cols] for `drop`, drawn by the tensor-core down kernel.
+DeviceBuffer<uint8_t> recorded_mask(const DeviceBuffer<__nv_bfloat16>& x, int64_t rows,
+                                    int64_t cols, Dropout& drop) {
+  const auto w = random_fp32(cols, 99);
+  DeviceBuffer<float> u(rows);
+  DeviceBuffer<uint8_t> mask(rows * cols / 8);
+  EXPECT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, w.data(), 1, drop.seed.data(),
+                                       drop.threshold, drop.keep_scale, mask.data(), 1.0f, u.data(),
+                                       nullptr),
+            0);
+  return mask;
+}
+
+struct OuterCase {
+  int64_t rows, cols;
+  const char* what;
+};
+
+// Both outer-product kernels' sums, and the copy ring's bits against the kernel it replaces,
+// with the mask drawn and recorded.
+void expect_outer_and_ring(const OuterCase& shape) {
+  const int64_t rows = shape.rows, cols = shape.cols, r = 8;
+  const int64_t chunks = llm_low_rank_chunks(rows, cols);
+  const auto x = random_bf16(rows * cols, 15);
+  const auto u = random_fp32(rows * r, 16);
+  Dropout drop(31);
+  const auto mask = recorded_mask(x, rows, cols, drop);
+  for (const bool recorded : {false, true}) {
+    const uint8_t* kept = recorded ? mask.data() : nullptr;
+    DeviceBuffer<float> plain(chunks * r * cols), cuda_cores(chunks * r * cols);
+    ASSERT_EQ(llm_low_rank_outer_mma_cuda(x.data(), u.data(), rows, cols, r, drop.seed.data(),
+                                          drop.threshold, drop.keep_scale, kept, 0.5f, plain.data(),
+                                          0, nullptr),
+              0);
+    expect_outer_sums(x, u, plain.data(), chunks, rows, cols, r, 0.5f, mask.data(),
+                      drop.keep_scale);
+    ASSERT_EQ(
+        llm_low_rank_outer_cuda(x.data(), u.data(), rows, cols, r, drop.seed.data(), drop.threshold,
+                                drop.keep_scale, kept, 0.5f, cuda_cores.data(), 2, nullptr),
+        0);
+    expect_outer_sums(x, u, cuda_cores.data(), chunks, rows, cols, r, 0.5f, mask.data(),
+                      drop.keep_scale);
+    for (const auto& schedule : every_schedule()) {
+      ScheduleScope scope(schedule);
+      DeviceBuffer<float> ring(chunks * r * cols);
+      ASSERT_EQ(llm_low_rank_outer_mma_cuda(x.data(), u.data(), rows, cols, r, drop.seed.data(),
+                                            drop.threshold, drop.keep_scale, kept, 0.5f,
+                                            ring.data(), 1, nullptr),
+                0);
+      expect_same_bits(ring.values(), plain.values(), shape.what);
+      EXPECT_TRUE(ring.guards_intact());
+    }
+  }
+}
+
+TEST(EmulatedLowRankKernels, OuterProductsGiveTheSumsAndTheRingTheirBitsUnderEverySchedule) {
+  expect_outer_and_ring({45, 384, "45 x 384"});
+}
+
+TEST(EmulatedLowRankKernels, CopyRingThatWrapsGivesTheOuterProductsBits) {
+  // 2,048 columns: 32 chunks, 96 rows each: six 16-row steps through a 4-step ring.
+  expect_outer_and_ring({3072, 2048, "3072 x 2048"});
+}
+
+TEST(EmulatedLowRankKernels, OuterPairGivesEachUpdatesRingBitsUnderEverySchedule) {
+  const int64_t rows = 200, cols = 1280, r = 8;
+  const int64_t chunks = llm_low_rank_chunks(rows, cols);
+  const auto x = random_bf16(rows * cols, 17);
+  const auto uq = random_fp32(rows * r, 18), uv = random_fp32(rows * r, 19);
+  Dropout q_drop(41), v_drop(42);
+  const auto q_mask = recorded_mask(x, rows, cols, q_drop);
+  const auto v_mask = recorded_mask(x, rows, cols, v_drop);
+  for (const bool recorded : {false, true}) {
+    const uint8_t* q_kept = recorded ? q_mask.data() : nullptr;
+    const uint8_t* v_kept = recorded ? v_mask.data() : nullptr;
+    DeviceBuffer<float> q_ring(chunks * r * cols), v_ring(chunks * r * cols);
+    ASSERT_EQ(llm_low_rank_outer_mma_cuda(x.data(), uq.data(), rows, cols, r, q_drop.seed.data(),
+                                          q_drop.threshold, q_drop.keep_scale, q_kept, 0.5f,
+                                          q_ring.data(), 1, nullptr),
+              0);
+    ASSERT_EQ(llm_low_rank_outer_mma_cuda(x.data(), uv.data(), rows, cols, r, v_drop.seed.data(),
+                                          v_drop.threshold, v_drop.keep_scale, v_kept, 0.5f,
+                                          v_ring.data(), 1, nullptr),
+              0);
+    for (const auto& schedule : every_schedule()) {
+      ScheduleScope scope(schedule);
+      DeviceBuffer<float> q_pair(chunks * r * cols), v_pair(chunks * r * cols);
+      const LlmLowRankOuterPart first{uq.data(),        q_drop.seed.data(),
+                                      q_drop.threshold, q_drop.keep_scale,
+                                      q_kept,           q_pair.data()};
+      const LlmLowRankOuterPart second{uv.data(),        v_drop.seed.data(),
+                                       v_drop.threshold, v_drop.keep_scale,
+                                       v_kept,           v_pair.data()};
+      ASSERT_EQ(
+          llm_low_rank_outer_mma_pair_cuda(x.data(), rows, cols, r, first, second, 0.5f, nullptr),
+          0);
+      expect_same_bits(q_pair.values(), q_ring.values(), "q's partial sums");
+      expect_same_bits(v_pair.values(), v_ring.values(), "v's partial sums");
+      EXPECT_TRUE(q_pair.guards_intact() && v_pair.guards_intact());
+    }
+  }
+}
+
+TEST(EmulatedLowRankKernels, OnePassOverDyGivesBothProductsSumsUnderEverySchedule) {
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{53, 520}, {300, 1152}}) {
+    const int64_t r = 8;
+    int64_t ranges = 0, chunks = 0;
+    llm_low_rank_down_outer_shape(rows, cols, &ranges, &chunks);
+    const auto dy = random_bf16(rows * cols, 20);
+    const auto w = random_fp32(r * cols, 21, 0.05f), u = random_fp32(rows * r, 22);
+    std::vector<float> g_first, partial_first;
+    for (const auto& schedule : every_schedule()) {
+      ScheduleScope scope(schedule);
+      DeviceBuffer<float> g_partial(ranges * rows * r), partial(chunks * r * cols);
+      ASSERT_EQ(llm_low_rank_down_outer_mma_cuda(dy.data(), rows, cols, w.data(), u.data(), r, 0.5f,
+                                                 g_partial.data(), partial.data(), nullptr),
+                0);
+      EXPECT_TRUE(g_partial.guards_intact() && partial.guards_intact());
+      if (g_first.empty()) {
+        g_first = g_partial.values();
+        partial_first = partial.values();
+        continue;
+      }
+      expect_same_bits(g_partial.values(), g_first, "dy B's partial sums");
+      expect_same_bits(partial.values(), partial_first, "B's gradient's partial sums");
+    }
+    std::vector<float> g(rows * r, 0.0f);
+    for (int64_t k = 0; k < ranges; ++k) {
+      for (int64_t i = 0; i < rows * r; ++i) g[i] += g_first[k * rows * r + i];
+    }
+    expect_down_sums(dy, w, g.data(), rows, cols, r, 0.5f, nullptr, 1.0f);
+    expect_outer_sums(dy, u, partial_first.data(), chunks, rows, cols, r, 0.5f, nullptr, 1.0f);
+  }
+}
+
+TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayout) {
+  const int64_t chunks = 7, rows = 8, cols = 130;
+  const auto partial = random_fp32(chunks * rows * cols, 23);
+  for (const int transposed : {0, 1}) {
+    DeviceBuffer<float> out(rows * cols);
+    ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, cols, transposed,
+                                           out.data(), nullptr),
+              0);
+    for (int64_t j = 0; j < rows; ++j) {
+      for (int64_t c = 0; c < cols; ++c) {
+        float sum = 0.0f;
+        for (int64_t k = 0; k < chunks; ++k) sum += partial[(k * rows + j) * cols + c];
+        const float got = transposed ? out[c * rows + j] : out[j * cols + c];
+        ASSERT_EQ(got, sum) << "[" << j << ", " << c << "] transposed " << transposed;
+      }
+    }
+    EXPECT_TRUE(out.guards_intact());
+  }
+}
+
+}  // namespace
+}  // namespace llm::test

@@ -1,0 +1,211 @@
+#pragma once
+// The CUDA the SDK's kernel files (sdk/src/nn/*.cu) use, emulated on the CPU so that CI, which has
+// no GPU, runs the kernels themselves: each CUDA thread is a fiber with its own stack, a block's
+// fibers run one at a time on the calling thread and switch only at __syncthreads and at warp-wide
+// operations (shuffles, mma.sync, ldmatrix), which complete once every lane of the warp has
+// arrived. Tensor-core products, ldmatrix and cp.async follow the PTX ISA's fragment layouts and
+// group semantics. The emulation also checks what the hardware leaves undefined: a barrier some
+// threads never reach, a warp operation some lanes skip, a launch past CUDA's limits. It is a test
+// of the kernels' indices, masks, barriers and sums, not of their speed.
+//
+// A kernel file is compiled as C++ with this directory's include/ ahead of CUDA's (cuda_bf16.h and
+// the like come from here) and its launches rewritten by rewrite_launches.cpp into
+// cuda_emulation::launch calls.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+#define LLM_CUDA_EMULATION 1
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __constant__
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// A block's threads share one copy; blocks run one after another on a thread (see launch).
+#define __shared__ static thread_local
+
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(8) float2 {
+  float x, y;
+};
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline float2 make_float2(float x, float y) { return {x, y}; }
+
+// bf16 and fp16 as their bits, converted with round-to-nearest-even as cuda_bf16.h's _rn
+// functions do.
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+struct alignas(4) __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+struct __half {
+  uint16_t bits;
+};
+
+inline float __bfloat162float(__nv_bfloat16 h) {
+  const uint32_t bits = static_cast<uint32_t>(h.bits) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if (std::isnan(f)) return {static_cast<uint16_t>((bits >> 16) | 0x40u)};
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return {static_cast<uint16_t>(bits >> 16)};
+}
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
+  return {__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)};
+}
+inline float __half2float(__half h) {
+  const _Float16 f = [&] {
+    _Float16 v;
+    std::memcpy(&v, &h.bits, 2);
+    return v;
+  }();
+  return static_cast<float>(f);
+}
+inline __half __float2half_rn(float f) {
+  const auto v = static_cast<_Float16>(f);  // IEEE conversion: round to nearest even
+  __half h;
+  std::memcpy(&h.bits, &v, 2);
+  return h;
+}
+
+inline unsigned __umulhi(unsigned a, unsigned b) {
+  return static_cast<unsigned>((static_cast<uint64_t>(a) * b) >> 32);
+}
+inline float __fmul_rn(float a, float b) { return a * b; }
+// CUDA's device overloads of min and max.
+#define LLM_EMULATED_MIN_MAX(T)                    \
+  inline T min(T a, T b) { return b < a ? b : a; } \
+  inline T max(T a, T b) { return a < b ? b : a; }
+LLM_EMULATED_MIN_MAX(int)
+LLM_EMULATED_MIN_MAX(unsigned)
+LLM_EMULATED_MIN_MAX(long)
+LLM_EMULATED_MIN_MAX(unsigned long)
+LLM_EMULATED_MIN_MAX(long long)
+LLM_EMULATED_MIN_MAX(unsigned long long)
+#undef LLM_EMULATED_MIN_MAX
+inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
+template <typename T>
+inline T __ldcs(const T* p) {
+  return *p;
+}
+[[noreturn]] void __trap();
+
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidConfiguration = 9 };
+using cudaError = cudaError_t;
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+cudaError_t cudaGetLastError();
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device);
+
+namespace cuda_emulation {
+
+struct ThreadState;
+ThreadState& self();
+const uint3& thread_index();
+const uint3& block_index();
+const dim3& block_dim();
+const dim3& grid_dim();
+
+void syncthreads();
+// Every lane of the calling thread's warp writes `bytes` of `value`; once all have, `read` sees
+// the 32 lanes' values (lane l's at l * kLaneBytes), and the call returns after every lane has
+// read.
+void warp_exchange(const void* value, size_t bytes, const std::function<void(const void*)>& read);
+
+constexpr size_t kLaneBytes = 64;  // the most a lane gives one warp operation
+void check_full_mask(unsigned mask);
+
+template <typename T>
+T shuffle(unsigned mask, T value, int source_of(int lane, int arg), int arg) {
+  static_assert(sizeof(T) <= kLaneBytes, "a shuffled value fits a lane's slot");
+  check_full_mask(mask);
+  T result{};
+  const int lane = static_cast<int>(thread_index().x % 32);
+  warp_exchange(&value, sizeof(T), [&](const void* all) {
+    const int source = source_of(lane, arg);
+    std::memcpy(&result, static_cast<const unsigned char*>(all) + kLaneBytes * source, sizeof(T));
+  });
+  return result;
+}
+inline int xor_source(int lane, int mask) { return lane ^ mask; }
+inline int down_source(int lane, int delta) { return lane + delta < 32 ? lane + delta : lane; }
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 with D = C: the products are exact and
+// summed in double, then rounded once (the hardware's order and rounding within the 16 terms are
+// not specified; tests bound them).
+void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane 8 i + r gives row r of matrix i.
+void ldmatrix_x4_trans(uint32_t (&a)[4], const void* row);
+// cp.async of `bytes` (4 or 16), its groups, and cp.async.wait_group N.
+void cp_async(void* shared, const void* global, size_t bytes);
+void cp_async_commit();
+void cp_async_wait(int pending_groups_left);
+
+// How a block's warps and lanes are ordered each time they are resumed, whether a warp runs
+// ahead of the others up to the next __syncthreads (by default: a missing barrier then shows),
+// and when cp.async copies land: tests run a kernel under several and expect the same bits (a
+// race shows as a difference).
+enum class Schedule { kInOrder, kReversed, kShuffled };
+enum class CopyLanding { kAtWait, kAtIssue };
+struct Options {
+  Schedule schedule = Schedule::kInOrder;
+  bool warps_run_ahead = true;
+  CopyLanding copies = CopyLanding::kAtWait;
+  bool blocks_reversed = false;
+  int multiprocessors = 132;
+  uint32_t seed = 1;
+};
+void set_options(const Options& options);
+const Options& options();
+
+// Runs `body` as every thread of every block of the grid; a bad configuration sets the error
+// cudaGetLastError returns and runs nothing.
+void launch(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared_bytes = 0,
+            const void* stream = nullptr);
+
+}  // namespace cuda_emulation
+
+#define threadIdx (::cuda_emulation::thread_index())
+#define blockIdx (::cuda_emulation::block_index())
+#define blockDim (::cuda_emulation::block_dim())
+#define gridDim (::cuda_emulation::grid_dim())
+#define __syncthreads() ::cuda_emulation::syncthreads()
+
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask) {
+  return cuda_emulation::shuffle(mask, value, cuda_emulation::xor_source, lane_mask);
+}
+template <typename T>
+T __shfl_down_sync(unsigned mask, T value, unsigned delta) {
+  return cuda_emulation::shuffle(mask, value, cuda_emulation::down_source, static_cast<int>(delta));
+}

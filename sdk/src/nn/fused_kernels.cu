@@ -144,7 +144,7 @@ __device__ float block_sum(float v) {
   if (lane == 0) partial[warp] = v;
   __syncthreads();
   const int warps = blockDim.x / 32;
-  v = threadIdx.x < warps ? partial[threadIdx.x] : 0.0f;
+  v = static_cast<int>(threadIdx.x) < warps ? partial[threadIdx.x] : 0.0f;
   if (warp == 0) {
     for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
     if (lane == 0) partial[0] = v;

@@ -76,9 +76,12 @@ __global__ void cross_entropy_rows(const T* logits, const int64_t* __restrict__ 
   } else {
     for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) ms = combine(ms, {load(l, v), 1.0f});
   }
+  // The target's logit is read before the block's last barrier: past it, other warps write the
+  // gradient over the logits in place (a race the CPU emulation's schedules found).
+  const float target_logit = threadIdx.x == 0 && valid ? load(l, target) : 0.0f;
   ms = block_combine(ms);
   const float lse = ms.max + logf(ms.sum);
-  if (threadIdx.x == 0) loss[row] = valid ? lse - load(l, target) : 0.0f;
+  if (threadIdx.x == 0) loss[row] = valid ? lse - target_logit : 0.0f;
   if (grad == nullptr) return;
   T* g = grad + row * vocab;
   if (kPacked) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cuda_emulation.hpp"
@@ -55,12 +56,22 @@ class DeviceBuffer {
   std::unique_ptr<unsigned char, Free> memory_;
 };
 
-inline DeviceBuffer<__nv_bfloat16> random_bf16(size_t n, uint32_t seed, float sigma = 1.0f) {
+inline void assign(__nv_bfloat16& out, float v) { out = __float2bfloat16_rn(v); }
+inline void assign(__half& out, float v) { out = __float2half_rn(v); }
+inline void assign(float& out, float v) { out = v; }
+
+// Normal values of standard deviation sigma, rounded to T.
+template <typename T>
+DeviceBuffer<T> random_values(size_t n, uint32_t seed, float sigma = 1.0f) {
   std::mt19937 random(seed);
   std::normal_distribution<float> normal(0.0f, sigma);
-  DeviceBuffer<__nv_bfloat16> out(n);
-  for (size_t i = 0; i < n; ++i) out[i] = __float2bfloat16_rn(normal(random));
+  DeviceBuffer<T> out(n);
+  for (size_t i = 0; i < n; ++i) assign(out[i], normal(random));
   return out;
+}
+
+inline DeviceBuffer<__nv_bfloat16> random_bf16(size_t n, uint32_t seed, float sigma = 1.0f) {
+  return random_values<__nv_bfloat16>(n, seed, sigma);
 }
 
 inline DeviceBuffer<float> random_fp32(size_t n, uint32_t seed, float sigma = 1.0f) {
@@ -72,7 +83,22 @@ inline DeviceBuffer<float> random_fp32(size_t n, uint32_t seed, float sigma = 1.
 }
 
 inline double value(__nv_bfloat16 h) { return __bfloat162float(h); }
+inline double value(__half h) { return __half2float(h); }
 inline double value(float f) { return f; }
+
+// T's unit roundoff (half an ulp, relative) and half the spacing of its subnormals.
+inline double unit_roundoff(const __nv_bfloat16*) { return std::ldexp(1.0, -8); }
+inline double unit_roundoff(const __half*) { return std::ldexp(1.0, -11); }
+inline double half_subnormal_spacing(const __nv_bfloat16*) { return std::ldexp(1.0, -134); }
+inline double half_subnormal_spacing(const __half*) { return std::ldexp(1.0, -25); }
+
+// |round_T(v) - exact| where |v - exact| <= error: half an ulp of v (or of T's subnormals), and
+// the error.
+template <typename T>
+double rounded_bound(double exact, double error) {
+  const T* type = nullptr;
+  return unit_roundoff(type) * (std::fabs(exact) + error) + half_subnormal_spacing(type) + error;
+}
 
 // |fl(sum) - sum| for `terms` fp32 additions of values whose magnitudes add to `magnitude`: the
 // classic gamma_n bound, n u / (1 - n u) with u = 2^-24, doubled for the order the hardware picks
@@ -99,12 +125,30 @@ inline std::vector<cuda_emulation::Options> every_schedule() {
   return all;
 }
 
-// Restores the default schedule when a test ends, however it ends.
-struct ScheduleScope {
-  explicit ScheduleScope(const cuda_emulation::Options& options) {
+// Runs under `options` until the scope ends, then under the schedule before.
+class ScheduleScope {
+ public:
+  explicit ScheduleScope(const cuda_emulation::Options& options)
+      : before_(cuda_emulation::options()) {
     cuda_emulation::set_options(options);
   }
-  ~ScheduleScope() { cuda_emulation::set_options({}); }
+  ~ScheduleScope() { cuda_emulation::set_options(before_); }
+  ScheduleScope(const ScheduleScope&) = delete;
+  ScheduleScope& operator=(const ScheduleScope&) = delete;
+
+ private:
+  cuda_emulation::Options before_;
 };
+
+// body() under each of every_schedule(), a failure naming the schedule.
+template <typename Body>
+void for_every_schedule(Body&& body) {
+  const auto all = every_schedule();
+  for (size_t s = 0; s < all.size(); ++s) {
+    SCOPED_TRACE("emulated schedule " + std::to_string(s));
+    ScheduleScope scope(all[s]);
+    body();
+  }
+}
 
 }  // namespace llm::test

@@ -21,9 +21,9 @@ constexpr int kBf16 = 2;
 
 double round_bf16(double v) { return __bfloat162float(__float2bfloat16_rn(static_cast<float>(v))); }
 
-// |bf16(v) - exact| where |v - exact| <= fp32_error: half an ulp of v, and the error.
+// |bf16(v) - exact| where |v - exact| <= fp32_error.
 double bf16_bound(double exact, double fp32_error) {
-  return std::ldexp(std::fabs(exact) + fp32_error, -8) + fp32_error;
+  return rounded_bound<__nv_bfloat16>(exact, fp32_error);
 }
 
 template <typename T>
@@ -33,126 +33,276 @@ void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const ch
 }
 
 TEST(EmulatedFusedKernels, RmsNormForwardNormalisesRoundsAndScalesOnBothPaths) {
-  const int64_t rows = 5;
-  const double eps = 1e-5;
-  for (const int64_t dim : {int64_t{520}, int64_t{100}}) {  // whole packs a thread, and not
-    const auto x = random_bf16(rows * dim, 1), weight = random_bf16(dim, 2);
-    DeviceBuffer<__nv_bfloat16> y(rows * dim);
-    DeviceBuffer<float> rstd(rows);
-    ASSERT_EQ(llm_rms_norm_forward_cuda(x.data(), weight.data(), y.data(), rstd.data(), rows, dim,
-                                        eps, kBf16, nullptr),
-              0);
-    for (int64_t n = 0; n < rows; ++n) {
-      double squares = 0;
-      for (int64_t c = 0; c < dim; ++c) squares += value(x[n * dim + c]) * value(x[n * dim + c]);
-      const double exact = 1.0 / std::sqrt(squares / dim + eps);
-      // The mean square's fp32 sum, its division and eps, then rsqrt (CUDA's: 2 ulp).
-      EXPECT_NEAR(rstd[n], exact, exact * (fp32_sum_bound(dim + 2, 1.0) + 4 * std::ldexp(1.0, -24)))
-          << "row " << n;
-      for (int64_t c = 0; c < dim; ++c) {
-        // The kernel's own rstd gives the exact expected bits: x * rstd rounded, times the weight,
-        // rounded.
-        const double normalised = round_bf16(static_cast<float>(value(x[n * dim + c])) * rstd[n]);
-        const double expected =
-            round_bf16(static_cast<float>(normalised) * static_cast<float>(value(weight[c])));
-        ASSERT_EQ(value(y[n * dim + c]), expected)
-            << "dim " << dim << " [" << n << ", " << c << "]";
+  for_every_schedule([&] {
+    const int64_t rows = 5;
+    const double eps = 1e-5;
+    for (const int64_t dim : {int64_t{520}, int64_t{100}}) {  // whole packs a thread, and not
+      const auto x = random_bf16(rows * dim, 1), weight = random_bf16(dim, 2);
+      DeviceBuffer<__nv_bfloat16> y(rows * dim);
+      DeviceBuffer<float> rstd(rows);
+      ASSERT_EQ(llm_rms_norm_forward_cuda(x.data(), weight.data(), y.data(), rstd.data(), rows, dim,
+                                          eps, kBf16, nullptr),
+                0);
+      for (int64_t n = 0; n < rows; ++n) {
+        double squares = 0;
+        for (int64_t c = 0; c < dim; ++c) squares += value(x[n * dim + c]) * value(x[n * dim + c]);
+        const double exact = 1.0 / std::sqrt(squares / dim + eps);
+        // The mean square's fp32 sum, its division and eps, then rsqrt (CUDA's: 2 ulp).
+        EXPECT_NEAR(rstd[n], exact,
+                    exact * (fp32_sum_bound(dim + 2, 1.0) + 4 * std::ldexp(1.0, -24)))
+            << "row " << n;
+        for (int64_t c = 0; c < dim; ++c) {
+          // The kernel's own rstd gives the exact expected bits: x * rstd rounded, times the
+          // weight, rounded.
+          const double normalised = round_bf16(static_cast<float>(value(x[n * dim + c])) * rstd[n]);
+          const double expected =
+              round_bf16(static_cast<float>(normalised) * static_cast<float>(value(weight[c])));
+          ASSERT_EQ(value(y[n * dim + c]), expected)
+              << "dim " << dim << " [" << n << ", " << c << "]";
+        }
       }
+      EXPECT_TRUE(y.guards_intact() && rstd.guards_intact());
     }
-    EXPECT_TRUE(y.guards_intact() && rstd.guards_intact());
-  }
+  });
 }
 
 TEST(EmulatedFusedKernels, RmsNormBackwardGivesTheGradientWithAndWithoutTheResidualsOnBothPaths) {
-  const int64_t rows = 4;
-  for (const int64_t dim : {int64_t{1024}, int64_t{100}}) {
-    const auto x = random_bf16(rows * dim, 3), weight = random_bf16(dim, 4);
-    const auto grad = random_bf16(rows * dim, 5), passed = random_bf16(rows * dim, 6);
-    DeviceBuffer<float> rstd(rows);
-    DeviceBuffer<__nv_bfloat16> y(rows * dim);
-    ASSERT_EQ(llm_rms_norm_forward_cuda(x.data(), weight.data(), y.data(), rstd.data(), rows, dim,
-                                        1e-5, kBf16, nullptr),
+  for_every_schedule([&] {
+    const int64_t rows = 4;
+    for (const int64_t dim : {int64_t{1024}, int64_t{100}}) {
+      const auto x = random_bf16(rows * dim, 3), weight = random_bf16(dim, 4);
+      const auto grad = random_bf16(rows * dim, 5), passed = random_bf16(rows * dim, 6);
+      DeviceBuffer<float> rstd(rows);
+      DeviceBuffer<__nv_bfloat16> y(rows * dim);
+      ASSERT_EQ(llm_rms_norm_forward_cuda(x.data(), weight.data(), y.data(), rstd.data(), rows, dim,
+                                          1e-5, kBf16, nullptr),
+                0);
+      for (const bool with_residual : {false, true}) {
+        DeviceBuffer<__nv_bfloat16> grad_x(rows * dim);
+        ASSERT_EQ(llm_rms_norm_backward_cuda(grad.data(), x.data(), weight.data(), rstd.data(),
+                                             with_residual ? passed.data() : nullptr, grad_x.data(),
+                                             rows, dim, kBf16, nullptr),
+                  0);
+        for (int64_t n = 0; n < rows; ++n) {
+          // dn = dy * w rounded to bf16, as the composed operations round it; then
+          // dx = r (dn - x_hat mean(dn x_hat)) (+ the residual's gradient), rounded once.
+          const double r = rstd[n];
+          std::vector<double> dn(static_cast<size_t>(dim));
+          double dot = 0, dot_magnitude = 0;
+          for (int64_t c = 0; c < dim; ++c) {
+            dn[c] = round_bf16(value(grad[n * dim + c]) * value(weight[c]));
+            dot += dn[c] * value(x[n * dim + c]) * r;
+            dot_magnitude += std::fabs(dn[c] * value(x[n * dim + c]) * r);
+          }
+          const double mean_dot = dot / dim,
+                       mean_error = fp32_sum_bound(dim + 2, dot_magnitude) / dim;
+          for (int64_t c = 0; c < dim; ++c) {
+            const double x_hat = value(x[n * dim + c]) * r;
+            const double residual = with_residual ? value(passed[n * dim + c]) : 0.0;
+            const double exact = r * (dn[c] - x_hat * mean_dot) + residual;
+            const double error =
+                r * std::fabs(x_hat) * mean_error +
+                8 * std::ldexp(1.0, -24) *
+                    (r * (std::fabs(dn[c]) + std::fabs(x_hat * mean_dot)) + std::fabs(residual));
+            ASSERT_NEAR(value(grad_x[n * dim + c]), exact, bf16_bound(exact, error))
+                << "dim " << dim << " residual " << with_residual << " [" << n << ", " << c << "]";
+          }
+        }
+        EXPECT_TRUE(grad_x.guards_intact());
+      }
+    }
+  });
+}
+
+TEST(EmulatedFusedKernels, SwiGluOverJoinedHalvesGivesTheSeparateKernelsBitsBothWays) {
+  for_every_schedule([&] {
+    const int64_t rows = 6, n = 136;  // 17 packs a half
+    const auto gate_up = random_bf16(rows * 2 * n, 7, 2.0f), grad = random_bf16(rows * n, 8);
+    DeviceBuffer<__nv_bfloat16> gate(rows * n), up(rows * n);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t c = 0; c < n; ++c) {
+        gate[i * n + c] = gate_up[i * 2 * n + c];
+        up[i * n + c] = gate_up[i * 2 * n + n + c];
+      }
+    }
+    DeviceBuffer<__nv_bfloat16> out(rows * n), halves_out(rows * n);
+    ASSERT_EQ(llm_swiglu_forward_cuda(gate.data(), up.data(), out.data(), rows * n, kBf16, nullptr),
               0);
-    for (const bool with_residual : {false, true}) {
-      DeviceBuffer<__nv_bfloat16> grad_x(rows * dim);
-      ASSERT_EQ(llm_rms_norm_backward_cuda(grad.data(), x.data(), weight.data(), rstd.data(),
-                                           with_residual ? passed.data() : nullptr, grad_x.data(),
-                                           rows, dim, kBf16, nullptr),
+    ASSERT_EQ(
+        llm_swiglu_halves_forward_cuda(gate_up.data(), halves_out.data(), rows, n, kBf16, nullptr),
+        0);
+    for (int64_t i = 0; i < rows * n; ++i) {
+      // silu in fp32 (expf and a division: a few ulp) is rounded to bf16, as LibTorch's silu writes
+      // it; the product with up is rounded once more.
+      const double g = value(gate[i]), silu = g / (1.0 + std::exp(-g)), u = value(up[i]);
+      const double silu_error = bf16_bound(silu, 8 * std::ldexp(std::fabs(silu), -24));
+      const double exact = silu * u;
+      ASSERT_NEAR(value(out[i]), exact,
+                  bf16_bound(exact, silu_error * std::fabs(u) + std::ldexp(std::fabs(exact), -23)))
+          << i;
+    }
+    expect_same_bits(halves_out.values(), out.values(), "forward");
+
+    DeviceBuffer<__nv_bfloat16> grad_gate(rows * n), grad_up(rows * n), grad_halves(rows * 2 * n);
+    ASSERT_EQ(llm_swiglu_backward_cuda(grad.data(), gate.data(), up.data(), grad_gate.data(),
+                                       grad_up.data(), rows * n, kBf16, nullptr),
+              0);
+    ASSERT_EQ(llm_swiglu_halves_backward_cuda(grad.data(), gate_up.data(), grad_halves.data(), rows,
+                                              n, kBf16, nullptr),
+              0);
+    std::vector<__nv_bfloat16> joined(static_cast<size_t>(rows * 2 * n));
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t c = 0; c < n; ++c) {
+        joined[i * 2 * n + c] = grad_gate[i * n + c];
+        joined[i * 2 * n + n + c] = grad_up[i * n + c];
+      }
+    }
+    expect_same_bits(grad_halves.values(), joined, "backward");
+    EXPECT_TRUE(halves_out.guards_intact() && grad_halves.guards_intact());
+  });
+}
+
+TEST(EmulatedFusedKernels, SwiGluGivesTheRoundedProductOnTheElementPathToo) {
+  for_every_schedule([&] {
+    const int64_t n = 301;  // not whole packs: one element a thread
+    const auto gate = random_bf16(n, 40, 2.0f), up = random_bf16(n, 41);
+    DeviceBuffer<__nv_bfloat16> out(n);
+    ASSERT_EQ(llm_swiglu_forward_cuda(gate.data(), up.data(), out.data(), n, kBf16, nullptr), 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const double g = value(gate[i]), silu = g / (1.0 + std::exp(-g)), u = value(up[i]);
+      const double silu_error = bf16_bound(silu, 8 * std::ldexp(std::fabs(silu), -24));
+      ASSERT_NEAR(
+          value(out[i]), silu * u,
+          bf16_bound(silu * u, silu_error * std::fabs(u) + std::ldexp(std::fabs(silu * u), -23)))
+          << i;
+    }
+    EXPECT_TRUE(out.guards_intact());
+  });
+}
+
+TEST(EmulatedFusedKernels, AddThreeRoundsAfterEachAddOnBothPaths) {
+  for_every_schedule([&] {
+    for (const int64_t n : {int64_t{4096}, int64_t{301}}) {
+      const auto a = random_bf16(n, 42), b = random_bf16(n, 43), c = random_bf16(n, 44);
+      DeviceBuffer<__nv_bfloat16> out(n);
+      ASSERT_EQ(llm_add_three_cuda(a.data(), b.data(), c.data(), out.data(), n, kBf16, nullptr), 0);
+      for (int64_t i = 0; i < n; ++i) {
+        // (a + b) rounded, then + c rounded: each sum of two bf16 values within fp32's range of
+        // exactness here (|values| < 8, exponents within 16 of each other) or rounded once more.
+        const double ab = round_bf16(value(a[i]) + value(b[i]));
+        const double exact = ab + value(c[i]);
+        ASSERT_NEAR(value(out[i]), exact, bf16_bound(exact, std::ldexp(std::fabs(exact), -24)))
+            << "n " << n << " [" << i << "]";
+      }
+      EXPECT_TRUE(out.guards_intact());
+    }
+  });
+}
+
+TEST(EmulatedFusedKernels, GemvGivesTheRowSumsWithAndWithoutBias) {
+  for_every_schedule([&] {
+    const int64_t rows = 37, cols = 520;  // a partial block of warps
+    const auto w = random_bf16(rows * cols, 45), x = random_bf16(cols, 46),
+               bias = random_bf16(rows, 47);
+    for (const bool with_bias : {false, true}) {
+      DeviceBuffer<__nv_bfloat16> y(rows);
+      ASSERT_EQ(llm_gemv_cuda(w.data(), x.data(), with_bias ? bias.data() : nullptr, y.data(), rows,
+                              cols, kBf16, nullptr),
                 0);
       for (int64_t n = 0; n < rows; ++n) {
-        // dn = dy * w rounded to bf16, as the composed operations round it; then
-        // dx = r (dn - x_hat mean(dn x_hat)) (+ the residual's gradient), rounded once.
-        const double r = rstd[n];
-        std::vector<double> dn(static_cast<size_t>(dim));
-        double dot = 0, dot_magnitude = 0;
-        for (int64_t c = 0; c < dim; ++c) {
-          dn[c] = round_bf16(value(grad[n * dim + c]) * value(weight[c]));
-          dot += dn[c] * value(x[n * dim + c]) * r;
-          dot_magnitude += std::fabs(dn[c] * value(x[n * dim + c]) * r);
+        double sum = with_bias ? value(bias[n]) : 0.0, magnitude = std::fabs(sum);
+        for (int64_t c = 0; c < cols; ++c) {
+          sum += value(w[n * cols + c]) * value(x[c]);
+          magnitude += std::fabs(value(w[n * cols + c]) * value(x[c]));
         }
-        const double mean_dot = dot / dim,
-                     mean_error = fp32_sum_bound(dim + 2, dot_magnitude) / dim;
-        for (int64_t c = 0; c < dim; ++c) {
-          const double x_hat = value(x[n * dim + c]) * r;
-          const double residual = with_residual ? value(passed[n * dim + c]) : 0.0;
-          const double exact = r * (dn[c] - x_hat * mean_dot) + residual;
+        ASSERT_NEAR(value(y[n]), sum, bf16_bound(sum, fp32_sum_bound(cols + 1, magnitude)))
+            << "bias " << with_bias << " row " << n;
+      }
+      EXPECT_TRUE(y.guards_intact());
+    }
+  });
+}
+
+// Two LayerNorms of one x: the statistics against double, each output within its rounding of
+// the kernel's own statistics' x_hat; backward against the formula in double.
+TEST(EmulatedFusedKernels, LayerNormPairGivesBothNormsAndTheirJointGradient) {
+  for_every_schedule([&] {
+    const int64_t rows = 3, dim = 264;
+    const double eps = 1e-5, u = std::ldexp(1.0, -24);
+    const auto x = random_bf16(rows * dim, 48, 3.0f);
+    const auto w1 = random_bf16(dim, 49), b1 = random_bf16(dim, 50), w2 = random_bf16(dim, 51),
+               b2 = random_bf16(dim, 52);
+    DeviceBuffer<__nv_bfloat16> y1(rows * dim), y2(rows * dim);
+    DeviceBuffer<float> mean(rows), rstd(rows);
+    ASSERT_EQ(llm_layer_norm_pair_forward_cuda(x.data(), w1.data(), b1.data(), w2.data(), b2.data(),
+                                               y1.data(), y2.data(), mean.data(), rstd.data(), rows,
+                                               dim, eps, kBf16, nullptr),
+              0);
+    for (int64_t n = 0; n < rows; ++n) {
+      double sum = 0, magnitude = 0;
+      for (int64_t c = 0; c < dim; ++c) sum += value(x[n * dim + c]);
+      for (int64_t c = 0; c < dim; ++c) magnitude += std::fabs(value(x[n * dim + c]));
+      const double exact_mean = sum / dim;
+      double squares = 0;
+      for (int64_t c = 0; c < dim; ++c) {
+        squares += (value(x[n * dim + c]) - exact_mean) * (value(x[n * dim + c]) - exact_mean);
+      }
+      const double exact_rstd = 1.0 / std::sqrt(squares / dim + eps);
+      ASSERT_NEAR(mean[n], exact_mean, fp32_sum_bound(dim + 1, magnitude) / dim);
+      // The mean square about an fp32 mean (its error enters squared), then rsqrt: a relative
+      // error of the sum's bound plus a few ulp.
+      ASSERT_NEAR(rstd[n], exact_rstd, exact_rstd * (fp32_sum_bound(dim + 4, 1.0) + 8 * u));
+      for (int64_t c = 0; c < dim; ++c) {
+        const double x_hat = (value(x[n * dim + c]) - mean[n]) * static_cast<double>(rstd[n]);
+        for (const auto& [y, w, b] :
+             {std::make_tuple(&y1, &w1, &b1), std::make_tuple(&y2, &w2, &b2)}) {
+          const double exact = x_hat * value((*w)[c]) + value((*b)[c]);
           const double error =
-              r * std::fabs(x_hat) * mean_error +
-              8 * std::ldexp(1.0, -24) *
-                  (r * (std::fabs(dn[c]) + std::fabs(x_hat * mean_dot)) + std::fabs(residual));
+              4 * u * (std::fabs(x_hat * value((*w)[c])) + std::fabs(value((*b)[c])));
+          ASSERT_NEAR(value((*y)[n * dim + c]), exact, bf16_bound(exact, error)) << n << ", " << c;
+        }
+      }
+    }
+    const auto dy1 = random_bf16(rows * dim, 53), dy2 = random_bf16(rows * dim, 54),
+               dres = random_bf16(rows * dim, 55);
+    for (const bool with_residual : {false, true}) {
+      DeviceBuffer<__nv_bfloat16> grad_x(rows * dim);
+      ASSERT_EQ(llm_layer_norm_pair_backward_cuda(dy1.data(), dy2.data(),
+                                                  with_residual ? dres.data() : nullptr, x.data(),
+                                                  w1.data(), w2.data(), mean.data(), rstd.data(),
+                                                  grad_x.data(), rows, dim, kBf16, nullptr),
+                0);
+      for (int64_t n = 0; n < rows; ++n) {
+        const double r = rstd[n];
+        std::vector<double> g(static_cast<size_t>(dim)), x_hat(static_cast<size_t>(dim));
+        double sum_g = 0, sum_gx = 0, abs_g = 0, abs_gx = 0;
+        for (int64_t c = 0; c < dim; ++c) {
+          const int64_t i = n * dim + c;
+          g[c] = value(dy1[i]) * value(w1[c]) + value(dy2[i]) * value(w2[c]);
+          x_hat[c] = (value(x[i]) - mean[n]) * r;
+          sum_g += g[c], sum_gx += g[c] * x_hat[c];
+          abs_g += std::fabs(g[c]), abs_gx += std::fabs(g[c] * x_hat[c]);
+        }
+        const double mean_g = sum_g / dim, mean_gx = sum_gx / dim;
+        // g and x_hat carry a few ulp each; the means the sums' bounds on top.
+        const double mean_g_error = (fp32_sum_bound(dim + 2, abs_g) + 3 * u * abs_g) / dim;
+        const double mean_gx_error = (fp32_sum_bound(dim + 2, abs_gx) + 6 * u * abs_gx) / dim;
+        for (int64_t c = 0; c < dim; ++c) {
+          const double residual = with_residual ? value(dres[n * dim + c]) : 0.0;
+          const double inner = g[c] - mean_g - x_hat[c] * mean_gx;
+          const double exact = residual + r * inner;
+          const double inner_error =
+              mean_g_error + std::fabs(x_hat[c]) * mean_gx_error +
+              6 * u * (std::fabs(g[c]) + std::fabs(mean_g) + std::fabs(x_hat[c] * mean_gx));
+          const double error =
+              r * inner_error + 2 * u * (std::fabs(r * inner) + std::fabs(residual));
           ASSERT_NEAR(value(grad_x[n * dim + c]), exact, bf16_bound(exact, error))
-              << "dim " << dim << " residual " << with_residual << " [" << n << ", " << c << "]";
+              << "residual " << with_residual << " [" << n << ", " << c << "]";
         }
       }
       EXPECT_TRUE(grad_x.guards_intact());
     }
-  }
-}
-
-TEST(EmulatedFusedKernels, SwiGluOverJoinedHalvesGivesTheSeparateKernelsBitsBothWays) {
-  const int64_t rows = 6, n = 136;  // 17 packs a half
-  const auto gate_up = random_bf16(rows * 2 * n, 7, 2.0f), grad = random_bf16(rows * n, 8);
-  DeviceBuffer<__nv_bfloat16> gate(rows * n), up(rows * n);
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t c = 0; c < n; ++c) {
-      gate[i * n + c] = gate_up[i * 2 * n + c];
-      up[i * n + c] = gate_up[i * 2 * n + n + c];
-    }
-  }
-  DeviceBuffer<__nv_bfloat16> out(rows * n), halves_out(rows * n);
-  ASSERT_EQ(llm_swiglu_forward_cuda(gate.data(), up.data(), out.data(), rows * n, kBf16, nullptr),
-            0);
-  ASSERT_EQ(
-      llm_swiglu_halves_forward_cuda(gate_up.data(), halves_out.data(), rows, n, kBf16, nullptr),
-      0);
-  for (int64_t i = 0; i < rows * n; ++i) {
-    // silu in fp32 (expf and a division: a few ulp) is rounded to bf16, as LibTorch's silu writes
-    // it; the product with up is rounded once more.
-    const double g = value(gate[i]), silu = g / (1.0 + std::exp(-g)), u = value(up[i]);
-    const double silu_error = bf16_bound(silu, 8 * std::ldexp(std::fabs(silu), -24));
-    const double exact = silu * u;
-    ASSERT_NEAR(value(out[i]), exact,
-                bf16_bound(exact, silu_error * std::fabs(u) + std::ldexp(std::fabs(exact), -23)))
-        << i;
-  }
-  expect_same_bits(halves_out.values(), out.values(), "forward");
-
-  DeviceBuffer<__nv_bfloat16> grad_gate(rows * n), grad_up(rows * n), grad_halves(rows * 2 * n);
-  ASSERT_EQ(llm_swiglu_backward_cuda(grad.data(), gate.data(), up.data(), grad_gate.data(),
-                                     grad_up.data(), rows * n, kBf16, nullptr),
-            0);
-  ASSERT_EQ(llm_swiglu_halves_backward_cuda(grad.data(), gate_up.data(), grad_halves.data(), rows,
-                                            n, kBf16, nullptr),
-            0);
-  std::vector<__nv_bfloat16> joined(static_cast<size_t>(rows * 2 * n));
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t c = 0; c < n; ++c) {
-      joined[i * 2 * n + c] = grad_gate[i * n + c];
-      joined[i * 2 * n + n + c] = grad_up[i * n + c];
-    }
-  }
-  expect_same_bits(grad_halves.values(), joined, "backward");
-  EXPECT_TRUE(halves_out.guards_intact() && grad_halves.guards_intact());
+  });
 }
 
 struct RotaryCase {
@@ -213,11 +363,13 @@ void expect_rotary(const RotaryCase& shape, bool transpose) {
 }
 
 TEST(EmulatedFusedKernels, RotaryRotatesTheRotaryDimsOnEveryLaunchPathBothWays) {
-  for (const RotaryCase& shape : {RotaryCase{4, 64, 64, "four heads a thread"},
-                                  RotaryCase{3, 64, 32, "one head a thread, partial rotary"},
-                                  RotaryCase{2, 24, 8, "element a thread"}}) {
-    for (const bool transpose : {false, true}) expect_rotary(shape, transpose);
-  }
+  for_every_schedule([&] {
+    for (const RotaryCase& shape : {RotaryCase{4, 64, 64, "four heads a thread"},
+                                    RotaryCase{3, 64, 32, "one head a thread, partial rotary"},
+                                    RotaryCase{2, 24, 8, "element a thread"}}) {
+      for (const bool transpose : {false, true}) expect_rotary(shape, transpose);
+    }
+  });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "low_rank_cuda_kernels.h"
@@ -52,16 +53,17 @@ struct Dropout {
 };
 
 // x as the kernels read it: dropped and scaled (mask: a byte per pack, or null for none).
-double dropped(const DeviceBuffer<__nv_bfloat16>& x, int64_t i, const uint8_t* mask,
-               float keep_scale) {
+template <typename T>
+double dropped(const DeviceBuffer<T>& x, int64_t i, const uint8_t* mask, float keep_scale) {
   if (mask == nullptr) return value(x[static_cast<size_t>(i)]);
   return (mask[i / 8] >> (i % 8)) & 1u ? value(x[static_cast<size_t>(i)]) * keep_scale : 0.0;
 }
 
 // u[n, j] = scale sum_c dropped(x)[n, c] w[j, c], checked against the rounding bound.
-void expect_down_sums(const DeviceBuffer<__nv_bfloat16>& x, const DeviceBuffer<float>& w,
-                      const float* u, int64_t rows, int64_t cols, int64_t r, float scale,
-                      const uint8_t* mask, float keep_scale) {
+template <typename T>
+void expect_down_sums(const DeviceBuffer<T>& x, const DeviceBuffer<float>& w, const float* u,
+                      int64_t rows, int64_t cols, int64_t r, float scale, const uint8_t* mask,
+                      float keep_scale) {
   for (int64_t n = 0; n < rows; ++n) {
     for (int64_t j = 0; j < r; ++j) {
       double sum = 0, magnitude = 0;
@@ -77,9 +79,10 @@ void expect_down_sums(const DeviceBuffer<__nv_bfloat16>& x, const DeviceBuffer<f
 }
 
 // The sum over chunks of partial [chunks, r, cols] is scale u^T dropped(x).
-void expect_outer_sums(const DeviceBuffer<__nv_bfloat16>& x, const DeviceBuffer<float>& u,
-                       const float* partial, int64_t chunks, int64_t rows, int64_t cols, int64_t r,
-                       float scale, const uint8_t* mask, float keep_scale) {
+template <typename T>
+void expect_outer_sums(const DeviceBuffer<T>& x, const DeviceBuffer<float>& u, const float* partial,
+                       int64_t chunks, int64_t rows, int64_t cols, int64_t r, float scale,
+                       const uint8_t* mask, float keep_scale) {
   for (int64_t j = 0; j < r; ++j) {
     for (int64_t c = 0; c < cols; ++c) {
       double sum = 0, magnitude = 0, got = 0;
@@ -112,32 +115,34 @@ TEST(EmulatedLowRankKernels, PhiloxReferenceGivesRandom123sKnownAnswers) {
 }
 
 TEST(EmulatedLowRankKernels, DownGivesTheSumsAndRecordsThePhiloxMaskOnTensorAndCudaCores) {
-  const int64_t rows = 37, cols = 520;  // a partial 16-row tile, an odd number of packs
-  const auto x = random_bf16(rows * cols, 1);
-  for (const int64_t r : {5, 8}) {
-    const auto w = random_fp32(r * cols, 2, 0.05f);
-    Dropout drop(123456789012345);
-    for (const bool tensor_cores : {false, true}) {
-      DeviceBuffer<float> u(rows * r);
-      DeviceBuffer<uint8_t> mask(rows * cols / 8);
-      const int status =
-          tensor_cores ? llm_low_rank_down_mma_cuda(
-                             x.data(), rows, cols, w.data(), r, drop.seed.data(), drop.threshold,
-                             drop.keep_scale, mask.data(), 0.5f, u.data(), nullptr)
-                       : llm_low_rank_down_cuda(x.data(), rows, cols, w.data(), r, drop.seed.data(),
-                                                drop.threshold, drop.keep_scale, mask.data(), 0.5f,
-                                                u.data(), 2, nullptr);
-      ASSERT_EQ(status, 0);
-      int64_t kept = 0;
-      for (size_t p = 0; p < mask.size(); ++p) {
-        ASSERT_EQ(mask[p], keep_byte(123456789012345, p, drop.threshold)) << "pack " << p;
-        kept += __builtin_popcount(mask[p]);
+  for_every_schedule([&] {
+    const int64_t rows = 37, cols = 520;  // a partial 16-row tile, an odd number of packs
+    const auto x = random_bf16(rows * cols, 1);
+    for (const int64_t r : {5, 8}) {
+      const auto w = random_fp32(r * cols, 2, 0.05f);
+      Dropout drop(123456789012345);
+      for (const bool tensor_cores : {false, true}) {
+        DeviceBuffer<float> u(rows * r);
+        DeviceBuffer<uint8_t> mask(rows * cols / 8);
+        const int status =
+            tensor_cores ? llm_low_rank_down_mma_cuda(
+                               x.data(), rows, cols, w.data(), r, drop.seed.data(), drop.threshold,
+                               drop.keep_scale, mask.data(), 0.5f, u.data(), nullptr)
+                         : llm_low_rank_down_cuda(x.data(), rows, cols, w.data(), r,
+                                                  drop.seed.data(), drop.threshold, drop.keep_scale,
+                                                  mask.data(), 0.5f, u.data(), 2, nullptr);
+        ASSERT_EQ(status, 0);
+        int64_t kept = 0;
+        for (size_t p = 0; p < mask.size(); ++p) {
+          ASSERT_EQ(mask[p], keep_byte(123456789012345, p, drop.threshold)) << "pack " << p;
+          kept += __builtin_popcount(mask[p]);
+        }
+        EXPECT_NEAR(static_cast<double>(kept) / (rows * cols), 0.9, 0.01);
+        expect_down_sums(x, w, u.data(), rows, cols, r, 0.5f, mask.data(), drop.keep_scale);
+        EXPECT_TRUE(u.guards_intact() && mask.guards_intact());
       }
-      EXPECT_NEAR(static_cast<double>(kept) / (rows * cols), 0.9, 0.01);
-      expect_down_sums(x, w, u.data(), rows, cols, r, 0.5f, mask.data(), drop.keep_scale);
-      EXPECT_TRUE(u.guards_intact() && mask.guards_intact());
     }
-  }
+  });
 }
 
 TEST(EmulatedLowRankKernels, DownPairGivesEachUpdatesSingleKernelBitsUnderEverySchedule) {
@@ -174,11 +179,12 @@ TEST(EmulatedLowRankKernels, DownPairGivesEachUpdatesSingleKernelBitsUnderEveryS
   }
 }
 
-// out[n, c] = round(y + dropped(scale sum_j u[n, j] w[j, c])), within the bf16 rounding of the
-// fp32 sum's bound.
-void expect_up_sums(const std::vector<__nv_bfloat16>& out, const __nv_bfloat16* y, const float* u,
-                    const float* w, int64_t rows, int64_t cols, int64_t r, float scale,
-                    const uint8_t* mask, float keep_scale, const char* what) {
+// out[n, c] = round(y + dropped(scale sum_j u[n, j] w[j, c])), within T's rounding of the fp32
+// sum's bound.
+template <typename T>
+void expect_up_sums(const std::vector<T>& out, const T* y, const float* u, const float* w,
+                    int64_t rows, int64_t cols, int64_t r, float scale, const uint8_t* mask,
+                    float keep_scale, const char* what) {
   for (int64_t n = 0; n < rows; ++n) {
     for (int64_t c = 0; c < cols; ++c) {
       double sum = 0, magnitude = 0;
@@ -190,42 +196,43 @@ void expect_up_sums(const std::vector<__nv_bfloat16>& out, const __nv_bfloat16* 
       const bool kept = mask == nullptr || ((mask[i / 8] >> (i % 8)) & 1u);
       const double update = kept ? sum * (mask != nullptr ? keep_scale : 1.0f) : 0.0;
       const double expected = (y != nullptr ? value(y[i]) : 0.0) + update;
-      const double bound = std::ldexp(std::fabs(expected), -8) +
-                           fp32_sum_bound(r + 2, magnitude * keep_scale + std::fabs(expected));
-      ASSERT_NEAR(value(out[static_cast<size_t>(i)]), expected, bound)
+      const double error = fp32_sum_bound(r + 2, magnitude * keep_scale + std::fabs(expected));
+      ASSERT_NEAR(value(out[static_cast<size_t>(i)]), expected, rounded_bound<T>(expected, error))
           << what << " [" << n << ", " << c << "]";
     }
   }
 }
 
 TEST(EmulatedLowRankKernels, UpGivesTheRoundedSumsOnTensorAndCudaCoresWithAndWithoutInput) {
-  const int64_t rows = 21, cols = 512, r = 8;
-  const auto x = random_bf16(rows * cols, 6), y = random_bf16(rows * cols, 7);
-  const auto u = random_fp32(rows * r, 8), w = random_fp32(r * cols, 9, 0.05f);
-  Dropout drop(99);
-  DeviceBuffer<float> unused(rows * r);
-  DeviceBuffer<uint8_t> mask(rows * cols / 8);
-  ASSERT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, w.data(), r, drop.seed.data(),
-                                       drop.threshold, drop.keep_scale, mask.data(), 1.0f,
-                                       unused.data(), nullptr),
-            0);
-  for (const bool with_input : {false, true}) {
-    const __nv_bfloat16* input = with_input ? y.data() : nullptr;
-    DeviceBuffer<__nv_bfloat16> cuda_cores(rows * cols), tensor_cores(rows * cols);
-    ASSERT_EQ(llm_low_rank_up_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
-                                   drop.threshold, drop.keep_scale, mask.data(), 0.25f,
-                                   cuda_cores.data(), 2, nullptr),
+  for_every_schedule([&] {
+    const int64_t rows = 21, cols = 512, r = 8;
+    const auto x = random_bf16(rows * cols, 6), y = random_bf16(rows * cols, 7);
+    const auto u = random_fp32(rows * r, 8), w = random_fp32(r * cols, 9, 0.05f);
+    Dropout drop(99);
+    DeviceBuffer<float> unused(rows * r);
+    DeviceBuffer<uint8_t> mask(rows * cols / 8);
+    ASSERT_EQ(llm_low_rank_down_mma_cuda(x.data(), rows, cols, w.data(), r, drop.seed.data(),
+                                         drop.threshold, drop.keep_scale, mask.data(), 1.0f,
+                                         unused.data(), nullptr),
               0);
-    ASSERT_EQ(llm_low_rank_up_mma_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
-                                       drop.threshold, drop.keep_scale, mask.data(), 0.25f,
-                                       tensor_cores.data(), nullptr),
-              0);
-    expect_up_sums(cuda_cores.values(), input, u.data(), w.data(), rows, cols, r, 0.25f,
-                   mask.data(), drop.keep_scale, "CUDA cores");
-    expect_up_sums(tensor_cores.values(), input, u.data(), w.data(), rows, cols, r, 0.25f,
-                   mask.data(), drop.keep_scale, "tensor cores");
-    EXPECT_TRUE(cuda_cores.guards_intact() && tensor_cores.guards_intact());
-  }
+    for (const bool with_input : {false, true}) {
+      const __nv_bfloat16* input = with_input ? y.data() : nullptr;
+      DeviceBuffer<__nv_bfloat16> cuda_cores(rows * cols), tensor_cores(rows * cols);
+      ASSERT_EQ(llm_low_rank_up_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
+                                     drop.threshold, drop.keep_scale, mask.data(), 0.25f,
+                                     cuda_cores.data(), 2, nullptr),
+                0);
+      ASSERT_EQ(llm_low_rank_up_mma_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
+                                         drop.threshold, drop.keep_scale, mask.data(), 0.25f,
+                                         tensor_cores.data(), nullptr),
+                0);
+      expect_up_sums(cuda_cores.values(), input, u.data(), w.data(), rows, cols, r, 0.25f,
+                     mask.data(), drop.keep_scale, "CUDA cores");
+      expect_up_sums(tensor_cores.values(), input, u.data(), w.data(), rows, cols, r, 0.25f,
+                     mask.data(), drop.keep_scale, "tensor cores");
+      EXPECT_TRUE(cuda_cores.guards_intact() && tensor_cores.guards_intact());
+    }
+  });
 }
 
 TEST(EmulatedLowRankKernels, NarrowUpPairGivesThePairsBitsUnderEverySchedule) {
@@ -266,7 +273,7 @@ TEST(EmulatedLowRankKernels, NarrowUpPairGivesThePairsBitsUnderEverySchedule) {
         expected += ((*mask)[i / 8] >> (i % 8)) & 1u ? sum * keep_scale : 0.0;
       }
       ASSERT_NEAR(value(pair[i]), expected,
-                  std::ldexp(std::fabs(expected), -8) + fp32_sum_bound(2 * r + 1, magnitude))
+                  rounded_bound<__nv_bfloat16>(expected, fp32_sum_bound(2 * r + 1, magnitude)))
           << "[" << n << ", " << c << "]";
     }
   }
@@ -425,24 +432,97 @@ TEST(EmulatedLowRankKernels, OnePassOverDyGivesBothProductsSumsUnderEverySchedul
   }
 }
 
-TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayout) {
-  const int64_t chunks = 7, rows = 8, cols = 130;
-  const auto partial = random_fp32(chunks * rows * cols, 23);
-  for (const int transposed : {0, 1}) {
-    DeviceBuffer<float> out(rows * cols);
-    ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, cols, transposed,
-                                           out.data(), nullptr),
+// The CUDA-core kernels (any r <= 64, fp16 or bf16) on each of their rank paths: down, up (with
+// and without an input) and the outer product, with the mask down draws.
+template <typename T>
+void expect_cuda_core_kernels(int kind, int64_t r, int64_t cols) {
+  const int64_t rows = 19;
+  const auto x = random_values<T>(rows * cols, 30), y = random_values<T>(rows * cols, 31);
+  const auto w = random_fp32(r * cols, 32, 0.05f), u = random_fp32(rows * r, 33);
+  Dropout drop(77);
+  DeviceBuffer<float> down(rows * r);
+  DeviceBuffer<uint8_t> mask(rows * cols / 8);
+  ASSERT_EQ(
+      llm_low_rank_down_cuda(x.data(), rows, cols, w.data(), r, drop.seed.data(), drop.threshold,
+                             drop.keep_scale, mask.data(), 0.5f, down.data(), kind, nullptr),
+      0);
+  for (size_t p = 0; p < mask.size(); ++p) ASSERT_EQ(mask[p], keep_byte(77, p, drop.threshold));
+  expect_down_sums(x, w, down.data(), rows, cols, r, 0.5f, mask.data(), drop.keep_scale);
+  for (const T* input : {static_cast<const T*>(nullptr), y.data()}) {
+    DeviceBuffer<T> out(rows * cols);
+    ASSERT_EQ(llm_low_rank_up_cuda(input, u.data(), w.data(), rows, cols, r, drop.seed.data(),
+                                   drop.threshold, drop.keep_scale, mask.data(), 0.25f, out.data(),
+                                   kind, nullptr),
               0);
-    for (int64_t j = 0; j < rows; ++j) {
-      for (int64_t c = 0; c < cols; ++c) {
-        float sum = 0.0f;
-        for (int64_t k = 0; k < chunks; ++k) sum += partial[(k * rows + j) * cols + c];
-        const float got = transposed ? out[c * rows + j] : out[j * cols + c];
-        ASSERT_EQ(got, sum) << "[" << j << ", " << c << "] transposed " << transposed;
-      }
-    }
+    expect_up_sums(out.values(), input, u.data(), w.data(), rows, cols, r, 0.25f, mask.data(),
+                   drop.keep_scale, input != nullptr ? "up onto y" : "up");
     EXPECT_TRUE(out.guards_intact());
   }
+  const int64_t chunks = llm_low_rank_chunks(rows, cols);
+  DeviceBuffer<float> partial(chunks * r * cols);
+  ASSERT_EQ(
+      llm_low_rank_outer_cuda(x.data(), u.data(), rows, cols, r, drop.seed.data(), drop.threshold,
+                              drop.keep_scale, mask.data(), 0.5f, partial.data(), kind, nullptr),
+      0);
+  expect_outer_sums(x, u, partial.data(), chunks, rows, cols, r, 0.5f, mask.data(),
+                    drop.keep_scale);
+  EXPECT_TRUE(down.guards_intact() && mask.guards_intact() && partial.guards_intact());
+}
+
+TEST(EmulatedLowRankKernels, CudaCoreKernelsGiveTheSumsOnEveryRankPathInBf16AndFp16) {
+  for_every_schedule([&] {
+    for (const int64_t r : {3, 8, 12, 24, 40}) {  // r <= 8, and the 16-, 32- and 64-rank kernels
+      SCOPED_TRACE("r = " + std::to_string(r));
+      expect_cuda_core_kernels<__nv_bfloat16>(2, r, 264);
+      expect_cuda_core_kernels<__half>(1, r, 264);
+    }
+    SCOPED_TRACE("rows wider than 512 packs");
+    expect_cuda_core_kernels<__nv_bfloat16>(2, 8, 4160);
+  });
+}
+
+TEST(EmulatedLowRankKernels, ShapesTheKernelsCannotTakeAreRefusedWithoutALaunch) {
+  const auto x = random_bf16(16 * 64, 34);
+  const auto w = random_fp32(9 * 64, 35);
+  DeviceBuffer<float> u(16 * 9);
+  const int invalid = static_cast<int>(cudaErrorInvalidValue);
+  // cols not a multiple of 8; r past 64; r past 8 on tensor cores; an unknown element type.
+  EXPECT_EQ(llm_low_rank_down_cuda(x.data(), 16, 60, w.data(), 8, nullptr, 0, 1.0f, nullptr, 1.0f,
+                                   u.data(), 2, nullptr),
+            invalid);
+  EXPECT_EQ(llm_low_rank_down_cuda(x.data(), 16, 64, w.data(), 65, nullptr, 0, 1.0f, nullptr, 1.0f,
+                                   u.data(), 2, nullptr),
+            invalid);
+  EXPECT_EQ(llm_low_rank_down_mma_cuda(x.data(), 16, 64, w.data(), 9, nullptr, 0, 1.0f, nullptr,
+                                       1.0f, u.data(), nullptr),
+            invalid);
+  EXPECT_EQ(llm_low_rank_down_cuda(x.data(), 16, 64, w.data(), 8, nullptr, 0, 1.0f, nullptr, 1.0f,
+                                   u.data(), 0, nullptr),
+            invalid);
+  for (size_t i = 0; i < u.size(); ++i) ASSERT_EQ(std::memcmp(&u[i], "\0\0\0\0", 4), 0);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing was launched
+}
+
+TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayout) {
+  for_every_schedule([&] {
+    const int64_t chunks = 7, rows = 8, cols = 130;
+    const auto partial = random_fp32(chunks * rows * cols, 23);
+    for (const int transposed : {0, 1}) {
+      DeviceBuffer<float> out(rows * cols);
+      ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, cols, transposed,
+                                             out.data(), nullptr),
+                0);
+      for (int64_t j = 0; j < rows; ++j) {
+        for (int64_t c = 0; c < cols; ++c) {
+          float sum = 0.0f;
+          for (int64_t k = 0; k < chunks; ++k) sum += partial[(k * rows + j) * cols + c];
+          const float got = transposed ? out[c * rows + j] : out[j * cols + c];
+          ASSERT_EQ(got, sum) << "[" << j << ", " << c << "] transposed " << transposed;
+        }
+      }
+      EXPECT_TRUE(out.guards_intact());
+    }
+  });
 }
 
 }  // namespace

@@ -82,18 +82,33 @@ inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
   return {__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)};
 }
 inline float __half2float(__half h) {
-  const _Float16 f = [&] {
-    _Float16 v;
-    std::memcpy(&v, &h.bits, 2);
-    return v;
-  }();
-  return static_cast<float>(f);
+  const uint32_t sign = static_cast<uint32_t>(h.bits & 0x8000u) << 16;
+  const uint32_t exponent = (h.bits >> 10) & 0x1Fu, mantissa = h.bits & 0x3FFu;
+  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in fp32
+    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+    return sign != 0 ? -magnitude : magnitude;
+  }
+  const uint32_t bits = sign | (exponent == 31 ? 0x7F800000u | mantissa << 13
+                                               : (exponent + 112) << 23 | mantissa << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 inline __half __float2half_rn(float f) {
-  const auto v = static_cast<_Float16>(f);  // IEEE conversion: round to nearest even
-  __half h;
-  std::memcpy(&h.bits, &v, 2);
-  return h;
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude >= 0x7F800000u) {  // inf, or NaN kept quiet
+    return {static_cast<uint16_t>(sign | 0x7C00u | (magnitude > 0x7F800000u ? 0x200u : 0u))};
+  }
+  if (magnitude >= 0x477FF000u) return {static_cast<uint16_t>(sign | 0x7C00u)};  // >= 65520
+  if (magnitude < 0x38800000u) {  // below 2^-14: a multiple of 2^-24, rounded to nearest even
+    const float scaled = std::fabs(f) * 16777216.0f;  // exact: a power of two
+    return {static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(scaled)))};
+  }
+  const uint32_t rounded = magnitude + 0xFFFu + ((magnitude >> 13) & 1u);
+  return {static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13))};
 }
 
 inline unsigned __umulhi(unsigned a, unsigned b) {

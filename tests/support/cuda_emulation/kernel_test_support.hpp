@@ -17,16 +17,15 @@
 
 namespace llm::test {
 
-// n elements of T, 16-byte aligned (as cudaMalloc's), between two 64-byte guards of 0xFF bytes (a
+// n elements of T, 64-byte aligned (cudaMalloc's are 256), between two guards of 0xFF bytes (a
 // NaN as bf16, fp16 and fp32): a kernel that reads past either end puts NaN into its sums, and
 // one that writes there is caught by guards_intact().
 template <typename T>
 class DeviceBuffer {
  public:
   explicit DeviceBuffer(size_t n, T fill = T{}) : n_(n) {
-    const size_t bytes = 2 * kGuard + ((n * sizeof(T) + 15) / 16) * 16;
-    memory_.reset(static_cast<unsigned char*>(std::aligned_alloc(64, bytes)));
-    std::memset(memory_.get(), 0xFF, bytes);
+    memory_.reset(static_cast<unsigned char*>(std::aligned_alloc(kGuard, total_bytes())));
+    std::memset(memory_.get(), 0xFF, total_bytes());
     for (size_t i = 0; i < n; ++i) data()[i] = fill;
   }
   T* data() { return reinterpret_cast<T*>(memory_.get() + kGuard); }
@@ -37,7 +36,7 @@ class DeviceBuffer {
   std::vector<T> values() const { return std::vector<T>(data(), data() + n_); }
   bool guards_intact() const {
     const unsigned char* end = reinterpret_cast<const unsigned char*>(data() + n_);
-    const unsigned char* stop = memory_.get() + kGuard + ((n_ * sizeof(T) + 15) / 16) * 16 + kGuard;
+    const unsigned char* stop = memory_.get() + total_bytes();
     for (const unsigned char* p = memory_.get(); p < memory_.get() + kGuard; ++p) {
       if (*p != 0xFF) return false;
     }
@@ -49,6 +48,11 @@ class DeviceBuffer {
 
  private:
   static constexpr size_t kGuard = 64;
+  // The guards and the elements rounded up to whole guards (aligned_alloc's sizes are multiples
+  // of the alignment).
+  size_t total_bytes() const {
+    return 2 * kGuard + (n_ * sizeof(T) + kGuard - 1) / kGuard * kGuard;
+  }
   struct Free {
     void operator()(unsigned char* p) const { std::free(p); }
   };

@@ -372,5 +372,73 @@ TEST(EmulatedFusedKernels, RotaryRotatesTheRotaryDimsOnEveryLaunchPathBothWays) 
   });
 }
 
+// q, k and v interleaved per head as GPT-NeoX's projection lays them out ([batch, tokens, heads,
+// 3, dim]): the parts kernel moves them to [batch, heads, tokens, dim], rotating q and k, and the
+// in-place kernel rotates q and k where they are; both as llm_rotary_cuda rotates each part.
+TEST(EmulatedFusedKernels, RotaryPartsAndInPlaceRotateAsTheRotaryKernel) {
+  for_every_schedule([&] {
+    const int64_t batch = 2, tokens = 3, heads = 4, dim = 32, rotary_dim = 16, offset = 1;
+    const int64_t sizes[4] = {batch, heads, tokens, dim};
+    const int64_t in_strides[3] = {tokens * heads * 3 * dim, 3 * dim, heads * 3 * dim};
+    const auto qkv = random_bf16(batch * tokens * heads * 3 * dim, 80);
+    const int64_t table_rows = offset + tokens;
+    const auto cos = random_bf16(table_rows * dim, 81), sin = random_bf16(table_rows * dim, 82);
+    for (const int transpose : {0, 1}) {
+      // Each part through llm_rotary_cuda: out [batch, tokens, heads, dim].
+      std::vector<std::vector<__nv_bfloat16>> expected;
+      for (int part = 0; part < 3; ++part) {
+        DeviceBuffer<__nv_bfloat16> one(batch * tokens * heads * dim);
+        ASSERT_EQ(llm_rotary_cuda(qkv.data() + part * dim, sizes, in_strides, cos.data(),
+                                  sin.data(), nullptr, offset, part < 2 ? rotary_dim : 0, transpose,
+                                  one.data(), kBf16, nullptr),
+                  0);
+        expected.push_back(one.values());
+      }
+      DeviceBuffer<__nv_bfloat16> moved(3 * batch * heads * tokens * dim);
+      LlmRotaryParts parts{};
+      for (int part = 0; part < 3; ++part) {
+        parts.in[part] = qkv.data() + part * dim;
+        parts.out[part] = moved.data() + part * batch * heads * tokens * dim;
+        for (int d = 0; d < 3; ++d) parts.in_strides[part][d] = in_strides[d];
+        parts.out_strides[part][0] = heads * tokens * dim;
+        parts.out_strides[part][1] = tokens * dim;
+        parts.out_strides[part][2] = dim;
+      }
+      ASSERT_EQ(llm_rotary_parts_cuda(&parts, 3, 2, sizes, cos.data(), sin.data(), nullptr, offset,
+                                      rotary_dim, transpose, kBf16, nullptr),
+                0);
+      auto in_place = random_bf16(batch * tokens * heads * 3 * dim, 80);  // qkv again
+      if (transpose == 0) {
+        ASSERT_EQ(llm_rotary_in_place_cuda(in_place.data(), 2, dim, sizes, in_strides, cos.data(),
+                                           sin.data(), nullptr, offset, rotary_dim, kBf16, nullptr),
+                  0);
+      }
+      for (int part = 0; part < 3; ++part) {
+        for (int64_t b = 0; b < batch; ++b) {
+          for (int64_t h = 0; h < heads; ++h) {
+            for (int64_t t = 0; t < tokens; ++t) {
+              for (int64_t j = 0; j < dim; ++j) {
+                const __nv_bfloat16 want = expected[part][((b * tokens + t) * heads + h) * dim + j];
+                const __nv_bfloat16 got =
+                    moved[(((part * batch + b) * heads + h) * tokens + t) * dim + j];
+                ASSERT_EQ(got.bits, want.bits)
+                    << "parts: part " << part << " transpose " << transpose << " [" << b << ", "
+                    << h << ", " << t << ", " << j << "]";
+                if (transpose != 0) continue;
+                const int64_t at =
+                    b * in_strides[0] + h * in_strides[1] + t * in_strides[2] + part * dim + j;
+                ASSERT_EQ(in_place[at].bits, want.bits)
+                    << "in place: part " << part << " [" << b << ", " << h << ", " << t << ", " << j
+                    << "]";
+              }
+            }
+          }
+        }
+      }
+      EXPECT_TRUE(moved.guards_intact() && in_place.guards_intact());
+    }
+  });
+}
+
 }  // namespace
 }  // namespace llm::test

@@ -65,15 +65,24 @@ struct __half {
   uint16_t bits;
 };
 
-inline float __bfloat162float(__nv_bfloat16 h) {
-  const uint32_t bits = static_cast<uint32_t>(h.bits) << 16;
+namespace cuda_emulation {
+inline float float_of(uint32_t bits) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
 }
-inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+inline uint32_t bits_of(float f) {
   uint32_t bits;
   std::memcpy(&bits, &f, 4);
+  return bits;
+}
+}  // namespace cuda_emulation
+
+inline float __bfloat162float(__nv_bfloat16 h) {
+  return cuda_emulation::float_of(static_cast<uint32_t>(h.bits) << 16);
+}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  uint32_t bits = cuda_emulation::bits_of(f);
   if (std::isnan(f)) return {static_cast<uint16_t>((bits >> 16) | 0x40u)};
   bits += 0x7FFFu + ((bits >> 16) & 1u);
   return {static_cast<uint16_t>(bits >> 16)};
@@ -88,15 +97,12 @@ inline float __half2float(__half h) {
     const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
     return sign != 0 ? -magnitude : magnitude;
   }
-  const uint32_t bits = sign | (exponent == 31 ? 0x7F800000u | mantissa << 13
-                                               : (exponent + 112) << 23 | mantissa << 13);
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return cuda_emulation::float_of(
+      sign |
+      (exponent == 31 ? 0x7F800000u | mantissa << 13 : (exponent + 112) << 23 | mantissa << 13));
 }
 inline __half __float2half_rn(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
+  const uint32_t bits = cuda_emulation::bits_of(f);
   const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t magnitude = bits & 0x7FFFFFFFu;
   if (magnitude >= 0x7F800000u) {  // inf, or NaN kept quiet

@@ -163,6 +163,7 @@ namespace {
 
 struct Warp {
   unsigned char slots[32][kLaneBytes];
+  const char* operations[32];
 };
 
 struct Block {
@@ -340,12 +341,19 @@ void check_full_mask(unsigned mask) {
     fail("a warp operation with a partial mask (the kernels use full warps)");
 }
 
-void warp_exchange(const void* value, size_t bytes, const std::function<void(const void*)>& read) {
+void warp_exchange(const char* operation, const void* value, size_t bytes,
+                   const std::function<void(const void*)>& read) {
   ThreadState& t = current_thread();
   if (bytes > kLaneBytes) fail("a warp operation's value is larger than a lane's slot");
   Warp& warp = running->warps[static_cast<size_t>(t.rank / 32)];
   std::memcpy(warp.slots[t.rank % 32], value, bytes);
+  warp.operations[t.rank % 32] = operation;
   yield(State::kAtWarpBarrier);  // every lane has written
+  for (const char* other : warp.operations) {
+    if (std::strcmp(other, operation) != 0) {
+      fail(where(*running) + ": lanes of a warp met in " + operation + " and " + other);
+    }
+  }
   read(warp.slots);
   yield(State::kAtWarpBarrier);  // every lane has read: the slots may be written again
 }
@@ -366,7 +374,7 @@ void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b
   std::copy(a, a + 4, mine.a);
   std::copy(b, b + 2, mine.b);
   const int lane = current_thread().rank % 32, group = lane / 4, in_group = lane % 4;
-  warp_exchange(&mine, sizeof mine, [&](const void* all) {
+  warp_exchange("mma.sync", &mine, sizeof mine, [&](const void* all) {
     const auto lane_operands = [&](int l) {
       MmaOperands o;
       std::memcpy(&o, static_cast<const unsigned char*>(all) + kLaneBytes * l, sizeof o);
@@ -394,7 +402,7 @@ void ldmatrix_x4_trans(uint32_t (&a)[4], const void* row) {
   if (reinterpret_cast<uintptr_t>(row) % 16 != 0)
     fail("ldmatrix: a row address not 16-byte aligned");
   const int lane = current_thread().rank % 32;
-  warp_exchange(&row, sizeof row, [&](const void* all) {
+  warp_exchange("ldmatrix", &row, sizeof row, [&](const void* all) {
     const auto row_of = [&](int l) {
       const void* p;
       std::memcpy(&p, static_cast<const unsigned char*>(all) + kLaneBytes * l, sizeof p);

@@ -160,8 +160,10 @@ const dim3& grid_dim();
 void syncthreads();
 // Every lane of the calling thread's warp writes `bytes` of `value`; once all have, `read` sees
 // the 32 lanes' values (lane l's at l * kLaneBytes), and the call returns after every lane has
-// read.
-void warp_exchange(const void* value, size_t bytes, const std::function<void(const void*)>& read);
+// read. Lanes that meet in different operations (`operation` names it) are an error: a warp that
+// diverges between warp operations is undefined on a GPU.
+void warp_exchange(const char* operation, const void* value, size_t bytes,
+                   const std::function<void(const void*)>& read);
 
 constexpr size_t kLaneBytes = 64;  // the most a lane gives one warp operation
 void check_full_mask(unsigned mask);
@@ -172,7 +174,7 @@ T shuffle(unsigned mask, T value, int source_of(int lane, int arg), int arg) {
   check_full_mask(mask);
   T result{};
   const int lane = static_cast<int>(thread_index().x % 32);
-  warp_exchange(&value, sizeof(T), [&](const void* all) {
+  warp_exchange("a shuffle", &value, sizeof(T), [&](const void* all) {
     const int source = source_of(lane, arg);
     std::memcpy(&result, static_cast<const unsigned char*>(all) + kLaneBytes * source, sizeof(T));
   });

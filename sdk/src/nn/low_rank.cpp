@@ -502,16 +502,17 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
 }
 
 // Two updates' A gradients over one x in one pass (LLMHOST_LOW_RANK_OUTER_PAIR=1, opt-in until
-// measured, session 18): both on tensor cores with the same rank, their masks recorded as whole,
-// aligned 4-byte words.
+// measured, session 18): both on tensor cores with the same rank, each mask drawn, absent, or
+// recorded as whole, aligned 4-byte words (the kernel takes all three since b74af63).
 bool outer_pair_applies(const torch::Tensor& x, const torch::Tensor& A0, const torch::Tensor& A1,
                         const KeepMask& m0, const KeepMask& m1) {
   if (!fused::kernels_opted_in("LLMHOST_LOW_RANK_OUTER_PAIR") || A0.size(0) != A1.size(0) ||
-      !outer_on_tensor_cores(x, A0.size(0)) || (x.size(-1) / 8) % 4 != 0) {
+      !outer_on_tensor_cores(x, A0.size(0))) {
     return false;
   }
   for (const KeepMask* m : {&m0, &m1}) {
-    if (m->seed == nullptr || m->bits == nullptr || reinterpret_cast<uintptr_t>(m->bits) % 4 != 0) {
+    if (m->bits != nullptr &&
+        ((x.size(-1) / 8) % 4 != 0 || reinterpret_cast<uintptr_t>(m->bits) % 4 != 0)) {
       return false;
     }
   }

@@ -611,19 +611,25 @@ TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) 
 // Both A gradients from one pass over x (LLMHOST_LOW_RANK_OUTER_PAIR=1) where its copy ring
 // wraps: 600 rows of 8224 columns make 8 chunks of 75 rows (5 steps, the last partial) and a last
 // 128-column tile with 4 packs of 16. Each part's sums are those of the one-update kernel, so the
-// gradients equal the layers' one by one, bit for bit.
+// gradients equal the layers' one by one, bit for bit; with the masks recorded by forward and
+// drawn again (LLMHOST_LOW_RANK_KEEP_BITS=0).
 TEST(SharedInputLinears, BothAGradientsFromOnePassOverXWhereTheRingWrapsAreTheLayersOnesCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const test::ScopedEnvironmentVariable outer_pair("LLMHOST_LOW_RANK_OUTER_PAIR", "1");
   const auto s = make_shared_input(600, 8224, {64, 32, 64}, 0.3);
-  torch::manual_seed(17);
-  const auto grouped = run_shared_input(s, true);
-  ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
-  torch::manual_seed(17);
-  const auto separate = run_shared_input(s, false);
-  for (size_t i = 0; i < 2; ++i) {
-    EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i])) << "update " << i;
-    EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i])) << "update " << i;
+  for (const char* bits : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
+    torch::manual_seed(17);
+    const auto grouped = run_shared_input(s, true);
+    ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
+    torch::manual_seed(17);
+    const auto separate = run_shared_input(s, false);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i]))
+          << "update " << i << ", KEEP_BITS=" << bits;
+      EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i]))
+          << "update " << i << ", KEEP_BITS=" << bits;
+    }
   }
 }
 

@@ -320,7 +320,6 @@ bool valid(dim3 grid, dim3 block) {
 
 }  // namespace
 
-ThreadState& self() { return current_thread(); }
 const uint3& thread_index() { return current_thread().index; }
 const uint3& block_index() {
   current_thread();

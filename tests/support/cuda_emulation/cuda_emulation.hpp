@@ -184,8 +184,6 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 
 namespace cuda_emulation {
 
-struct ThreadState;
-ThreadState& self();
 const uint3& thread_index();
 const uint3& block_index();
 const dim3& block_dim();

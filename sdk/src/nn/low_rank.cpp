@@ -185,10 +185,11 @@ bool outer_on_tensor_cores(const torch::Tensor& x, int64_t r) {
 // The partial sums' total over their first dimension, [r, cols]; `transposed`: stored as
 // [cols, r] (B's gradient), written so by the sum itself rather than by a copy afterwards (7b: a
 // 128 KB transpose a call, 64 calls a step).
-// LLMHOST_LOW_RANK_CHUNK_SUM=1 (opt-in until measured, session 18): one kernel of ours, in order
-// over the chunks, writing either layout directly.
+// One kernel of ours, in order over the chunks, writing either layout directly (session 19's
+// call, 7b: at::sum's reduces 0.63 ms a step, this kernel 0.46);
+// LLMHOST_LOW_RANK_CHUNK_SUM=0 keeps LibTorch's.
 torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed) {
-  if (fused::kernels_opted_in("LLMHOST_LOW_RANK_CHUNK_SUM")) {
+  if (fused::kernels_switched_on("LLMHOST_LOW_RANK_CHUNK_SUM")) {
     const int64_t rows = partial.size(1), cols = partial.size(2);
     auto total = transposed ? torch::empty({cols, rows}, partial.options())
                             : torch::empty({rows, cols}, partial.options());
@@ -213,12 +214,10 @@ torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMa
   auto partial =
       torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
   if (outer_on_tensor_cores(x, r)) {
-    // x's rows through a cp.async ring a few steps ahead: opt-in until measured (session 18).
-    const int ring = fused::kernels_opted_in("LLMHOST_LOW_RANK_OUTER_RING") ? 1 : 0;
     check_launch(llm_low_rank_outer_mma_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r,
                                              mask.seed, mask.threshold, mask.scale, mask.bits,
                                              static_cast<float>(scale), partial.data_ptr<float>(),
-                                             ring, stream_of(x)),
+                                             0, stream_of(x)),
                  "low-rank outer product (tensor cores)");
     return sum_of_chunks(partial, transposed);
   }
@@ -282,10 +281,11 @@ struct UpdateGradients {
   torch::Tensor g, grad_A, grad_B;
 };
 
-// g = scale dy B and B's gradient scale u^T dy (as [out, r]) from one pass over dy
-// (LLMHOST_LOW_RANK_DY_PASS=1, opt-in until measured, session 18): bf16, r <= 8, tensor cores.
+// g = scale dy B and B's gradient scale u^T dy (as [out, r]) from one pass over dy: bf16, r <= 8,
+// tensor cores (session 19's call: 35.4 -> 26.5 us for both at 7b); LLMHOST_LOW_RANK_DY_PASS=0
+// keeps the two kernels.
 bool dy_pass_applies(const torch::Tensor& dy, int64_t r) {
-  return fused::kernels_opted_in("LLMHOST_LOW_RANK_DY_PASS") && tensor_cores_take(dy, r);
+  return fused::kernels_switched_on("LLMHOST_LOW_RANK_DY_PASS") && tensor_cores_take(dy, r);
 }
 
 void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torch::Tensor& u,
@@ -421,11 +421,11 @@ class FusedLowRankLinear : public torch::autograd::Function<FusedLowRankLinear> 
   }
 };
 
-// Two downs over one x in one pass (LLMHOST_LOW_RANK_DOWN_PAIR=1, opt-in until measured, session
-// 18): both on tensor cores with the same rank.
+// Two downs over one x in one pass: both on tensor cores with the same rank (session 19's call:
+// 51.1 -> 48.7 us at 7b); LLMHOST_LOW_RANK_DOWN_PAIR=0 keeps one launch each.
 bool down_pair_applies(const FusedForward& first, const FusedForward& second) {
   const int64_t r = first.A.size(0);
-  return fused::kernels_opted_in("LLMHOST_LOW_RANK_DOWN_PAIR") && second.A.size(0) == r &&
+  return fused::kernels_switched_on("LLMHOST_LOW_RANK_DOWN_PAIR") && second.A.size(0) == r &&
          down_on_tensor_cores(first.x, r);
 }
 
@@ -482,8 +482,9 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
   size_t next = 0;
   if (parts.size() >= 2 && pair_applies(parts[0], parts[1])) {
     grad_x = torch::empty_like(x, torch::MemoryFormat::Contiguous);
-    // 4 columns a lane, two blocks an SM: opt-in until measured (session 18).
-    const int narrow = fused::kernels_opted_in("LLMHOST_LOW_RANK_UP_PAIR_NARROW") ? 1 : 0;
+    // 4 columns a lane, two blocks an SM (session 19's call: 38.9 -> 30.0 us at 7b);
+    // LLMHOST_LOW_RANK_UP_PAIR_NARROW=0 keeps 8 columns a lane.
+    const int narrow = fused::kernels_switched_on("LLMHOST_LOW_RANK_UP_PAIR_NARROW") ? 1 : 0;
     check_launch(llm_low_rank_up_pair_cuda(pair_part(parts[0]), pair_part(parts[1]),
                                            rows_of(grad_x), grad_x.size(-1), grad_x.data_ptr(),
                                            narrow, kind_of(grad_x), stream_of(grad_x)),
@@ -501,12 +502,12 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
   return grad_x;
 }
 
-// Two updates' A gradients over one x in one pass (LLMHOST_LOW_RANK_OUTER_PAIR=1, opt-in until
-// measured, session 18): both on tensor cores with the same rank, each mask drawn, absent, or
-// recorded as whole, aligned 4-byte words (the kernel takes all three since b74af63).
+// Two updates' A gradients over one x in one pass: both on tensor cores with the same rank, each
+// mask drawn, absent, or recorded as whole, aligned 4-byte words (session 19's call: 51.3 ->
+// 48.0 us at 7b, the ring kernel twice); LLMHOST_LOW_RANK_OUTER_PAIR=0 keeps one kernel each.
 bool outer_pair_applies(const torch::Tensor& x, const torch::Tensor& A0, const torch::Tensor& A1,
                         const KeepMask& m0, const KeepMask& m1) {
-  if (!fused::kernels_opted_in("LLMHOST_LOW_RANK_OUTER_PAIR") || A0.size(0) != A1.size(0) ||
+  if (!fused::kernels_switched_on("LLMHOST_LOW_RANK_OUTER_PAIR") || A0.size(0) != A1.size(0) ||
       !outer_on_tensor_cores(x, A0.size(0))) {
     return false;
   }

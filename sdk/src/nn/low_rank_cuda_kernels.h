@@ -96,7 +96,8 @@ int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t
 
 // The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks), with the
 // same chunks and layout; u's fp32 values split into three bf16 parts. `ring` nonzero: x's rows
-// copied a few steps ahead through a cp.async ring (the same sums).
+// copied a few steps ahead through a cp.async ring (the same sums; not faster alone at 7b, session
+// 19: the SDK passes 0, and the bench and the tests keep it beside the pair that uses it).
 int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
                                 int64_t r, const int64_t* seed, uint32_t keep_threshold,
                                 float keep_scale, const uint8_t* keep_bits, float scale,

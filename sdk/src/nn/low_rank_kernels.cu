@@ -332,9 +332,8 @@ __global__ void low_rank_down_mma(const __nv_bfloat16* __restrict__ x, int32_t r
 // (2 x ~25 us a layer in the step at 7b). Here one pass loads each pack of x once and forms both
 // parts' sums, each with its own mask (drawn, or read, and recorded as pack_keep does) and
 // factor, in low_rank_down_mma's order: a warp's chunks in the same sequence (the unroll only
-// groups the loads), the warps' sums added in the same order. Opt-in
-// (LLMHOST_LOW_RANK_DOWN_PAIR=1) until a device call has run its test and a training step
-// (bench/NOTES.md, session 18).
+// groups the loads), the warps' sums added in the same order. The default since session 19
+// (51.1 -> 48.7 us at 7b; LLMHOST_LOW_RANK_DOWN_PAIR=0 keeps two launches).
 constexpr int kMmaPairUnroll = 2;
 
 __global__ void low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows,
@@ -849,8 +848,8 @@ struct alignas(8) Quad {
 // blocks take 64 registers, not 128, and two 8-warp blocks fit an SM where low_rank_up_pair fits
 // one (7b: 39 us alone, 50 a call in the step; session 17). A block covers 128 columns (16 packs)
 // and one row group, as low_rank_up_staged; recorded masks only, staged as 4 words a row, so
-// packs % 16 == 0 (the launcher checks); 8-byte stores. Opt-in (LLMHOST_LOW_RANK_UP_PAIR_NARROW=1)
-// until a device call has run its test and a training step (bench/NOTES.md, session 18).
+// packs % 16 == 0 (the launcher checks); 8-byte stores. The default since session 19 (38.9 -> 30.0
+// us at 7b; LLMHOST_LOW_RANK_UP_PAIR_NARROW=0 keeps low_rank_up_pair).
 template <typename T>
 __global__ void __launch_bounds__(kUpThreads, 2)
     low_rank_up_pair_narrow(UpdatePart first, UpdatePart second, int32_t rows, int32_t packs,
@@ -1234,9 +1233,9 @@ struct OuterParts {
 // against ~9 of bandwidth). PARTS updates of one x (q's and v's A gradients: PARTS = 2) share one
 // copy of x's tiles: each thread masks its landed pack once with each part's mask, into that
 // part's tile ring, and each part's sums are those of PARTS = 1, so x is read once where two
-// kernels read it twice (7b: 33.5 MB and its masks a layer). Opt-in (LLMHOST_LOW_RANK_OUTER_RING=1,
-// and LLMHOST_LOW_RANK_OUTER_PAIR=1 for two parts) until a device call has run its test and a
-// training step (bench/NOTES.md, session 18).
+// kernels read it twice (7b: 33.5 MB and its masks a layer). Session 19's call: one part is not
+// faster than low_rank_outer_mma (7b's dA 23.6 -> 25.7 us), so the SDK runs the ring for two
+// parts only, by default (LLMHOST_LOW_RANK_OUTER_PAIR=0: low_rank_outer_mma for each).
 template <int STAGES, int PARTS>
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     low_rank_outer_mma_ring(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
@@ -1355,8 +1354,8 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
 // the down product's with the tile's rows as the a operand, lane k-group t holding columns
 // 4t..4t+3 of the warp's 16 (w's k permuted the same way; its three bf16 parts held for the whole
 // block). The warps' down sums meet in shared memory once a row step and are added in a fixed
-// order. Opt-in (LLMHOST_LOW_RANK_DY_PASS=1) until a device call has run its test and a training
-// step (bench/NOTES.md, session 18).
+// order. The default since session 19 (35.4 -> 26.5 us for both at 7b; LLMHOST_LOW_RANK_DY_PASS=0
+// keeps low_rank_down_mma and low_rank_outer_mma).
 constexpr int kDyPassSteps = 2;
 constexpr int kDyPassCols = kDyPassSteps * kOuterMmaCols;
 

@@ -190,17 +190,17 @@ TEST(LowRankUpdate, OuterProductsOnTensorCoresAndOnCudaCoresGiveTheExactSumsCuda
   expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_OUTER_MMA");
 }
 
-// A kernel switched on by `variable` ("1": opt-in until measured) gives the exact sums within the
-// same bounds: the shared cases, from masks recorded and drawn again, and 600 rows of 8200
-// columns each way, where the copy rings below wrap: the outer products' 8 chunks of 75 rows take
+// The kernels `variable` = `value` selects give the exact sums within the same bounds: the shared
+// cases, from masks recorded and drawn again, and 600 rows of 8200 columns each way, where the
+// copy rings wrap: the outer products' 8 chunks of 75 rows take
 // 5 steps of 16 rows, the last partial; the dy pass's chunks of 80 rows take 10 tiles, and its
 // last chunk of 40 ends in half a step.
-void expect_exact_sums_with_opt_in_cuda(const char* variable) {
-  const test::ScopedEnvironmentVariable opted_in(variable, "1");
+void expect_exact_sums_with_setting_cuda(const char* variable, const char* value = "1") {
+  const test::ScopedEnvironmentVariable setting_under_test(variable, value);
   expect_exact_sums_either_way_cuda("LLMHOST_LOW_RANK_KEEP_BITS");
   const Case c{600, 8200, 8200, 8};
   const auto in = make_inputs(c, torch::kBFloat16, torch::kCUDA);
-  const std::string label = std::string(variable) + "=1, 600 rows";
+  const std::string label = std::string(variable) + "=" + value + ", 600 rows";
   expect_matches_exact(run_update(in, 2.0, 0.0), exact(in, 2.0, torch::ones({c.rows, c.in}), 1.0),
                        label);
   for (const char* bits : {"1", "0"}) {
@@ -212,31 +212,25 @@ void expect_exact_sums_with_opt_in_cuda(const char* variable) {
   }
 }
 
-// The tensor-core outer products with x's rows copied through a cp.async ring of 4 steps, 3
-// ahead (LLMHOST_LOW_RANK_OUTER_RING=1): the same sums as without it.
-TEST(LowRankUpdate, OuterProductsThroughTheCopyRingGiveTheExactSumsCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_OUTER_RING");
-}
-
-// Backward's dy B and B's gradient from one pass over dy (LLMHOST_LOW_RANK_DY_PASS=1): dy B's
+// Backward's dy B and B's gradient from one pass over dy (the default since session 19): dy B's
 // sums over column ranges added afterwards, B's gradient's over row chunks; exact within the same
-// bounds.
-TEST(LowRankUpdate, DownAndOuterProductInOnePassOverDyGiveTheExactSumsCuda) {
+// bounds. With LLMHOST_LOW_RANK_DY_PASS=0, the two kernels before it: the same.
+TEST(LowRankUpdate, DownAndOuterProductInOnePassOverDyOrTwoGiveTheExactSumsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_DY_PASS");
+  expect_exact_sums_with_setting_cuda("LLMHOST_LOW_RANK_DY_PASS", "1");
+  expect_exact_sums_with_setting_cuda("LLMHOST_LOW_RANK_DY_PASS", "0");
 }
 
-// The factor gradients' partial sums added by a kernel of ours (LLMHOST_LOW_RANK_CHUNK_SUM=1),
-// B's straight into its [out, r] layout: exact within the same bounds, alone and together with
-// the ring and the dy pass (whose dy B sums go through it too), as the training step would run
-// them all.
-TEST(LowRankUpdate, PartialSumsAddedByOurKernelGiveTheExactSumsAloneAndWithTheOtherOptInsCuda) {
+// The factor gradients' partial sums added by a kernel of ours (the default since session 19),
+// B's straight into its [out, r] layout, or by LibTorch's sum (LLMHOST_LOW_RANK_CHUNK_SUM=0):
+// exact within the same bounds, with the dy pass (whose dy B sums go through it too) and without.
+TEST(LowRankUpdate, PartialSumsAddedByOurKernelOrLibTorchGiveTheExactSumsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_CHUNK_SUM");
-  const test::ScopedEnvironmentVariable ring("LLMHOST_LOW_RANK_OUTER_RING", "1");
-  const test::ScopedEnvironmentVariable dy_pass("LLMHOST_LOW_RANK_DY_PASS", "1");
-  expect_exact_sums_with_opt_in_cuda("LLMHOST_LOW_RANK_CHUNK_SUM");
+  for (const char* dy_pass : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable dy_pass_setting("LLMHOST_LOW_RANK_DY_PASS", dy_pass);
+    expect_exact_sums_with_setting_cuda("LLMHOST_LOW_RANK_CHUNK_SUM", "1");
+    expect_exact_sums_with_setting_cuda("LLMHOST_LOW_RANK_CHUNK_SUM", "0");
+  }
 }
 
 // Backward reads the dropout mask forward's down kernel recorded (a byte per 8-element pack), or

@@ -4,7 +4,9 @@
 # 7b lora-train with a trace, the same step again with each switch alone and with all of them,
 # then the compiled Hugging Face reference; scripts/gpu-train-bench.sh does each part.
 # Usage (device call, carry .gpu-debs): OUT=$OUT scripts/gpu-opt-in-call.sh [SWITCH...]
-#   SWITCH: an environment variable set to 1 for its A/B (default: the session-18 list below).
+#   SWITCH: an environment variable set to 1 for its A/B (default: the session-18 list below;
+#   five of them are the default since session 19). For a decision between settings,
+#   scripts/gpu-ab-repeat.sh alternates them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SWITCHES=("$@")
@@ -19,6 +21,14 @@ for s in "${SWITCHES[@]}"; do
   all+="$s=1 "
 done
 export PATH=/usr/local/cuda/bin:$PATH
-mkdir -p "${OUT:-$PWD/out}"
+# A call brings back at most 8 files (session 19's first call lost its logs): everything is
+# written to a work folder and packed into $OUT/call.tgz.
+FINAL=${OUT:-$PWD/out}
+WORK=/tmp/opt-in-out
+rm -rf "$WORK"
+mkdir -p "$WORK" "$FINAL"
 PROFILE=1 LOW_RANK_KERNELS=1 HF_TRAIN=compiled HF_SHAPES=llama-2-7b BUDGET_S=${BUDGET_S:-560} \
-  AB_ENV="$ab${all% }" exec scripts/gpu-train-bench.sh llama-2-7b
+  AB_ENV="$ab${all% }" OUT=$WORK scripts/gpu-train-bench.sh llama-2-7b
+status=$?
+tar czf "$FINAL/call.tgz" -C "$WORK" .
+exit $status

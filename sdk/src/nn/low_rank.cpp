@@ -503,8 +503,8 @@ torch::Tensor updates_input_gradient(const std::vector<InputGradientPart>& parts
 }
 
 // Two updates' A gradients over one x in one pass: both on tensor cores with the same rank, each
-// mask drawn, absent, or recorded as whole, aligned 4-byte words (session 19's call: 51.3 ->
-// 48.0 us at 7b, the ring kernel twice); LLMHOST_LOW_RANK_OUTER_PAIR=0 keeps one kernel each.
+// mask drawn, absent, or recorded as whole, aligned 4-byte words (session 19's call 4: a 7b step
+// 0.39 ms faster); LLMHOST_LOW_RANK_OUTER_PAIR=0 keeps low_rank_outer_mma for each.
 bool outer_pair_applies(const torch::Tensor& x, const torch::Tensor& A0, const torch::Tensor& A1,
                         const KeepMask& m0, const KeepMask& m1) {
   if (!fused::kernels_switched_on("LLMHOST_LOW_RANK_OUTER_PAIR") || A0.size(0) != A1.size(0) ||

@@ -26,12 +26,6 @@ double bf16_bound(double exact, double fp32_error) {
   return rounded_bound<__nv_bfloat16>(exact, fp32_error);
 }
 
-template <typename T>
-void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(T)), 0) << what;
-}
-
 TEST(EmulatedFusedKernels, RmsNormForwardNormalisesRoundsAndScalesOnBothPaths) {
   for_every_schedule([&] {
     const int64_t rows = 5;

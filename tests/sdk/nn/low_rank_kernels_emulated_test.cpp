@@ -98,12 +98,6 @@ void expect_outer_sums(const DeviceBuffer<T>& x, const DeviceBuffer<float>& u, c
   }
 }
 
-template <typename T>
-void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(T)), 0) << what;
-}
-
 TEST(EmulatedLowRankKernels, PhiloxReferenceGivesRandom123sKnownAnswers) {
   EXPECT_EQ(philox4x32_10({0, 0, 0, 0}, {0, 0}),
             (std::array<uint32_t, 4>{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));

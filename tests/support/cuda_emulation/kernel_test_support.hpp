@@ -112,6 +112,13 @@ inline double fp32_sum_bound(int64_t terms, double magnitude) {
   return 2.0 * nu / (1.0 - nu) * magnitude + 1e-30;
 }
 
+// Two results with the same bits (a kernel against the one whose sums it promises).
+template <typename T>
+void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(T)), 0) << what;
+}
+
 // The emulation's schedules a kernel must give the same bits under: each warp running ahead of
 // the others up to the next __syncthreads (the default); every thread resumed in reverse order,
 // one step at a time, with copies landing as issued; and warps and lanes shuffled, running ahead,

@@ -51,11 +51,13 @@ E* device_random(size_t n, float scale, unsigned seed) {
 // --smoke: one small shape, each variant run once (CI runs it so under the CPU emulation of
 // tests/support/cuda_emulation: every variant runs and agrees with today's kernel; no timing).
 bool smoke = false;
+// --once: the 7b shape, each variant launched once (for a profiler, which replays each launch).
+bool once = false;
 int disagreements = 0;
 
 float time_us(const std::function<void()>& launch, int repeats = 50) {
-  if (smoke) repeats = 1;
-  for (int i = 0; i < (smoke ? 0 : 5); ++i) launch();
+  if (smoke || once) repeats = 1;
+  for (int i = 0; i < (smoke || once ? 0 : 5); ++i) launch();
   CHECK(cudaGetLastError());
   cudaEvent_t start, end;
   CHECK(cudaEventCreate(&start));
@@ -460,6 +462,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
 
 int main(int argc, char** argv) {
   smoke = argc > 1 && std::string(argv[1]) == "--smoke";
+  once = argc > 1 && std::string(argv[1]) == "--once";
   if (smoke) {
     // Every variant once on a small shape; fails where one differs from today's kernel by more
     // than fp32 sums in another order can (relative to the largest value).
@@ -467,7 +470,7 @@ int main(int argc, char** argv) {
     return disagreements == 0 ? 0 : 1;
   }
   // 8 x 512 tokens; LoRA r = 8 on query_key_value (GPT-NeoX) or q_proj / v_proj (Llama).
-  run_shape("pythia-1.4b query_key_value", 4096, 2048, 6144, 8);
+  if (!once) run_shape("pythia-1.4b query_key_value", 4096, 2048, 6144, 8);
   run_shape("llama-2-7b q_proj", 4096, 4096, 4096, 8);
   return 0;
 }

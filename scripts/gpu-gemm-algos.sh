@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A short device call without the project build: bench/gemm_algos_bench.cu over 7b's frozen
+# products, short timings (the GPU at its boost clock) and SUSTAINED_MS timings (at its power
+# limit, as in a training step), with the GPU's clocks and power sampled beside them.
+# Usage (device call): OUT=$OUT scripts/gpu-gemm-algos.sh   -> $OUT/gemm.tgz
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FINAL=${OUT:-$PWD/out}
+WORK=/tmp/gemm-out
+rm -rf "$WORK"
+mkdir -p "$WORK" "$FINAL"
+export PATH=/usr/local/cuda/bin:$PATH
+trap 'tar czf "$FINAL/gemm.tgz" -C "$WORK" .' EXIT
+nvcc -O3 -std=c++17 -arch=sm_90 bench/gemm_algos_bench.cu -lcublasLt -lcublas -o /tmp/gemm-algos \
+  >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
+nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.active --format=csv \
+  -lms 250 >"$WORK/clocks.csv" 2>&1 &
+sampler=$!
+timeout 100 /tmp/gemm-algos >"$WORK/gemm-algos-short.jsonl" 2>&1
+echo "short: exit $?"
+SUSTAINED_MS=${SUSTAINED_MS:-150} timeout 300 /tmp/gemm-algos >"$WORK/gemm-algos-sustained.jsonl" 2>&1
+echo "sustained: exit $?"
+kill "$sampler"

@@ -354,29 +354,18 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
            }),
            2.0 * rows * c.cols);
     float* summed2 = device_random<float>(r * widest, 0.0f, 15);
-    // The SDK's kernel today, then with x's rows through its cp.async ring (session 18), each
-    // with the sum of its partials: the ring's sums against today's.
-    float* summed3 = device_random<float>(r * widest, 0.0f, 27);
-    for (const int ring : {0, 1}) {
-      float* sums = ring != 0 ? summed3 : summed2;
-      const float us = time_us([&] {
-        CHECK(static_cast<cudaError_t>(
-            llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r, c.seed, drop.threshold,
-                                        drop.scale, c.kept, 1.0f, partial, ring, nullptr)));
-        sum_chunks_into(partial, chunks, r * c.cols, sums);
-      });
-      report(shape, c.pass,
-             ring != 0 ? "tensor cores, cp.async ring of 4 steps (opt-in)"
-                       : "tensor cores (128-column tiles)",
-             us, 2.0 * rows * c.cols,
-             ring != 0 ? max_rel_diff(summed2, summed3, r * c.cols)
-                       : max_rel_diff(summed, summed2, r * c.cols));
-    }
-    CHECK(cudaFree(summed3));
+    const float us = time_us([&] {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(c.src, c.factor, rows, c.cols, r,
+                                                                 c.seed, drop.threshold, drop.scale,
+                                                                 c.kept, 1.0f, partial, nullptr)));
+      sum_chunks_into(partial, chunks, r * c.cols, summed2);
+    });
+    report(shape, c.pass, "tensor cores (128-column tiles)", us, 2.0 * rows * c.cols,
+           max_rel_diff(summed, summed2, r * c.cols));
     CHECK(cudaFree(summed2));
   }
-  // q's and v's A gradients over one x with recorded masks: the ring kernel twice against one pass
-  // (session 18, opt-in), each with the sum of its chunks.
+  // q's and v's A gradients over one x with recorded masks: the tensor-core kernel twice against
+  // the pair's one pass (x through its cp.async ring), each with the sum of its chunks.
   {
     const int64_t chunks = llm_low_rank_chunks(rows, in);
     float* g2 = device_random<float>(rows * r, 1.0f, 33);
@@ -388,7 +377,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
       for (int k = 0; k < 2; ++k) {
         CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(x, gs[k], rows, in, r, seed,
                                                                    drop.threshold, drop.scale, bits,
-                                                                   1.0f, partial, 1, nullptr)));
+                                                                   1.0f, partial, nullptr)));
         sum_chunks_into(partial, chunks, r * in, sums[k]);
       }
     });
@@ -400,10 +389,10 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
       sum_chunks_into(partial, chunks, r * in, sums[2]);
       sum_chunks_into(partial2, chunks, r * in, sums[3]);
     });
-    report(shape, "outer dA x2 (x, recorded masks) + sums", "the ring kernel twice", apart,
+    report(shape, "outer dA x2 (x, recorded masks) + sums", "the tensor-core kernel twice", apart,
            4.0 * rows * in);
     report(
-        shape, "outer dA x2 (x, recorded masks) + sums", "one pass over x (opt-in)", together,
+        shape, "outer dA x2 (x, recorded masks) + sums", "one pass over x (today)", together,
         2.0 * rows * in,
         std::fmax(max_rel_diff(sums[0], sums[2], r * in), max_rel_diff(sums[1], sums[3], r * in)));
     for (void* q_ :
@@ -427,7 +416,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
       CHECK(static_cast<cudaError_t>(llm_low_rank_down_mma_cuda(
           dy, rows, out_cols, Bt, r, nullptr, 0, 1.0f, nullptr, 2.0f, g_apart, nullptr)));
       CHECK(static_cast<cudaError_t>(llm_low_rank_outer_mma_cuda(
-          dy, u, rows, out_cols, r, nullptr, 0, 1.0f, nullptr, 2.0f, partial, 0, nullptr)));
+          dy, u, rows, out_cols, r, nullptr, 0, 1.0f, nullptr, 2.0f, partial, nullptr)));
       sum_chunks_into(partial, chunks, r * out_cols, dB_apart);
     });
     const float together = time_us([&] {

@@ -3,17 +3,16 @@
 # session 18"): the build, the CUDA tests (each opt-in has its own), the LoRA kernel bench, our
 # 7b lora-train with a trace, the same step again with each switch alone and with all of them,
 # then the compiled Hugging Face reference; scripts/gpu-train-bench.sh does each part.
-# Usage (device call, carry .gpu-debs): OUT=$OUT scripts/gpu-opt-in-call.sh [SWITCH...]
-#   SWITCH: an environment variable set to 1 for its A/B (default: the session-18 list below;
-#   five of them are the default since session 19). For a decision between settings,
-#   scripts/gpu-ab-repeat.sh alternates them.
+# Usage (device call, carry .gpu-debs): OUT=$OUT scripts/gpu-opt-in-call.sh SWITCH...
+#   SWITCH: an environment variable set to 1 for its A/B (session 18's list became the default
+#   or was removed in session 19/20; LLMHOST_LOW_RANK_UP_MMA is the one opt-in left). For a
+#   decision between settings, scripts/gpu-ab-repeat.sh alternates them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SWITCHES=("$@")
 if [ ${#SWITCHES[@]} -eq 0 ]; then
-  SWITCHES=(LLMHOST_LOW_RANK_OUTER_RING LLMHOST_LOW_RANK_UP_PAIR_NARROW LLMHOST_LOW_RANK_DOWN_PAIR
-    LLMHOST_LOW_RANK_DY_PASS LLMHOST_LOW_RANK_CHUNK_SUM LLMHOST_LOW_RANK_OUTER_PAIR
-    LLMHOST_JOINT_PRODUCTS)
+  echo "usage: OUT=DIR scripts/gpu-opt-in-call.sh SWITCH... (e.g. LLMHOST_LOW_RANK_UP_MMA)" >&2
+  exit 2
 fi
 ab="" all=""
 for s in "${SWITCHES[@]}"; do

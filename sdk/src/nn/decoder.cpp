@@ -70,13 +70,8 @@ DecoderMlpImpl::DecoderMlpImpl(const DecoderSpec& spec, const torch::TensorOptio
   const bool bias = spec.mlp_bias;
   const int64_t hidden = spec.common.hidden_size;
   const int64_t inner = spec.intermediate_size;
-  // Gate's and up's weights as the two halves of one [2 inner, hidden] buffer: one product over
-  // their shared input can then cover both (shared_input_linears, where it applies).
-  const auto gate_up = torch::empty({2 * inner, hidden}, options);
-  gate_proj =
-      register_module("gate_proj", AdaptableLinear(gate_up.narrow(0, 0, inner), bias, options));
-  up_proj =
-      register_module("up_proj", AdaptableLinear(gate_up.narrow(0, inner, inner), bias, options));
+  gate_proj = register_module("gate_proj", AdaptableLinear(hidden, inner, bias, options));
+  up_proj = register_module("up_proj", AdaptableLinear(hidden, inner, bias, options));
   down_proj = register_module("down_proj", AdaptableLinear(inner, hidden, bias, options));
 }
 

@@ -17,15 +17,6 @@ int llm_swiglu_forward_cuda(const void* gate, const void* up, void* out, int64_t
 int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up, void* grad_gate,
                              void* grad_up, int64_t n, int kind, void* stream);
 
-// The same where gate and up are the two halves of each row of gate_up [rows, 2 n] (gate's n
-// elements first): out [rows, n] contiguous; backward writes both gradients into grad_gate_up's
-// matching halves. n a multiple of the 16-byte pack and 16-byte aligned pointers (else
-// cudaErrorInvalidValue, no launch).
-int llm_swiglu_halves_forward_cuda(const void* gate_up, void* out, int64_t rows, int64_t n,
-                                   int kind, void* stream);
-int llm_swiglu_halves_backward_cuda(const void* grad, const void* gate_up, void* grad_gate_up,
-                                    int64_t rows, int64_t n, int kind, void* stream);
-
 // y = weight * (x * rsqrt(mean(x^2) + eps)) per row of `dim` contiguous elements, normalised in
 // fp32 and rounded to the element type before the product (Llama's RMSNorm); rstd [rows] fp32.
 int llm_rms_norm_forward_cuda(const void* x, const void* weight, void* y, float* rstd, int64_t rows,

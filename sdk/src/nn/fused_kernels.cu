@@ -101,38 +101,6 @@ __global__ void swiglu_backward_packed(const Pack<T>* __restrict__ grad,
   grad_up[i] = du;
 }
 
-// The same over a [rows, 2 n] buffer whose rows hold gate's n elements, then up's (one product
-// wrote both): pack i of the [rows, n] result reads its gate and up packs from that layout, and
-// backward writes gate's and up's gradients into the same layout, so the product's backward reads
-// them as one [rows, 2 n] tensor.
-__device__ inline int64_t half_pack(int64_t i, int32_t row_packs) {
-  return (i / row_packs) * 2 * row_packs + i % row_packs;
-}
-
-template <typename T>
-__global__ void swiglu_halves_forward_packed(const Pack<T>* __restrict__ gate_up,
-                                             Pack<T>* __restrict__ out, int64_t packs,
-                                             int32_t row_packs) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= packs) return;
-  const int64_t g_at = half_pack(i, row_packs);
-  out[i] = swiglu_pack(gate_up[g_at], gate_up[g_at + row_packs]);
-}
-
-template <typename T>
-__global__ void swiglu_halves_backward_packed(const Pack<T>* __restrict__ grad,
-                                              const Pack<T>* __restrict__ gate_up,
-                                              Pack<T>* __restrict__ grad_gate_up, int64_t packs,
-                                              int32_t row_packs) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= packs) return;
-  const int64_t g_at = half_pack(i, row_packs);
-  Pack<T> dg, du;
-  swiglu_gradient_packs(grad[i], gate_up[g_at], gate_up[g_at + row_packs], dg, du);
-  grad_gate_up[g_at] = dg;
-  grad_gate_up[g_at + row_packs] = du;
-}
-
 // ---- RMSNorm -----------------------------------------------------------------------------------
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024).
@@ -713,38 +681,6 @@ int swiglu_backward_launch(const void* grad, const void* gate, const void* up, v
   return static_cast<int>(cudaGetLastError());
 }
 
-template <typename T>
-bool halves_fit(int64_t rows, int64_t n, std::initializer_list<const void*> pointers) {
-  return n % Pack<T>::kSize == 0 && n / Pack<T>::kSize < (int64_t{1} << 31) &&
-         packs_fit<T>(2 * n, pointers) && rows * n / Pack<T>::kSize < (int64_t{1} << 38);
-}
-
-template <typename T>
-int swiglu_halves_forward_launch(const void* gate_up, void* out, int64_t rows, int64_t n,
-                                 cudaStream_t stream) {
-  if (rows == 0 || n == 0) return 0;
-  if (!halves_fit<T>(rows, n, {gate_up, out})) return static_cast<int>(cudaErrorInvalidValue);
-  const int64_t packs = rows * n / Pack<T>::kSize;
-  swiglu_halves_forward_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
-      static_cast<const Pack<T>*>(gate_up), static_cast<Pack<T>*>(out), packs,
-      static_cast<int32_t>(n / Pack<T>::kSize));
-  return static_cast<int>(cudaGetLastError());
-}
-
-template <typename T>
-int swiglu_halves_backward_launch(const void* grad, const void* gate_up, void* grad_gate_up,
-                                  int64_t rows, int64_t n, cudaStream_t stream) {
-  if (rows == 0 || n == 0) return 0;
-  if (!halves_fit<T>(rows, n, {grad, gate_up, grad_gate_up})) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  const int64_t packs = rows * n / Pack<T>::kSize;
-  swiglu_halves_backward_packed<T><<<blocks_for(packs), kThreads, 0, stream>>>(
-      static_cast<const Pack<T>*>(grad), static_cast<const Pack<T>*>(gate_up),
-      static_cast<Pack<T>*>(grad_gate_up), packs, static_cast<int32_t>(n / Pack<T>::kSize));
-  return static_cast<int>(cudaGetLastError());
-}
-
 // One block per row; enough threads for 8 elements each, within [32, 1024], a multiple of 32.
 int row_threads(int64_t dim) {
   int64_t threads = (dim / 8 + 31) / 32 * 32;
@@ -948,19 +884,6 @@ extern "C" int llm_swiglu_forward_cuda(const void* gate, const void* up, void* o
                                        int kind, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   LLM_DISPATCH_KIND(kind, swiglu_forward_launch<T>(gate, up, out, n, s))
-}
-
-extern "C" int llm_swiglu_halves_forward_cuda(const void* gate_up, void* out, int64_t rows,
-                                              int64_t n, int kind, void* stream) {
-  const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, swiglu_halves_forward_launch<T>(gate_up, out, rows, n, s))
-}
-
-extern "C" int llm_swiglu_halves_backward_cuda(const void* grad, const void* gate_up,
-                                               void* grad_gate_up, int64_t rows, int64_t n,
-                                               int kind, void* stream) {
-  const auto s = static_cast<cudaStream_t>(stream);
-  LLM_DISPATCH_KIND(kind, swiglu_halves_backward_launch<T>(grad, gate_up, grad_gate_up, rows, n, s))
 }
 
 extern "C" int llm_swiglu_backward_cuda(const void* grad, const void* gate, const void* up,

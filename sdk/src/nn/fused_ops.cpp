@@ -131,51 +131,6 @@ class RmsNormPassingInput : public torch::autograd::Function<RmsNormPassingInput
   }
 };
 
-#ifdef LLM_WITH_FUSED_CUDA
-// The buffer gate and up are the two halves of (each row: gate's n elements, then up's), where the
-// halves kernels take it; else undefined.
-torch::Tensor swiglu_halves_of(const torch::Tensor& gate, const torch::Tensor& up) {
-  if (gate.dim() == 0 || gate.sizes() != up.sizes() || gate.size(-1) % 8 != 0) return {};
-  auto gate_up = joined(gate, up, -1);
-  if (!gate_up.defined() || !kernel_applies({gate_up})) return {};
-  return aligned16(gate_up) ? gate_up : torch::Tensor();
-}
-
-// silu(gate) * up where gate and up are the halves of one buffer (one product wrote both): read in
-// place, where SwiGlu would copy each out first. Backward writes both gradients into one buffer
-// of the same layout and returns its halves, so the product's backward takes them as one.
-class SwiGluHalves : public torch::autograd::Function<SwiGluHalves> {
- public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
-                               const torch::Tensor& up) {
-    const auto gate_up = swiglu_halves_of(gate, up);
-    TORCH_CHECK(gate_up.defined(), "SwiGLU (halves): gate and up are not halves of one buffer");
-    const int64_t n = gate.size(-1), rows = gate.numel() / n;
-    ctx->save_for_backward({gate, up});
-    const c10::cuda::CUDAGuard guard(gate_up.device());
-    auto out = torch::empty(gate.sizes(), gate.options());
-    check_launch(llm_swiglu_halves_forward_cuda(gate_up.data_ptr(), out.data_ptr(), rows, n,
-                                                kind_of(gate_up), stream_of(gate_up)),
-                 "SwiGLU forward (halves)");
-    return out;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const auto gate_up = swiglu_halves_of(saved[0], saved[1]);
-    const auto grad = packed(grad_outputs[0]);
-    const int64_t n = saved[0].size(-1), rows = saved[0].numel() / n;
-    const c10::cuda::CUDAGuard guard(gate_up.device());
-    auto grad_gate_up = torch::empty(gate_up.sizes(), gate_up.options());
-    check_launch(llm_swiglu_halves_backward_cuda(grad.data_ptr(), gate_up.data_ptr(),
-                                                 grad_gate_up.data_ptr(), rows, n, kind_of(gate_up),
-                                                 stream_of(gate_up)),
-                 "SwiGLU backward (halves)");
-    return {grad_gate_up.narrow(-1, 0, n), grad_gate_up.narrow(-1, n, n)};
-  }
-};
-#endif
-
 class SwiGlu : public torch::autograd::Function<SwiGlu> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
@@ -423,30 +378,6 @@ bool cuda_kernels_built() {
 #endif
 }
 
-torch::Tensor joined(const torch::Tensor& first, const torch::Tensor& second, int64_t dim) {
-  if (!first.defined() || !second.defined() || first.dim() == 0 || first.dim() != second.dim()) {
-    return {};
-  }
-  dim = dim < 0 ? dim + first.dim() : dim;
-  if (dim < 0 || dim >= first.dim() || first.scalar_type() != second.scalar_type() ||
-      first.device() != second.device() || first.strides() != second.strides() ||
-      !first.has_storage() || !second.has_storage() ||
-      !first.storage().is_alias_of(second.storage())) {
-    return {};
-  }
-  for (int64_t d = 0; d < first.dim(); ++d) {
-    if (d != dim && first.size(d) != second.size(d)) return {};
-  }
-  // second starts where first's block along `dim` ends, and the two are one contiguous tensor.
-  if (second.storage_offset() != first.storage_offset() + first.size(dim) * first.stride(dim)) {
-    return {};
-  }
-  auto sizes = first.sizes().vec();
-  sizes[dim] += second.size(dim);
-  auto joint = first.as_strided(sizes, first.strides(), first.storage_offset());
-  return joint.is_contiguous() ? joint : torch::Tensor();
-}
-
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   if (weight.requires_grad()) return rms_norm_plain(x, weight, eps);  // no weight gradient here
   if (!torch::GradMode::is_enabled() && !kernel_applies({x, weight})) {
@@ -496,9 +427,6 @@ torch::Tensor add_three(const torch::Tensor& a, const torch::Tensor& b, const to
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
-#ifdef LLM_WITH_FUSED_CUDA
-  if (swiglu_halves_of(gate, up).defined()) return SwiGluHalves::apply(gate, up);
-#endif
   if (!torch::GradMode::is_enabled() && !kernel_applies({gate, up})) {
     return torch::silu(gate) * up;
   }

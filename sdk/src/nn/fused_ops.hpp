@@ -9,12 +9,6 @@ namespace llm::fused {
 
 bool cuda_kernels_built();
 
-// The one contiguous tensor whose two adjacent blocks along `dim` are `first` and then `second`
-// (the same storage, strides and other sizes), as a view; undefined where they are not such blocks.
-// Gate's and up's weights are (the decoder stores them so), and so are the halves of a product
-// over both, which lets one product or kernel cover the two.
-torch::Tensor joined(const torch::Tensor& first, const torch::Tensor& second, int64_t dim);
-
 // weight * (x * rsqrt(mean(x^2) + eps) in fp32, cast back to x's dtype), weight frozen: saves x in
 // its own dtype and rstd, not the fp32 copy of x.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);

@@ -17,16 +17,6 @@ AdaptableLinearImpl::AdaptableLinearImpl(int64_t in_features, int64_t out_featur
   }
 }
 
-AdaptableLinearImpl::AdaptableLinearImpl(torch::Tensor weight, bool bias,
-                                         const torch::TensorOptions& options)
-    : in_features_(weight.size(1)), out_features_(weight.size(0)) {
-  this->weight = register_parameter("weight", std::move(weight), /*requires_grad=*/false);
-  if (bias) {
-    this->bias = register_parameter("bias", torch::empty({out_features_}, options),
-                                    /*requires_grad=*/false);
-  }
-}
-
 CompressedWeight::~CompressedWeight() = default;
 
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {

@@ -217,7 +217,7 @@ torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMa
     check_launch(llm_low_rank_outer_mma_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r,
                                              mask.seed, mask.threshold, mask.scale, mask.bits,
                                              static_cast<float>(scale), partial.data_ptr<float>(),
-                                             0, stream_of(x)),
+                                             stream_of(x)),
                  "low-rank outer product (tensor cores)");
     return sum_of_chunks(partial, transposed);
   }
@@ -539,21 +539,6 @@ std::array<torch::Tensor, 2> outer_pair(const torch::Tensor& x, const torch::Ten
   return {sum_of_chunks(partial0, false), sum_of_chunks(partial1, false)};
 }
 
-// Frozen layers p and p + 1 (neither with an update) whose weights are adjacent rows of one
-// buffer (the decoder keeps gate's and up's so) run as one product with the two weights' joint:
-// one [rows, n_p + n_q] output whose halves are the two layers' outputs, and backward one product
-// over both dy's where they arrive as halves of one buffer (SwiGLU's backward writes them so), not
-// two with an add of x's gradient between them. LLMHOST_JOINT_PRODUCTS=1: opt-in until measured
-// (bench/NOTES.md, session 18). The joint weight, or undefined.
-template <typename Updates>
-torch::Tensor joint_weight_at(const Updates& updates, at::TensorList weights, size_t p) {
-  if (p + 1 >= weights.size() || updates[p] >= 0 || updates[p + 1] >= 0 ||
-      !fused::kernels_opted_in("LLMHOST_JOINT_PRODUCTS")) {
-    return {};
-  }
-  return fused::joined(weights[p], weights[p + 1], 0);
-}
-
 // Layers over one x (q, k, v) as one node: each output is what FusedLowRankLinear (a layer with
 // an update) or fused::frozen_linear (one without) computes, and backward forms x's gradient in
 // one buffer: the updates' parts first (updates_input_gradient: two written in one pass, any
@@ -580,14 +565,6 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     downs_over_one_input(parts, dropouts);
     for (size_t p = 0; p < weights.size(); ++p) {
       const int64_t i = updates[p];
-      if (const auto joint = joint_weight_at(updates, weights, p); joint.defined()) {
-        const auto both = fused::tuned_mm(xp, joint, true);
-        const int64_t n = weights[p].size(0);
-        outputs.push_back(both.narrow(-1, 0, n));
-        outputs.push_back(both.narrow(-1, n, weights[p + 1].size(0)));
-        ++p;
-        continue;
-      }
       if (i < 0) {
         outputs.push_back(fused::tuned_mm(xp, weights[p], true));
         continue;
@@ -616,22 +593,8 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     // (undefined) for each of the three lists of numbers.
     variable_list grads(1 + layers + 2 * scalings.size() + 3);
     const std::vector<torch::Tensor> weights(saved.begin() + 1, saved.begin() + 1 + layers);
-    // dys[p] each layer's dy; at the first layer of a pair forward ran as one product, where both
-    // dy's are halves of one buffer, joint_dys[p] and joint_weights[p] take the pair instead.
-    variable_list dys(layers), joint_dys(layers), joint_weights(layers);
-    for (size_t p = 0; p < layers; ++p) {
-      const auto joint = joint_weight_at(updates, weights, p);
-      if (joint.defined()) {
-        const auto dy = fused::joined(grad_outputs[p], grad_outputs[p + 1], -1);
-        if (dy.defined()) {
-          joint_dys[p] = dy;
-          joint_weights[p] = joint;
-          ++p;
-          continue;
-        }
-      }
-      dys[p] = packed(grad_outputs[p]);
-    }
+    variable_list dys(layers);
+    for (size_t p = 0; p < layers; ++p) dys[p] = packed(grad_outputs[p]);
     const bool need_x = ctx->needs_input_grad(0);
     torch::Tensor& grad_x = grads[0];
     // Update i's saved A, Bt, u, seed and mask bits from here, and its A's input index.
@@ -671,15 +634,11 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     if (!x_parts.empty()) grad_x = updates_input_gradient(x_parts, x);
     if (need_x) {
       for (size_t p = 0; p < layers; ++p) {
-        const bool pair = joint_dys[p].defined();
-        const auto& dy = pair ? joint_dys[p] : dys[p];
-        const auto& weight = pair ? joint_weights[p] : weights[p];
         if (grad_x.defined()) {
-          fused::tuned_mm_accumulate(dy, weight, false, grad_x);
+          fused::tuned_mm_accumulate(dys[p], weights[p], false, grad_x);
         } else {
-          grad_x = fused::tuned_mm(dy, weight, false);
+          grad_x = fused::tuned_mm(dys[p], weights[p], false);
         }
-        if (pair) ++p;
       }
     }
     return grads;

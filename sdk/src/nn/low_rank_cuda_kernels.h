@@ -95,13 +95,11 @@ int llm_low_rank_outer_cuda(const void* x, const float* u, int64_t rows, int64_t
                             void* stream);
 
 // The same for bf16 x and r <= 8 on tensor cores (sm_80 and later; the caller checks), with the
-// same chunks and layout; u's fp32 values split into three bf16 parts. `ring` nonzero: x's rows
-// copied a few steps ahead through a cp.async ring (the same sums; not faster alone at 7b, session
-// 19: the SDK passes 0, and the bench and the tests keep it beside the pair that uses it).
+// same chunks and layout; u's fp32 values split into three bf16 parts.
 int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int64_t cols,
                                 int64_t r, const int64_t* seed, uint32_t keep_threshold,
                                 float keep_scale, const uint8_t* keep_bits, float scale,
-                                float* partial, int ring, void* stream);
+                                float* partial, void* stream);
 
 // One of the two updates llm_low_rank_outer_mma_pair_cuda forms together: u [rows, r] fp32, its
 // dropout (as the other functions take it) and its partial [chunks, r, cols] (chunks =
@@ -116,7 +114,8 @@ typedef struct {
 } LlmLowRankOuterPart;
 
 // llm_low_rank_outer_mma_cuda for two updates of one x (the same r <= 8) in one pass over x, each
-// part's partial sums as that function forms them (with its ring). A recorded mask must be whole,
+// part's partial sums as that function forms them (x copied a few steps ahead through a cp.async
+// ring, read once for both). A recorded mask must be whole,
 // 4-byte aligned words (cols / 8 a multiple of 4), else cudaErrorInvalidValue.
 int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
                                      LlmLowRankOuterPart first, LlmLowRankOuterPart second,

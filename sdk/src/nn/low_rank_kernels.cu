@@ -1687,14 +1687,9 @@ int outer_mma_ring(const void* x, int64_t rows, int64_t cols, int64_t r, float s
   return static_cast<int>(cudaGetLastError());
 }
 
-// low_rank_outer_mma, or its cp.async ring (`ring`, where the mask fits it), on the tensor-core
-// outer product's grid.
+// low_rank_outer_mma on the tensor-core outer product's grid.
 int outer_mma(const void* x, const float* u, int64_t rows, int64_t cols, int64_t r,
-              const Dropout& d, float scale, float* partial, bool ring, cudaStream_t stream) {
-  if (ring && (d.kept == nullptr || mask_in_words(d, cols / 8))) {
-    return outer_mma_ring(x, rows, cols, r, scale, OuterParts<1>{{OuterPart{u, d, partial}}},
-                          stream);
-  }
+              const Dropout& d, float scale, float* partial, cudaStream_t stream) {
   if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, partial})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
@@ -1817,10 +1812,9 @@ extern "C" int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_
                                            int64_t cols, int64_t r, const int64_t* seed,
                                            uint32_t keep_threshold, float keep_scale,
                                            const uint8_t* keep_bits, float scale, float* partial,
-                                           int ring, void* stream) {
+                                           void* stream) {
   const Dropout d{seed, keep_threshold, keep_scale, keep_bits, nullptr};
-  return outer_mma(x, u, rows, cols, r, d, scale, partial, ring != 0,
-                   static_cast<cudaStream_t>(stream));
+  return outer_mma(x, u, rows, cols, r, d, scale, partial, static_cast<cudaStream_t>(stream));
 }
 
 extern "C" void llm_low_rank_down_outer_shape(int64_t rows, int64_t cols, int64_t* ranges,

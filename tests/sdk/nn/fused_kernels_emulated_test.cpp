@@ -1,5 +1,5 @@
 // The fused CUDA kernels (sdk/src/nn/fused_kernels.cu) run on the CPU under
-// tests/support/cuda_emulation: RMSNorm, SwiGLU over separate and joined halves, and rotary on
+// tests/support/cuda_emulation: RMSNorm, SwiGLU on its pack and element paths, and rotary on
 // each of its launch paths. Each rounds to bf16 where the composed LibTorch operations write a
 // tensor, so the references round there too: exact bits where every step is exact in fp32, else
 // within half a bf16 ulp of the exact value (2^-8 relative) plus the fp32 error before it. The
@@ -108,24 +108,15 @@ TEST(EmulatedFusedKernels, RmsNormBackwardGivesTheGradientWithAndWithoutTheResid
   });
 }
 
-TEST(EmulatedFusedKernels, SwiGluOverJoinedHalvesGivesTheSeparateKernelsBitsBothWays) {
+// The pack path (whole 16-byte packs): forward within its roundings of silu(g) u; backward the
+// element path's bits, which the same per-element arithmetic gives wherever it runs.
+TEST(EmulatedFusedKernels, SwiGluGivesTheRoundedProductOnThePackPathAndTheElementPathsGradients) {
   for_every_schedule([&] {
-    const int64_t rows = 6, n = 136;  // 17 packs a half
-    const auto gate_up = random_bf16(rows * 2 * n, 7, 2.0f), grad = random_bf16(rows * n, 8);
-    DeviceBuffer<__nv_bfloat16> gate(rows * n), up(rows * n);
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t c = 0; c < n; ++c) {
-        gate[i * n + c] = gate_up[i * 2 * n + c];
-        up[i * n + c] = gate_up[i * 2 * n + n + c];
-      }
-    }
-    DeviceBuffer<__nv_bfloat16> out(rows * n), halves_out(rows * n);
-    ASSERT_EQ(llm_swiglu_forward_cuda(gate.data(), up.data(), out.data(), rows * n, kBf16, nullptr),
-              0);
-    ASSERT_EQ(
-        llm_swiglu_halves_forward_cuda(gate_up.data(), halves_out.data(), rows, n, kBf16, nullptr),
-        0);
-    for (int64_t i = 0; i < rows * n; ++i) {
+    const int64_t n = 6 * 136;  // whole packs
+    const auto gate = random_bf16(n, 7, 2.0f), up = random_bf16(n, 9), grad = random_bf16(n, 8);
+    DeviceBuffer<__nv_bfloat16> out(n);
+    ASSERT_EQ(llm_swiglu_forward_cuda(gate.data(), up.data(), out.data(), n, kBf16, nullptr), 0);
+    for (int64_t i = 0; i < n; ++i) {
       // silu in fp32 (expf and a division: a few ulp) is rounded to bf16, as LibTorch's silu writes
       // it; the product with up is rounded once more.
       const double g = value(gate[i]), silu = g / (1.0 + std::exp(-g)), u = value(up[i]);
@@ -135,24 +126,19 @@ TEST(EmulatedFusedKernels, SwiGluOverJoinedHalvesGivesTheSeparateKernelsBitsBoth
                   bf16_bound(exact, silu_error * std::fabs(u) + std::ldexp(std::fabs(exact), -23)))
           << i;
     }
-    expect_same_bits(halves_out.values(), out.values(), "forward");
-
-    DeviceBuffer<__nv_bfloat16> grad_gate(rows * n), grad_up(rows * n), grad_halves(rows * 2 * n);
+    DeviceBuffer<__nv_bfloat16> grad_gate(n), grad_up(n), element_gate(n - 1), element_up(n - 1);
     ASSERT_EQ(llm_swiglu_backward_cuda(grad.data(), gate.data(), up.data(), grad_gate.data(),
-                                       grad_up.data(), rows * n, kBf16, nullptr),
+                                       grad_up.data(), n, kBf16, nullptr),
               0);
-    ASSERT_EQ(llm_swiglu_halves_backward_cuda(grad.data(), gate_up.data(), grad_halves.data(), rows,
-                                              n, kBf16, nullptr),
+    ASSERT_EQ(llm_swiglu_backward_cuda(grad.data(), gate.data(), up.data(), element_gate.data(),
+                                       element_up.data(), n - 1, kBf16, nullptr),
               0);
-    std::vector<__nv_bfloat16> joined(static_cast<size_t>(rows * 2 * n));
-    for (int64_t i = 0; i < rows; ++i) {
-      for (int64_t c = 0; c < n; ++c) {
-        joined[i * 2 * n + c] = grad_gate[i * n + c];
-        joined[i * 2 * n + n + c] = grad_up[i * n + c];
-      }
-    }
-    expect_same_bits(grad_halves.values(), joined, "backward");
-    EXPECT_TRUE(halves_out.guards_intact() && grad_halves.guards_intact());
+    auto packed_gate = grad_gate.values(), packed_up = grad_up.values();
+    packed_gate.pop_back();
+    packed_up.pop_back();
+    expect_same_bits(packed_gate, element_gate.values(), "gate's gradient");
+    expect_same_bits(packed_up, element_up.values(), "up's gradient");
+    EXPECT_TRUE(out.guards_intact() && grad_gate.guards_intact() && element_gate.guards_intact());
   });
 }
 

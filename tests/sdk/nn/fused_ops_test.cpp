@@ -227,27 +227,6 @@ TEST(FusedSwiGlu, ValueAndGradientsAreAutogradsOfSiluTimesUpOnCpuAndCuda) {
   }
 }
 
-// Gate and up as the two halves of each row of one buffer (a product over both wrote them so): the
-// kernels read them in place and write both gradients into one buffer of the same layout. Value
-// and gradients as autograd's of silu(gate) * up on separate copies, within the same steps.
-TEST(FusedSwiGlu, HalvesOfOneBufferGiveAutogradsValueAndGradientsCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  torch::manual_seed(4);
-  const auto options = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
-  const int64_t n = 64;
-  const auto gate_up = (torch::randn({3, 5, 2 * n}) * 2).to(options);
-  const auto grad = torch::randn({3, 5, n}).to(options);
-  auto joint = gate_up.clone().requires_grad_(true);
-  const auto out =
-      gated_activation(Activation::kSilu, joint.narrow(-1, 0, n), joint.narrow(-1, n, n));
-  out.backward(grad);
-  const auto plain = run([](const auto& in) { return torch::silu(in[0]) * in[1]; },
-                         {gate_up.narrow(-1, 0, n), gate_up.narrow(-1, n, n)}, grad);
-  expect_close(out.detach(), plain.out, 2, "value");
-  expect_close(joint.grad().narrow(-1, 0, n), plain.grads[0], 2, "gate gradient");
-  expect_close(joint.grad().narrow(-1, n, n), plain.grads[1], 2, "up gradient");
-}
-
 // The CUDA rotary kernel against the CPU's plain computation on the same values: full and partial
 // (GPT-NeoX) rotary, an offset, and an input laid out as the projections produce it ([B, T, H, D]
 // memory seen as [B, H, T, D]); 3 heads (one a thread) and 8 (four a thread, the tables shared).

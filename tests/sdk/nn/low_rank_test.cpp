@@ -627,44 +627,6 @@ TEST(SharedInputLinears, BothAGradientsFromOnePassOverXWhereTheRingWrapsAreTheLa
   }
 }
 
-// Two frozen layers without updates whose weights are adjacent rows of one buffer (as the decoder
-// stores gate and up) run as one product with LLMHOST_JOINT_PRODUCTS=1: their outputs are the two
-// halves of one buffer. Each output, and x's gradient from dy's that are themselves halves of one
-// buffer (one product both ways, as SwiGLU's backward hands them on) or separate tensors (two
-// products), are the exact sums rounded once (x's gradient: twice where two products add).
-TEST(SharedInputLinears, AdjacentFrozenWeightsRunAsOneProductBothWaysCuda) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const test::ScopedEnvironmentVariable joint("LLMHOST_JOINT_PRODUCTS", "1");
-  torch::manual_seed(13);
-  const auto act = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
-  const int64_t rows = 37, in = 64, n = 48;
-  const auto both = (torch::randn({2 * n, in}) / 8).to(act);
-  const std::vector<torch::Tensor> weights{both.narrow(0, 0, n), both.narrow(0, n, n)};
-  const auto x0 = torch::randn({rows, in}).to(act);
-  const auto dy_both = torch::randn({rows, 2 * n}).to(act);
-  const auto d = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kDouble); };
-  for (const bool dy_halves : {true, false}) {
-    auto x = x0.clone().requires_grad_(true);
-    const auto outs = shared_input_linears(x, weights, {c10::nullopt, c10::nullopt});
-    ASSERT_EQ(outs.size(), 2u) << "shared_input_linears did not apply";
-    EXPECT_EQ(static_cast<const char*>(outs[1].data_ptr()),
-              static_cast<const char*>(outs[0].data_ptr()) + n * 2)
-        << "the outputs are not halves of one product";
-    for (size_t p = 0; p < 2; ++p) {
-      const auto W = d(weights[p]);
-      expect_within_product_rounding(outs[p], d(x0).matmul(W.t()), d(x0).abs().matmul(W.abs().t()),
-                                     "output " + std::to_string(p));
-    }
-    const auto dy0 = dy_halves ? dy_both.narrow(1, 0, n) : dy_both.narrow(1, 0, n).clone();
-    const auto dy1 = dy_halves ? dy_both.narrow(1, n, n) : dy_both.narrow(1, n, n).clone();
-    torch::autograd::backward({outs[0], outs[1]}, {dy0, dy1});
-    const auto exact_grad = d(dy_both).matmul(d(both));
-    const auto magnitude = d(dy_both).abs().matmul(d(both).abs());
-    expect_within(x.grad(), exact_grad, magnitude * (3 * unit_of(x.grad())),
-                  std::string("x's gradient, dy ") + (dy_halves ? "halves" : "apart"));
-  }
-}
-
 // Where the layers cannot be one node (no gradient, or LLMHOST_SHARED_INPUT_GRAD=0) it returns
 // nothing and the caller runs them one by one.
 TEST(SharedInputLinears, ReturnsNothingWithoutGradientOrWhenSwitchedOffCuda) {

@@ -74,8 +74,6 @@ class LLM_API DecoderMlpImpl : public torch::nn::Module {
   // residual + forward(x), the residual added by the down projection (forward_onto).
   torch::Tensor forward_onto(const torch::Tensor& residual, const torch::Tensor& x);
 
-  // gate_proj's and up_proj's weights are the two halves of one [2 inner, hidden] buffer (each a
-  // contiguous view), so one product over their shared input can cover both.
   AdaptableLinear gate_proj{nullptr};
   AdaptableLinear up_proj{nullptr};
   AdaptableLinear down_proj{nullptr};

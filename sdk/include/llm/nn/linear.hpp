@@ -48,9 +48,6 @@ class LLM_API AdaptableLinearImpl : public torch::nn::Module {
  public:
   AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool bias,
                       const torch::TensorOptions& options);
-  // The same over a given weight [out, in]: rows of a buffer that other layers share (gate and up
-  // side by side, so that a product over their shared input can cover both in one).
-  AdaptableLinearImpl(torch::Tensor weight, bool bias, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   // residual + forward(x). In training on CUDA, without adapter, compressed weight or bias, the
   // product's epilogue adds the residual: the residual stream's add is no pass of its own.

@@ -8,7 +8,6 @@
 #include <dlfcn.h>
 #include <torch/version.h>
 
-#include <cstdlib>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -230,46 +229,8 @@ bool capturing(int device) {
   return error != cudaSuccess || status != cudaStreamCaptureStatusNone;
 }
 
-// Milliseconds between two events recorded on `stream` around `runs` launches; infinity where a
-// launch or an event fails.
-template <typename Launch>
-float timed_ms(cudaStream_t stream, int runs, const Launch& launch) {
-  cudaEvent_t start = nullptr, end = nullptr;
-  float ms = std::numeric_limits<float>::infinity();
-  if (cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&end) == cudaSuccess &&
-      cudaEventRecord(start, stream) == cudaSuccess) {
-    bool ok = true;
-    for (int i = 0; i < runs && ok; ++i) ok = launch();
-    if (ok && cudaEventRecord(end, stream) == cudaSuccess &&
-        cudaEventSynchronize(end) == cudaSuccess) {
-      cudaEventElapsedTime(&ms, start, end);
-    }
-  }
-  if (start) cudaEventDestroy(start);
-  if (end) cudaEventDestroy(end);
-  return ms;
-}
-
-// How long each candidate of a large product runs back to back before it is timed
-// (LLMHOST_TUNED_GEMM_HEAT_MS, milliseconds; 0: not at all). A training step holds an H200 at its
-// power limit (7b: ~690 of 700 W, the SM clock ~1.55 GHz where a burst runs at 1.98; session 20),
-// and there an algorithm's speed follows from its energy per product, which a burst of ten runs
-// from a cool board does not see.
-int heat_ms() {
-  static const int ms = [] {
-    const char* value = std::getenv("LLMHOST_TUNED_GEMM_HEAT_MS");
-    return value != nullptr ? std::max(0, std::atoi(value)) : 0;
-  }();
-  return ms;
-}
-
-// Products of at least this many multiply-adds run long enough (~100 us and more on an H100) for
-// a step made of them to sit at the power limit; smaller ones are timed as they come.
-constexpr double kHeatedProductMacs = 3.0e10;
-
-// Milliseconds of ten runs after one that warms up (and, for a large product, after heat_ms() of
-// runs); infinity for an algorithm that fails. (Three runs picked differently on two H200s,
-// session 15: the algorithms are a few % apart.)
+// Milliseconds of ten runs after one that warms up; infinity for an algorithm that fails. (Three
+// runs picked differently on two H200s, session 15: the algorithms are a few % apart.)
 float time_choice(const Choice& choice, const Problem& problem, const torch::Tensor& a,
                   const torch::Tensor& w, bool transposed, Sum sum, const torch::Tensor& source,
                   torch::Tensor& c) {
@@ -278,15 +239,20 @@ float time_choice(const Choice& choice, const Problem& problem, const torch::Ten
     return run_choice(choice, problem, a, w, transposed, sum, source, c) == CUBLAS_STATUS_SUCCESS;
   };
   if (!launch()) return std::numeric_limits<float>::infinity();
-  const double macs = static_cast<double>(a.size(0)) * a.size(1) * c.size(1);
-  if (heat_ms() > 0 && macs >= kHeatedProductMacs) {
-    for (float heated = 0; heated < heat_ms();) {
-      const float ms = timed_ms(stream, 10, launch);
-      if (!(ms < std::numeric_limits<float>::infinity())) return ms;
-      heated += ms;
+  cudaEvent_t start = nullptr, end = nullptr;
+  float ms = std::numeric_limits<float>::infinity();
+  if (cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&end) == cudaSuccess &&
+      cudaEventRecord(start, stream) == cudaSuccess) {
+    bool ok = true;
+    for (int i = 0; i < 10 && ok; ++i) ok = launch();
+    if (ok && cudaEventRecord(end, stream) == cudaSuccess &&
+        cudaEventSynchronize(end) == cudaSuccess) {
+      cudaEventElapsedTime(&ms, start, end);
     }
   }
-  return timed_ms(stream, 10, launch);
+  if (start) cudaEventDestroy(start);
+  if (end) cudaEventDestroy(end);
+  return ms;
 }
 
 // Whether an algorithm writes a result apart from the source it adds (cuBLASLt's capability).

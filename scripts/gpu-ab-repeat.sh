@@ -10,13 +10,8 @@
 #   TRACE_ARMS: the labels traced (default all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FINAL=${OUT:-$PWD/out}
-WORK=/tmp/ab-out
-rm -rf "$WORK"
-mkdir -p "$WORK" "$FINAL"
-export PATH=/usr/local/cuda/bin:$PATH
-pack() { tar czf "$FINAL/ab.tgz" -C "$WORK" .; }
-trap pack EXIT
+source scripts/gpu-call-folder.sh
+call_folder /tmp/ab-out ab.tgz
 # The build, the CUDA tests (tests.log) and, with HF=1, the compiled reference (hf.json).
 if [ -n "${HF:-}" ]; then
   OUT=$WORK SKIP_OURS=1 HF_TRAIN=compiled HF_SHAPES=llama-2-7b BUDGET_S=${BUDGET_S:-300} \

@@ -5,12 +5,8 @@
 # Usage (device call): OUT=$OUT scripts/gpu-gemm-algos.sh   -> $OUT/gemm.tgz
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FINAL=${OUT:-$PWD/out}
-WORK=/tmp/gemm-out
-rm -rf "$WORK"
-mkdir -p "$WORK" "$FINAL"
-export PATH=/usr/local/cuda/bin:$PATH
-trap 'tar czf "$FINAL/gemm.tgz" -C "$WORK" .' EXIT
+source scripts/gpu-call-folder.sh
+call_folder /tmp/gemm-out gemm.tgz
 nvcc -O3 -std=c++17 -arch=sm_90 bench/gemm_algos_bench.cu -lcublasLt -lcublas -o /tmp/gemm-algos \
   >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
 nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.active --format=csv \

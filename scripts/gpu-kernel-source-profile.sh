@@ -6,12 +6,8 @@
 # Usage (device call): OUT=$OUT scripts/gpu-kernel-source-profile.sh   -> $OUT/source.tgz
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FINAL=${OUT:-$PWD/out}
-WORK=/tmp/source-out
-rm -rf "$WORK"
-mkdir -p "$WORK" "$FINAL"
-export PATH=/usr/local/cuda/bin:$PATH
-trap 'tar czf "$FINAL/source.tgz" -C "$WORK" .' EXIT
+source scripts/gpu-call-folder.sh
+call_folder /tmp/source-out source.tgz
 nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo bench/low_rank_kernels_bench.cu -o /tmp/lrk \
   >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
 for kernel in low_rank_down_mma_pair low_rank_outer_mma_ring low_rank_up_pair_narrow; do

@@ -9,13 +9,8 @@
 # Usage (device call, carry .gpu-debs): OUT=$OUT scripts/gpu-profile-call.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FINAL=${OUT:-$PWD/out}
-WORK=/tmp/profile-out
-rm -rf "$WORK"
-mkdir -p "$WORK" "$FINAL"
-export PATH=/usr/local/cuda/bin:$PATH
-pack() { tar czf "$FINAL/profile.tgz" -C "$WORK" .; }
-trap pack EXIT
+source scripts/gpu-call-folder.sh
+call_folder /tmp/profile-out profile.tgz
 say() { echo "== $* ($(date -u +%T), ${SECONDS}s)" | tee -a "$WORK/call.log"; }
 
 say "build (background): the CUDA tests follow it"

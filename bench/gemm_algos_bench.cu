@@ -7,9 +7,10 @@
 // microseconds and TFLOP/s, and cublasGemmEx's (what at::mm calls) for comparison.
 // SUSTAINED_MS=N (session 20): each algorithm first runs back to back for N ms, so that it is timed
 // as the training step runs it: at the board's power limit (a 7b step holds the H200 at ~690 of
-// its 700 W, the SM clock at ~1.55 GHz, not 1.98), where an algorithm's speed follows from its
+// its 700 W, the SM clock at ~1.5 GHz, not 1.98), where an algorithm's speed follows from its
 // energy per product. Each line then also gives the SM clock (MHz) and board power (W) that NVML
-// (the driver's libnvidia-ml, opened at run time) read after each timing.
+// (the driver's libnvidia-ml, opened at run time) read after each timing; the power is NVML's
+// average over about a second, so it lags the first algorithms of the first product.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>

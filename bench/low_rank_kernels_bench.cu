@@ -171,8 +171,9 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
            }),
            2.0 * rows * in, max_rel_diff(u, u2, rows * r));
 
-    // q's and v's downs over one x: two launches against the SDK's one pass (opt-in, session
-    // 18), both recording their masks; the second part's factor and seed differ from the first's.
+    // q's and v's downs over one x: two launches against the SDK's one pass (the default since
+    // session 19), both recording their masks; the second part's factor and seed differ from the
+    // first's.
     {
       float* A2 = device_random<float>(r * in, 0.05f, 22);
       float* uq = device_random<float>(rows * r, 0.0f, 23);
@@ -201,9 +202,9 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
         CHECK(static_cast<cudaError_t>(
             llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr)));
       });
-      report(shape, "down fwd, two updates over one x (dropout)", "two launches (today)", apart,
+      report(shape, "down fwd, two updates over one x (dropout)", "two launches (before)", apart,
              2.0 * rows * in);
-      report(shape, "down fwd, two updates over one x (dropout)", "one pass (opt-in)", together,
+      report(shape, "down fwd, two updates over one x (dropout)", "one pass (today)", together,
              rows * in * 2.0,
              std::fmax(max_rel_diff(uq, uq2, rows * r), max_rel_diff(uv, uv2, rows * r)));
       for (void* q : {static_cast<void*>(A2), static_cast<void*>(uq), static_cast<void*>(uv),
@@ -291,10 +292,10 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     report(shape, "up bwd, two updates (recorded masks)", "first written, second added in place",
            apart, 6.0 * rows * in);
     // Rounded once to bf16 where the two launches round twice: up to 2^-8 of the largest value.
-    report(shape, "up bwd, two updates (recorded masks)", "one pass (today)", together,
+    report(shape, "up bwd, two updates (recorded masks)", "one pass (session 16)", together,
            2.0 * rows * in, diff / scale, 1.0f / 128);
     {
-      // The SDK's narrow pair (session 18, opt-in): its bytes against today's pair's.
+      // The SDK's narrow pair (the default since session 19): its bytes against the wide pair's.
       const float narrow = time_us([&] {
         CHECK(static_cast<cudaError_t>(
             llm_low_rank_up_pair_cuda(first, second, rows, in, dx, 1, 2, nullptr)));
@@ -306,7 +307,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
             std::fmax(narrow_diff, std::fabs(__bfloat162float(a[i]) - __bfloat162float(b[i])));
       }
       report(shape, "up bwd, two updates (recorded masks)",
-             "one pass, 4 columns a lane, two blocks an SM (opt-in)", narrow, 2.0 * rows * in,
+             "one pass, 4 columns a lane, two blocks an SM (today)", narrow, 2.0 * rows * in,
              narrow_diff / scale);
     }
     for (void* q : {static_cast<void*>(u3), static_cast<void*>(A2), static_cast<void*>(dx),
@@ -402,7 +403,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     }
   }
   // Backward's two products over dy, dy B and B's gradient with the sum of its chunks: apart (the
-  // SDK's default) against one pass over dy with both sums (session 18, opt-in).
+  // kernels before) against one pass over dy with both sums (the default since session 19).
   {
     float* g_apart = device_random<float>(rows * r, 0.0f, 28);
     float* g_pass = device_random<float>(rows * r, 0.0f, 29);
@@ -425,9 +426,9 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
       sum_chunks_into(g_partial, ranges, rows * r, g_pass);
       sum_chunks_into(partial, pass_chunks, r * out_cols, dB_pass);
     });
-    report(shape, "down bwd + outer dB (dy) + sums", "apart, tensor cores (today)", apart,
+    report(shape, "down bwd + outer dB (dy) + sums", "apart, tensor cores (before)", apart,
            4.0 * rows * out_cols);
-    report(shape, "down bwd + outer dB (dy) + sums", "one pass over dy (opt-in)", together,
+    report(shape, "down bwd + outer dB (dy) + sums", "one pass over dy (today)", together,
            2.0 * rows * out_cols,
            std::fmax(max_rel_diff(g_apart, g_pass, rows * r),
                      max_rel_diff(dB_apart, dB_pass, r * out_cols)));

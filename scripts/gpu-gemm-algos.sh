@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.activ
   -lms 250 >"$WORK/clocks.csv" 2>&1 &
 sampler=$!
 timeout 100 /tmp/gemm-algos >"$WORK/gemm-algos-short.jsonl" 2>&1
-echo "short: exit $?"
+echo "short: exit $?" | tee -a "$WORK/call.log"
 SUSTAINED_MS=${SUSTAINED_MS:-150} timeout 300 /tmp/gemm-algos >"$WORK/gemm-algos-sustained.jsonl" 2>&1
-echo "sustained: exit $?"
+echo "sustained: exit $?" | tee -a "$WORK/call.log"
 kill "$sampler"

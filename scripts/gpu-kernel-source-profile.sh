@@ -11,7 +11,7 @@ call_folder /tmp/source-out source.tgz
 nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo bench/low_rank_kernels_bench.cu -o /tmp/lrk \
   >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
 for kernel in low_rank_down_mma_pair low_rank_outer_mma_ring low_rank_up_pair_narrow; do
-  timeout 100 ncu --clock-control none -k "regex:$kernel" -c 1 \
+  timeout 100 ncu -f --clock-control none -k "regex:$kernel" -c 1 \
     --section SourceCounters --section WarpStateStats --section InstructionStats \
     --import-source yes -o "/tmp/$kernel" /tmp/lrk --once >"$WORK/$kernel.log" 2>&1
   ncu -i "/tmp/$kernel.ncu-rep" --page source --print-source cuda --csv \

@@ -11,7 +11,6 @@
 
 #ifdef LLM_WITH_FUSED_CUDA
 #include "cuda_launch.hpp"
-#include "fused_ops.hpp"
 #include "low_rank_cuda_kernels.h"
 #include "tuned_gemm.hpp"
 #endif

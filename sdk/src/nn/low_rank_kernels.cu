@@ -1232,10 +1232,11 @@ struct OuterParts {
 // round trip each step (two barriers, the next pack one step ahead: 7b ~25 us a call in the step
 // against ~9 of bandwidth). PARTS updates of one x (q's and v's A gradients: PARTS = 2) share one
 // copy of x's tiles: each thread masks its landed pack once with each part's mask, into that
-// part's tile ring, and each part's sums are those of PARTS = 1, so x is read once where two
+// part's tile ring, and each part's sums are low_rank_outer_mma's, so x is read once where two
 // kernels read it twice (7b: 33.5 MB and its masks a layer). Session 19's call: one part is not
-// faster than low_rank_outer_mma (7b's dA 23.6 -> 25.7 us), so the SDK runs the ring for two
-// parts only, by default (LLMHOST_LOW_RANK_OUTER_PAIR=0: low_rank_outer_mma for each).
+// faster than low_rank_outer_mma (7b's dA 23.6 -> 25.7 us), so the ring runs for two parts only
+// (its one-part launch was removed in session 20), by default (LLMHOST_LOW_RANK_OUTER_PAIR=0:
+// low_rank_outer_mma for each).
 template <int STAGES, int PARTS>
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     low_rank_outer_mma_ring(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,

@@ -5,10 +5,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <string>
 
 #include "llm/nn/decoder.hpp"
-#include "support/test_support.hpp"
 
 namespace llm {
 namespace {

@@ -138,7 +138,8 @@ TEST(EmulatedFusedKernels, SwiGluGivesTheRoundedProductOnThePackPathAndTheElemen
     packed_up.pop_back();
     expect_same_bits(packed_gate, element_gate.values(), "gate's gradient");
     expect_same_bits(packed_up, element_up.values(), "up's gradient");
-    EXPECT_TRUE(out.guards_intact() && grad_gate.guards_intact() && element_gate.guards_intact());
+    EXPECT_TRUE(out.guards_intact() && grad_gate.guards_intact() && grad_up.guards_intact() &&
+                element_gate.guards_intact() && element_up.guards_intact());
   });
 }
 

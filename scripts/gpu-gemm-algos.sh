@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A short device call without the project build: bench/gemm_algos_bench.cu over 7b's frozen
-# products, short timings (the GPU at its boost clock) and SUSTAINED_MS timings (at its power
-# limit, as in a training step), with the GPU's clocks and power sampled beside them.
+# products, short timings (20 runs an algorithm, pauses between) and SUSTAINED_MS timings (each
+# algorithm held at the power limit first), with the GPU's clocks and power sampled beside them.
 # Usage (device call): OUT=$OUT scripts/gpu-gemm-algos.sh   -> $OUT/gemm.tgz
 set -uo pipefail
 cd "$(dirname "$0")/.."

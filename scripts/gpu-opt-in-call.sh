@@ -19,15 +19,9 @@ for s in "${SWITCHES[@]}"; do
   ab+="$s=1;"
   all+="$s=1 "
 done
-export PATH=/usr/local/cuda/bin:$PATH
 # A call brings back at most 8 files (session 19's first call lost its logs): everything is
 # written to a work folder and packed into $OUT/call.tgz.
-FINAL=${OUT:-$PWD/out}
-WORK=/tmp/opt-in-out
-rm -rf "$WORK"
-mkdir -p "$WORK" "$FINAL"
+source scripts/gpu-call-folder.sh
+call_folder /tmp/opt-in-out call.tgz
 PROFILE=1 LOW_RANK_KERNELS=1 HF_TRAIN=compiled HF_SHAPES=llama-2-7b BUDGET_S=${BUDGET_S:-560} \
   AB_ENV="$ab${all% }" OUT=$WORK scripts/gpu-train-bench.sh llama-2-7b
-status=$?
-tar czf "$FINAL/call.tgz" -C "$WORK" .
-exit $status

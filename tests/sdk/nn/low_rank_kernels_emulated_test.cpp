@@ -326,8 +326,7 @@ void expect_outer_and_pair(const OuterCase& shape) {
   for (const bool recorded : {false, true}) {
     const uint8_t* q_kept = recorded ? q_mask.data() : nullptr;
     const uint8_t* v_kept = recorded ? v_mask.data() : nullptr;
-    DeviceBuffer<float> q_plain(chunks * r * cols), v_plain(chunks * r * cols),
-        cuda_cores(shape.small ? chunks * r * cols : 1);
+    DeviceBuffer<float> q_plain(chunks * r * cols), v_plain(chunks * r * cols);
     ASSERT_EQ(llm_low_rank_outer_mma_cuda(x.data(), uq.data(), rows, cols, r, q_drop.seed.data(),
                                           q_drop.threshold, q_drop.keep_scale, q_kept, 0.5f,
                                           q_plain.data(), nullptr),
@@ -341,6 +340,7 @@ void expect_outer_and_pair(const OuterCase& shape) {
                                           v_plain.data(), nullptr),
               0);
     if (shape.small) {
+      DeviceBuffer<float> cuda_cores(chunks * r * cols);
       ASSERT_EQ(llm_low_rank_outer_cuda(x.data(), uq.data(), rows, cols, r, q_drop.seed.data(),
                                         q_drop.threshold, q_drop.keep_scale, q_kept, 0.5f,
                                         cuda_cores.data(), 2, nullptr),

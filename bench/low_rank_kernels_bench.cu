@@ -200,16 +200,28 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
         const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq2};
         const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv2};
         CHECK(static_cast<cudaError_t>(
-            llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr)));
+            llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr, nullptr)));
       });
       report(shape, "down fwd, two updates over one x (dropout)", "two launches (before)", apart,
              2.0 * rows * in);
       report(shape, "down fwd, two updates over one x (dropout)", "one pass (today)", together,
              rows * in * 2.0,
              std::fmax(max_rel_diff(uq, uq2, rows * r), max_rel_diff(uv, uv2, rows * r)));
+      void* factor_parts = nullptr;
+      CHECK(cudaMalloc(&factor_parts, 2 * 3 * r * in * 2));
+      const float split = time_us([&] {
+        const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq};
+        const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv};
+        CHECK(static_cast<cudaError_t>(
+            llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, factor_parts, nullptr)));
+      });
+      report(shape, "down fwd, two updates over one x (dropout)",
+             "one pass, factors split ahead (LLMHOST_LOW_RANK_DOWN_SPLIT=1)", split,
+             rows * in * 2.0,
+             std::fmax(max_rel_diff(uq, uq2, rows * r), max_rel_diff(uv, uv2, rows * r)));
       for (void* q : {static_cast<void*>(A2), static_cast<void*>(uq), static_cast<void*>(uv),
                       static_cast<void*>(uq2), static_cast<void*>(uv2), static_cast<void*>(seed2),
-                      static_cast<void*>(bits2)}) {
+                      static_cast<void*>(bits2), factor_parts}) {
         CHECK(cudaFree(q));
       }
     }

@@ -7,7 +7,9 @@
 #   OUT=$OUT ARMS='default;old|LLMHOST_LOW_RANK_DY_PASS=0 LLMHOST_LOW_RANK_DOWN_PAIR=0' \
 #     scripts/gpu-ab-repeat.sh
 #   ARMS: ';'-separated arms, each "label" or "label|VAR=value ..."; ROUNDS (default 3);
-#   TRACE_ARMS: the labels traced (default all).
+#   TRACE_ARMS: the labels traced (default all). TEST_ENV="VAR=value ...": the CUDA tests again
+#   with those settings (an opt-in kernel's own check), into tests-switched.log.
+#   LOW_RANK_KERNELS=1: the LoRA kernel bench too (scripts/gpu-train-bench.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-call-folder.sh
@@ -22,6 +24,14 @@ fi
 BUILD_DIR=${BUILD_DIR:-$PWD/build-gpu}
 export LD_LIBRARY_PATH="${DEPS:-/tmp/deps}/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 [ -x "$BUILD_DIR/bin/llmhost_bench" ] || { echo "gpu-ab-repeat: no build" | tee -a "$WORK/ab.log"; exit 1; }
+if [ -n "${TEST_ENV:-}" ]; then
+  # shellcheck disable=SC2086  # the settings are words
+  env $TEST_ENV timeout 240 "$BUILD_DIR/tests/llmhost_tests" \
+    --gtest_filter='*Cuda*:*Fused*:SummedLinearCrossEntropy.*:LoraAdapter.*:*Packing*' \
+    >"$WORK/tests-switched.log" 2>&1
+  echo "tests with $TEST_ENV: exit $?" >>"$WORK/ab.log"
+  grep -E '^\[  (FAILED|PASSED) ' "$WORK/tests-switched.log" >>"$WORK/ab.log"
+fi
 IFS=';' read -r -a ARM_LIST <<<"${ARMS:-default}"
 step() {  # ARM FILE WORKLOAD [--profile DIR]
   local arm=$1 file=$2 workload=$3 label settings

@@ -444,10 +444,16 @@ void downs_over_one_input(std::vector<FusedForward>& parts, const std::vector<do
     const auto& x = parts[0].x;
     const auto first = down_part(parts[0], dropouts[0]);
     const auto second = down_part(parts[1], dropouts[1]);
-    check_launch(
-        llm_low_rank_down_mma_pair_cuda(x.data_ptr(), rows_of(x), x.size(-1), parts[0].A.size(0),
-                                        first, second, 1.0f, stream_of(x)),
-        "low-rank down, two updates (tensor cores)");
+    const int64_t r = parts[0].A.size(0);
+    // Both factors split into their bf16 parts once, not in every 16 rows (opt-in until timed).
+    torch::Tensor factor_parts;
+    if (fused::kernels_opted_in("LLMHOST_LOW_RANK_DOWN_SPLIT")) {
+      factor_parts = torch::empty({2, 3, r, x.size(-1)}, x.options());
+    }
+    check_launch(llm_low_rank_down_mma_pair_cuda(
+                     x.data_ptr(), rows_of(x), x.size(-1), r, first, second, 1.0f,
+                     factor_parts.defined() ? factor_parts.data_ptr() : nullptr, stream_of(x)),
+                 "low-rank down, two updates (tensor cores)");
     next = 2;
   }
   for (; next < parts.size(); ++next) {

@@ -45,10 +45,13 @@ typedef struct {
 } LlmLowRankDownPart;
 
 // llm_low_rank_down_mma_cuda for two updates of one x (the same r <= 8) in one pass over x: each
-// part's u the same sums in the same order as that function's.
+// part's u the same sums in the same order as that function's. factor_parts (or null): 2 * 3 * r
+// * cols bf16 of the caller's (16-byte aligned), where both factors are split into their three
+// bf16 parts once before the pass instead of in every 16 rows of it: the same sums and masks in
+// fewer instructions.
 int llm_low_rank_down_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
                                     LlmLowRankDownPart first, LlmLowRankDownPart second,
-                                    float scale, void* stream);
+                                    float scale, void* factor_parts, void* stream);
 
 // out[n, c] = y[n, c] + dropout(scale * sum_j u[n, j] w[j, c]), rounded once to the element type:
 // u [rows, r], w [r, cols] fp32 (16-byte aligned, as down's), y (or null for zeros) and out [rows,

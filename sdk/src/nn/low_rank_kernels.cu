@@ -9,6 +9,15 @@
 #include "cuda_pack.cuh"
 #include "low_rank_cuda_kernels.h"
 
+// At most n registers a thread, where the compiler has __maxnreg__ (CUDA 12.4). Unlike
+// __launch_bounds__, which made ptxas recompute the Philox keys in the loop to reach its occupancy
+// (the down pair: 1,480 -> 1,680 instructions a step), it only caps the count.
+#if defined(__CUDACC_VER_MAJOR__) && __CUDACC_VER_MAJOR__ * 100 + __CUDACC_VER_MINOR__ >= 1204
+#define LLM_MAX_REGISTERS(n) __maxnreg__(n)
+#else
+#define LLM_MAX_REGISTERS(n)
+#endif
+
 namespace {
 
 struct Dropout {
@@ -328,19 +337,52 @@ __global__ void low_rank_down_mma(const __nv_bfloat16* __restrict__ x, int32_t r
   }
 }
 
+// The keep masks of a drawn pack (pack_keep's draw, not a recorded one) as four words whose 16-bit
+// halves are 0xFFFF where the element is kept: what kept_elements builds from pack_keep's bits,
+// here compared two elements an instruction sequence (at_most: threshold - 1 in both halves, so
+// threshold >= 1), and recorded as pack_keep's bits where asked. pack_keep then kept_elements
+// spend ~47 instructions a pack on the tests, selects and shifts (session 20's count).
+__device__ inline void drawn_keep_words(const Dropout& d, uint64_t seed, uint64_t first,
+                                        uint32_t at_most, uint32_t (&words)[4]) {
+  const uint64_t pack = first >> 3;
+  const uint4 draw =
+      philox(make_uint4(static_cast<uint32_t>(pack), static_cast<uint32_t>(pack >> 32), 0u, 0u),
+             make_uint2(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)));
+  words[0] = __vcmpleu2(draw.x, at_most);
+  words[1] = __vcmpleu2(draw.y, at_most);
+  words[2] = __vcmpleu2(draw.z, at_most);
+  words[3] = __vcmpleu2(draw.w, at_most);
+  if (d.record != nullptr) {
+    // Elements 0-3 and 4-7 as bytes (0xFF: kept), each four bytes' low bits gathered by one
+    // multiply: byte i's bit lands on bit 24 + i, and no two terms meet there.
+    const uint32_t low = __byte_perm(words[0], words[1], 0x6420u) & 0x01010101u;
+    const uint32_t high = __byte_perm(words[2], words[3], 0x6420u) & 0x01010101u;
+    d.record[pack] =
+        static_cast<uint8_t>(((low * 0x01020408u) >> 24) | ((high * 0x01020408u) >> 20));
+  }
+}
+
 // Two updates' downs over one x (q's and v's in forward): low_rank_down_mma reads x once for each
 // (2 x ~25 us a layer in the step at 7b). Here one pass loads each pack of x once and forms both
 // parts' sums, each with its own mask (drawn, or read, and recorded as pack_keep does) and
 // factor, in low_rank_down_mma's order: a warp's chunks in the same sequence (the unroll only
 // groups the loads), the warps' sums added in the same order. The default since session 19
 // (51.1 -> 48.7 us at 7b; LLMHOST_LOW_RANK_DOWN_PAIR=0 keeps two launches).
+//
+// kSplitAhead: the same sums and masks with fewer instructions an element. Each lane split its
+// factor slice into three bf16 parts for every 16 rows (a fifth of the loop's ~1,480 instructions
+// at 7b); here split_factor_parts has split both factors once, and a lane loads its b registers
+// as three 16-byte packs. Masks are always drawn here, by drawn_keep_words (a quarter of the loop
+// went to pack_keep's and kept_elements' per-element tests). Opt-in (LLMHOST_LOW_RANK_DOWN_SPLIT=1)
+// until a device has timed it.
 constexpr int kMmaPairUnroll = 2;
 
-__global__ void low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows,
-                                       int32_t packs, const float* __restrict__ w0,
-                                       const float* __restrict__ w1, int32_t r, Dropout d0,
-                                       Dropout d1, float scale, float* __restrict__ u0,
-                                       float* __restrict__ u1) {
+template <bool kSplitAhead>
+__global__ void LLM_MAX_REGISTERS(128)
+    low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
+                           const float* __restrict__ w0, const float* __restrict__ w1,
+                           const uint4* __restrict__ split_parts, int32_t r, Dropout d0, Dropout d1,
+                           float scale, float* __restrict__ u0, float* __restrict__ u1) {
   __shared__ float warp_sums[2][kMmaWarps][16][8];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int32_t group = lane / 4, k_group = lane % 4;
@@ -350,6 +392,8 @@ __global__ void low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int3
   const Dropout ds[2] = {d0, d1};
   const float* ws[2] = {w0, w1};
   const uint64_t seeds[2] = {seed_of(d0), seed_of(d1)};
+  const uint32_t at_most[2] = {(d0.threshold - 1u) * 0x00010001u,
+                               (d1.threshold - 1u) * 0x00010001u};
   float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
   for (int32_t base = warp; base < chunks; base += kMmaWarps * kMmaPairUnroll) {
     uint4 top[kMmaPairUnroll], bottom[kMmaPairUnroll];
@@ -370,25 +414,48 @@ __global__ void low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int3
         // This part's mask on the shared packs (as dropped_bf16_pack applies it).
         uint4 kept_top = top[i], kept_bottom = bottom[i];
         if (ds[k].seed != nullptr && inside) {
-          if (row0 + group < rows) {
-            kept_top = kept_elements(
-                kept_top, pack_keep(ds[k], seeds[k], (row0 + group) * cols + int64_t{p} * 8));
-          }
-          if (row0 + group + 8 < rows) {
-            kept_bottom = kept_elements(
-                kept_bottom,
-                pack_keep(ds[k], seeds[k], (row0 + group + 8) * cols + int64_t{p} * 8));
+          const int64_t top_first = (row0 + group) * cols + int64_t{p} * 8;
+          const int64_t bottom_first = (row0 + group + 8) * cols + int64_t{p} * 8;
+          if (kSplitAhead) {
+            uint32_t keep[4];
+            if (row0 + group < rows) {
+              drawn_keep_words(ds[k], seeds[k], top_first, at_most[k], keep);
+              kept_top = make_uint4(kept_top.x & keep[0], kept_top.y & keep[1],
+                                    kept_top.z & keep[2], kept_top.w & keep[3]);
+            }
+            if (row0 + group + 8 < rows) {
+              drawn_keep_words(ds[k], seeds[k], bottom_first, at_most[k], keep);
+              kept_bottom = make_uint4(kept_bottom.x & keep[0], kept_bottom.y & keep[1],
+                                       kept_bottom.z & keep[2], kept_bottom.w & keep[3]);
+            }
+          } else {
+            if (row0 + group < rows) {
+              kept_top = kept_elements(kept_top, pack_keep(ds[k], seeds[k], top_first));
+            }
+            if (row0 + group + 8 < rows) {
+              kept_bottom = kept_elements(kept_bottom, pack_keep(ds[k], seeds[k], bottom_first));
+            }
           }
         }
         const uint32_t t[4] = {kept_top.x, kept_top.y, kept_top.z, kept_top.w};
         const uint32_t m[4] = {kept_bottom.x, kept_bottom.y, kept_bottom.z, kept_bottom.w};
         const bool rank = group < r && inside;
-        const float4* wp = reinterpret_cast<const float4*>(ws[k] + group * cols + int64_t{p} * 8);
-        const float4 wa = rank ? wp[0] : make_float4(0.f, 0.f, 0.f, 0.f);
-        const float4 wb = rank ? wp[1] : make_float4(0.f, 0.f, 0.f, 0.f);
-        const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
         uint32_t b[3][2][2];
-        factor_parts(wv, b);
+        if (kSplitAhead) {
+          // Part q of factor k, rank `group`, pack p of split_factor_parts' [2, 3, r, packs].
+          const uint4* parts = split_parts + (int64_t{k} * 3 * r + group) * packs + p;
+#pragma unroll
+          for (int part = 0; part < 3; ++part) {
+            const uint4 v = rank ? parts[int64_t{part} * r * packs] : make_uint4(0u, 0u, 0u, 0u);
+            b[part][0][0] = v.x, b[part][0][1] = v.y, b[part][1][0] = v.z, b[part][1][1] = v.w;
+          }
+        } else {
+          const float4* wp = reinterpret_cast<const float4*>(ws[k] + group * cols + int64_t{p} * 8);
+          const float4 wa = rank ? wp[0] : make_float4(0.f, 0.f, 0.f, 0.f);
+          const float4 wb = rank ? wp[1] : make_float4(0.f, 0.f, 0.f, 0.f);
+          const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+          factor_parts(wv, b);
+        }
 #pragma unroll
         for (int step = 0; step < 2; ++step) {
 #pragma unroll
@@ -417,6 +484,27 @@ __global__ void low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int3
         (k == 0 ? (d0.seed != nullptr ? scale * d0.scale : scale)
                 : (d1.seed != nullptr ? scale * d1.scale : scale)) *
         sum;
+  }
+}
+
+// Both [r, cols] factors of a down pair as split_factor_parts' [2, 3, r, cols / 8] packs: pack
+// (k, part, j, p) holds part `part` of factor k's row j, columns 8p..8p+7, as factor_parts gives
+// them (b registers [step][h] in order), one thread a pack.
+__global__ void split_factor_parts(const float* __restrict__ w0, const float* __restrict__ w1,
+                                   int32_t r, int32_t packs, uint4* __restrict__ parts) {
+  const int64_t per_factor = int64_t{r} * packs;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= 2 * per_factor) return;
+  const int64_t k = i / per_factor, row_pack = i % per_factor;
+  const float4* w = reinterpret_cast<const float4*>((k == 0 ? w0 : w1) + row_pack * 8);
+  const float4 wa = w[0], wb = w[1];
+  const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+  uint32_t b[3][2][2];
+  factor_parts(wv, b);
+#pragma unroll
+  for (int part = 0; part < 3; ++part) {
+    parts[(k * 3 + part) * per_factor + row_pack] =
+        make_uint4(b[part][0][0], b[part][0][1], b[part][1][0], b[part][1][1]);
   }
 }
 
@@ -1733,19 +1821,34 @@ extern "C" int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t c
 
 extern "C" int llm_low_rank_down_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, int64_t r,
                                                LlmLowRankDownPart first, LlmLowRankDownPart second,
-                                               float scale, void* stream) {
-  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, first.w, second.w})) {
+                                               float scale, void* factor_parts, void* stream) {
+  if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {x, first.w, second.w, factor_parts})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
   const auto mask = [](const LlmLowRankDownPart& part) {
     return Dropout{part.seed, part.keep_threshold, part.keep_scale, nullptr, part.keep_bits};
   };
+  // drawn_keep_words compares with threshold - 1: a part that keeps nothing takes the other path.
+  const auto keeps_some = [](const LlmLowRankDownPart& part) {
+    return part.seed == nullptr || part.keep_threshold >= 1;
+  };
+  const auto s = static_cast<cudaStream_t>(stream);
   const auto blocks = static_cast<unsigned>((rows + 15) / 16);
-  low_rank_down_mma_pair<<<blocks, kMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
-      static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
-      static_cast<int32_t>(cols / 8), first.w, second.w, static_cast<int32_t>(r), mask(first),
-      mask(second), scale, first.u, second.u);
+  const auto packs = static_cast<int32_t>(cols / 8);
+  if (factor_parts != nullptr && keeps_some(first) && keeps_some(second)) {
+    auto* parts = static_cast<uint4*>(factor_parts);
+    const int64_t threads = 2 * r * packs;
+    split_factor_parts<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(
+        first.w, second.w, static_cast<int32_t>(r), packs, parts);
+    low_rank_down_mma_pair<true><<<blocks, kMmaWarps * 32, 0, s>>>(
+        static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows), packs, first.w, second.w,
+        parts, static_cast<int32_t>(r), mask(first), mask(second), scale, first.u, second.u);
+  } else {
+    low_rank_down_mma_pair<false><<<blocks, kMmaWarps * 32, 0, s>>>(
+        static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows), packs, first.w, second.w,
+        nullptr, static_cast<int32_t>(r), mask(first), mask(second), scale, first.u, second.u);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 

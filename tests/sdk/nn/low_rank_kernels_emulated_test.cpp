@@ -162,14 +162,72 @@ TEST(EmulatedLowRankKernels, DownPairGivesEachUpdatesSingleKernelBitsUnderEveryS
                                    q_drop.keep_scale, pq_mask.data(),     pq.data()};
     const LlmLowRankDownPart second{wv.data(),         v_drop.seed.data(), v_drop.threshold,
                                     v_drop.keep_scale, pv_mask.data(),     pv.data()};
-    ASSERT_EQ(
-        llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 2.0f, nullptr), 0);
+    ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 2.0f, nullptr,
+                                              nullptr),
+              0);
     expect_same_bits(pq.values(), uq.values(), "q's u");
     expect_same_bits(pv.values(), uv.values(), "v's u");
     expect_same_bits(pq_mask.values(), q_mask.values(), "q's mask");
     expect_same_bits(pv_mask.values(), v_mask.values(), "v's mask");
     EXPECT_TRUE(pq.guards_intact() && pv.guards_intact() && pq_mask.guards_intact() &&
                 pv_mask.guards_intact());
+  }
+}
+
+// The factors split into their parts before the pass, and the masks compared two elements at a
+// time: the pair's sums and recorded masks, bit for bit, for ranks below 8, one part without
+// dropout, thresholds at both ends (a draw of 0 kept alone; every draw kept) and a ragged last
+// tile.
+TEST(EmulatedLowRankKernels, DownPairWithFactorsSplitAheadGivesThePairsBitsUnderEverySchedule) {
+  struct Case {
+    int64_t rows, cols, r;
+    uint32_t q_threshold;
+    bool v_dropout;
+  };
+  for (const Case& c :
+       {Case{45, 264, 8, 58982, true}, Case{19, 520, 5, 1, false}, Case{33, 64, 3, 65536, true}}) {
+    SCOPED_TRACE(std::to_string(c.rows) + " x " + std::to_string(c.cols) + ", r " +
+                 std::to_string(c.r) + ", threshold " + std::to_string(c.q_threshold));
+    const int64_t rows = c.rows, cols = c.cols, r = c.r;
+    const auto x = random_bf16(rows * cols, 21);
+    const auto wq = random_fp32(r * cols, 22, 0.05f), wv = random_fp32(r * cols, 23, 0.05f);
+    Dropout q_drop(31), v_drop(32);
+    q_drop.threshold = c.q_threshold;
+    DeviceBuffer<float> uq(rows * r), uv(rows * r);
+    DeviceBuffer<uint8_t> q_mask(rows * cols / 8), v_mask(rows * cols / 8);
+    const auto parts = [&](DeviceBuffer<float>& u_q, DeviceBuffer<float>& u_v,
+                           DeviceBuffer<uint8_t>& m_q, DeviceBuffer<uint8_t>& m_v) {
+      return std::array<LlmLowRankDownPart, 2>{
+          LlmLowRankDownPart{wq.data(), q_drop.seed.data(), q_drop.threshold, q_drop.keep_scale,
+                             m_q.data(), u_q.data()},
+          LlmLowRankDownPart{wv.data(), c.v_dropout ? v_drop.seed.data() : nullptr,
+                             v_drop.threshold, v_drop.keep_scale,
+                             c.v_dropout ? m_v.data() : nullptr, u_v.data()}};
+    };
+    const auto pair = parts(uq, uv, q_mask, v_mask);
+    ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, pair[0], pair[1], 2.0f,
+                                              nullptr, nullptr),
+              0);
+    for (const auto& schedule : every_schedule()) {
+      ScheduleScope scope(schedule);
+      DeviceBuffer<float> sq(rows * r), sv(rows * r);
+      DeviceBuffer<uint8_t> sq_mask(rows * cols / 8), sv_mask(rows * cols / 8);
+      DeviceBuffer<uint16_t> factor_parts(2 * 3 * r * cols);
+      const auto split = parts(sq, sv, sq_mask, sv_mask);
+      ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, split[0], split[1], 2.0f,
+                                                factor_parts.data(), nullptr),
+                0);
+      expect_same_bits(sq.values(), uq.values(), "q's u");
+      expect_same_bits(sv.values(), uv.values(), "v's u");
+      expect_same_bits(sq_mask.values(), q_mask.values(), "q's mask");
+      if (c.v_dropout) expect_same_bits(sv_mask.values(), v_mask.values(), "v's mask");
+      EXPECT_TRUE(sq.guards_intact() && sv.guards_intact() && sq_mask.guards_intact() &&
+                  sv_mask.guards_intact() && factor_parts.guards_intact());
+    }
+    // The masks themselves: each pack's byte as the header defines the draw.
+    for (size_t p = 0; p < q_mask.size(); ++p) {
+      ASSERT_EQ(q_mask[p], keep_byte(31, p, c.q_threshold)) << "pack " << p;
+    }
   }
 }
 
@@ -479,7 +537,8 @@ void expect_every_kernel_at(int64_t rows, int64_t cols, int64_t r) {
                                  drop.keep_scale, pair_mask.data(), down_pair.data()};
   const LlmLowRankDownPart second{w.data(),         other.seed.data(), other.threshold,
                                   other.keep_scale, other_mask.data(), other_down.data()};
-  ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 0.5f, nullptr),
+  ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 0.5f, nullptr,
+                                            nullptr),
             0);
   expect_same_bits(down_pair.values(), down.values(), "down pair");
   expect_same_bits(pair_mask.values(), mask.values(), "down pair's mask");

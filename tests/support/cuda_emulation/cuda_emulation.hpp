@@ -121,6 +121,22 @@ inline __half __float2half_rn(float f) {
 inline unsigned __umulhi(unsigned a, unsigned b) {
   return static_cast<unsigned>((static_cast<uint64_t>(a) * b) >> 32);
 }
+// Each 16-bit half of a compared with b's, unsigned: 0xFFFF where a's is at most b's, else 0.
+inline unsigned __vcmpleu2(unsigned a, unsigned b) {
+  const unsigned low = (a & 0xFFFFu) <= (b & 0xFFFFu) ? 0xFFFFu : 0u;
+  const unsigned high = (a >> 16) <= (b >> 16) ? 0xFFFF0000u : 0u;
+  return low | high;
+}
+// Byte i of the result is byte (selector >> 4 i) & 7 of the pair (b << 32) | a (no sign mode).
+inline unsigned __byte_perm(unsigned a, unsigned b, unsigned selector) {
+  const uint64_t pair = (static_cast<uint64_t>(b) << 32) | a;
+  unsigned out = 0;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned byte = (selector >> (4 * i)) & 7u;
+    out |= static_cast<unsigned>((pair >> (8 * byte)) & 0xFFu) << (8 * i);
+  }
+  return out;
+}
 inline float __fmul_rn(float a, float b) { return a * b; }
 // CUDA's device overloads of min and max.
 #define LLM_EMULATED_MIN_MAX(T)                    \

@@ -36,6 +36,16 @@ TEST(CudaEmulation, ShufflesReadTheLanesTheirOffsetsName) {
   }
 }
 
+// CUDA's integer intrinsics as the CUDA Math API documents them.
+TEST(CudaEmulation, HalfwordCompareAndBytePermuteFollowTheMathApi) {
+  EXPECT_EQ(__vcmpleu2(0x0003FFFFu, 0x0003FFFEu), 0xFFFF0000u);  // unsigned halves: 3 <= 3
+  EXPECT_EQ(__vcmpleu2(0x80000001u, 0x7FFF0001u), 0x0000FFFFu);
+  EXPECT_EQ(__vcmpleu2(0u, 0u), 0xFFFFFFFFu);
+  EXPECT_EQ(__byte_perm(0x33221100u, 0x77665544u, 0x6420u), 0x66442200u);
+  EXPECT_EQ(__byte_perm(0x33221100u, 0x77665544u, 0x7531u), 0x77553311u);
+  EXPECT_EQ(__byte_perm(0x33221100u, 0x77665544u, 0x0123u), 0x00112233u);
+}
+
 // mma.m16n8k16 .row.col bf16 (PTX ISA, "Matrix Fragments for mma.m16n8k16"): with groupID = lane
 // / 4 and t = lane % 4, a0..a3 hold A's (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..);
 // b0, b1 hold B's (2t..2t+1, g) and (2t+8..2t+9, g); c0..c3 are D's (g, 2t), (g, 2t+1), (g+8, 2t),

@@ -103,7 +103,7 @@ void report(const char* shape, const char* pass, const std::string& variant, flo
 // The partial sums [chunks, n] added over the chunks by the SDK's kernel.
 void sum_chunks_into(const float* partial, int64_t chunks, int64_t n, float* out) {
   CHECK(static_cast<cudaError_t>(
-      llm_low_rank_sum_chunks_cuda(partial, chunks, 1, n, 0, out, nullptr)));
+      llm_low_rank_sum_chunks_cuda(partial, chunks, 1, n, 0, out, nullptr, nullptr)));
 }
 
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
@@ -197,8 +197,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
                                                       static_cast<int32_t>(r), second, 1.0f, uv);
       });
       const float together = time_us([&] {
-        const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq2};
-        const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv2};
+        const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq2, nullptr};
+        const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv2, nullptr};
         CHECK(static_cast<cudaError_t>(
             llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr, nullptr)));
       });
@@ -210,13 +210,13 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
       void* factor_parts = nullptr;
       CHECK(cudaMalloc(&factor_parts, 2 * 3 * r * in * 2));
       const float split = time_us([&] {
-        const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq};
-        const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv};
+        const LlmLowRankDownPart q{A, seed, drop.threshold, drop.scale, bits, uq, nullptr};
+        const LlmLowRankDownPart v{A2, seed2, drop.threshold, drop.scale, bits2, uv, nullptr};
         CHECK(static_cast<cudaError_t>(
             llm_low_rank_down_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, factor_parts, nullptr)));
       });
       report(shape, "down fwd, two updates over one x (dropout)",
-             "one pass, factors split ahead (LLMHOST_LOW_RANK_DOWN_SPLIT=1)", split,
+             "one pass, factors split ahead (LLMHOST_LOW_RANK_SPLIT_ONCE=1)", split,
              rows * in * 2.0,
              std::fmax(max_rel_diff(uq, uq2, rows * r), max_rel_diff(uv, uv2, rows * r)));
       for (void* q : {static_cast<void*>(A2), static_cast<void*>(uq), static_cast<void*>(uv),
@@ -394,8 +394,8 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
         sum_chunks_into(partial, chunks, r * in, sums[k]);
       }
     });
-    const LlmLowRankOuterPart q{g, seed, drop.threshold, drop.scale, bits, partial};
-    const LlmLowRankOuterPart v{g2, seed, drop.threshold, drop.scale, bits, partial2};
+    const LlmLowRankOuterPart q{g, seed, drop.threshold, drop.scale, bits, partial, nullptr};
+    const LlmLowRankOuterPart v{g2, seed, drop.threshold, drop.scale, bits, partial2, nullptr};
     const float together = time_us([&] {
       CHECK(static_cast<cudaError_t>(
           llm_low_rank_outer_mma_pair_cuda(x, rows, in, r, q, v, 1.0f, nullptr)));
@@ -408,9 +408,32 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
         shape, "outer dA x2 (x, recorded masks) + sums", "one pass over x (today)", together,
         2.0 * rows * in,
         std::fmax(max_rel_diff(sums[0], sums[2], r * in), max_rel_diff(sums[1], sums[3], r * in)));
+    // g's three bf16 parts as the sum that forms g writes them (here over one chunk: g itself).
+    void* g_parts[2] = {nullptr, nullptr};
+    float* g_copy = device_random<float>(rows * r, 0.0f, 37);
+    for (int k = 0; k < 2; ++k) {
+      CHECK(cudaMalloc(&g_parts[k], 3 * r * rows * 2));
+      CHECK(static_cast<cudaError_t>(llm_low_rank_sum_chunks_cuda(k == 0 ? g : g2, 1, rows, r, 0,
+                                                                  g_copy, g_parts[k], nullptr)));
+    }
+    const LlmLowRankOuterPart q_split{g,    seed,    drop.threshold, drop.scale,
+                                      bits, partial, g_parts[0]};
+    const LlmLowRankOuterPart v_split{g2,   seed,     drop.threshold, drop.scale,
+                                      bits, partial2, g_parts[1]};
+    const float split = time_us([&] {
+      CHECK(static_cast<cudaError_t>(
+          llm_low_rank_outer_mma_pair_cuda(x, rows, in, r, q_split, v_split, 1.0f, nullptr)));
+      sum_chunks_into(partial, chunks, r * in, sums[2]);
+      sum_chunks_into(partial2, chunks, r * in, sums[3]);
+    });
+    report(
+        shape, "outer dA x2 (x, recorded masks) + sums",
+        "one pass, g in parts (LLMHOST_LOW_RANK_SPLIT_ONCE=1)", split, 2.0 * rows * in,
+        std::fmax(max_rel_diff(sums[0], sums[2], r * in), max_rel_diff(sums[1], sums[3], r * in)));
     for (void* q_ :
          {static_cast<void*>(g2), static_cast<void*>(partial2), static_cast<void*>(sums[0]),
-          static_cast<void*>(sums[1]), static_cast<void*>(sums[2]), static_cast<void*>(sums[3])}) {
+          static_cast<void*>(sums[1]), static_cast<void*>(sums[2]), static_cast<void*>(sums[3]),
+          g_parts[0], g_parts[1], static_cast<void*>(g_copy)}) {
       CHECK(cudaFree(q_));
     }
   }
@@ -434,7 +457,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     });
     const float together = time_us([&] {
       CHECK(static_cast<cudaError_t>(llm_low_rank_down_outer_mma_cuda(
-          dy, rows, out_cols, Bt, u, r, 2.0f, g_partial, partial, nullptr)));
+          dy, rows, out_cols, Bt, u, nullptr, r, 2.0f, g_partial, partial, nullptr)));
       sum_chunks_into(g_partial, ranges, rows * r, g_pass);
       sum_chunks_into(partial, pass_chunks, r * out_cols, dB_pass);
     });
@@ -444,9 +467,25 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
            2.0 * rows * out_cols,
            std::fmax(max_rel_diff(g_apart, g_pass, rows * r),
                      max_rel_diff(dB_apart, dB_pass, r * out_cols)));
-    for (void* q :
-         {static_cast<void*>(g_apart), static_cast<void*>(g_pass), static_cast<void*>(dB_apart),
-          static_cast<void*>(dB_pass), static_cast<void*>(g_partial)}) {
+    // u's three bf16 parts as the forward down pair writes them (here from u by a one-chunk sum).
+    void* u_parts = nullptr;
+    float* u_copy = device_random<float>(rows * r, 0.0f, 36);
+    CHECK(cudaMalloc(&u_parts, 3 * r * rows * 2));
+    CHECK(static_cast<cudaError_t>(
+        llm_low_rank_sum_chunks_cuda(u, 1, rows, r, 0, u_copy, u_parts, nullptr)));
+    const float split = time_us([&] {
+      CHECK(static_cast<cudaError_t>(llm_low_rank_down_outer_mma_cuda(
+          dy, rows, out_cols, Bt, u, u_parts, r, 2.0f, g_partial, partial, nullptr)));
+      sum_chunks_into(g_partial, ranges, rows * r, g_pass);
+      sum_chunks_into(partial, pass_chunks, r * out_cols, dB_pass);
+    });
+    report(shape, "down bwd + outer dB (dy) + sums",
+           "one pass, u in parts (LLMHOST_LOW_RANK_SPLIT_ONCE=1)", split, 2.0 * rows * out_cols,
+           std::fmax(max_rel_diff(g_apart, g_pass, rows * r),
+                     max_rel_diff(dB_apart, dB_pass, r * out_cols)));
+    for (void* q : {static_cast<void*>(g_apart), static_cast<void*>(g_pass),
+                    static_cast<void*>(dB_apart), static_cast<void*>(dB_pass),
+                    static_cast<void*>(g_partial), u_parts, static_cast<void*>(u_copy)}) {
       CHECK(cudaFree(q));
     }
   }

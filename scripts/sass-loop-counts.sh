@@ -7,7 +7,8 @@
 # same PTX (its .version lowered to 7.8, which sm_90 needs; the file must use nothing newer) and
 # its nvdisasm prints it. Counts from ptxas 11.8 are a proxy: the GPU machine's ptxas schedules the
 # same PTX, but may allocate and unroll somewhat differently. The .deb is fetched once into
-# /tmp/cuda-11.8-tools (Debian's registry; nothing is installed).
+# /tmp/cuda-11.8-tools (Debian's registry; nothing is installed, and apt's own lists and cache
+# are left alone: the non-free index goes to a folder of its own there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source_file=${1:?usage: scripts/sass-loop-counts.sh FILE.cu [NAME-SUBSTRING]}
@@ -16,12 +17,13 @@ nvcc=${NVCC:-/usr/local/cuda/bin/nvcc}
 tools=/tmp/cuda-11.8-tools
 if [ ! -x "$tools/usr/bin/nvdisasm" ]; then
   mkdir -p "$tools"
-  list=$(mktemp --suffix=.list)
-  echo "deb http://deb.debian.org/debian bookworm non-free" > "$list"
-  apt-get update -qq -o Dir::Etc::sourcelist="$list" -o Dir::Etc::sourceparts=- >/dev/null
-  (cd "$tools" && apt-get download -qq -o Dir::Etc::sourcelist="$list" \
-    -o Dir::Etc::sourceparts=- nvidia-cuda-toolkit 2>/dev/null && dpkg-deb -x nvidia-cuda-toolkit_*.deb .)
-  rm -f "$list"
+  mkdir -p "$tools/apt/lists/partial" "$tools/apt/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian bookworm non-free" > "$tools/apt/sources.list"
+  apt_private=(-o Dir::Etc::sourcelist="$tools/apt/sources.list" -o Dir::Etc::sourceparts=-
+    -o Dir::State::Lists="$tools/apt/lists" -o Dir::Cache="$tools/apt/cache")
+  apt-get update -qq "${apt_private[@]}" >/dev/null
+  (cd "$tools" && apt-get download -qq "${apt_private[@]}" nvidia-cuda-toolkit 2>/dev/null &&
+    dpkg-deb -x nvidia-cuda-toolkit_*.deb .)
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

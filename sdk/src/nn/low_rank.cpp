@@ -82,6 +82,8 @@ struct KeepMask {
   // read it instead of drawing it again (the Philox draws cost the kernels that regenerate the
   // mask ~10 us a call at 7b, session 16; the bytes are 2 MB a layer there). Null: drawn.
   uint8_t* bits = nullptr;
+  // The tensor-core down's drawing path compares 16-bit draws with threshold - 1.
+  bool keeps_some() const { return seed == nullptr || (threshold >= 1 && threshold <= 65536); }
 };
 
 KeepMask keep_mask(const torch::Tensor& seed, double dropout, const torch::Tensor& bits) {
@@ -181,23 +183,39 @@ bool outer_on_tensor_cores(const torch::Tensor& x, int64_t r) {
   return fused::kernels_switched_on("LLMHOST_LOW_RANK_OUTER_MMA") && tensor_cores_take(x, r);
 }
 
+// Each fp32 operand of LoRA's tensor-core products split into its three bf16 parts once, where it
+// is formed, instead of in every block that takes it: the factors before the forward down pair,
+// each u by that kernel, each g by the sum that forms it (opt-in until a device has timed it).
+bool split_once() { return fused::kernels_opted_in("LLMHOST_LOW_RANK_SPLIT_ONCE"); }
+
+// u's (or g's) three bf16 parts, [3, r, rows], where split_once() applies to this [rows, r]
+// product; else undefined.
+torch::Tensor rank_parts_for(const torch::Tensor& like, int64_t rows, int64_t r) {
+  if (!split_once() || rows % 2 != 0) return {};
+  return torch::empty({3, r, rows}, like.options().dtype(torch::kBFloat16));
+}
+
 // The partial sums' total over their first dimension, [r, cols]; `transposed`: stored as
 // [cols, r] (B's gradient), written so by the sum itself rather than by a copy afterwards (7b: a
 // 128 KB transpose a call, 64 calls a step).
 // One kernel of ours, in order over the chunks, writing either layout directly (session 19's
 // call, 7b: at::sum's reduces 0.63 ms a step, this kernel 0.46);
 // LLMHOST_LOW_RANK_CHUNK_SUM=0 keeps LibTorch's.
-torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed) {
+// `parts` (or undefined): the total also as its three bf16 parts (rank_parts_for), by our kernel.
+torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed,
+                            const torch::Tensor& parts = {}) {
   if (fused::kernels_switched_on("LLMHOST_LOW_RANK_CHUNK_SUM")) {
     const int64_t rows = partial.size(1), cols = partial.size(2);
     auto total = transposed ? torch::empty({cols, rows}, partial.options())
                             : torch::empty({rows, cols}, partial.options());
     check_launch(llm_low_rank_sum_chunks_cuda(partial.data_ptr<float>(), partial.size(0), rows,
                                               cols, transposed ? 1 : 0, total.data_ptr<float>(),
+                                              parts.defined() ? parts.data_ptr() : nullptr,
                                               stream_of(partial)),
                  "low-rank partial sums");
     return total;
   }
+  TORCH_CHECK(!parts.defined(), "low-rank partial sums: parts need LLMHOST_LOW_RANK_CHUNK_SUM");
   if (!transposed) return partial.sum(0);
   auto total = torch::empty({partial.size(2), partial.size(1)}, partial.options());
   auto as_summed = total.t();
@@ -240,6 +258,7 @@ torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
 // both kernels read their factor as [r, cols]).
 struct FusedForward {
   torch::Tensor out, x, A, Bt, u, seed, bits;  // bits: the dropout mask as recorded, if any
+  torch::Tensor u_parts;                       // u's three bf16 parts, if split_once()
 };
 
 // The operands as the kernels read them, the dropout seed and the buffer its mask is recorded in:
@@ -278,6 +297,7 @@ FusedForward fused_forward(const torch::Tensor& x, const torch::Tensor& y, const
 // goes through, and the factors' gradients where asked for (the caller holds a CUDAGuard).
 struct UpdateGradients {
   torch::Tensor g, grad_A, grad_B;
+  torch::Tensor g_parts;  // g's three bf16 parts, if split_once() (for the outer pair)
 };
 
 // g = scale dy B and B's gradient scale u^T dy (as [out, r]) from one pass over dy: bf16, r <= 8,
@@ -287,29 +307,36 @@ bool dy_pass_applies(const torch::Tensor& dy, int64_t r) {
   return fused::kernels_switched_on("LLMHOST_LOW_RANK_DY_PASS") && tensor_cores_take(dy, r);
 }
 
+// u_parts (or undefined): u's three bf16 parts, which the pass loads instead of splitting u.
 void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torch::Tensor& u,
-                    double scale, UpdateGradients& d) {
+                    const torch::Tensor& u_parts, double scale, UpdateGradients& d) {
   const int64_t rows = rows_of(dy), cols = dy.size(-1), r = Bt.size(0);
   int64_t ranges = 0, chunks = 0;
   llm_low_rank_down_outer_shape(rows, cols, &ranges, &chunks);
   const auto f32 = dy.options().dtype(torch::kFloat);
   auto g_partial = torch::empty({ranges, rows, r}, f32);
   auto partial = torch::empty({chunks, r, cols}, f32);
-  check_launch(llm_low_rank_down_outer_mma_cuda(dy.data_ptr(), rows, cols, Bt.data_ptr<float>(),
-                                                u.data_ptr<float>(), r, static_cast<float>(scale),
-                                                g_partial.data_ptr<float>(),
-                                                partial.data_ptr<float>(), stream_of(dy)),
+  check_launch(llm_low_rank_down_outer_mma_cuda(
+                   dy.data_ptr(), rows, cols, Bt.data_ptr<float>(), u.data_ptr<float>(),
+                   u_parts.defined() ? u_parts.data_ptr() : nullptr, r, static_cast<float>(scale),
+                   g_partial.data_ptr<float>(), partial.data_ptr<float>(), stream_of(dy)),
                "low-rank down and outer product over dy (tensor cores)");
-  d.g = ranges == 1 ? g_partial[0] : sum_of_chunks(g_partial, /*transposed=*/false);
+  // g in parts for the outer pair too, where u came in parts (the layers over one input).
+  if (u_parts.defined() && ranges > 1 && fused::kernels_switched_on("LLMHOST_LOW_RANK_CHUNK_SUM")) {
+    d.g_parts = rank_parts_for(g_partial, rows, r);
+  }
+  d.g = ranges == 1 ? g_partial[0] : sum_of_chunks(g_partial, /*transposed=*/false, d.g_parts);
   d.grad_B = sum_of_chunks(partial, /*transposed=*/true);
 }
 
+// u_parts (or undefined): u's three bf16 parts, as the forward down pair wrote them.
 UpdateGradients update_gradients(const torch::Tensor& dy, const torch::Tensor& x,
                                  const torch::Tensor& Bt, const torch::Tensor& u,
-                                 const KeepMask& mask, double scaling, bool need_A, bool need_B) {
+                                 const KeepMask& mask, double scaling, bool need_A, bool need_B,
+                                 const torch::Tensor& u_parts = {}) {
   UpdateGradients d;
   if (need_B && dy_pass_applies(dy, Bt.size(0))) {
-    down_and_outer(dy, Bt, u, scaling, d);
+    down_and_outer(dy, Bt, u, u_parts, scaling, d);
   } else {
     d.g = down(dy, Bt, KeepMask{}, scaling);
     if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true);
@@ -428,12 +455,20 @@ bool down_pair_applies(const FusedForward& first, const FusedForward& second) {
          down_on_tensor_cores(first.x, r);
 }
 
-// f's half of a paired down: f.u allocated for the kernel to write, the mask recorded in f.bits.
-LlmLowRankDownPart down_part(FusedForward& f, double dropout) {
+// f's half of a paired down: f.u (and, with `split`, f.u_parts) allocated for the kernel to
+// write, the mask recorded in f.bits.
+LlmLowRankDownPart down_part(FusedForward& f, double dropout, bool split) {
   const auto mask = keep_mask(f.seed, dropout, f.bits);
-  f.u = torch::empty({rows_of(f.x), f.A.size(0)}, f.x.options().dtype(torch::kFloat));
-  return {f.A.data_ptr<float>(), mask.seed, mask.threshold, mask.scale, mask.bits,
-          f.u.data_ptr<float>()};
+  const int64_t rows = rows_of(f.x), r = f.A.size(0);
+  f.u = torch::empty({rows, r}, f.x.options().dtype(torch::kFloat));
+  if (split) f.u_parts = rank_parts_for(f.x, rows, r);
+  return {f.A.data_ptr<float>(),
+          mask.seed,
+          mask.threshold,
+          mask.scale,
+          mask.bits,
+          f.u.data_ptr<float>(),
+          f.u_parts.defined() ? f.u_parts.data_ptr() : nullptr};
 }
 
 // Each update's u = dropout(x) A^T over the one x they share (update_inputs' operands): the first
@@ -442,14 +477,15 @@ void downs_over_one_input(std::vector<FusedForward>& parts, const std::vector<do
   size_t next = 0;
   if (parts.size() >= 2 && down_pair_applies(parts[0], parts[1])) {
     const auto& x = parts[0].x;
-    const auto first = down_part(parts[0], dropouts[0]);
-    const auto second = down_part(parts[1], dropouts[1]);
+    // Both factors split into their bf16 parts once, not in every 16 rows, and each u written in
+    // parts too: not where a part keeps no element (the kernel's split path needs threshold >= 1).
+    const bool split = split_once() && keep_mask(parts[0].seed, dropouts[0], {}).keeps_some() &&
+                       keep_mask(parts[1].seed, dropouts[1], {}).keeps_some();
+    const auto first = down_part(parts[0], dropouts[0], split);
+    const auto second = down_part(parts[1], dropouts[1], split);
     const int64_t r = parts[0].A.size(0);
-    // Both factors split into their bf16 parts once, not in every 16 rows (opt-in until timed).
     torch::Tensor factor_parts;
-    if (fused::kernels_opted_in("LLMHOST_LOW_RANK_DOWN_SPLIT")) {
-      factor_parts = torch::empty({2, 3, r, x.size(-1)}, x.options());
-    }
+    if (split) factor_parts = torch::empty({2, 3, r, x.size(-1)}, x.options());
     check_launch(llm_low_rank_down_mma_pair_cuda(
                      x.data_ptr(), rows_of(x), x.size(-1), r, first, second, 1.0f,
                      factor_parts.defined() ? factor_parts.data_ptr() : nullptr, stream_of(x)),
@@ -526,18 +562,23 @@ bool outer_pair_applies(const torch::Tensor& x, const torch::Tensor& A0, const t
 }
 
 // [r, cols] = u_k^T dropout_k(x) for both parts, from one pass over x.
+// g0_parts, g1_parts (or undefined): g's three bf16 parts (the sum that formed g wrote them).
 std::array<torch::Tensor, 2> outer_pair(const torch::Tensor& x, const torch::Tensor& g0,
                                         const torch::Tensor& g1, const KeepMask& m0,
-                                        const KeepMask& m1) {
+                                        const KeepMask& m1, const torch::Tensor& g0_parts,
+                                        const torch::Tensor& g1_parts) {
   const int64_t rows = rows_of(x), cols = x.size(-1), r = g0.size(1);
   const auto f32 = x.options().dtype(torch::kFloat);
   const int64_t chunks = llm_low_rank_chunks(rows, cols);
   auto partial0 = torch::empty({chunks, r, cols}, f32);
   auto partial1 = torch::empty({chunks, r, cols}, f32);
+  const auto pointer = [](const torch::Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
   const LlmLowRankOuterPart first{
-      g0.data_ptr<float>(), m0.seed, m0.threshold, m0.scale, m0.bits, partial0.data_ptr<float>()};
+      g0.data_ptr<float>(),       m0.seed,          m0.threshold, m0.scale, m0.bits,
+      partial0.data_ptr<float>(), pointer(g0_parts)};
   const LlmLowRankOuterPart second{
-      g1.data_ptr<float>(), m1.seed, m1.threshold, m1.scale, m1.bits, partial1.data_ptr<float>()};
+      g1.data_ptr<float>(),       m1.seed,          m1.threshold, m1.scale, m1.bits,
+      partial1.data_ptr<float>(), pointer(g1_parts)};
   check_launch(llm_low_rank_outer_mma_pair_cuda(x.data_ptr(), rows, cols, r, first, second, 1.0f,
                                                 stream_of(x)),
                "low-rank outer products, two updates (tensor cores)");
@@ -577,7 +618,7 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
       auto& f = parts[static_cast<size_t>(i)];
       add_product(f, weights[p], c10::nullopt, scalings[i], true);
       outputs.push_back(f.out);
-      saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed, f.bits});
+      saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed, f.bits, f.u_parts});
     }
     ctx->save_for_backward(saved);
     ctx->saved_data["updates"] = c10::List<int64_t>(updates);
@@ -602,8 +643,8 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     for (size_t p = 0; p < layers; ++p) dys[p] = packed(grad_outputs[p]);
     const bool need_x = ctx->needs_input_grad(0);
     torch::Tensor& grad_x = grads[0];
-    // Update i's saved A, Bt, u, seed and mask bits from here, and its A's input index.
-    const auto saved_at = [&](size_t i) { return 1 + layers + 5 * i; };
+    // Update i's saved A, Bt, u, seed, mask bits and u's parts from here, and its A's input index.
+    const auto saved_at = [&](size_t i) { return 1 + layers + 6 * i; };
     const auto a_input_of = [&](size_t i) { return 1 + layers + 2 * i; };
     const auto mask_of = [&](size_t i) {
       return keep_mask(saved[saved_at(i) + 3], dropouts[i], saved[saved_at(i) + 4]);
@@ -614,25 +655,26 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
         ctx->needs_input_grad(a_input_of(1)) &&
         outer_pair_applies(x, saved[saved_at(0)], saved[saved_at(1)], mask_of(0), mask_of(1));
     std::vector<InputGradientPart> x_parts;
-    torch::Tensor paired_g[2];
+    torch::Tensor paired_g[2], paired_g_parts[2];
     for (size_t p = 0; p < layers; ++p) {
       const int64_t i = updates[p];
       if (i < 0) continue;
       const auto update = static_cast<size_t>(i);
-      const size_t base = saved_at(update);  // A, Bt, u, seed, bits
+      const size_t base = saved_at(update);  // A, Bt, u, seed, bits, u's parts
       const auto &A = saved[base], &Bt = saved[base + 1], &u = saved[base + 2];
       const auto mask = mask_of(update);
       const size_t a_input = a_input_of(update);
       const bool a_here = ctx->needs_input_grad(a_input) && !(a_pair && update < 2);
       const auto d = update_gradients(dys[p], x, Bt, u, mask, scalings[i], a_here,
-                                      ctx->needs_input_grad(a_input + 1));
+                                      ctx->needs_input_grad(a_input + 1), saved[base + 5]);
       grads[a_input] = d.grad_A;
       grads[a_input + 1] = d.grad_B;
-      if (a_pair && update < 2) paired_g[update] = d.g;
+      if (a_pair && update < 2) paired_g[update] = d.g, paired_g_parts[update] = d.g_parts;
       if (need_x) x_parts.push_back({d.g, A, mask});
     }
     if (a_pair) {
-      const auto both = outer_pair(x, paired_g[0], paired_g[1], mask_of(0), mask_of(1));
+      const auto both = outer_pair(x, paired_g[0], paired_g[1], mask_of(0), mask_of(1),
+                                   paired_g_parts[0], paired_g_parts[1]);
       grads[a_input_of(0)] = both[0];
       grads[a_input_of(1)] = both[1];
     }

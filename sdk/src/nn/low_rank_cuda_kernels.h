@@ -34,7 +34,9 @@ int llm_low_rank_down_mma_cuda(const void* x, int64_t rows, int64_t cols, const 
 
 // One of the two updates llm_low_rank_down_mma_pair_cuda forms together: w [r, cols] fp32, its
 // dropout (as the other functions take it: the mask drawn is recorded in keep_bits, if given) and
-// u [rows, r].
+// u [rows, r]. u_parts (or null; with factor_parts only, rows even): u also as its three bf16
+// parts, [3, r, rows] (part p of u[n, j] at (p r + j) rows + n), which the outer product and the
+// pass over dy take instead of splitting u again.
 typedef struct {
   const float* w;
   const int64_t* seed;
@@ -42,6 +44,7 @@ typedef struct {
   float keep_scale;
   uint8_t* keep_bits;
   float* u;
+  void* u_parts;
 } LlmLowRankDownPart;
 
 // llm_low_rank_down_mma_cuda for two updates of one x (the same r <= 8) in one pass over x: each
@@ -106,7 +109,9 @@ int llm_low_rank_outer_mma_cuda(const void* x, const float* u, int64_t rows, int
 
 // One of the two updates llm_low_rank_outer_mma_pair_cuda forms together: u [rows, r] fp32, its
 // dropout (as the other functions take it) and its partial [chunks, r, cols] (chunks =
-// llm_low_rank_chunks(rows, cols)).
+// llm_low_rank_chunks(rows, cols)). u_parts (or null; rows even): u as its three bf16 parts in
+// LlmLowRankDownPart's layout, loaded instead of split where both parts give them (and the
+// chunks have an even number of rows): the same sums.
 typedef struct {
   const float* u;
   const int64_t* seed;
@@ -114,6 +119,7 @@ typedef struct {
   float keep_scale;
   const uint8_t* keep_bits;
   float* partial;
+  const void* u_parts;
 } LlmLowRankOuterPart;
 
 // llm_low_rank_outer_mma_cuda for two updates of one x (the same r <= 8) in one pass over x, each
@@ -130,15 +136,19 @@ int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int64_t cols, 
 // gives without dropout), and partial [chunks, r, cols] as llm_low_rank_outer_mma_cuda's with
 // u [rows, r] and no dropout (over its own chunks). ranges and chunks from
 // llm_low_rank_down_outer_shape (no chunks without rows).
+// u_parts (or null; rows even): u's three bf16 parts as LlmLowRankDownPart's, loaded instead of
+// split (the same sums).
 void llm_low_rank_down_outer_shape(int64_t rows, int64_t cols, int64_t* ranges, int64_t* chunks);
 int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, int64_t cols, const float* w,
-                                     const float* u, int64_t r, float scale, float* g_partial,
-                                     float* partial, void* stream);
+                                     const float* u, const void* u_parts, int64_t r, float scale,
+                                     float* g_partial, float* partial, void* stream);
 
 // out = the sum of partial [chunks, rows, cols] (fp32) over its first dimension, added in order
 // k = 0, 1, ...: out [rows, cols], or [cols, rows] where `transposed` is nonzero. No chunks: zeros.
+// parts (or null; not transposed, rows even, cols <= 64): out, a [rows, r = cols] rank product,
+// also as its three bf16 parts in LlmLowRankDownPart's u_parts layout.
 int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks, int64_t rows, int64_t cols,
-                                 int transposed, float* out, void* stream);
+                                 int transposed, float* out, void* parts, void* stream);
 
 #ifdef __cplusplus
 }

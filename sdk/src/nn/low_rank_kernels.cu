@@ -9,10 +9,12 @@
 #include "cuda_pack.cuh"
 #include "low_rank_cuda_kernels.h"
 
-// At most n registers a thread, where the compiler has __maxnreg__ (CUDA 12.4). Unlike
-// __launch_bounds__, which made ptxas recompute the Philox keys in the loop to reach its occupancy
-// (the down pair: 1,480 -> 1,680 instructions a step), it only caps the count.
-#if defined(__CUDACC_VER_MAJOR__) && __CUDACC_VER_MAJOR__ * 100 + __CUDACC_VER_MINOR__ >= 1204
+// At most n registers a thread on Hopper (sm_90), where the compiler has __maxnreg__ (CUDA 12.4).
+// Unlike __launch_bounds__, which made ptxas recompute the Philox keys in the loop to reach its
+// occupancy (the down pair: 1,480 -> 1,680 instructions a step), it only caps the count. Other
+// architectures keep the compiler's choice (on sm_80 the down pair's split variant would spill).
+#if defined(__CUDACC_VER_MAJOR__) && __CUDACC_VER_MAJOR__ * 100 + __CUDACC_VER_MINOR__ >= 1204 && \
+    defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define LLM_MAX_REGISTERS(n) __maxnreg__(n)
 #else
 #define LLM_MAX_REGISTERS(n)
@@ -337,6 +339,40 @@ __global__ void low_rank_down_mma(const __nv_bfloat16* __restrict__ x, int32_t r
   }
 }
 
+// u[n, j] (a [rows, r] rank product) into u's three-part copy: parts [3, r, rows] bf16 (rows
+// even), part p of row n at (p r + j) rows + n, so that two rows of one rank are one 32-bit word:
+// a b register of the products that take u (load_rank_row_parts).
+__device__ inline void store_rank_row_parts(float value, __nv_bfloat16* parts, int64_t rows,
+                                            int32_t r, int64_t n, int32_t j) {
+  float split[3];
+  bf16_parts(value, split);
+#pragma unroll
+  for (int p = 0; p < 3; ++p) {
+    parts[(int64_t{p} * r + j) * rows + n] = __float2bfloat16_rn(split[p]);
+  }
+}
+
+// Rows row, row + 1 (b[0]) and row + 8, row + 9 (b[1]) of `rank` from u's three-part copy
+// (store_rank_row_parts' layout) as the products' b registers: pair_parts' values of the rows
+// load_rank_rows reads, zeros at and past end and for rank >= r. row and end even, so a pair is
+// inside or past end whole; parts 4-byte aligned (the launchers check).
+__device__ inline void load_rank_row_parts(const __nv_bfloat16* parts, int64_t rows, int64_t row,
+                                           int64_t end, int32_t r, int32_t rank,
+                                           uint32_t (&b)[2][3]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t n = row + 8 * h;
+#pragma unroll
+    for (int p = 0; p < 3; ++p) {
+      uint32_t v = 0u;
+      if (rank < r && n < end) {
+        v = *reinterpret_cast<const uint32_t*>(parts + (int64_t{p} * r + rank) * rows + n);
+      }
+      b[h][p] = v;
+    }
+  }
+}
+
 // The keep masks of a drawn pack (pack_keep's draw, not a recorded one) as four words whose 16-bit
 // halves are 0xFFFF where the element is kept: what kept_elements builds from pack_keep's bits,
 // here compared two elements an instruction sequence (at_most: threshold - 1 in both halves, so
@@ -373,8 +409,10 @@ __device__ inline void drawn_keep_words(const Dropout& d, uint64_t seed, uint64_
 // factor slice into three bf16 parts for every 16 rows (a fifth of the loop's ~1,480 instructions
 // at 7b); here split_factor_parts has split both factors once, and a lane loads its b registers
 // as three 16-byte packs. Masks are always drawn here, by drawn_keep_words (a quarter of the loop
-// went to pack_keep's and kept_elements' per-element tests). Opt-in (LLMHOST_LOW_RANK_DOWN_SPLIT=1)
-// until a device has timed it.
+// went to pack_keep's and kept_elements' per-element tests). Each u is also written as its three
+// bf16 parts where u_parts is given ([3, r, rows], rows even), so that backward's kernels load
+// them instead of splitting u again in every block (load_rank_row_parts). Opt-in
+// (LLMHOST_LOW_RANK_SPLIT_ONCE=1) until a device has timed it.
 constexpr int kMmaPairUnroll = 2;
 
 template <bool kSplitAhead>
@@ -382,7 +420,9 @@ __global__ void LLM_MAX_REGISTERS(128)
     low_rank_down_mma_pair(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
                            const float* __restrict__ w0, const float* __restrict__ w1,
                            const uint4* __restrict__ split_parts, int32_t r, Dropout d0, Dropout d1,
-                           float scale, float* __restrict__ u0, float* __restrict__ u1) {
+                           float scale, float* __restrict__ u0, float* __restrict__ u1,
+                           __nv_bfloat16* __restrict__ u_parts0,
+                           __nv_bfloat16* __restrict__ u_parts1) {
   __shared__ float warp_sums[2][kMmaWarps][16][8];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int32_t group = lane / 4, k_group = lane % 4;
@@ -480,10 +520,12 @@ __global__ void LLM_MAX_REGISTERS(128)
     float sum = 0.0f;
 #pragma unroll
     for (int q = 0; q < kMmaWarps; ++q) sum += warp_sums[k][q][i][j];
-    (k == 0 ? u0 : u1)[(row0 + i) * r + j] =
-        (k == 0 ? (d0.seed != nullptr ? scale * d0.scale : scale)
-                : (d1.seed != nullptr ? scale * d1.scale : scale)) *
-        sum;
+    const float value = (k == 0 ? (d0.seed != nullptr ? scale * d0.scale : scale)
+                                : (d1.seed != nullptr ? scale * d1.scale : scale)) *
+                        sum;
+    (k == 0 ? u0 : u1)[(row0 + i) * r + j] = value;
+    __nv_bfloat16* parts = k == 0 ? u_parts0 : u_parts1;
+    if (kSplitAhead && parts != nullptr) store_rank_row_parts(value, parts, rows, r, row0 + i, j);
   }
 }
 
@@ -1306,6 +1348,7 @@ struct OuterPart {
   const float* u;
   Dropout d;
   float* partial;
+  const __nv_bfloat16* u_parts;  // u's three-part copy (store_rank_row_parts), or null
 };
 
 template <int PARTS>
@@ -1325,7 +1368,10 @@ struct OuterParts {
 // faster than low_rank_outer_mma (7b's dA 23.6 -> 25.7 us), so the ring runs for two parts only
 // (its one-part launch was removed in session 20), by default (LLMHOST_LOW_RANK_OUTER_PAIR=0:
 // low_rank_outer_mma for each).
-template <int STAGES, int PARTS>
+//
+// kRankParts: every part's u as b registers loaded from its three-part copy, not split in every
+// block and step (chunks of an even number of rows, so that each step's rows pair up).
+template <int STAGES, int PARTS, bool kRankParts>
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     low_rank_outer_mma_ring(const __nv_bfloat16* __restrict__ x, int32_t rows, int32_t packs,
                             int32_t r, int32_t chunk_rows, float scale, OuterParts<PARTS> parts) {
@@ -1373,9 +1419,15 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   }
   float c[PARTS][4] = {};
   float u_next[PARTS][4];
+  uint32_t b_next[PARTS][2][3];
 #pragma unroll
   for (int k = 0; k < PARTS; ++k) {
-    load_rank_rows(parts.part[k].u, begin + 2 * k_group, end, r, group, u_next[k]);
+    if (kRankParts) {
+      load_rank_row_parts(parts.part[k].u_parts, rows, begin + 2 * k_group, end, r, group,
+                          b_next[k]);
+    } else {
+      load_rank_rows(parts.part[k].u, begin + 2 * k_group, end, r, group, u_next[k]);
+    }
   }
   for (int64_t step = 0; step < steps; ++step) {
     const int slot = static_cast<int>(step % STAGES);
@@ -1406,14 +1458,25 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     uint32_t b[PARTS][2][3];  // [part][register][bf16 part]
 #pragma unroll
     for (int k = 0; k < PARTS; ++k) {
-      pair_parts(u_next[k][0], u_next[k][1], b[k][0]);
-      pair_parts(u_next[k][2], u_next[k][3], b[k][1]);
+      if (kRankParts) {
+#pragma unroll
+        for (int part = 0; part < 3; ++part) {
+          b[k][0][part] = b_next[k][0][part], b[k][1][part] = b_next[k][1][part];
+        }
+      } else {
+        pair_parts(u_next[k][0], u_next[k][1], b[k][0]);
+        pair_parts(u_next[k][2], u_next[k][3], b[k][1]);
+      }
     }
     if (step + 1 < steps) {
+      const int64_t next = begin + 16 * (step + 1) + 2 * k_group;
 #pragma unroll
       for (int k = 0; k < PARTS; ++k) {
-        load_rank_rows(parts.part[k].u, begin + 16 * (step + 1) + 2 * k_group, end, r, group,
-                       u_next[k]);
+        if (kRankParts) {
+          load_rank_row_parts(parts.part[k].u_parts, rows, next, end, r, group, b_next[k]);
+        } else {
+          load_rank_rows(parts.part[k].u, next, end, r, group, u_next[k]);
+        }
       }
     }
 #pragma unroll
@@ -1448,12 +1511,15 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
 constexpr int kDyPassSteps = 2;
 constexpr int kDyPassCols = kDyPassSteps * kOuterMmaCols;
 
-template <int STAGES>
+//
+// kRankParts: u's b registers loaded from its three-part copy (u_parts, store_rank_row_parts'
+// layout, written by the kernel that formed u), not split from u in every block and row step.
+template <int STAGES, bool kRankParts>
 __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     low_rank_down_outer_mma(const __nv_bfloat16* __restrict__ dy, const float* __restrict__ w,
-                            const float* __restrict__ u, int32_t rows, int32_t packs, int32_t r,
-                            int32_t chunk_rows, float scale, float* __restrict__ g_partial,
-                            float* __restrict__ partial) {
+                            const float* __restrict__ u, const __nv_bfloat16* __restrict__ u_parts,
+                            int32_t rows, int32_t packs, int32_t r, int32_t chunk_rows, float scale,
+                            float* __restrict__ g_partial, float* __restrict__ partial) {
   __shared__ __align__(16) __nv_bfloat16 tiles[STAGES][16][kOuterMmaStride];
   __shared__ float warp_sums[kOuterMmaWarps][16][8];
   const int32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -1506,13 +1572,29 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
   }
   float c_outer[kDyPassSteps][4] = {};
   float u_next[4];
-  load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
+  uint32_t bu_next[2][3];
+  if (kRankParts) {
+    load_rank_row_parts(u_parts, rows, begin + 2 * k_group, end, r, group, bu_next);
+  } else {
+    load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
+  }
   for (int64_t row_step = 0; row_step < row_steps; ++row_step) {
     uint32_t bu0[3], bu1[3];
-    pair_parts(u_next[0], u_next[1], bu0);
-    pair_parts(u_next[2], u_next[3], bu1);
+    if (kRankParts) {
+#pragma unroll
+      for (int part = 0; part < 3; ++part)
+        bu0[part] = bu_next[0][part], bu1[part] = bu_next[1][part];
+    } else {
+      pair_parts(u_next[0], u_next[1], bu0);
+      pair_parts(u_next[2], u_next[3], bu1);
+    }
     if (row_step + 1 < row_steps) {
-      load_rank_rows(u, begin + 16 * (row_step + 1) + 2 * k_group, end, r, group, u_next);
+      const int64_t next = begin + 16 * (row_step + 1) + 2 * k_group;
+      if (kRankParts) {
+        load_rank_row_parts(u_parts, rows, next, end, r, group, bu_next);
+      } else {
+        load_rank_rows(u, next, end, r, group, u_next);
+      }
     }
     float c_down[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -1568,8 +1650,11 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
 // layout, where at::sum_out into a transposed view reduced into a buffer and copied it (7b: ~4.5
 // us and a 2 us copy a call, 129 calls a step, session 17's trace). A thread an element, reading
 // along the rows: the chunks' loads are independent and all in flight.
+// parts (or null; not transposed): the sums also as their three bf16 parts in
+// store_rank_row_parts' layout, for a [rows, r] rank product (g, which the outer products take).
 __global__ void sum_chunks(const float* __restrict__ partial, int64_t chunks, int64_t rows,
-                           int64_t cols, bool transposed, float* __restrict__ out) {
+                           int64_t cols, bool transposed, float* __restrict__ out,
+                           __nv_bfloat16* __restrict__ parts) {
   const int64_t n = rows * cols;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -1577,6 +1662,10 @@ __global__ void sum_chunks(const float* __restrict__ partial, int64_t chunks, in
 #pragma unroll 8
   for (int64_t k = 0; k < chunks; ++k) sum += __ldcs(partial + k * n + i);
   out[transposed ? (i % cols) * rows + i / cols : i] = sum;
+  if (parts != nullptr) {
+    store_rank_row_parts(sum, parts, rows, static_cast<int32_t>(cols), i / cols,
+                         static_cast<int32_t>(i % cols));
+  }
 }
 
 constexpr int64_t kMaxRank = 64;
@@ -1766,13 +1855,29 @@ int outer_mma_ring(const void* x, int64_t rows, int64_t cols, int64_t r, float s
       return static_cast<int>(cudaErrorInvalidValue);
     }
   }
+  bool every_part_split = true;
+  for (const OuterPart& part : parts.part) {
+    if (part.u_parts != nullptr &&
+        (rows % 2 != 0 || reinterpret_cast<uintptr_t>(part.u_parts) % 4 != 0)) {
+      return static_cast<int>(cudaErrorInvalidValue);
+    }
+    every_part_split = every_part_split && part.u_parts != nullptr;
+  }
   if (rows == 0) return 0;
   int64_t chunk = 0;
   const dim3 grid = outer_mma_grid(rows, cols, &chunk);
-  low_rank_outer_mma_ring<4, PARTS><<<grid, kOuterMmaWarps * 32, 0, stream>>>(
-      static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
-      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), scale,
-      parts);
+  const auto launch = [&](auto kernel) {
+    kernel<<<grid, kOuterMmaWarps * 32, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows),
+        static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk), scale,
+        parts);
+  };
+  // u's parts pair rows from each chunk's first: an odd chunk would split a pair.
+  if (every_part_split && chunk % 2 == 0) {
+    launch(low_rank_outer_mma_ring<4, PARTS, true>);
+  } else {
+    launch(low_rank_outer_mma_ring<4, PARTS, false>);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -1829,25 +1934,38 @@ extern "C" int llm_low_rank_down_mma_pair_cuda(const void* x, int64_t rows, int6
   const auto mask = [](const LlmLowRankDownPart& part) {
     return Dropout{part.seed, part.keep_threshold, part.keep_scale, nullptr, part.keep_bits};
   };
-  // drawn_keep_words compares with threshold - 1: a part that keeps nothing takes the other path.
+  // drawn_keep_words compares 16-bit draws with threshold - 1: a part that keeps nothing, or
+  // every draw past 2^16, takes the other path.
   const auto keeps_some = [](const LlmLowRankDownPart& part) {
-    return part.seed == nullptr || part.keep_threshold >= 1;
+    return part.seed == nullptr || (part.keep_threshold >= 1 && part.keep_threshold <= 65536);
   };
   const auto s = static_cast<cudaStream_t>(stream);
   const auto blocks = static_cast<unsigned>((rows + 15) / 16);
   const auto packs = static_cast<int32_t>(cols / 8);
+  // u's parts: written by the split kernel only, in whole 32-bit pairs of rows.
+  const auto aligned4 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 4 == 0; };
+  const bool u_parts = first.u_parts != nullptr || second.u_parts != nullptr;
+  if (u_parts && (rows % 2 != 0 || !aligned4(first.u_parts) || !aligned4(second.u_parts))) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
   if (factor_parts != nullptr && keeps_some(first) && keeps_some(second)) {
     auto* parts = static_cast<uint4*>(factor_parts);
     const int64_t threads = 2 * r * packs;
-    split_factor_parts<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(
-        first.w, second.w, static_cast<int32_t>(r), packs, parts);
+    if (threads > 0) {  // no columns: u is zeros, with nothing to split
+      split_factor_parts<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(
+          first.w, second.w, static_cast<int32_t>(r), packs, parts);
+    }
     low_rank_down_mma_pair<true><<<blocks, kMmaWarps * 32, 0, s>>>(
         static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows), packs, first.w, second.w,
-        parts, static_cast<int32_t>(r), mask(first), mask(second), scale, first.u, second.u);
+        parts, static_cast<int32_t>(r), mask(first), mask(second), scale, first.u, second.u,
+        static_cast<__nv_bfloat16*>(first.u_parts), static_cast<__nv_bfloat16*>(second.u_parts));
+  } else if (u_parts) {
+    return static_cast<int>(cudaErrorInvalidValue);  // no split kernel, so no parts written
   } else {
     low_rank_down_mma_pair<false><<<blocks, kMmaWarps * 32, 0, s>>>(
         static_cast<const __nv_bfloat16*>(x), static_cast<int32_t>(rows), packs, first.w, second.w,
-        nullptr, static_cast<int32_t>(r), mask(first), mask(second), scale, first.u, second.u);
+        nullptr, static_cast<int32_t>(r), mask(first), mask(second), scale, first.u, second.u,
+        nullptr, nullptr);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -1930,34 +2048,49 @@ extern "C" void llm_low_rank_down_outer_shape(int64_t rows, int64_t cols, int64_
 }
 
 extern "C" int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, int64_t cols,
-                                                const float* w, const float* u, int64_t r,
-                                                float scale, float* g_partial, float* partial,
-                                                void* stream) {
+                                                const float* w, const float* u, const void* u_parts,
+                                                int64_t r, float scale, float* g_partial,
+                                                float* partial, void* stream) {
   if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {dy, w, partial})) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (u_parts != nullptr && (rows % 2 != 0 || reinterpret_cast<uintptr_t>(u_parts) % 4 != 0)) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (rows == 0) return 0;
   int64_t chunk_rows = 0;
   const dim3 grid = dy_pass_grid(rows, cols, &chunk_rows);
   if (grid.y > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  low_rank_down_outer_mma<4><<<grid, kOuterMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
-      static_cast<const __nv_bfloat16*>(dy), w, u, static_cast<int32_t>(rows),
-      static_cast<int32_t>(cols / 8), static_cast<int32_t>(r), static_cast<int32_t>(chunk_rows),
-      scale, g_partial, partial);
+  // Its chunks are whole 16-row steps, so each step's rows pair up in u's parts.
+  const auto launch = [&](auto kernel) {
+    kernel<<<grid, kOuterMmaWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+        static_cast<const __nv_bfloat16*>(dy), w, u, static_cast<const __nv_bfloat16*>(u_parts),
+        static_cast<int32_t>(rows), static_cast<int32_t>(cols / 8), static_cast<int32_t>(r),
+        static_cast<int32_t>(chunk_rows), scale, g_partial, partial);
+  };
+  if (u_parts != nullptr) {
+    launch(low_rank_down_outer_mma<4, true>);
+  } else {
+    launch(low_rank_down_outer_mma<4, false>);
+  }
   return static_cast<int>(cudaGetLastError());
 }
 
 extern "C" int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks, int64_t rows,
-                                            int64_t cols, int transposed, float* out,
+                                            int64_t cols, int transposed, float* out, void* parts,
                                             void* stream) {
   const int64_t n = rows * cols;
   if (chunks < 0 || n < 0) return static_cast<int>(cudaErrorInvalidValue);
+  if (parts != nullptr && (transposed != 0 || rows % 2 != 0 || cols > kMaxRank ||
+                           reinterpret_cast<uintptr_t>(parts) % 4 != 0)) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
   if (n == 0) return 0;
   constexpr int kBlock = 256;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   if (blocks > 0x7FFFFFFF) return static_cast<int>(cudaErrorInvalidValue);
   sum_chunks<<<static_cast<unsigned>(blocks), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(
-      partial, chunks, rows, cols, transposed != 0, out);
+      partial, chunks, rows, cols, transposed != 0, out, static_cast<__nv_bfloat16*>(parts));
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -1967,7 +2100,7 @@ extern "C" int llm_low_rank_outer_mma_pair_cuda(const void* x, int64_t rows, int
                                                 void* stream) {
   const auto part = [](const LlmLowRankOuterPart& p) {
     return OuterPart{p.u, Dropout{p.seed, p.keep_threshold, p.keep_scale, p.keep_bits, nullptr},
-                     p.partial};
+                     p.partial, static_cast<const __nv_bfloat16*>(p.u_parts)};
   };
   return outer_mma_ring(x, rows, cols, r, scale, OuterParts<2>{{part(first), part(second)}},
                         static_cast<cudaStream_t>(stream));

@@ -158,10 +158,12 @@ TEST(EmulatedLowRankKernels, DownPairGivesEachUpdatesSingleKernelBitsUnderEveryS
     ScheduleScope scope(schedule);
     DeviceBuffer<float> pq(rows * r), pv(rows * r);
     DeviceBuffer<uint8_t> pq_mask(rows * cols / 8), pv_mask(rows * cols / 8);
-    const LlmLowRankDownPart first{wq.data(),         q_drop.seed.data(), q_drop.threshold,
-                                   q_drop.keep_scale, pq_mask.data(),     pq.data()};
-    const LlmLowRankDownPart second{wv.data(),         v_drop.seed.data(), v_drop.threshold,
-                                    v_drop.keep_scale, pv_mask.data(),     pv.data()};
+    const LlmLowRankDownPart first{
+        wq.data(),      q_drop.seed.data(), q_drop.threshold, q_drop.keep_scale,
+        pq_mask.data(), pq.data(),          nullptr};
+    const LlmLowRankDownPart second{
+        wv.data(),      v_drop.seed.data(), v_drop.threshold, v_drop.keep_scale,
+        pv_mask.data(), pv.data(),          nullptr};
     ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 2.0f, nullptr,
                                               nullptr),
               0);
@@ -174,21 +176,62 @@ TEST(EmulatedLowRankKernels, DownPairGivesEachUpdatesSingleKernelBitsUnderEveryS
   }
 }
 
+// v's three bf16 parts as the kernels split an fp32 value: each the rounding of what the parts
+// before it left, as bits.
+std::array<uint16_t, 3> three_parts(float v) {
+  std::array<uint16_t, 3> bits{};
+  for (auto& part : bits) {
+    const __nv_bfloat16 rounded = __float2bfloat16_rn(v);
+    std::memcpy(&part, &rounded, sizeof part);
+    v -= __bfloat162float(rounded);
+  }
+  return bits;
+}
+
+// A [rows, r] product's three-part copy ([3, r, rows]) against three_parts of each value.
+void expect_rank_parts(const DeviceBuffer<uint16_t>& parts, const std::vector<float>& u,
+                       int64_t rows, int64_t r, const char* what) {
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t j = 0; j < r; ++j) {
+      const auto expected = three_parts(u[static_cast<size_t>(n * r + j)]);
+      for (int64_t p = 0; p < 3; ++p) {
+        ASSERT_EQ(parts[static_cast<size_t>((p * r + j) * rows + n)], expected[p])
+            << what << " [" << n << ", " << j << "] part " << p;
+      }
+    }
+  }
+}
+
+// u [rows, r]'s three-part copy, as the kernels that form a rank product write it (the chunk sum
+// over one chunk: u itself).
+DeviceBuffer<uint16_t> rank_parts_of(const DeviceBuffer<float>& u, int64_t rows, int64_t r) {
+  DeviceBuffer<float> copy(rows * r);
+  DeviceBuffer<uint16_t> parts(3 * r * rows);
+  EXPECT_EQ(
+      llm_low_rank_sum_chunks_cuda(u.data(), 1, rows, r, 0, copy.data(), parts.data(), nullptr), 0);
+  return parts;
+}
+
 // The factors split into their parts before the pass, and the masks compared two elements at a
 // time: the pair's sums and recorded masks, bit for bit, for ranks below 8, one part without
-// dropout, thresholds at both ends (a draw of 0 kept alone; every draw kept) and a ragged last
-// tile.
+// dropout, thresholds equal to a draw of the mask and one above it (the comparison's edge), 1 and
+// 65536 (only a draw of 0 kept; every draw kept) and a ragged last tile; the split factors
+// themselves; with an even number of rows, each u also as its three parts.
 TEST(EmulatedLowRankKernels, DownPairWithFactorsSplitAheadGivesThePairsBitsUnderEverySchedule) {
   struct Case {
     int64_t rows, cols, r;
     uint32_t q_threshold;
     bool v_dropout;
   };
+  // q's first draw (seed 31, pack 0, element 0), 16 bits.
+  const uint32_t first_draw = philox4x32_10({0, 0, 0, 0}, {31, 0})[0] & 0xFFFFu;
   for (const Case& c :
-       {Case{45, 264, 8, 58982, true}, Case{19, 520, 5, 1, false}, Case{33, 64, 3, 65536, true}}) {
+       {Case{45, 264, 8, 58982, true}, Case{20, 520, 5, 1, false}, Case{34, 64, 3, 65536, true},
+        Case{16, 64, 8, first_draw, true}, Case{16, 64, 8, first_draw + 1, true}}) {
     SCOPED_TRACE(std::to_string(c.rows) + " x " + std::to_string(c.cols) + ", r " +
                  std::to_string(c.r) + ", threshold " + std::to_string(c.q_threshold));
     const int64_t rows = c.rows, cols = c.cols, r = c.r;
+    const bool with_u_parts = rows % 2 == 0;
     const auto x = random_bf16(rows * cols, 21);
     const auto wq = random_fp32(r * cols, 22, 0.05f), wv = random_fp32(r * cols, 23, 0.05f);
     Dropout q_drop(31), v_drop(32);
@@ -196,15 +239,16 @@ TEST(EmulatedLowRankKernels, DownPairWithFactorsSplitAheadGivesThePairsBitsUnder
     DeviceBuffer<float> uq(rows * r), uv(rows * r);
     DeviceBuffer<uint8_t> q_mask(rows * cols / 8), v_mask(rows * cols / 8);
     const auto parts = [&](DeviceBuffer<float>& u_q, DeviceBuffer<float>& u_v,
-                           DeviceBuffer<uint8_t>& m_q, DeviceBuffer<uint8_t>& m_v) {
+                           DeviceBuffer<uint8_t>& m_q, DeviceBuffer<uint8_t>& m_v, void* q_parts,
+                           void* v_parts) {
       return std::array<LlmLowRankDownPart, 2>{
           LlmLowRankDownPart{wq.data(), q_drop.seed.data(), q_drop.threshold, q_drop.keep_scale,
-                             m_q.data(), u_q.data()},
+                             m_q.data(), u_q.data(), q_parts},
           LlmLowRankDownPart{wv.data(), c.v_dropout ? v_drop.seed.data() : nullptr,
                              v_drop.threshold, v_drop.keep_scale,
-                             c.v_dropout ? m_v.data() : nullptr, u_v.data()}};
+                             c.v_dropout ? m_v.data() : nullptr, u_v.data(), v_parts}};
     };
-    const auto pair = parts(uq, uv, q_mask, v_mask);
+    const auto pair = parts(uq, uv, q_mask, v_mask, nullptr, nullptr);
     ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, pair[0], pair[1], 2.0f,
                                               nullptr, nullptr),
               0);
@@ -212,8 +256,10 @@ TEST(EmulatedLowRankKernels, DownPairWithFactorsSplitAheadGivesThePairsBitsUnder
       ScheduleScope scope(schedule);
       DeviceBuffer<float> sq(rows * r), sv(rows * r);
       DeviceBuffer<uint8_t> sq_mask(rows * cols / 8), sv_mask(rows * cols / 8);
-      DeviceBuffer<uint16_t> factor_parts(2 * 3 * r * cols);
-      const auto split = parts(sq, sv, sq_mask, sv_mask);
+      DeviceBuffer<uint16_t> factor_parts(2 * 3 * r * cols), q_parts(3 * r * rows),
+          v_parts(3 * r * rows);
+      const auto split = parts(sq, sv, sq_mask, sv_mask, with_u_parts ? q_parts.data() : nullptr,
+                               with_u_parts ? v_parts.data() : nullptr);
       ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, split[0], split[1], 2.0f,
                                                 factor_parts.data(), nullptr),
                 0);
@@ -221,13 +267,35 @@ TEST(EmulatedLowRankKernels, DownPairWithFactorsSplitAheadGivesThePairsBitsUnder
       expect_same_bits(sv.values(), uv.values(), "v's u");
       expect_same_bits(sq_mask.values(), q_mask.values(), "q's mask");
       if (c.v_dropout) expect_same_bits(sv_mask.values(), v_mask.values(), "v's mask");
+      // The split factors, [2, 3, r, cols]: so the split kernel ran, and the pair read its layout.
+      for (int64_t k = 0; k < 2; ++k) {
+        const auto& w = k == 0 ? wq : wv;
+        for (int64_t i = 0; i < r * cols; ++i) {
+          const auto expected = three_parts(w[static_cast<size_t>(i)]);
+          for (int64_t p = 0; p < 3; ++p) {
+            ASSERT_EQ(factor_parts[static_cast<size_t>((k * 3 + p) * r * cols + i)], expected[p])
+                << "factor " << k << ", element " << i << ", part " << p;
+          }
+        }
+      }
+      if (with_u_parts) {
+        expect_rank_parts(q_parts, uq.values(), rows, r, "q's u in parts");
+        expect_rank_parts(v_parts, uv.values(), rows, r, "v's u in parts");
+      }
       EXPECT_TRUE(sq.guards_intact() && sv.guards_intact() && sq_mask.guards_intact() &&
-                  sv_mask.guards_intact() && factor_parts.guards_intact());
+                  sv_mask.guards_intact() && factor_parts.guards_intact() &&
+                  q_parts.guards_intact() && v_parts.guards_intact());
     }
     // The masks themselves: each pack's byte as the header defines the draw.
     for (size_t p = 0; p < q_mask.size(); ++p) {
       ASSERT_EQ(q_mask[p], keep_byte(31, p, c.q_threshold)) << "pack " << p;
     }
+    // u's parts need the split path and whole pairs of rows.
+    DeviceBuffer<uint16_t> odd_parts(3 * r * rows);
+    const auto without_split = parts(uq, uv, q_mask, v_mask, odd_parts.data(), nullptr);
+    EXPECT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, without_split[0],
+                                              without_split[1], 2.0f, nullptr, nullptr),
+              static_cast<int>(cudaErrorInvalidValue));
   }
 }
 
@@ -406,22 +474,40 @@ void expect_outer_and_pair(const OuterCase& shape) {
       expect_outer_sums(x, uq, cuda_cores.data(), chunks, rows, cols, r, 0.5f, q_mask.data(),
                         q_drop.keep_scale);
     }
-    for (const auto& schedule : every_schedule()) {
-      ScheduleScope scope(schedule);
-      DeviceBuffer<float> q_pair(chunks * r * cols), v_pair(chunks * r * cols);
-      const LlmLowRankOuterPart first{uq.data(),        q_drop.seed.data(),
-                                      q_drop.threshold, q_drop.keep_scale,
-                                      q_kept,           q_pair.data()};
-      const LlmLowRankOuterPart second{uv.data(),        v_drop.seed.data(),
-                                       v_drop.threshold, v_drop.keep_scale,
-                                       v_kept,           v_pair.data()};
-      ASSERT_EQ(
-          llm_low_rank_outer_mma_pair_cuda(x.data(), rows, cols, r, first, second, 0.5f, nullptr),
-          0);
-      const std::string masks = recorded ? ", recorded masks" : ", drawn masks";
-      expect_same_bits(q_pair.values(), q_plain.values(), (shape.what + (", q" + masks)).c_str());
-      expect_same_bits(v_pair.values(), v_plain.values(), (shape.what + (", v" + masks)).c_str());
-      EXPECT_TRUE(q_pair.guards_intact() && v_pair.guards_intact());
+    // With both u's as their three bf16 parts too, where rows pair up (the large case: once).
+    DeviceBuffer<uint16_t> uq_parts(1), uv_parts(1);
+    if (rows % 2 == 0) uq_parts = rank_parts_of(uq, rows, r), uv_parts = rank_parts_of(uv, rows, r);
+    for (const bool in_parts : {false, true}) {
+      if (in_parts && rows % 2 != 0) continue;
+      const auto schedules = shape.small || !in_parts
+                                 ? every_schedule()
+                                 : std::vector<cuda_emulation::Options>{every_schedule()[0]};
+      for (const auto& schedule : schedules) {
+        ScheduleScope scope(schedule);
+        DeviceBuffer<float> q_pair(chunks * r * cols), v_pair(chunks * r * cols);
+        const auto part = [&](const DeviceBuffer<float>& u, const Dropout& drop,
+                              const uint8_t* kept, DeviceBuffer<float>& out,
+                              const DeviceBuffer<uint16_t>& parts) {
+          return LlmLowRankOuterPart{u.data(),
+                                     drop.seed.data(),
+                                     drop.threshold,
+                                     drop.keep_scale,
+                                     kept,
+                                     out.data(),
+                                     in_parts ? parts.data() : nullptr};
+        };
+        const auto first = part(uq, q_drop, q_kept, q_pair, uq_parts);
+        const auto second = part(uv, v_drop, v_kept, v_pair, uv_parts);
+        ASSERT_EQ(
+            llm_low_rank_outer_mma_pair_cuda(x.data(), rows, cols, r, first, second, 0.5f, nullptr),
+            0);
+        const std::string what = std::string(shape.what) +
+                                 (recorded ? ", recorded masks" : ", drawn masks") +
+                                 (in_parts ? ", u in parts" : "");
+        expect_same_bits(q_pair.values(), q_plain.values(), (what + ", q").c_str());
+        expect_same_bits(v_pair.values(), v_plain.values(), (what + ", v").c_str());
+        EXPECT_TRUE(q_pair.guards_intact() && v_pair.guards_intact());
+      }
     }
   }
 }
@@ -429,6 +515,8 @@ void expect_outer_and_pair(const OuterCase& shape) {
 TEST(EmulatedLowRankKernels, OuterProductsGiveTheSumsAndThePairTheirBitsUnderEverySchedule) {
   expect_outer_and_pair({45, 384, "45 x 384", true});
   expect_outer_and_pair({200, 1280, "200 x 1280", true});
+  // Chunks of 7 rows: u's parts cannot pair them, so the pair splits u as before.
+  expect_outer_and_pair({42, 2048, "42 x 2048", true});
 }
 
 TEST(EmulatedLowRankKernels, OuterPairWhoseRingWrapsGivesTheOuterProductsBits) {
@@ -447,9 +535,10 @@ TEST(EmulatedLowRankKernels, OnePassOverDyGivesBothProductsSumsUnderEverySchedul
     for (const auto& schedule : every_schedule()) {
       ScheduleScope scope(schedule);
       DeviceBuffer<float> g_partial(ranges * rows * r), partial(chunks * r * cols);
-      ASSERT_EQ(llm_low_rank_down_outer_mma_cuda(dy.data(), rows, cols, w.data(), u.data(), r, 0.5f,
-                                                 g_partial.data(), partial.data(), nullptr),
-                0);
+      ASSERT_EQ(
+          llm_low_rank_down_outer_mma_cuda(dy.data(), rows, cols, w.data(), u.data(), nullptr, r,
+                                           0.5f, g_partial.data(), partial.data(), nullptr),
+          0);
       EXPECT_TRUE(g_partial.guards_intact() && partial.guards_intact());
       if (g_first.empty()) {
         g_first = g_partial.values();
@@ -458,6 +547,19 @@ TEST(EmulatedLowRankKernels, OnePassOverDyGivesBothProductsSumsUnderEverySchedul
       }
       expect_same_bits(g_partial.values(), g_first, "dy B's partial sums");
       expect_same_bits(partial.values(), partial_first, "B's gradient's partial sums");
+    }
+    if (rows % 2 == 0) {  // u's b registers loaded from its parts: the same bits
+      const auto u_parts = rank_parts_of(u, rows, r);
+      for (const auto& schedule : every_schedule()) {
+        ScheduleScope scope(schedule);
+        DeviceBuffer<float> g_partial(ranges * rows * r), partial(chunks * r * cols);
+        ASSERT_EQ(llm_low_rank_down_outer_mma_cuda(dy.data(), rows, cols, w.data(), u.data(),
+                                                   u_parts.data(), r, 0.5f, g_partial.data(),
+                                                   partial.data(), nullptr),
+                  0);
+        expect_same_bits(g_partial.values(), g_first, "dy B's partial sums, u in parts");
+        expect_same_bits(partial.values(), partial_first, "B's gradient's sums, u in parts");
+      }
     }
     std::vector<float> g(rows * r, 0.0f);
     for (int64_t k = 0; k < ranges; ++k) {
@@ -534,9 +636,11 @@ void expect_every_kernel_at(int64_t rows, int64_t cols, int64_t r) {
   expect_down_sums(x, w, down.data(), rows, cols, r, 0.5f, mask.data(), drop.keep_scale);
   for (size_t p = 0; p < mask.size(); ++p) ASSERT_EQ(mask[p], keep_byte(5, p, drop.threshold));
   const LlmLowRankDownPart first{w.data(),        drop.seed.data(), drop.threshold,
-                                 drop.keep_scale, pair_mask.data(), down_pair.data()};
+                                 drop.keep_scale, pair_mask.data(), down_pair.data(),
+                                 nullptr};
   const LlmLowRankDownPart second{w.data(),         other.seed.data(), other.threshold,
-                                  other.keep_scale, other_mask.data(), other_down.data()};
+                                  other.keep_scale, other_mask.data(), other_down.data(),
+                                  nullptr};
   ASSERT_EQ(llm_low_rank_down_mma_pair_cuda(x.data(), rows, cols, r, first, second, 0.5f, nullptr,
                                             nullptr),
             0);
@@ -594,8 +698,8 @@ void expect_every_kernel_at(int64_t rows, int64_t cols, int64_t r) {
     expect_outer_sums(x, u, partial.data(), chunks, rows, cols, r, 0.5f, mask.data(),
                       drop.keep_scale);
     const LlmLowRankOuterPart q{u.data(), drop.seed.data(), drop.threshold, drop.keep_scale,
-                                kept,     q_pair.data()};
-    const LlmLowRankOuterPart v{u.data(), nullptr, 0, 1.0f, nullptr, v_pair.data()};
+                                kept,     q_pair.data(),    nullptr};
+    const LlmLowRankOuterPart v{u.data(), nullptr, 0, 1.0f, nullptr, v_pair.data(), nullptr};
     const int pair_status =
         llm_low_rank_outer_mma_pair_cuda(x.data(), rows, cols, r, q, v, 0.5f, nullptr);
     if (recorded && (cols / 8) % 4 != 0) {  // a recorded mask in whole words only
@@ -610,8 +714,8 @@ void expect_every_kernel_at(int64_t rows, int64_t cols, int64_t r) {
   int64_t ranges = 0, dy_chunks = 0;
   llm_low_rank_down_outer_shape(rows, cols, &ranges, &dy_chunks);
   DeviceBuffer<float> g_partial(ranges * rows * r), b_partial(dy_chunks * r * cols);
-  ASSERT_EQ(llm_low_rank_down_outer_mma_cuda(dy.data(), rows, cols, w.data(), u.data(), r, 0.5f,
-                                             g_partial.data(), b_partial.data(), nullptr),
+  ASSERT_EQ(llm_low_rank_down_outer_mma_cuda(dy.data(), rows, cols, w.data(), u.data(), nullptr, r,
+                                             0.5f, g_partial.data(), b_partial.data(), nullptr),
             0);
   std::vector<float> g(static_cast<size_t>(rows * r), 0.0f);
   for (int64_t k = 0; k < ranges; ++k) {
@@ -668,7 +772,7 @@ TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayout) {
     for (const int transposed : {0, 1}) {
       DeviceBuffer<float> out(rows * cols);
       ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, cols, transposed,
-                                             out.data(), nullptr),
+                                             out.data(), nullptr, nullptr),
                 0);
       for (int64_t j = 0; j < rows; ++j) {
         for (int64_t c = 0; c < cols; ++c) {
@@ -680,6 +784,27 @@ TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayout) {
       }
       EXPECT_TRUE(out.guards_intact());
     }
+  });
+}
+
+TEST(EmulatedLowRankKernels, ChunkSumWritesARankProductsThreePartsTooWherePairsOfRowsAreWhole) {
+  for_every_schedule([&] {
+    const int64_t chunks = 3, rows = 26, r = 5;
+    const auto partial = random_fp32(chunks * rows * r, 24);
+    DeviceBuffer<float> out(rows * r);
+    DeviceBuffer<uint16_t> parts(3 * r * rows);
+    ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, r, 0, out.data(),
+                                           parts.data(), nullptr),
+              0);
+    expect_rank_parts(parts, out.values(), rows, r, "sum in parts");
+    EXPECT_TRUE(out.guards_intact() && parts.guards_intact());
+    // Not into B's transposed layout, nor with a row left without its pair.
+    EXPECT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, r, 1, out.data(),
+                                           parts.data(), nullptr),
+              static_cast<int>(cudaErrorInvalidValue));
+    EXPECT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows - 1, r, 0, out.data(),
+                                           parts.data(), nullptr),
+              static_cast<int>(cudaErrorInvalidValue));
   });
 }
 

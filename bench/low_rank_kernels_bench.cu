@@ -103,7 +103,7 @@ void report(const char* shape, const char* pass, const std::string& variant, flo
 // The partial sums [chunks, n] added over the chunks by the SDK's kernel.
 void sum_chunks_into(const float* partial, int64_t chunks, int64_t n, float* out) {
   CHECK(static_cast<cudaError_t>(
-      llm_low_rank_sum_chunks_cuda(partial, chunks, 1, n, 0, out, nullptr, nullptr)));
+      llm_low_rank_sum_chunks_cuda(partial, chunks, 1, n, 0, 0, out, nullptr, nullptr)));
 }
 
 void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, int64_t r) {
@@ -413,7 +413,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     float* g_copy = device_random<float>(rows * r, 0.0f, 37);
     for (int k = 0; k < 2; ++k) {
       CHECK(cudaMalloc(&g_parts[k], 3 * r * rows * 2));
-      CHECK(static_cast<cudaError_t>(llm_low_rank_sum_chunks_cuda(k == 0 ? g : g2, 1, rows, r, 0,
+      CHECK(static_cast<cudaError_t>(llm_low_rank_sum_chunks_cuda(k == 0 ? g : g2, 1, rows, r, 0, 0,
                                                                   g_copy, g_parts[k], nullptr)));
     }
     const LlmLowRankOuterPart q_split{g,    seed,    drop.threshold, drop.scale,
@@ -472,7 +472,7 @@ void run_shape(const char* shape, int64_t rows, int64_t in, int64_t out_cols, in
     float* u_copy = device_random<float>(rows * r, 0.0f, 36);
     CHECK(cudaMalloc(&u_parts, 3 * r * rows * 2));
     CHECK(static_cast<cudaError_t>(
-        llm_low_rank_sum_chunks_cuda(u, 1, rows, r, 0, u_copy, u_parts, nullptr)));
+        llm_low_rank_sum_chunks_cuda(u, 1, rows, r, 0, 0, u_copy, u_parts, nullptr)));
     const float split = time_us([&] {
       CHECK(static_cast<cudaError_t>(llm_low_rank_down_outer_mma_cuda(
           dy, rows, out_cols, Bt, u, u_parts, r, 2.0f, g_partial, partial, nullptr)));

@@ -16,6 +16,7 @@
 #include "llm/error.hpp"
 #include "llm/generation.hpp"
 #include "llm/loss.hpp"
+#include "llm/nn/low_rank.hpp"
 #include "llm/train/adamw.hpp"
 #include "llm/train/batching.hpp"
 #include "llm/train/loss_scaler.hpp"
@@ -231,6 +232,8 @@ WorkloadResult run_lora_train(Subject& s, const llm::Adapter& lora, const BenchO
   const double seconds = time_steps(
       device, o.train_warmup, o.train_steps,
       [&] {
+        // As the trainer runs its step: the LoRA factors' gradients into .grad (opt-in inside).
+        const llm::FactorGradientsIntoGrad into_grad;
         const auto loss = s.model.next_token_loss(ids, ids).mean;
         (scaled ? loss * scaler.scale() : loss).backward();
         step_optimizer(optimizer, lr, trainable, scaled ? &scaler : nullptr);

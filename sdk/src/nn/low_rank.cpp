@@ -202,20 +202,27 @@ torch::Tensor rank_parts_for(const torch::Tensor& like, int64_t rows, int64_t r)
 // call, 7b: at::sum's reduces 0.63 ms a step, this kernel 0.46);
 // LLMHOST_LOW_RANK_CHUNK_SUM=0 keeps LibTorch's.
 // `parts` (or undefined): the total also as its three bf16 parts (rank_parts_for), by our kernel.
+// `into` (or undefined): a factor's .grad that the total is added to in place (FactorGradients);
+// then nothing is returned.
 torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed,
-                            const torch::Tensor& parts = {}) {
+                            const torch::Tensor& parts = {}, const torch::Tensor& into = {}) {
   if (fused::kernels_switched_on("LLMHOST_LOW_RANK_CHUNK_SUM")) {
     const int64_t rows = partial.size(1), cols = partial.size(2);
-    auto total = transposed ? torch::empty({cols, rows}, partial.options())
-                            : torch::empty({rows, cols}, partial.options());
-    check_launch(llm_low_rank_sum_chunks_cuda(partial.data_ptr<float>(), partial.size(0), rows,
-                                              cols, transposed ? 1 : 0, total.data_ptr<float>(),
-                                              parts.defined() ? parts.data_ptr() : nullptr,
-                                              stream_of(partial)),
+    auto total = into.defined() ? into
+                 : transposed   ? torch::empty({cols, rows}, partial.options())
+                                : torch::empty({rows, cols}, partial.options());
+    check_launch(llm_low_rank_sum_chunks_cuda(
+                     partial.data_ptr<float>(), partial.size(0), rows, cols, transposed ? 1 : 0,
+                     into.defined() ? 1 : 0, total.data_ptr<float>(),
+                     parts.defined() ? parts.data_ptr() : nullptr, stream_of(partial)),
                  "low-rank partial sums");
-    return total;
+    return into.defined() ? torch::Tensor() : total;
   }
   TORCH_CHECK(!parts.defined(), "low-rank partial sums: parts need LLMHOST_LOW_RANK_CHUNK_SUM");
+  if (into.defined()) {
+    into.add_(sum_of_chunks(partial, transposed));
+    return {};
+  }
   if (!transposed) return partial.sum(0);
   auto total = torch::empty({partial.size(2), partial.size(1)}, partial.options());
   auto as_summed = total.t();
@@ -225,8 +232,9 @@ torch::Tensor sum_of_chunks(const torch::Tensor& partial, bool transposed,
 
 // [r, cols] = scale * u^T dropout(x), from per-chunk partial sums added in a fixed order;
 // `transposed`: as [cols, r].
+// `into` (or undefined): added in place there instead (sum_of_chunks).
 torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMask& mask,
-                    double scale, bool transposed = false) {
+                    double scale, bool transposed = false, const torch::Tensor& into = {}) {
   const int64_t rows = rows_of(x), cols = x.size(-1), r = u.size(1);
   auto partial =
       torch::empty({llm_low_rank_chunks(rows, cols), r, cols}, x.options().dtype(torch::kFloat));
@@ -236,14 +244,14 @@ torch::Tensor outer(const torch::Tensor& x, const torch::Tensor& u, const KeepMa
                                              static_cast<float>(scale), partial.data_ptr<float>(),
                                              stream_of(x)),
                  "low-rank outer product (tensor cores)");
-    return sum_of_chunks(partial, transposed);
+    return sum_of_chunks(partial, transposed, {}, into);
   }
   check_launch(
       llm_low_rank_outer_cuda(x.data_ptr(), u.data_ptr<float>(), rows, cols, r, mask.seed,
                               mask.threshold, mask.scale, mask.bits, static_cast<float>(scale),
                               partial.data_ptr<float>(), kind_of(x), stream_of(x)),
       "low-rank outer product");
-  return sum_of_chunks(partial, transposed);
+  return sum_of_chunks(partial, transposed, {}, into);
 }
 
 torch::Tensor draw_seed(const torch::Tensor& x, double dropout) {
@@ -300,6 +308,12 @@ struct UpdateGradients {
   torch::Tensor g_parts;  // g's three bf16 parts, if split_once() (for the outer pair)
 };
 
+// The factors' .grad that their gradients are added to in place (FactorGradientsIntoGrad), or
+// undefined where autograd receives them.
+struct FactorGradients {
+  torch::Tensor A, B;
+};
+
 // g = scale dy B and B's gradient scale u^T dy (as [out, r]) from one pass over dy: bf16, r <= 8,
 // tensor cores (session 19's call: 35.4 -> 26.5 us for both at 7b); LLMHOST_LOW_RANK_DY_PASS=0
 // keeps the two kernels.
@@ -309,7 +323,8 @@ bool dy_pass_applies(const torch::Tensor& dy, int64_t r) {
 
 // u_parts (or undefined): u's three bf16 parts, which the pass loads instead of splitting u.
 void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torch::Tensor& u,
-                    const torch::Tensor& u_parts, double scale, UpdateGradients& d) {
+                    const torch::Tensor& u_parts, double scale, const torch::Tensor& into_B,
+                    UpdateGradients& d) {
   const int64_t rows = rows_of(dy), cols = dy.size(-1), r = Bt.size(0);
   int64_t ranges = 0, chunks = 0;
   llm_low_rank_down_outer_shape(rows, cols, &ranges, &chunks);
@@ -326,22 +341,24 @@ void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torc
     d.g_parts = rank_parts_for(g_partial, rows, r);
   }
   d.g = ranges == 1 ? g_partial[0] : sum_of_chunks(g_partial, /*transposed=*/false, d.g_parts);
-  d.grad_B = sum_of_chunks(partial, /*transposed=*/true);
+  d.grad_B = sum_of_chunks(partial, /*transposed=*/true, {}, into_B);
 }
 
 // u_parts (or undefined): u's three bf16 parts, as the forward down pair wrote them.
+// into: the factors' .grad to add to in place (FactorGradientsIntoGrad), or none.
 UpdateGradients update_gradients(const torch::Tensor& dy, const torch::Tensor& x,
                                  const torch::Tensor& Bt, const torch::Tensor& u,
                                  const KeepMask& mask, double scaling, bool need_A, bool need_B,
-                                 const torch::Tensor& u_parts = {}) {
+                                 const torch::Tensor& u_parts = {},
+                                 const FactorGradients& into = {}) {
   UpdateGradients d;
   if (need_B && dy_pass_applies(dy, Bt.size(0))) {
-    down_and_outer(dy, Bt, u, u_parts, scaling, d);
+    down_and_outer(dy, Bt, u, u_parts, scaling, into.B, d);
   } else {
     d.g = down(dy, Bt, KeepMask{}, scaling);
-    if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true);
+    if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true, into.B);
   }
-  if (need_A) d.grad_A = outer(x, d.g, mask, 1.0);
+  if (need_A) d.grad_A = outer(x, d.g, mask, 1.0, /*transposed=*/false, into.A);
   return d;
 }
 
@@ -563,10 +580,12 @@ bool outer_pair_applies(const torch::Tensor& x, const torch::Tensor& A0, const t
 
 // [r, cols] = u_k^T dropout_k(x) for both parts, from one pass over x.
 // g0_parts, g1_parts (or undefined): g's three bf16 parts (the sum that formed g wrote them).
+// into0, into1 (or undefined): the A gradients' .grad to add to in place instead.
 std::array<torch::Tensor, 2> outer_pair(const torch::Tensor& x, const torch::Tensor& g0,
                                         const torch::Tensor& g1, const KeepMask& m0,
                                         const KeepMask& m1, const torch::Tensor& g0_parts,
-                                        const torch::Tensor& g1_parts) {
+                                        const torch::Tensor& g1_parts, const torch::Tensor& into0,
+                                        const torch::Tensor& into1) {
   const int64_t rows = rows_of(x), cols = x.size(-1), r = g0.size(1);
   const auto f32 = x.options().dtype(torch::kFloat);
   const int64_t chunks = llm_low_rank_chunks(rows, cols);
@@ -582,7 +601,7 @@ std::array<torch::Tensor, 2> outer_pair(const torch::Tensor& x, const torch::Ten
   check_launch(llm_low_rank_outer_mma_pair_cuda(x.data_ptr(), rows, cols, r, first, second, 1.0f,
                                                 stream_of(x)),
                "low-rank outer products, two updates (tensor cores)");
-  return {sum_of_chunks(partial0, false), sum_of_chunks(partial1, false)};
+  return {sum_of_chunks(partial0, false, {}, into0), sum_of_chunks(partial1, false, {}, into1)};
 }
 
 // Layers over one x (q, k, v) as one node: each output is what FusedLowRankLinear (a layer with
@@ -618,9 +637,13 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
       auto& f = parts[static_cast<size_t>(i)];
       add_product(f, weights[p], c10::nullopt, scalings[i], true);
       outputs.push_back(f.out);
-      saved.insert(saved.end(), {f.A, f.Bt, f.u, f.seed, f.bits, f.u_parts});
+      saved.insert(saved.end(),
+                   {f.A, f.Bt, f.u, f.seed, f.bits, f.u_parts, factors[2 * i], factors[2 * i + 1]});
     }
     ctx->save_for_backward(saved);
+    // Read here, on the thread that runs forward: backward may run on autograd's device thread.
+    ctx->saved_data["grads_into_grad"] = FactorGradientsIntoGrad::active() &&
+                                         fused::kernels_opted_in("LLMHOST_LOW_RANK_GRAD_IN_PLACE");
     ctx->saved_data["updates"] = c10::List<int64_t>(updates);
     ctx->saved_data["scalings"] = c10::List<double>(scalings);
     ctx->saved_data["dropouts"] = c10::List<double>(dropouts);
@@ -643,11 +666,28 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     for (size_t p = 0; p < layers; ++p) dys[p] = packed(grad_outputs[p]);
     const bool need_x = ctx->needs_input_grad(0);
     torch::Tensor& grad_x = grads[0];
-    // Update i's saved A, Bt, u, seed, mask bits and u's parts from here, and its A's input index.
-    const auto saved_at = [&](size_t i) { return 1 + layers + 6 * i; };
+    // Update i's saved A, Bt, u, seed, mask bits, u's parts and the factors A and B as given (the
+    // leaves whose .grad may take their gradients) from here, and its A's input index.
+    const auto saved_at = [&](size_t i) { return 1 + layers + 8 * i; };
     const auto a_input_of = [&](size_t i) { return 1 + layers + 2 * i; };
     const auto mask_of = [&](size_t i) {
       return keep_mask(saved[saved_at(i) + 3], dropouts[i], saved[saved_at(i) + 4]);
+    };
+    // A factor's .grad to add its gradient to in place, where forward asked for that and the
+    // gradient is there to take it; else undefined (autograd receives it).
+    const bool into_grad = ctx->saved_data["grads_into_grad"].toBool();
+    const auto grad_of = [&](const torch::Tensor& factor, bool wanted) -> torch::Tensor {
+      if (!into_grad || !wanted) return {};
+      const auto& grad = factor.grad();
+      const bool takes = grad.defined() && grad.scalar_type() == torch::kFloat &&
+                         grad.is_contiguous() && grad.sizes() == factor.sizes() &&
+                         grad.device() == factor.device();
+      return takes ? grad : torch::Tensor();
+    };
+    const auto into_of = [&](size_t i) {
+      const size_t base = saved_at(i);
+      return FactorGradients{grad_of(saved[base + 6], ctx->needs_input_grad(a_input_of(i))),
+                             grad_of(saved[base + 7], ctx->needs_input_grad(a_input_of(i) + 1))};
     };
     // The first two updates' A gradients from one pass over x, where both are wanted.
     const bool a_pair =
@@ -660,21 +700,23 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
       const int64_t i = updates[p];
       if (i < 0) continue;
       const auto update = static_cast<size_t>(i);
-      const size_t base = saved_at(update);  // A, Bt, u, seed, bits, u's parts
+      const size_t base = saved_at(update);  // A, Bt, u, seed, bits, u's parts, A and B given
       const auto &A = saved[base], &Bt = saved[base + 1], &u = saved[base + 2];
       const auto mask = mask_of(update);
       const size_t a_input = a_input_of(update);
       const bool a_here = ctx->needs_input_grad(a_input) && !(a_pair && update < 2);
-      const auto d = update_gradients(dys[p], x, Bt, u, mask, scalings[i], a_here,
-                                      ctx->needs_input_grad(a_input + 1), saved[base + 5]);
+      const auto d =
+          update_gradients(dys[p], x, Bt, u, mask, scalings[i], a_here,
+                           ctx->needs_input_grad(a_input + 1), saved[base + 5], into_of(update));
       grads[a_input] = d.grad_A;
       grads[a_input + 1] = d.grad_B;
       if (a_pair && update < 2) paired_g[update] = d.g, paired_g_parts[update] = d.g_parts;
       if (need_x) x_parts.push_back({d.g, A, mask});
     }
     if (a_pair) {
-      const auto both = outer_pair(x, paired_g[0], paired_g[1], mask_of(0), mask_of(1),
-                                   paired_g_parts[0], paired_g_parts[1]);
+      const auto both =
+          outer_pair(x, paired_g[0], paired_g[1], mask_of(0), mask_of(1), paired_g_parts[0],
+                     paired_g_parts[1], into_of(0).A, into_of(1).A);
       grads[a_input_of(0)] = both[0];
       grads[a_input_of(1)] = both[1];
     }
@@ -730,6 +772,18 @@ bool fused_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
 #endif
 
 }  // namespace
+
+namespace {
+thread_local bool factor_gradients_into_grad = false;
+}  // namespace
+
+FactorGradientsIntoGrad::FactorGradientsIntoGrad() : previous_(factor_gradients_into_grad) {
+  factor_gradients_into_grad = true;
+}
+
+FactorGradientsIntoGrad::~FactorGradientsIntoGrad() { factor_gradients_into_grad = previous_; }
+
+bool FactorGradientsIntoGrad::active() { return factor_gradients_into_grad; }
 
 std::vector<torch::Tensor> shared_input_linears(
     const torch::Tensor& x, const std::vector<torch::Tensor>& weights,

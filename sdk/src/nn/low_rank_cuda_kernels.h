@@ -145,10 +145,12 @@ int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, int64_t cols,
 
 // out = the sum of partial [chunks, rows, cols] (fp32) over its first dimension, added in order
 // k = 0, 1, ...: out [rows, cols], or [cols, rows] where `transposed` is nonzero. No chunks: zeros.
-// parts (or null; not transposed, rows even, cols <= 64): out, a [rows, r = cols] rank product,
-// also as its three bf16 parts in LlmLowRankDownPart's u_parts layout.
+// accumulate nonzero: out = out + that sum (a gradient accumulated in place). parts (or null; not
+// transposed, rows even, cols <= 64): the sum, a [rows, r = cols] rank product, also as its three
+// bf16 parts in LlmLowRankDownPart's u_parts layout.
 int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks, int64_t rows, int64_t cols,
-                                 int transposed, float* out, void* parts, void* stream);
+                                 int transposed, int accumulate, float* out, void* parts,
+                                 void* stream);
 
 #ifdef __cplusplus
 }

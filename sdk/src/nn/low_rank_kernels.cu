@@ -1652,8 +1652,10 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
 // along the rows: the chunks' loads are independent and all in flight.
 // parts (or null; not transposed): the sums also as their three bf16 parts in
 // store_rank_row_parts' layout, for a [rows, r] rank product (g, which the outer products take).
+// accumulate: out + the sum, where out holds a gradient being accumulated (AccumulateGrad's add,
+// the same bits).
 __global__ void sum_chunks(const float* __restrict__ partial, int64_t chunks, int64_t rows,
-                           int64_t cols, bool transposed, float* __restrict__ out,
+                           int64_t cols, bool transposed, bool accumulate, float* __restrict__ out,
                            __nv_bfloat16* __restrict__ parts) {
   const int64_t n = rows * cols;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -1661,7 +1663,8 @@ __global__ void sum_chunks(const float* __restrict__ partial, int64_t chunks, in
   float sum = 0.0f;
 #pragma unroll 8
   for (int64_t k = 0; k < chunks; ++k) sum += __ldcs(partial + k * n + i);
-  out[transposed ? (i % cols) * rows + i / cols : i] = sum;
+  const int64_t at = transposed ? (i % cols) * rows + i / cols : i;
+  out[at] = accumulate ? out[at] + sum : sum;
   if (parts != nullptr) {
     store_rank_row_parts(sum, parts, rows, static_cast<int32_t>(cols), i / cols,
                          static_cast<int32_t>(i % cols));
@@ -2077,8 +2080,8 @@ extern "C" int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, in
 }
 
 extern "C" int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks, int64_t rows,
-                                            int64_t cols, int transposed, float* out, void* parts,
-                                            void* stream) {
+                                            int64_t cols, int transposed, int accumulate,
+                                            float* out, void* parts, void* stream) {
   const int64_t n = rows * cols;
   if (chunks < 0 || n < 0) return static_cast<int>(cudaErrorInvalidValue);
   if (parts != nullptr && (transposed != 0 || rows % 2 != 0 || cols > kMaxRank ||
@@ -2090,7 +2093,8 @@ extern "C" int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   if (blocks > 0x7FFFFFFF) return static_cast<int>(cudaErrorInvalidValue);
   sum_chunks<<<static_cast<unsigned>(blocks), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(
-      partial, chunks, rows, cols, transposed != 0, out, static_cast<__nv_bfloat16*>(parts));
+      partial, chunks, rows, cols, transposed != 0, accumulate != 0, out,
+      static_cast<__nv_bfloat16*>(parts));
   return static_cast<int>(cudaGetLastError());
 }
 

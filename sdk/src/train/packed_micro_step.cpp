@@ -13,6 +13,7 @@
 #include "llm/error.hpp"
 #include "llm/model.hpp"
 #include "llm/nn/attention.hpp"
+#include "llm/nn/low_rank.hpp"
 #include "llm/train/batching.hpp"
 
 #ifdef LLM_WITH_CUDA
@@ -100,6 +101,8 @@ struct PackedMicroStep::Impl {
     // the batched kernels (cuDNN's on an H200, faster than the variable-length one: bench/NOTES.md,
     // session 11). Fixed-length data (the bench's lora-train) is all such layouts.
     const bool rows_of_longest = positions == slots * longest;
+    // The LoRA factors' gradients added into .grad by the kernels that sum them (opt-in inside).
+    const FactorGradientsIntoGrad into_grad;
     const auto loss =
         rows_of_longest
             ? model

@@ -17,6 +17,7 @@
 #include "llm/atomic_file.hpp"
 #include "llm/error.hpp"
 #include "llm/model.hpp"
+#include "llm/nn/low_rank.hpp"
 #include "llm/safetensors.hpp"
 #include "llm/train/batching.hpp"
 #include "llm/train/lr_schedule.hpp"
@@ -246,6 +247,8 @@ double Trainer::train_step(int64_t step) {
       const auto& batch = batches[b];
       if (batch.input_ids.numel() == 0) continue;  // a packed batch of empty samples
       torch::manual_seed(dropout_seeds[b]);
+      // The LoRA factors' gradients added into .grad by the kernels that sum them (opt-in inside).
+      const FactorGradientsIntoGrad into_grad;
       std::optional<PackedSequences> packing;
       if (!batch.packed_lengths.empty()) packing.emplace(batch.packed_lengths, model_.device());
       const auto loss = model_

@@ -208,7 +208,8 @@ DeviceBuffer<uint16_t> rank_parts_of(const DeviceBuffer<float>& u, int64_t rows,
   DeviceBuffer<float> copy(rows * r);
   DeviceBuffer<uint16_t> parts(3 * r * rows);
   EXPECT_EQ(
-      llm_low_rank_sum_chunks_cuda(u.data(), 1, rows, r, 0, copy.data(), parts.data(), nullptr), 0);
+      llm_low_rank_sum_chunks_cuda(u.data(), 1, rows, r, 0, 0, copy.data(), parts.data(), nullptr),
+      0);
   return parts;
 }
 
@@ -765,24 +766,31 @@ TEST(EmulatedLowRankKernels, ShapesTheKernelsCannotTakeAreRefusedWithoutALaunch)
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing was launched
 }
 
-TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayout) {
+TEST(EmulatedLowRankKernels, ChunkSumAddsThePartialsInOrderIntoEitherLayoutOrOntoAGradient) {
   for_every_schedule([&] {
     const int64_t chunks = 7, rows = 8, cols = 130;
     const auto partial = random_fp32(chunks * rows * cols, 23);
+    const auto before = random_fp32(rows * cols, 25);  // a gradient accumulated so far
     for (const int transposed : {0, 1}) {
-      DeviceBuffer<float> out(rows * cols);
-      ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, cols, transposed,
-                                             out.data(), nullptr, nullptr),
-                0);
-      for (int64_t j = 0; j < rows; ++j) {
-        for (int64_t c = 0; c < cols; ++c) {
-          float sum = 0.0f;
-          for (int64_t k = 0; k < chunks; ++k) sum += partial[(k * rows + j) * cols + c];
-          const float got = transposed ? out[c * rows + j] : out[j * cols + c];
-          ASSERT_EQ(got, sum) << "[" << j << ", " << c << "] transposed " << transposed;
+      for (const int accumulate : {0, 1}) {
+        DeviceBuffer<float> out(rows * cols);
+        for (int64_t i = 0; i < rows * cols; ++i) out[i] = before[i];
+        ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, cols, transposed,
+                                               accumulate, out.data(), nullptr, nullptr),
+                  0);
+        for (int64_t j = 0; j < rows; ++j) {
+          for (int64_t c = 0; c < cols; ++c) {
+            float sum = 0.0f;
+            for (int64_t k = 0; k < chunks; ++k) sum += partial[(k * rows + j) * cols + c];
+            const int64_t at = transposed ? c * rows + j : j * cols + c;
+            // AccumulateGrad's grad + new_grad, to the bit.
+            const float expected = accumulate ? before[at] + sum : sum;
+            ASSERT_EQ(out[at], expected) << "[" << j << ", " << c << "] transposed " << transposed
+                                         << ", accumulate " << accumulate;
+          }
         }
+        EXPECT_TRUE(out.guards_intact());
       }
-      EXPECT_TRUE(out.guards_intact());
     }
   });
 }
@@ -793,16 +801,16 @@ TEST(EmulatedLowRankKernels, ChunkSumWritesARankProductsThreePartsTooWherePairsO
     const auto partial = random_fp32(chunks * rows * r, 24);
     DeviceBuffer<float> out(rows * r);
     DeviceBuffer<uint16_t> parts(3 * r * rows);
-    ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, r, 0, out.data(),
+    ASSERT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, r, 0, 0, out.data(),
                                            parts.data(), nullptr),
               0);
     expect_rank_parts(parts, out.values(), rows, r, "sum in parts");
     EXPECT_TRUE(out.guards_intact() && parts.guards_intact());
     // Not into B's transposed layout, nor with a row left without its pair.
-    EXPECT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, r, 1, out.data(),
+    EXPECT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows, r, 1, 0, out.data(),
                                            parts.data(), nullptr),
               static_cast<int>(cudaErrorInvalidValue));
-    EXPECT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows - 1, r, 0, out.data(),
+    EXPECT_EQ(llm_low_rank_sum_chunks_cuda(partial.data(), chunks, rows - 1, r, 0, 0, out.data(),
                                            parts.data(), nullptr),
               static_cast<int>(cudaErrorInvalidValue));
   });

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "llm/nn/low_rank.hpp"
@@ -441,8 +442,8 @@ struct SharedOutputs {
 
 // Through shared_input_linears (`grouped`), or one layer at a time: low_rank_linear and
 // torch::linear, the separate nodes whose input gradients autograd adds.
-SharedOutputs run_shared_input(const SharedInput& s, bool grouped) {
-  auto x = s.x.clone().requires_grad_(true);
+// s's updates with factors of their own that take gradients.
+std::vector<c10::optional<LowRankFactors>> trainable_updates(const SharedInput& s) {
   std::vector<c10::optional<LowRankFactors>> updates;
   for (const auto& u : s.updates) {
     if (!u) {
@@ -452,6 +453,12 @@ SharedOutputs run_shared_input(const SharedInput& s, bool grouped) {
     updates.push_back(LowRankFactors{u->A.clone().requires_grad_(true),
                                      u->B.clone().requires_grad_(true), u->scaling, u->dropout});
   }
+  return updates;
+}
+
+SharedOutputs run_shared_input(const SharedInput& s, bool grouped) {
+  auto x = s.x.clone().requires_grad_(true);
+  const auto updates = trainable_updates(s);
   std::vector<torch::Tensor> outs;
   if (grouped) {
     outs = shared_input_linears(x, s.W, updates);
@@ -602,6 +609,32 @@ TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) 
   EXPECT_FALSE(torch::equal(dropped.out[0], undropped.out[0]));
 }
 
+// The node against the layers one by one with forward's masks recorded and drawn again
+// (LLMHOST_LOW_RANK_KEEP_BITS=0): the same factor gradients, bit for bit, and with `outputs` the
+// same outputs of the layers with updates.
+void expect_the_layers_bits(const SharedInput& s, uint64_t seed, bool outputs) {
+  for (const char* bits : {"1", "0"}) {
+    const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
+    torch::manual_seed(seed);
+    const auto grouped = run_shared_input(s, true);
+    ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
+    torch::manual_seed(seed);
+    const auto separate = run_shared_input(s, false);
+    for (const size_t layer : {0, 2}) {
+      if (outputs) {
+        EXPECT_TRUE(torch::equal(grouped.out[layer], separate.out[layer]))
+            << "layer " << layer << ", KEEP_BITS=" << bits;
+      }
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i]))
+          << "update " << i << ", KEEP_BITS=" << bits;
+      EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i]))
+          << "update " << i << ", KEEP_BITS=" << bits;
+    }
+  }
+}
+
 // Both A gradients from one pass over x (LLMHOST_LOW_RANK_OUTER_PAIR=1) where its copy ring
 // wraps: 600 rows of 8224 columns make 8 chunks of 75 rows (5 steps, the last partial) and a last
 // 128-column tile with 4 packs of 16. Each part's sums are those of the one-update kernel, so the
@@ -610,21 +643,88 @@ TEST(SharedInputLinears, DropoutMasksAndResultsAreThoseOfTheLayersOneByOneCuda) 
 TEST(SharedInputLinears, BothAGradientsFromOnePassOverXWhereTheRingWrapsAreTheLayersOnesCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const test::ScopedEnvironmentVariable outer_pair("LLMHOST_LOW_RANK_OUTER_PAIR", "1");
-  const auto s = make_shared_input(600, 8224, {64, 32, 64}, 0.3);
-  for (const char* bits : {"1", "0"}) {
-    const test::ScopedEnvironmentVariable bits_setting("LLMHOST_LOW_RANK_KEEP_BITS", bits);
-    torch::manual_seed(17);
-    const auto grouped = run_shared_input(s, true);
-    ASSERT_EQ(grouped.out.size(), 3u) << "shared_input_linears did not apply";
-    torch::manual_seed(17);
-    const auto separate = run_shared_input(s, false);
-    for (size_t i = 0; i < 2; ++i) {
-      EXPECT_TRUE(torch::equal(grouped.grad_A[i], separate.grad_A[i]))
-          << "update " << i << ", KEEP_BITS=" << bits;
-      EXPECT_TRUE(torch::equal(grouped.grad_B[i], separate.grad_B[i]))
-          << "update " << i << ", KEEP_BITS=" << bits;
+  expect_the_layers_bits(make_shared_input(600, 8224, {64, 32, 64}, 0.3), 17, false);
+}
+
+// The scope that asks the low-rank nodes to add their factors' gradients into .grad holds on its
+// own thread while it lives, nests, and is not seen from another thread (autograd runs CUDA
+// backward on its own threads: the nodes read it in forward).
+TEST(FactorGradientsIntoGrad, HoldsOnItsThreadWhileAliveAndNests) {
+  EXPECT_FALSE(FactorGradientsIntoGrad::active());
+  {
+    const FactorGradientsIntoGrad outer;
+    EXPECT_TRUE(FactorGradientsIntoGrad::active());
+    {
+      const FactorGradientsIntoGrad inner;
+      EXPECT_TRUE(FactorGradientsIntoGrad::active());
+    }
+    EXPECT_TRUE(FactorGradientsIntoGrad::active());
+    bool elsewhere = true;
+    std::thread([&] { elsewhere = FactorGradientsIntoGrad::active(); }).join();
+    EXPECT_FALSE(elsewhere);
+  }
+  EXPECT_FALSE(FactorGradientsIntoGrad::active());
+}
+
+// Each fp32 operand split into its bf16 parts once (LLMHOST_LOW_RANK_SPLIT_ONCE=1: the factors
+// before forward's down pair, u by it, g by backward's chunk sum): the same kernels' sums from
+// parts loaded instead of split again, so the outputs and factor gradients of the layers one by
+// one, bit for bit, with masks recorded and drawn again.
+TEST(SharedInputLinears, OperandsSplitOnceGiveTheLayersOneByOneBitsCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const test::ScopedEnvironmentVariable split("LLMHOST_LOW_RANK_SPLIT_ONCE", "1");
+  expect_the_layers_bits(make_shared_input(256, 512, {64, 32, 64}, 0.3), 19, true);
+}
+
+// The factors' gradients of one grouped backward, onto `prior` (their .grad before it, or none),
+// with a FactorGradientsIntoGrad alive through forward or not.
+std::vector<torch::Tensor> factor_grads_after(const SharedInput& s, const torch::Tensor& prior,
+                                              bool in_place) {
+  const auto updates = trainable_updates(s);
+  std::vector<torch::Tensor> factors;
+  for (const auto& u : updates) {
+    if (u) factors.insert(factors.end(), {u->A, u->B});
+  }
+  for (auto& f : factors) {
+    if (prior.defined()) f.mutable_grad() = prior.narrow(0, 0, f.numel()).view_as(f).clone();
+  }
+  torch::manual_seed(23);
+  std::vector<torch::Tensor> outs;
+  {
+    c10::optional<FactorGradientsIntoGrad> scope;
+    if (in_place) scope.emplace();
+    outs = shared_input_linears(s.x.clone().requires_grad_(true), s.W, updates);
+  }
+  EXPECT_EQ(outs.size(), 3u) << "shared_input_linears did not apply";
+  torch::autograd::backward(outs, s.dy);
+  std::vector<torch::Tensor> grads;
+  for (const auto& f : factors) grads.push_back(f.grad());
+  return grads;
+}
+
+// LLMHOST_LOW_RANK_GRAD_IN_PLACE=1 with a FactorGradientsIntoGrad alive through forward: where a
+// factor's .grad is there, the kernel that sums its gradient adds it there (autograd receives
+// none), the same bits as AccumulateGrad's add; where it is not, autograd receives the gradient as
+// before. With each operand split once and not.
+TEST(SharedInputLinears, FactorGradientsAddIntoGradAsAutogradWouldCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const test::ScopedEnvironmentVariable in_place("LLMHOST_LOW_RANK_GRAD_IN_PLACE", "1");
+  const auto s = make_shared_input(256, 512, {64, 32, 64}, 0.3);
+  const auto prior = torch::randn({64 * 512}, s.x.options().dtype(torch::kFloat));
+  for (const char* split : {"0", "1"}) {
+    const test::ScopedEnvironmentVariable split_setting("LLMHOST_LOW_RANK_SPLIT_ONCE", split);
+    for (const bool with_prior : {true, false}) {
+      const auto reference = factor_grads_after(s, with_prior ? prior : torch::Tensor(), false);
+      const auto added = factor_grads_after(s, with_prior ? prior : torch::Tensor(), true);
+      ASSERT_EQ(added.size(), reference.size());
+      for (size_t i = 0; i < added.size(); ++i) {
+        ASSERT_TRUE(added[i].defined()) << "factor " << i;
+        EXPECT_TRUE(torch::equal(added[i], reference[i]))
+            << "factor " << i << ", split " << split << ", prior " << with_prior;
+      }
     }
   }
+  EXPECT_FALSE(FactorGradientsIntoGrad::active());
 }
 
 // Where the layers cannot be one node (no gradient, or LLMHOST_SHARED_INPUT_GRAD=0) it returns

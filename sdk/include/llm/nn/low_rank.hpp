@@ -40,6 +40,25 @@ struct LLM_API LowRankFactors {
   double dropout = 0.0;
 };
 
+// While one lives on a thread, the layers that share an input (shared_input_linears) and run their
+// forward on that thread add their factors' gradients into the factors' .grad, where it is
+// already there (fp32, contiguous), in the kernel that sums them, and give autograd none for
+// them: no AccumulateGrad add a factor and step (Megatron's gradient accumulation fusion; 7b: 128
+// adds, 0.22 ms). The same bits as AccumulateGrad's grad + new. For a training step's backward
+// only, where the gradients go to .grad: torch::autograd::grad would not see them. On CUDA, and
+// opt-in (LLMHOST_LOW_RANK_GRAD_IN_PLACE=1) until a device has timed it.
+class LLM_API FactorGradientsIntoGrad {
+ public:
+  FactorGradientsIntoGrad();
+  ~FactorGradientsIntoGrad();
+  FactorGradientsIntoGrad(const FactorGradientsIntoGrad&) = delete;
+  FactorGradientsIntoGrad& operator=(const FactorGradientsIntoGrad&) = delete;
+  static bool active();  // on this thread
+
+ private:
+  bool previous_;
+};
+
 // x W_p^T + delta_p for frozen weights W_p [out_p, in] (no bias) over one x [..., in], delta_p
 // where updates[p] holds one: the outputs of several layers that share their input (q, k and v;
 // gate and up). In training on CUDA, where the products and updates above apply, they are one

@@ -321,10 +321,11 @@ bool dy_pass_applies(const torch::Tensor& dy, int64_t r) {
   return fused::kernels_switched_on("LLMHOST_LOW_RANK_DY_PASS") && tensor_cores_take(dy, r);
 }
 
-// u_parts (or undefined): u's three bf16 parts, which the pass loads instead of splitting u.
+// u_parts (or undefined): u's three bf16 parts, which the pass loads instead of splitting u;
+// then g too is formed in parts where `g_in_parts` (for the outer pair).
 void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torch::Tensor& u,
-                    const torch::Tensor& u_parts, double scale, const torch::Tensor& into_B,
-                    UpdateGradients& d) {
+                    const torch::Tensor& u_parts, bool g_in_parts, double scale,
+                    const torch::Tensor& into_B, UpdateGradients& d) {
   const int64_t rows = rows_of(dy), cols = dy.size(-1), r = Bt.size(0);
   int64_t ranges = 0, chunks = 0;
   llm_low_rank_down_outer_shape(rows, cols, &ranges, &chunks);
@@ -336,8 +337,8 @@ void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torc
                    u_parts.defined() ? u_parts.data_ptr() : nullptr, r, static_cast<float>(scale),
                    g_partial.data_ptr<float>(), partial.data_ptr<float>(), stream_of(dy)),
                "low-rank down and outer product over dy (tensor cores)");
-  // g in parts for the outer pair too, where u came in parts (the layers over one input).
-  if (u_parts.defined() && ranges > 1 && fused::kernels_switched_on("LLMHOST_LOW_RANK_CHUNK_SUM")) {
+  if (g_in_parts && u_parts.defined() && ranges > 1 &&
+      fused::kernels_switched_on("LLMHOST_LOW_RANK_CHUNK_SUM")) {
     d.g_parts = rank_parts_for(g_partial, rows, r);
   }
   d.g = ranges == 1 ? g_partial[0] : sum_of_chunks(g_partial, /*transposed=*/false, d.g_parts);
@@ -345,15 +346,16 @@ void down_and_outer(const torch::Tensor& dy, const torch::Tensor& Bt, const torc
 }
 
 // u_parts (or undefined): u's three bf16 parts, as the forward down pair wrote them.
-// into: the factors' .grad to add to in place (FactorGradientsIntoGrad), or none.
+// into: the factors' .grad to add to in place (FactorGradientsIntoGrad), or none. g_in_parts:
+// g formed in parts too where u came in them (the outer pair takes g that way).
 UpdateGradients update_gradients(const torch::Tensor& dy, const torch::Tensor& x,
                                  const torch::Tensor& Bt, const torch::Tensor& u,
                                  const KeepMask& mask, double scaling, bool need_A, bool need_B,
                                  const torch::Tensor& u_parts = {},
-                                 const FactorGradients& into = {}) {
+                                 const FactorGradients& into = {}, bool g_in_parts = false) {
   UpdateGradients d;
   if (need_B && dy_pass_applies(dy, Bt.size(0))) {
-    down_and_outer(dy, Bt, u, u_parts, scaling, into.B, d);
+    down_and_outer(dy, Bt, u, u_parts, g_in_parts, scaling, into.B, d);
   } else {
     d.g = down(dy, Bt, KeepMask{}, scaling);
     if (need_B) d.grad_B = outer(dy, u, KeepMask{}, scaling, /*transposed=*/true, into.B);
@@ -678,6 +680,7 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
     const bool into_grad = ctx->saved_data["grads_into_grad"].toBool();
     const auto grad_of = [&](const torch::Tensor& factor, bool wanted) -> torch::Tensor {
       if (!into_grad || !wanted) return {};
+      if (!factor.is_leaf()) return {};  // its gradient goes on through autograd
       const auto& grad = factor.grad();
       const bool takes = grad.defined() && grad.scalar_type() == torch::kFloat &&
                          grad.is_contiguous() && grad.sizes() == factor.sizes() &&
@@ -704,13 +707,14 @@ class SharedInputLinears : public torch::autograd::Function<SharedInputLinears> 
       const auto &A = saved[base], &Bt = saved[base + 1], &u = saved[base + 2];
       const auto mask = mask_of(update);
       const size_t a_input = a_input_of(update);
-      const bool a_here = ctx->needs_input_grad(a_input) && !(a_pair && update < 2);
-      const auto d =
-          update_gradients(dys[p], x, Bt, u, mask, scalings[i], a_here,
-                           ctx->needs_input_grad(a_input + 1), saved[base + 5], into_of(update));
+      const bool paired = a_pair && update < 2;  // its A's gradient from the outer pair
+      const bool a_here = ctx->needs_input_grad(a_input) && !paired;
+      const auto d = update_gradients(dys[p], x, Bt, u, mask, scalings[i], a_here,
+                                      ctx->needs_input_grad(a_input + 1), saved[base + 5],
+                                      into_of(update), paired);
       grads[a_input] = d.grad_A;
       grads[a_input + 1] = d.grad_B;
-      if (a_pair && update < 2) paired_g[update] = d.g, paired_g_parts[update] = d.g_parts;
+      if (paired) paired_g[update] = d.g, paired_g_parts[update] = d.g_parts;
       if (need_x) x_parts.push_back({d.g, A, mask});
     }
     if (a_pair) {

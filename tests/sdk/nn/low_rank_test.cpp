@@ -440,8 +440,6 @@ struct SharedOutputs {
   std::string node;  // layer 0's backward node
 };
 
-// Through shared_input_linears (`grouped`), or one layer at a time: low_rank_linear and
-// torch::linear, the separate nodes whose input gradients autograd adds.
 // s's updates with factors of their own that take gradients.
 std::vector<c10::optional<LowRankFactors>> trainable_updates(const SharedInput& s) {
   std::vector<c10::optional<LowRankFactors>> updates;
@@ -456,6 +454,8 @@ std::vector<c10::optional<LowRankFactors>> trainable_updates(const SharedInput& 
   return updates;
 }
 
+// Through shared_input_linears (`grouped`), or one layer at a time: low_rank_linear and
+// torch::linear, the separate nodes whose input gradients autograd adds.
 SharedOutputs run_shared_input(const SharedInput& s, bool grouped) {
   auto x = s.x.clone().requires_grad_(true);
   const auto updates = trainable_updates(s);
@@ -673,13 +673,20 @@ TEST(FactorGradientsIntoGrad, HoldsOnItsThreadWhileAliveAndNests) {
 TEST(SharedInputLinears, OperandsSplitOnceGiveTheLayersOneByOneBitsCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const test::ScopedEnvironmentVariable split("LLMHOST_LOW_RANK_SPLIT_ONCE", "1");
-  expect_the_layers_bits(make_shared_input(256, 512, {64, 32, 64}, 0.3), 19, true);
+  // Outputs of 512 columns: dy's pass sums two 256-column ranges, so g is formed (in parts) by
+  // the chunk sum, as at 7b.
+  expect_the_layers_bits(make_shared_input(256, 512, {512, 32, 512}, 0.3), 19, true);
 }
 
-// The factors' gradients of one grouped backward, onto `prior` (their .grad before it, or none),
-// with a FactorGradientsIntoGrad alive through forward or not.
-std::vector<torch::Tensor> factor_grads_after(const SharedInput& s, const torch::Tensor& prior,
-                                              bool in_place) {
+// One grouped forward and torch::autograd::grad over its factors, each factor's .grad set to
+// `prior` (or none) first, with a FactorGradientsIntoGrad alive through forward or not: what
+// autograd returned for each factor, and each factor's .grad after.
+struct FactorGradientsAfter {
+  std::vector<torch::Tensor> returned, grad;
+};
+
+FactorGradientsAfter factor_gradients_after(const SharedInput& s, const torch::Tensor& prior,
+                                            bool in_place) {
   const auto updates = trainable_updates(s);
   std::vector<torch::Tensor> factors;
   for (const auto& u : updates) {
@@ -696,32 +703,38 @@ std::vector<torch::Tensor> factor_grads_after(const SharedInput& s, const torch:
     outs = shared_input_linears(s.x.clone().requires_grad_(true), s.W, updates);
   }
   EXPECT_EQ(outs.size(), 3u) << "shared_input_linears did not apply";
-  torch::autograd::backward(outs, s.dy);
-  std::vector<torch::Tensor> grads;
-  for (const auto& f : factors) grads.push_back(f.grad());
-  return grads;
+  FactorGradientsAfter after;
+  after.returned = torch::autograd::grad(outs, factors, s.dy, /*retain_graph=*/false,
+                                         /*create_graph=*/false, /*allow_unused=*/true);
+  for (const auto& f : factors) after.grad.push_back(f.grad());
+  return after;
 }
 
 // LLMHOST_LOW_RANK_GRAD_IN_PLACE=1 with a FactorGradientsIntoGrad alive through forward: where a
-// factor's .grad is there, the kernel that sums its gradient adds it there (autograd receives
-// none), the same bits as AccumulateGrad's add; where it is not, autograd receives the gradient as
-// before. With each operand split once and not.
+// factor's .grad is there, the kernel that sums the factor's gradient adds it there, the bits of
+// AccumulateGrad's add, and autograd receives none (which torch::autograd::grad shows); where it
+// is not, autograd receives the gradient as before. With each operand split once and not, and
+// outputs wide enough for g to come from the chunk sum.
 TEST(SharedInputLinears, FactorGradientsAddIntoGradAsAutogradWouldCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const test::ScopedEnvironmentVariable in_place("LLMHOST_LOW_RANK_GRAD_IN_PLACE", "1");
-  const auto s = make_shared_input(256, 512, {64, 32, 64}, 0.3);
-  const auto prior = torch::randn({64 * 512}, s.x.options().dtype(torch::kFloat));
+  const auto s = make_shared_input(256, 512, {512, 32, 512}, 0.3);
+  const auto prior = torch::randn({512 * 8}, s.x.options().dtype(torch::kFloat));
   for (const char* split : {"0", "1"}) {
     const test::ScopedEnvironmentVariable split_setting("LLMHOST_LOW_RANK_SPLIT_ONCE", split);
-    for (const bool with_prior : {true, false}) {
-      const auto reference = factor_grads_after(s, with_prior ? prior : torch::Tensor(), false);
-      const auto added = factor_grads_after(s, with_prior ? prior : torch::Tensor(), true);
-      ASSERT_EQ(added.size(), reference.size());
-      for (size_t i = 0; i < added.size(); ++i) {
-        ASSERT_TRUE(added[i].defined()) << "factor " << i;
-        EXPECT_TRUE(torch::equal(added[i], reference[i]))
-            << "factor " << i << ", split " << split << ", prior " << with_prior;
-      }
+    const auto reference = factor_gradients_after(s, torch::Tensor(), false);
+    const auto added = factor_gradients_after(s, prior, true);
+    const auto first = factor_gradients_after(s, torch::Tensor(), true);
+    ASSERT_EQ(reference.returned.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      const auto& gradient = reference.returned[i];
+      ASSERT_TRUE(gradient.defined()) << "factor " << i;
+      const auto expected = prior.narrow(0, 0, gradient.numel()).view_as(gradient) + gradient;
+      EXPECT_FALSE(added.returned[i].defined()) << "factor " << i << ": autograd received it";
+      EXPECT_TRUE(torch::equal(added.grad[i], expected)) << "factor " << i << ", split " << split;
+      ASSERT_TRUE(first.returned[i].defined()) << "factor " << i << " without a .grad";
+      EXPECT_TRUE(torch::equal(first.returned[i], gradient)) << "factor " << i;
+      EXPECT_FALSE(first.grad[i].defined()) << "factor " << i;
     }
   }
   EXPECT_FALSE(FactorGradientsIntoGrad::active());

@@ -29,8 +29,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$nvcc" -std=c++17 -arch=sm_90 -ptx -o "$work/k.ptx" -I sdk/include -I sdk/src "$source_file"
 echo "registers and spills, ptxas $("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'):"
-"$(dirname "$nvcc")/ptxas" -arch=sm_90 -v -o /dev/null "$work/k.ptx" 2>&1 |
-  awk -v want="$filter" '/Compiling entry/ { keep = index($0, want) > 0; next }
+"$(dirname "$nvcc")/ptxas" -arch=sm_90 -v -o /dev/null "$work/k.ptx" 2>&1 | c++filt |
+  awk -v want="$filter" '/Compiling entry/ {
+      keep = index($0, want) > 0
+      if (keep) { sub(/.*entry function \047/, ""); sub(/\047 for.*/, ""); print substr($0, 1, 110) }
+      next
+    }
     keep && /Used|spill/ { sub(/ptxas info *: /, "  "); print }'
 sed 's/^\.version [0-9.]*/.version 7.8/' "$work/k.ptx" > "$work/k78.ptx"
 "$tools/usr/bin/ptxas" -arch=sm_90 -o "$work/k.cubin" "$work/k78.ptx"

@@ -1238,6 +1238,35 @@ __device__ inline void load_rank_rows(const float* u, int64_t row, int64_t end, 
   }
 }
 
+// One rank's u at rows row, row + 1, row + 8 and row + 9, loaded a step before the products that
+// take them as b registers: as fp32 values, split into their bf16 parts when taken, or
+// (kRankParts) from u's three-part copy, taken as they are.
+template <bool kRankParts>
+struct RankRowsAhead {
+  float values[4];
+  uint32_t parts[2][3];
+
+  __device__ void load(const float* u, const __nv_bfloat16* u_parts, int64_t rows, int64_t row,
+                       int64_t end, int32_t r, int32_t rank) {
+    if (kRankParts) {
+      load_rank_row_parts(u_parts, rows, row, end, r, rank, parts);
+    } else {
+      load_rank_rows(u, row, end, r, rank, values);
+    }
+  }
+
+  // b0: rows row and row + 1, b1: rows row + 8 and row + 9, each [bf16 part].
+  __device__ void take(uint32_t (&b0)[3], uint32_t (&b1)[3]) const {
+    if (kRankParts) {
+#pragma unroll
+      for (int part = 0; part < 3; ++part) b0[part] = parts[0][part], b1[part] = parts[1][part];
+    } else {
+      pair_parts(values[0], values[1], b0);
+      pair_parts(values[2], values[3], b1);
+    }
+  }
+};
+
 // A warp's sums c of low_rank_outer_mma (columns group and group + 8 of the warp's 16, ranks
 // 2 k_group and 2 k_group + 1) into this block's chunk of partial [chunks, r, cols], times the
 // scale (and the keep scale where there was dropout).
@@ -1420,17 +1449,13 @@ __device__ __forceinline__ void outer_mma_ring_body(const __nv_bfloat16* __restr
     cp_async_commit();  // one group a step, empty or not, so wait_group counts steps
   }
   float c[PARTS][4] = {};
-  float u_next[PARTS][4];
-  uint32_t b_next[PARTS][2][3];
+  RankRowsAhead<kRankParts> u_next[PARTS];
 #pragma unroll
   for (int k = 0; k < PARTS; ++k) {
-    if (kRankParts) {
-      load_rank_row_parts(parts.part[k].u_parts, rows, begin + 2 * k_group, end, r, group,
-                          b_next[k]);
-    } else {
-      load_rank_rows(parts.part[k].u, begin + 2 * k_group, end, r, group, u_next[k]);
-    }
+    u_next[k].load(parts.part[k].u, parts.part[k].u_parts, rows, begin + 2 * k_group, end, r,
+                   group);
   }
+
   for (int64_t step = 0; step < steps; ++step) {
     const int slot = static_cast<int>(step % STAGES);
     cp_async_wait<STAGES - 2>();  // this thread's copies for `step` have landed
@@ -1459,26 +1484,12 @@ __device__ __forceinline__ void outer_mma_ring_body(const __nv_bfloat16* __restr
     cp_async_commit();
     uint32_t b[PARTS][2][3];  // [part][register][bf16 part]
 #pragma unroll
-    for (int k = 0; k < PARTS; ++k) {
-      if (kRankParts) {
-#pragma unroll
-        for (int part = 0; part < 3; ++part) {
-          b[k][0][part] = b_next[k][0][part], b[k][1][part] = b_next[k][1][part];
-        }
-      } else {
-        pair_parts(u_next[k][0], u_next[k][1], b[k][0]);
-        pair_parts(u_next[k][2], u_next[k][3], b[k][1]);
-      }
-    }
+    for (int k = 0; k < PARTS; ++k) u_next[k].take(b[k][0], b[k][1]);
     if (step + 1 < steps) {
       const int64_t next = begin + 16 * (step + 1) + 2 * k_group;
 #pragma unroll
       for (int k = 0; k < PARTS; ++k) {
-        if (kRankParts) {
-          load_rank_row_parts(parts.part[k].u_parts, rows, next, end, r, group, b_next[k]);
-        } else {
-          load_rank_rows(parts.part[k].u, next, end, r, group, u_next[k]);
-        }
+        u_next[k].load(parts.part[k].u, parts.part[k].u_parts, rows, next, end, r, group);
       }
     }
 #pragma unroll
@@ -1592,30 +1603,13 @@ __global__ void __launch_bounds__(kOuterMmaWarps * 32)
     }
   }
   float c_outer[kDyPassSteps][4] = {};
-  float u_next[4];
-  uint32_t bu_next[2][3];
-  if (kRankParts) {
-    load_rank_row_parts(u_parts, rows, begin + 2 * k_group, end, r, group, bu_next);
-  } else {
-    load_rank_rows(u, begin + 2 * k_group, end, r, group, u_next);
-  }
+  RankRowsAhead<kRankParts> u_next;
+  u_next.load(u, u_parts, rows, begin + 2 * k_group, end, r, group);
   for (int64_t row_step = 0; row_step < row_steps; ++row_step) {
     uint32_t bu0[3], bu1[3];
-    if (kRankParts) {
-#pragma unroll
-      for (int part = 0; part < 3; ++part)
-        bu0[part] = bu_next[0][part], bu1[part] = bu_next[1][part];
-    } else {
-      pair_parts(u_next[0], u_next[1], bu0);
-      pair_parts(u_next[2], u_next[3], bu1);
-    }
+    u_next.take(bu0, bu1);
     if (row_step + 1 < row_steps) {
-      const int64_t next = begin + 16 * (row_step + 1) + 2 * k_group;
-      if (kRankParts) {
-        load_rank_row_parts(u_parts, rows, next, end, r, group, bu_next);
-      } else {
-        load_rank_rows(u, next, end, r, group, u_next);
-      }
+      u_next.load(u, u_parts, rows, begin + 16 * (row_step + 1) + 2 * k_group, end, r, group);
     }
     float c_down[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -1693,6 +1687,12 @@ __global__ void sum_chunks(const float* __restrict__ partial, int64_t chunks, in
 }
 
 constexpr int64_t kMaxRank = 64;
+
+// A rank product's three-part copy (store_rank_row_parts' layout), or null: whole 32-bit pairs of
+// rows, which its readers load as one word.
+bool rank_parts_fit(int64_t rows, const void* parts) {
+  return parts == nullptr || (rows % 2 == 0 && reinterpret_cast<uintptr_t>(parts) % 4 == 0);
+}
 
 template <typename T>
 bool shapes_fit(int64_t rows, int64_t cols, int64_t r,
@@ -1881,10 +1881,7 @@ int outer_mma_ring(const void* x, int64_t rows, int64_t cols, int64_t r, float s
   }
   bool every_part_split = true;
   for (const OuterPart& part : parts.part) {
-    if (part.u_parts != nullptr &&
-        (rows % 2 != 0 || reinterpret_cast<uintptr_t>(part.u_parts) % 4 != 0)) {
-      return static_cast<int>(cudaErrorInvalidValue);
-    }
+    if (!rank_parts_fit(rows, part.u_parts)) return static_cast<int>(cudaErrorInvalidValue);
     every_part_split = every_part_split && part.u_parts != nullptr;
   }
   if (rows == 0) return 0;
@@ -1966,10 +1963,9 @@ extern "C" int llm_low_rank_down_mma_pair_cuda(const void* x, int64_t rows, int6
   const auto s = static_cast<cudaStream_t>(stream);
   const auto blocks = static_cast<unsigned>((rows + 15) / 16);
   const auto packs = static_cast<int32_t>(cols / 8);
-  // u's parts: written by the split kernel only, in whole 32-bit pairs of rows.
-  const auto aligned4 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 4 == 0; };
+  // u's parts: written by the split kernel only.
   const bool u_parts = first.u_parts != nullptr || second.u_parts != nullptr;
-  if (u_parts && (rows % 2 != 0 || !aligned4(first.u_parts) || !aligned4(second.u_parts))) {
+  if (!rank_parts_fit(rows, first.u_parts) || !rank_parts_fit(rows, second.u_parts)) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (factor_parts != nullptr && keeps_some(first) && keeps_some(second)) {
@@ -2078,9 +2074,7 @@ extern "C" int llm_low_rank_down_outer_mma_cuda(const void* dy, int64_t rows, in
   if (r > 8 || !shapes_fit<__nv_bfloat16>(rows, cols, r, {dy, w, partial})) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
-  if (u_parts != nullptr && (rows % 2 != 0 || reinterpret_cast<uintptr_t>(u_parts) % 4 != 0)) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
+  if (!rank_parts_fit(rows, u_parts)) return static_cast<int>(cudaErrorInvalidValue);
   if (rows == 0) return 0;
   int64_t chunk_rows = 0;
   const dim3 grid = dy_pass_grid(rows, cols, &chunk_rows);
@@ -2105,8 +2099,7 @@ extern "C" int llm_low_rank_sum_chunks_cuda(const float* partial, int64_t chunks
                                             float* out, void* parts, void* stream) {
   const int64_t n = rows * cols;
   if (chunks < 0 || n < 0) return static_cast<int>(cudaErrorInvalidValue);
-  if (parts != nullptr && (transposed != 0 || rows % 2 != 0 || cols > kMaxRank ||
-                           reinterpret_cast<uintptr_t>(parts) % 4 != 0)) {
+  if (!rank_parts_fit(rows, parts) || (parts != nullptr && (transposed != 0 || cols > kMaxRank))) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (n == 0) return 0;
